@@ -1,0 +1,173 @@
+"""Command line: parse, call one library function, print. Heavy imports stay lazy."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from quantbench import __version__
+from quantbench.errors import QuantbenchError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + error
+        self.exit(EXIT_USAGE, f"quantbench: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="quantize models and measure size, latency sweeps and fidelity",
+        description="Quantize models with each recipe and measure size, latency sweeps and "
+        "fidelity; write results.json, results.csv, plots/ and report.md. With no arguments, "
+        "runs the lab: eight models, fp32 + dynamic-int8 + static-int8, both sweeps.",
+    )
+    p.add_argument("--preset", help="lab (default: the full lab) or quick (a few minutes)")
+    p.add_argument("--config", metavar="FILE.yaml", help="experiment file (see examples/)")
+    p.add_argument("--models", help="comma-separated: aliases, hf:<id-or-dir>, tv:<name>")
+    p.add_argument("--recipes", help="comma-separated recipe names (see 'quantbench list recipes')")
+    p.add_argument("--batch-sizes", help="batch sweep, both families (e.g. 1,2,4,8)")
+    p.add_argument("--image-sizes", help="image-size sweep in px at batch 1 (e.g. 64,128,224)")
+    p.add_argument("--seq-lens", help="sequence-length sweep at batch 1 (e.g. 32,128,512)")
+    p.add_argument("--measure", help="comma-separated subset of size,latency,fidelity")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--weights", help="random | pretrained | PATH (default: random for aliases)")
+    p.add_argument("--engine", help="quantized engine (default: x86 on x86-64, qnnpack on ARM)")
+    p.add_argument("--out", help="output directory (default: quantbench-runs/<timestamp>)")
+    p.add_argument("--seed", type=int, help="seed for random weights and inputs (default 0)")
+    p.add_argument("--calib-batches", type=int, help="calibration batches for static recipes")
+    p.add_argument("--warmup", type=int, help="untimed passes before timing (default 2)")
+    p.add_argument("--min-runs", type=int, help="timed passes per point, at least (default 10)")
+    p.add_argument("--min-time", type=float, dest="min_time_s", help="seconds per point, at least")
+    p.add_argument("--max-time", type=float, dest="max_time_s", help="cap on extra timing, s")
+    p.add_argument(
+        "--timeout", type=float, dest="timeout_s", help="seconds per model, then stop it"
+    )
+    p.add_argument("--no-isolate", action="store_true", help="measure in this process")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when stderr is a terminal)")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="quantbench",
+        description="Quantize deep-learning models and measure what it buys and costs.",
+    )
+    parser.add_argument("--version", action="version", version=f"quantbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_run(sub)
+    p = sub.add_parser("list", help="list models, recipes or presets")
+    p.add_argument("what", choices=["models", "recipes", "presets"])
+    p = sub.add_parser("report", help="re-render report.md and plots from a run directory")
+    p.add_argument("run_dir", help="directory holding results.json")
+    sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from quantbench.runner import run
+    from quantbench.spec import build_spec
+
+    overrides = {
+        k: getattr(args, k)
+        for k in ("models", "recipes", "image_sizes", "seq_lens", "measure", "threads", "weights",
+                  "engine", "out", "seed", "calib_batches", "warmup", "min_runs", "min_time_s",
+                  "max_time_s", "timeout_s")
+    }  # fmt: skip
+    if args.batch_sizes is not None:
+        overrides["vision_batch_sizes"] = overrides["text_batch_sizes"] = args.batch_sizes
+    if args.no_isolate:
+        overrides["isolate"] = False
+    spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
+    result = run(spec, progress=args.progress)
+    counts: dict[str, int] = {}
+    for c in result.results:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    print(f"{len(result.results)} cells: {summary}")
+    print(f"results: {result.out_dir / 'results.json'}")
+    print(f"report:  {result.report}")
+    return 130 if result.interrupted else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "models":
+        from quantbench.models import list_models
+
+        for name, family, desc in list_models():
+            print(f"{name:14s} {family:7s} {desc}")
+        print("hf:<id-or-dir>  any Hugging Face model id or save_pretrained directory")
+        print("tv:<name>       any torchvision classification builder, e.g. tv:resnet50")
+    elif args.what == "recipes":
+        from quantbench.recipes import list_recipes
+
+        for r in list_recipes():
+            print(f"{r.name:14s} {r.runtime:12s} {r.description}")
+    else:
+        from quantbench.spec import PRESETS
+
+        for name, p in PRESETS.items():
+            print(f"{name:8s} models: {', '.join(p.get('models', ['all eight lab models']))}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from quantbench.report import render_report
+    from quantbench.results import read_json
+
+    path = Path(args.run_dir) / "results.json"
+    if not path.is_file():
+        raise QuantbenchError(f"'{args.run_dir}' holds no results.json")
+    try:
+        meta, results = read_json(path)
+    except (ValueError, KeyError, TypeError) as e:
+        raise QuantbenchError(f"'{path}' is not a quantbench results file: {e}") from None
+    print(f"report: {render_report(Path(args.run_dir), meta, results)}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from quantbench.doctor import doctor
+
+    print(doctor())
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "doctor": cmd_doctor}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``quantbench`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except QuantbenchError as e:
+        print(f"quantbench: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("quantbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line, traceback on request
+        if os.environ.get("QUANTBENCH_DEBUG"):
+            raise
+        print(
+            f"quantbench: internal error: {type(e).__name__}: {e} "
+            "(set QUANTBENCH_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

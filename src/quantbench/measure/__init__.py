@@ -1,0 +1,1 @@
+"""Measurements: size, latency, fidelity. Each takes artifacts and inputs, never builds them."""

@@ -1,0 +1,438 @@
+"""Model registry: the lab's eight aliases, ``hf:<id-or-dir>`` and ``tv:<name>``.
+
+Every loaded model is wrapped so that ``module(*inputs)`` returns one tensor, which
+keeps recipes, timing, FX tracing and ONNX export uniform across families.
+
+Example::
+
+    >>> from quantbench.models import load_model
+    >>> m = load_model("resnet18")                      # random weights, seed 0
+    >>> x = m.make_inputs(batch_size=1, input_size=224)
+    >>> m.module(*x).shape
+    torch.Size([1, 1000])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from quantbench.errors import QuantbenchError, unknown_name
+
+VISION, TEXT = "vision", "text"
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A short name users type, bound to an exact architecture."""
+
+    name: str
+    family: str
+    source: str  # "hf" (config shipped in models/configs) or "tv" (torchvision builder)
+    target: str  # config file stem / torchvision builder name
+    hub_id: str  # where pretrained weights come from
+    description: str
+
+
+ALIASES: dict[str, Alias] = {
+    a.name: a
+    for a in [
+        Alias("bert", TEXT, "hf", "bert-base-uncased", "bert-base-uncased", "BERT base, uncased (110M)"),
+        Alias("albert", TEXT, "hf", "albert-base-v2", "albert-base-v2", "ALBERT base v2 (12M, shared layers)"),
+        Alias("distilbert", TEXT, "hf", "distilbert-base-uncased", "distilbert-base-uncased", "DistilBERT base, uncased (66M)"),
+        Alias("longformer", TEXT, "hf", "longformer-base-4096", "allenai/longformer-base-4096", "Longformer base, 4096 tokens (149M)"),
+        Alias("mobilenet_v2", VISION, "tv", "mobilenet_v2", "mobilenet_v2", "torchvision MobileNetV2 (3.5M)"),
+        Alias("resnet18", VISION, "tv", "resnet18", "resnet18", "torchvision ResNet-18 (11.7M)"),
+        Alias("squeezenet", VISION, "tv", "squeezenet1_0", "squeezenet1_0", "torchvision SqueezeNet 1.0 (1.2M)"),
+        Alias("mnasnet", VISION, "tv", "mnasnet1_0", "mnasnet1_0", "torchvision MNASNet 1.0 (4.4M)"),
+    ]
+}  # fmt: skip
+
+# Families' reference input sizes: where batch-size sweeps run and fidelity is measured.
+REFERENCE_SIZE = {VISION: 224, TEXT: 128}
+
+# Transformers whose position ids start after the padding index (RoBERTa lineage).
+_POSITION_OFFSET_TYPES = {"roberta", "longformer", "xlm-roberta", "camembert", "bart"}
+
+
+@dataclass
+class ModelInfo:
+    """What is known about a model before building it (cheap; used for validation)."""
+
+    name: str
+    family: str
+    max_input_size: int | None
+    description: str
+
+
+@dataclass
+class LoadedModel:
+    """A built model ready to quantize and measure."""
+
+    name: str
+    family: str
+    module: Any  # torch.nn.Module whose forward takes positional tensors, returns a tensor
+    weights: str  # human description: "random (seed 0)", "pretrained (bert-base-uncased)", a path
+    random_weights: bool
+    is_classifier: bool
+    max_input_size: int | None
+    make_inputs: Callable[..., tuple]
+    description: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def list_models() -> list[tuple[str, str, str]]:
+    """(name, family, description) of every alias."""
+    return [(a.name, a.family, a.description) for a in ALIASES.values()]
+
+
+def _config_path(stem: str) -> Any:
+    return resources.files("quantbench.models").joinpath("configs", f"{stem}.json")
+
+
+def _shipped_config(stem: str) -> Any:
+    from transformers import AutoConfig
+
+    raw = json.loads(_config_path(stem).read_text(encoding="utf-8"))
+    raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    return AutoConfig.for_model(raw.pop("model_type"), **raw)
+
+
+def _split(name: str) -> tuple[str, str]:
+    """'hf:x' -> ('hf', 'x'); 'tv:x' -> ('tv', 'x'); alias -> ('alias', name)."""
+    for prefix in ("hf:", "tv:"):
+        if name.startswith(prefix):
+            rest = name[len(prefix) :]
+            if not rest:
+                raise QuantbenchError(f"model '{name}' needs a name after '{prefix}'")
+            return prefix[:-1], rest
+    if name not in ALIASES:
+        raise unknown_name("model", name, list(ALIASES) + ["hf:<id-or-dir>", "tv:<name>"])
+    return "alias", name
+
+
+def _tv_builders() -> list[str]:
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def _hf_max_positions(config: Any) -> int | None:
+    n = getattr(config, "max_position_embeddings", None)
+    if n is None:
+        return None
+    if getattr(config, "model_type", "") in _POSITION_OFFSET_TYPES:
+        n -= (getattr(config, "pad_token_id", 1) or 1) + 1
+    return int(n)
+
+
+def _hf_config(ref: str) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(ref)
+    except Exception as e:  # OSError offline, ValueError on a bad directory
+        where = "directory" if Path(ref).exists() else "Hugging Face model id"
+        raise QuantbenchError(
+            f"cannot read the config of {where} '{ref}': {_first_line(e)}"
+        ) from None
+
+
+def model_info(name: str) -> ModelInfo:
+    """Family and limits of a model without building it (for up-front validation)."""
+    kind, ref = _split(name)
+    if kind == "alias":
+        a = ALIASES[ref]
+        if a.source == "hf":
+            return ModelInfo(
+                name, a.family, _hf_max_positions(_shipped_config(a.target)), a.description
+            )
+        return ModelInfo(name, a.family, None, a.description)
+    if kind == "tv":
+        if ref not in _tv_builders():
+            raise unknown_name("torchvision classification model", ref, _tv_builders())
+        return ModelInfo(name, VISION, None, f"torchvision {ref}")
+    config = _hf_config(ref)
+    if _is_image_classifier(config):
+        return ModelInfo(name, VISION, None, f"Hugging Face {ref}")
+    return ModelInfo(name, TEXT, _hf_max_positions(config), f"Hugging Face {ref}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def load_model(
+    name: str, weights: str = "auto", seed: int = 0, options: dict[str, Any] | None = None
+) -> LoadedModel:
+    """Build ``name`` with ``weights``: ``random`` (seeded), ``pretrained``, or a local path.
+
+    ``auto`` (the default) means random weights for the aliases and ``tv:`` models (no
+    download needed) and the model's own weights for ``hf:<id-or-dir>``.
+
+    ``options`` (from a YAML model entry) may set ``num_classes`` for torchvision models.
+    """
+    import torch
+
+    options = dict(options or {})
+    kind, ref = _split(name)
+    torch.manual_seed(seed)
+    if kind == "tv" or (kind == "alias" and ALIASES[ref].source == "tv"):
+        builder = ALIASES[ref].target if kind == "alias" else ref
+        if kind == "tv" and builder not in _tv_builders():
+            raise unknown_name("torchvision classification model", builder, _tv_builders())
+        return _load_tv(name, builder, weights, seed, options)
+    if kind == "alias":
+        a = ALIASES[ref]
+        return _load_hf(
+            name, config=_shipped_config(a.target), hub_id=a.hub_id, weights=weights, seed=seed
+        )
+    return _load_hf(name, config=None, hub_id=ref, weights=weights, seed=seed)
+
+
+# --------------------------------------------------------------------------- torchvision
+
+
+def _vision_inputs(batch_size: int, input_size: int, seed: int = 0) -> tuple:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch_size, 3, input_size, input_size, generator=g),)
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise QuantbenchError(
+            f"cannot read weights file '{path}' (expected a torch state_dict saved with "
+            f"torch.save): {_first_line(e)}"
+        ) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise QuantbenchError(f"weights file '{path}' does not hold a state_dict of tensors")
+    return obj
+
+
+def _load_state_dict_strict(module: Any, sd: dict[str, Any], arch: str, path: Path) -> None:
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [k for k in own if k in sd and tuple(own[k].shape) != tuple(sd[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shapes:
+            k = shapes[0]
+            parts.append(
+                f"{len(shapes)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)}, "
+                f"model {tuple(own[k].shape)})"
+            )
+        hint = " (set num_classes in the model entry?)" if shapes else ""
+        raise QuantbenchError(
+            f"state_dict '{path}' does not fit architecture {arch}: {'; '.join(parts)}{hint}"
+        )
+    module.load_state_dict(sd, strict=True)
+
+
+def _load_tv(
+    name: str, builder: str, weights: str, seed: int, options: dict[str, Any]
+) -> LoadedModel:
+    import torchvision
+
+    kwargs: dict[str, Any] = {}
+    if "num_classes" in options:
+        kwargs["num_classes"] = int(options["num_classes"])
+    random_weights = False
+    if weights in ("random", "auto"):
+        module = torchvision.models.get_model(builder, weights=None, **kwargs)
+        desc, random_weights = f"random (seed {seed})", True
+    elif weights == "pretrained":
+        try:
+            module = torchvision.models.get_model(builder, weights="DEFAULT", **kwargs)
+        except Exception as e:
+            raise QuantbenchError(
+                f"cannot load pretrained torchvision weights for {builder}: not in the torch hub "
+                f"cache ({_torch_hub_dir()}) and download failed: {_first_line(e)}. "
+                f"Use --weights random or a local state_dict file"
+            ) from None
+        desc = f"pretrained (torchvision {builder} DEFAULT)"
+    else:
+        path = _weights_path(weights)
+        if path.is_dir():
+            raise QuantbenchError(
+                f"weights '{path}' is a directory; a torchvision model needs a state_dict file"
+            )
+        module = torchvision.models.get_model(builder, weights=None, **kwargs)
+        _load_state_dict_strict(module, _read_state_dict(path), builder, path)
+        desc = str(path)
+    return LoadedModel(
+        name=name,
+        family=VISION,
+        module=module.eval(),
+        weights=desc,
+        random_weights=random_weights,
+        is_classifier=True,
+        max_input_size=None,
+        make_inputs=_vision_inputs,
+        description=f"torchvision {builder}",
+    )
+
+
+def _torch_hub_dir() -> str:
+    import torch
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def _weights_path(weights: str) -> Path:
+    path = Path(weights).expanduser()
+    if not path.exists():
+        raise QuantbenchError(
+            f"weights '{weights}' is not 'random', 'pretrained' or an existing file/directory"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------- transformers
+
+
+def _is_image_classifier(config: Any) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    return any(a.endswith("ForImageClassification") for a in archs)
+
+
+def _is_sequence_classifier(config: Any) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    return any(a.endswith("ForSequenceClassification") for a in archs)
+
+
+def _text_wrapper(model: Any, is_classifier: bool) -> Any:
+    import torch
+
+    class TextModel(torch.nn.Module):
+        """Positional (input_ids, attention_mask) -> logits or last hidden state.
+
+        transformers 5 models take keywords; positional wrappers keep FX/ONNX simple.
+        """
+
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            return out.logits if is_classifier else out.last_hidden_state
+
+    return TextModel(model).eval()
+
+
+def _vision_wrapper(model: Any) -> Any:
+    import torch
+
+    class ImageModel(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return self.model(pixel_values=pixel_values).logits
+
+    return ImageModel(model).eval()
+
+
+def _text_inputs_factory(config: Any) -> Callable[..., tuple]:
+    vocab = int(config.vocab_size)
+    special = [
+        getattr(config, k, None)
+        for k in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id")
+    ]
+    low = max([s for s in special if isinstance(s, int)] + [0]) + 1
+    low = min(low, vocab - 1)
+
+    def make(batch_size: int, input_size: int, seed: int = 0) -> tuple:
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.randint(low, vocab, (batch_size, input_size), generator=g)
+        return ids, torch.ones_like(ids)
+
+    return make
+
+
+def _load_hf(name: str, config: Any, hub_id: str, weights: str, seed: int) -> LoadedModel:
+    import torch
+    from transformers import (
+        AutoModel,
+        AutoModelForImageClassification,
+        AutoModelForSequenceClassification,
+    )
+
+    local_dir = Path(hub_id).expanduser()
+    is_local = local_dir.is_dir()
+    if weights not in ("random", "pretrained", "auto"):
+        path = _weights_path(weights)
+        if not path.is_dir():
+            raise QuantbenchError(
+                f"weights '{path}' is a file; a transformers model needs a save_pretrained directory"
+            )
+        source, desc, random_weights = str(path), str(path), False
+    elif weights == "pretrained" or (weights == "auto" and config is None):
+        source, random_weights = hub_id, False
+        desc = str(local_dir) if is_local else f"pretrained ({hub_id})"
+    else:
+        source, desc, random_weights = None, f"random (seed {seed})", True
+
+    if config is None:
+        config = _hf_config(source or hub_id)
+    if _is_image_classifier(config):
+        cls, family, is_clf = AutoModelForImageClassification, VISION, True
+    elif _is_sequence_classifier(config):
+        cls, family, is_clf = AutoModelForSequenceClassification, TEXT, True
+    else:
+        cls, family, is_clf = AutoModel, TEXT, False
+
+    if source is None:
+        torch.manual_seed(seed)
+        model = cls.from_config(config)
+    else:
+        try:
+            model = cls.from_pretrained(source)
+        except Exception as e:
+            offline = (
+                " (offline, and not in the Hugging Face cache)" if not Path(source).exists() else ""
+            )
+            raise QuantbenchError(
+                f"cannot load pretrained weights for {name} from '{source}'{offline}: {_first_line(e)}"
+            ) from None
+    model.eval()
+    if family == VISION:
+        size = getattr(config, "image_size", 224)
+        return LoadedModel(
+            name=name, family=VISION, module=_vision_wrapper(model), weights=desc,
+            random_weights=random_weights, is_classifier=True, max_input_size=None,
+            make_inputs=_vision_inputs, description=f"{type(model).__name__} (image size {size})",
+        )  # fmt: skip
+    return LoadedModel(
+        name=name,
+        family=TEXT,
+        module=_text_wrapper(model, is_clf),
+        weights=desc,
+        random_weights=random_weights,
+        is_classifier=is_clf,
+        max_input_size=_hf_max_positions(config),
+        make_inputs=_text_inputs_factory(config),
+        description=type(model).__name__,
+    )

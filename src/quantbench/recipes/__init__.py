@@ -1,0 +1,82 @@
+"""Recipe registry: a recipe is a small frozen config plus one function.
+
+``apply_recipe(name, model, ctx)`` returns an :class:`Artifact` (something that runs
+and can be saved and sized) or raises :class:`UnsupportedError` with the reason.
+
+Example::
+
+    >>> from quantbench.models import load_model
+    >>> from quantbench.recipes import QuantContext, apply_recipe
+    >>> m = load_model("resnet18")
+    >>> ctx = QuantContext(engine="x86", calib_inputs=[m.make_inputs(2, 224)])
+    >>> art = apply_recipe("static-int8", m, ctx)
+    >>> art.module(*m.make_inputs(1, 224)).shape
+    torch.Size([1, 1000])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantbench.errors import unknown_name
+
+
+@dataclass
+class QuantContext:
+    """What a recipe may use besides the model: engine and calibration batches."""
+
+    engine: str
+    calib_inputs: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class Artifact:
+    """A quantized (or baseline) model that runs as ``module(*inputs)``."""
+
+    recipe: str
+    module: Any
+    runtime: str = "torch-eager"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    precision: str  # what the weights become, for the report's "target precision"
+    runtime: str
+    description: str
+    apply: Callable[[Any, Any, QuantContext], Artifact]
+    config: Any = None
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register(recipe: Recipe) -> Recipe:
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    _load_builtin()
+    if name not in RECIPES:
+        raise unknown_name("recipe", name, RECIPES)
+    return RECIPES[name]
+
+
+def list_recipes() -> list[Recipe]:
+    _load_builtin()
+    return list(RECIPES.values())
+
+
+def apply_recipe(name: str, model: Any, ctx: QuantContext) -> Artifact:
+    """Quantize ``model`` (a :class:`~quantbench.models.LoadedModel`) with recipe ``name``."""
+    r = get_recipe(name)
+    return r.apply(model, r.config, ctx)
+
+
+def _load_builtin() -> None:
+    # Importing the runtime families registers their recipes.
+    from quantbench.recipes import eager  # noqa: F401

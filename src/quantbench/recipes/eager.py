@@ -1,0 +1,128 @@
+"""PyTorch eager-mode recipes: the fp32 baseline, the lab's dynamic int8, FX static int8.
+
+These use ``torch.ao.quantization``, which torch 2.14 still ships but marks deprecated;
+where a future torch drops it, the recipes report ``unsupported`` instead of crashing.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from quantbench.errors import UnsupportedError
+from quantbench.recipes import Artifact, QuantContext, Recipe, register
+
+
+def _ao() -> Any:
+    try:
+        import torch.ao.quantization as ao
+        from torch.ao.quantization import quantize_fx
+    except ImportError as e:  # pragma: no cover - depends on the torch build
+        raise UnsupportedError(
+            f"torch.ao.quantization is not available in this torch: {e}"
+        ) from None
+    return ao, quantize_fx
+
+
+@dataclass(frozen=True)
+class Fp32Config:
+    pass
+
+
+def _fp32(model: Any, config: Fp32Config, ctx: QuantContext) -> Artifact:
+    return Artifact("fp32", model.module)
+
+
+@dataclass(frozen=True)
+class DynamicInt8Config:
+    """The lab's method: ``quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)``."""
+
+    dtype: str = "qint8"
+
+
+def _dynamic_int8(model: Any, config: DynamicInt8Config, ctx: QuantContext) -> Artifact:
+    import torch
+
+    ao, _ = _ao()
+    torch.backends.quantized.engine = ctx.engine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = ao.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=getattr(torch, config.dtype))
+    notes = []
+    if not any(isinstance(m, torch.nn.Linear) for m in model.module.modules()):
+        notes.append("the model has no nn.Linear layer, so dynamic-int8 changes nothing")
+    return Artifact("dynamic-int8", q.eval(), notes=notes)
+
+
+@dataclass(frozen=True)
+class StaticInt8Config:
+    """FX graph-mode post-training static int8: per-channel weights, calibrated activations."""
+
+    per_channel: bool = True
+
+
+def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
+    ao, _ = _ao()
+    if engine in ("x86", "fbgemm", "onednn") and per_channel:
+        # The engine's default mapping: per-channel symmetric weights, histogram activations.
+        return ao.get_default_qconfig_mapping(engine)
+    weight = ao.default_per_channel_weight_observer if per_channel else ao.default_weight_observer
+    act = ao.HistogramObserver.with_args(reduce_range=engine in ("x86", "fbgemm"))
+    return ao.QConfigMapping().set_global(ao.QConfig(activation=act, weight=weight))
+
+
+def _static_int8(model: Any, config: StaticInt8Config, ctx: QuantContext) -> Artifact:
+    import torch
+
+    if model.family != "vision":
+        raise UnsupportedError(
+            "FX graph-mode static quantization needs a symbolically traceable model; "
+            "transformers models are not (their forward has data-dependent control flow). "
+            "Use dynamic-int8 for them"
+        )
+    if not ctx.calib_inputs:
+        raise UnsupportedError("static-int8 needs calibration batches")
+    _, quantize_fx = _ao()
+    torch.backends.quantized.engine = ctx.engine
+    qmap = _qconfig_mapping(ctx.engine, config.per_channel)
+    module = copy.deepcopy(model.module).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            prepared = quantize_fx.prepare_fx(module, qmap, ctx.calib_inputs[0])
+        except Exception as e:  # torch.fx tracing errors have many types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UnsupportedError(
+                f"model is not symbolically traceable by torch.fx: {msg}"
+            ) from None
+        with torch.inference_mode():
+            for batch in ctx.calib_inputs:
+                prepared(*batch)
+        q = quantize_fx.convert_fx(prepared)
+    n = sum(int(b[0].shape[0]) for b in ctx.calib_inputs)
+    return Artifact(
+        "static-int8",
+        q.eval(),
+        notes=[f"activations calibrated on {len(ctx.calib_inputs)} batches ({n} samples)"],
+    )
+
+
+register(Recipe(
+    "fp32", "fp32", "torch-eager",
+    "the unquantized model, as built (the baseline every ratio is taken against)",
+    _fp32, Fp32Config(),
+))  # fmt: skip
+register(Recipe(
+    "dynamic-int8", "int8 weights (Linear), dynamic activations", "torch-eager",
+    "the lab's method: torch.ao.quantization.quantize_dynamic over every nn.Linear; "
+    "weights stored as qint8 (per tensor), activations quantized on the fly per batch",
+    _dynamic_int8, DynamicInt8Config(),
+))  # fmt: skip
+register(Recipe(
+    "static-int8", "int8 weights and activations (Conv, Linear)", "torch-eager",
+    "FX graph-mode post-training static quantization: Conv/BN/ReLU fused, per-channel "
+    "int8 weights, activation ranges calibrated on sample batches, real int8 kernels",
+    _static_int8, StaticInt8Config(),
+))  # fmt: skip

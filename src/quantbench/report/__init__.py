@@ -1,0 +1,41 @@
+"""Report: figures and report.md from result records (never re-measures).
+
+Importing this package is cheap: matplotlib is imported only when figures are drawn.
+
+Example::
+
+    from quantbench.report import render_report
+    from quantbench.results import read_json
+
+    run, results = read_json(Path("runs/r1/results.json"))
+    render_report(Path("runs/r1"), run, results)  # -> runs/r1/report.md
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quantbench.results import CellResult
+
+__all__ = ["render_report"]
+
+
+def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult]) -> Path:
+    """Write ``out_dir/plots/*.png`` and ``out_dir/report.md``; return the report path.
+
+    Figures without data are skipped; only cells with status "ok" contribute numbers,
+    the others are listed with their reason.
+    """
+    from quantbench.report.plots import make_plots
+    from quantbench.report.render import render_markdown
+    from quantbench.results import atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = list(results)
+    figures = make_plots(out_dir / "plots", results)
+    path = out_dir / "report.md"
+    atomic_write_text(path, render_markdown(run, results, figures, plots_rel="plots"))
+    return path

@@ -1,0 +1,497 @@
+"""Figures of a run: latency sweeps (the lab's four figures), size, paired speedup.
+
+One colour per model and one line style / marker / hatch per recipe, the same in every
+figure. matplotlib is imported inside the functions (Agg backend) so that importing
+this module stays cheap. A figure with no data is not written.
+
+Example::
+
+    from quantbench.report.plots import make_plots
+    figures = make_plots(Path("out/plots"), results)  # {"size": Path(...), ...}
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantbench.report.data import (
+    BASELINE,
+    batch_sweep_points,
+    find_cell,
+    input_sweep_points,
+    mib,
+    model_family,
+    model_order,
+    ok_cells,
+    recipe_order,
+    reference_point,
+    sort_cells,
+    to_ms,
+)
+from quantbench.results import CellResult, LatencyPoint
+
+# Figure key -> file name under plots/. The order is the order in the report.
+FIGURES: dict[str, str] = {
+    "vision_input_size": "vision_latency_vs_image_size.png",
+    "vision_batch_size": "vision_latency_vs_batch_size.png",
+    "text_input_size": "text_latency_vs_seq_len.png",
+    "text_batch_size": "text_latency_vs_batch_size.png",
+    "size": "size.png",
+    "speedup": "speedup.png",
+}
+
+LOG_RANGE = 20.0  # use a log axis when max/min exceeds this
+_COMBINED_LEGEND_MAX = 6  # above this many lines, split the legend into models + recipes
+_DPI = 120
+
+
+@dataclass(frozen=True)
+class RecipeStyle:
+    """How one recipe is drawn: line style and marker for lines, hatch for bars."""
+
+    linestyle: Any
+    marker: str
+    hatch: str
+
+
+_KNOWN_STYLES = {
+    "fp32": RecipeStyle("-", "o", ""),
+    "dynamic-int8": RecipeStyle("--", "s", "///"),
+    "static-int8": RecipeStyle(":", "^", "xxx"),
+}
+_EXTRA_LINESTYLES: list[Any] = ["-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3))]
+_EXTRA_MARKERS = ["D", "v", "P", "X", "*", "h", "<", ">"]
+_EXTRA_HATCHES = ["...", "\\\\\\", "+++", "ooo", "---", "|||"]
+
+
+def recipe_styles(recipes: Sequence[str]) -> dict[str, RecipeStyle]:
+    """A distinct, stable style per recipe (known recipes always look the same)."""
+    out: dict[str, RecipeStyle] = {}
+    i = 0
+    for r in recipes:
+        if r in _KNOWN_STYLES:
+            out[r] = _KNOWN_STYLES[r]
+        else:
+            out[r] = RecipeStyle(
+                _EXTRA_LINESTYLES[i % len(_EXTRA_LINESTYLES)],
+                _EXTRA_MARKERS[i % len(_EXTRA_MARKERS)],
+                _EXTRA_HATCHES[i % len(_EXTRA_HATCHES)],
+            )
+            i += 1
+    return out
+
+
+def model_colors(models: Sequence[str]) -> dict[str, Any]:
+    """A distinct colour per model (tab10, then tab20 for many models)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(models) <= 10 else "tab20"]
+    return {m: cmap(i % cmap.N) for i, m in enumerate(models)}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass
+class _Style:
+    colors: dict[str, Any]
+    recipes: dict[str, RecipeStyle]
+    recipe_list: list[str]
+
+
+def _style_for(results: list[CellResult]) -> _Style:
+    # Styles come from the whole run, so a model keeps its colour across figures.
+    recipes = recipe_order(results)
+    return _Style(model_colors(model_order(results)), recipe_styles(recipes), recipes)
+
+
+def make_plots(plots_dir: Path, results: list[CellResult]) -> dict[str, Path]:
+    """Write every figure that has data into ``plots_dir``; return key -> path.
+
+    Known figure files that get no data this time are removed, so a re-render never
+    leaves a stale figure behind. A figure that fails to draw is skipped with a
+    RuntimeWarning rather than failing the report.
+    """
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    style = _style_for(results)
+    makers: dict[str, Callable[[Path], bool]] = {
+        "vision_input_size": lambda p: plot_latency_sweep(p, results, "vision", "input_size", style),
+        "vision_batch_size": lambda p: plot_latency_sweep(p, results, "vision", "batch_size", style),
+        "text_input_size": lambda p: plot_latency_sweep(p, results, "text", "input_size", style),
+        "text_batch_size": lambda p: plot_latency_sweep(p, results, "text", "batch_size", style),
+        "size": lambda p: plot_size(p, results, style),
+        "speedup": lambda p: plot_speedup(p, results, style),
+    }  # fmt: skip
+    written: dict[str, Path] = {}
+    for key, name in FIGURES.items():
+        path = plots_dir / name
+        try:
+            ok = makers[key](path)
+        except Exception as exc:  # one bad figure must not cost the whole report
+            warnings.warn(
+                f"quantbench: figure {name} skipped: {exc!r}", RuntimeWarning, stacklevel=2
+            )
+            ok = False
+        if ok:
+            written[key] = path
+        else:
+            path.unlink(missing_ok=True)
+    return written
+
+
+_SWEEP_LABELS = {
+    ("vision", "input_size"): ("Vision models: latency vs image size", "image size (px, square)"),
+    ("vision", "batch_size"): ("Vision models: latency vs batch size", "batch size"),
+    ("text", "input_size"): ("Text models: latency vs sequence length", "sequence length (tokens)"),
+    ("text", "batch_size"): ("Text models: latency vs batch size", "batch size"),
+}
+
+
+def plot_latency_sweep(
+    path: Path,
+    results: list[CellResult],
+    family: str,
+    sweep: str,
+    style: _Style | None = None,
+) -> bool:
+    """Median latency (ms, CI error bars) vs input size or batch size, one line per cell.
+
+    Returns False, writing nothing, when no "ok" cell of ``family`` has points for it.
+    """
+    style = style or _style_for(results)
+    select = input_sweep_points if sweep == "input_size" else batch_sweep_points
+    lines: list[tuple[CellResult, list[LatencyPoint]]] = []
+    for cell in sort_cells(ok_cells(results)):
+        if cell.family != family:
+            continue
+        pts = select(cell)
+        if pts:
+            lines.append((cell, pts))
+    if not lines:
+        return False
+
+    plt = _pyplot()
+    title, xlabel = _SWEEP_LABELS.get(
+        (family, sweep), (f"{family}: latency vs {sweep}", sweep.replace("_", " "))
+    )
+    if sweep == "input_size":
+        batches = sorted({pts[0].batch_size for _, pts in lines})
+        title += f" (batch {', '.join(map(str, batches))})"
+    else:
+        refs = sorted({pts[0].input_size for _, pts in lines})
+        unit = "px" if family == "vision" else "tokens" if family == "text" else ""
+        title += f" (input size {', '.join(map(str, refs))} {unit})".replace(" )", ")")
+
+    n = len(lines)
+    combined = n <= _COMBINED_LEGEND_MAX
+    fig, ax = plt.subplots(figsize=(8.0 if combined else 9.5, 5.0))
+    xs_all: set[int] = set()
+    medians: list[float] = []
+    for cell, pts in lines:
+        xs = [p.input_size if sweep == "input_size" else p.batch_size for p in pts]
+        ys = [to_ms(p.median, p.unit) for p in pts]
+        lo = [max(0.0, y - to_ms(p.ci_low, p.unit)) for y, p in zip(ys, pts, strict=True)]
+        hi = [max(0.0, to_ms(p.ci_high, p.unit) - y) for y, p in zip(ys, pts, strict=True)]
+        rs = style.recipes[cell.recipe]
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[lo, hi],
+            color=style.colors[cell.model],
+            linestyle=rs.linestyle,
+            marker=rs.marker,
+            markersize=6,
+            linewidth=1.6,
+            capsize=3,
+            label=f"{cell.model} · {cell.recipe}",
+        )
+        xs_all.update(xs)
+        medians.extend(y for y in ys if y > 0)
+
+    _set_x_axis(ax, sorted(xs_all), base2=sweep == "batch_size")
+    if medians and max(medians) / min(medians) > LOG_RANGE:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("median latency (ms), error bars: CI")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+
+    if combined:
+        ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    else:
+        _split_legend(ax, [c for c, _ in lines], style)
+    _save(fig, path)
+    return True
+
+
+def _set_x_axis(ax: Any, xs: list[int], base2: bool) -> None:
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    if len(xs) >= 2 and xs[0] > 0 and xs[-1] / xs[0] >= (4 if base2 else 8):
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(xs)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if len(xs) > 10:
+        ax.tick_params(axis="x", labelrotation=45)
+
+
+def _split_legend(ax: Any, cells: list[CellResult], style: _Style) -> None:
+    """Two legends outside the axes: colour = model, line style/marker = recipe."""
+    from matplotlib.lines import Line2D
+
+    models = list(dict.fromkeys(c.model for c in cells))
+    recipes = [r for r in style.recipe_list if any(c.recipe == r for c in cells)]
+    model_handles = [Line2D([], [], color=style.colors[m], linewidth=3, label=m) for m in models]
+    recipe_handles = [
+        Line2D(
+            [],
+            [],
+            color="0.25",
+            linestyle=style.recipes[r].linestyle,
+            marker=style.recipes[r].marker,
+            label=r,
+        )
+        for r in recipes
+    ]
+    first = ax.legend(
+        handles=model_handles,
+        title="model (colour)",
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=8,
+        title_fontsize=8,
+    )
+    ax.add_artist(first)
+    ax.legend(
+        handles=recipe_handles,
+        title="recipe (line / marker)",
+        loc="lower left",
+        bbox_to_anchor=(1.02, 0.0),
+        fontsize=8,
+        title_fontsize=8,
+    )
+
+
+def _recipe_patch_legend(ax: Any, recipes: list[str], style: _Style) -> None:
+    """Recipe legend (hatches) below the axes, where it cannot hide a bar or label."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor="0.85", edgecolor="0.2", hatch=style.recipes[r].hatch, label=r)
+        for r in recipes
+    ]
+    from matplotlib.transforms import offset_copy
+
+    # A fixed gap in points below the axes (under the x label), whatever the figure height.
+    below = offset_copy(ax.transAxes, fig=ax.figure, y=-36, units="points")
+    ax.legend(
+        handles=handles,
+        title="recipe (hatch); colour = model",
+        fontsize=8,
+        title_fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=below,
+        ncol=max(1, min(len(handles), 4)),
+        frameon=False,
+    )
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+# (recipe, value or status text, (ci_low, ci_high) or None)
+_Bar = tuple[str, "float | str", "tuple[float, float] | None"]
+
+
+def _grouped_barh(
+    ax: Any,
+    groups: list[str],
+    bars: dict[str, list[_Bar]],
+    style: _Style,
+    fmt: Callable[[float], str],
+    label_offset: float,
+) -> list[str]:
+    """Horizontal bars, one group per model (top to bottom), one bar per recipe.
+
+    A bar whose value is a string (a cell's status, e.g. "unsupported") is drawn as a
+    grey note in its slot, so a missing bar is never mistaken for a zero.
+    """
+    recipes_used = [
+        r for r in style.recipe_list if any(rec == r for g in groups for rec, _, _ in bars[g])
+    ]
+    k = max(1, len(recipes_used))
+    height = 0.8 / k
+    for gi, model in enumerate(groups):
+        for recipe, value, ci in bars[model]:
+            ri = recipes_used.index(recipe)
+            y = gi - 0.4 + height * (ri + 0.5)
+            if isinstance(value, str):
+                ax.text(
+                    label_offset,
+                    y,
+                    f"{recipe}: {value}",
+                    va="center",
+                    ha="left",
+                    fontsize=7.5,
+                    style="italic",
+                    color="0.35",
+                )
+                continue
+            xerr = None
+            if ci is not None:
+                xerr = [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
+            ax.barh(
+                y,
+                value,
+                height=height * 0.92,
+                color=style.colors[model],
+                edgecolor="0.2",
+                linewidth=0.6,
+                hatch=style.recipes[recipe].hatch,
+                xerr=xerr,
+                error_kw={"capsize": 3, "elinewidth": 1, "ecolor": "0.1"},
+            )
+            end = ci[1] if ci is not None else value
+            ax.text(
+                end + label_offset,
+                y,
+                f"{fmt(value)}  {recipe}",
+                va="center",
+                ha="left",
+                fontsize=7.5,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5},
+            )
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels(groups)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    return recipes_used
+
+
+def plot_size(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+    """Grouped horizontal bars of artifact size (MiB) per model, one bar per recipe.
+
+    One panel per family, each with its own scale, so small CNNs stay readable next to
+    large transformers.
+    """
+    style = style or _style_for(results)
+    cells = [c for c in ok_cells(results) if c.size_bytes is not None]
+    if not cells:
+        return False
+    panels: dict[str, list[str]] = {}
+    for m in model_order(results):
+        if any(c.model == m for c in cells):
+            fam = model_family(results, m) or "other"
+            panels.setdefault(fam, []).append(m)
+    families = [f for f in ("vision", "text") if f in panels]
+    families += [f for f in panels if f not in families]
+
+    bars: dict[str, list[_Bar]] = {}
+    for m in (m for f in families for m in panels[f]):
+        bars[m] = []
+        for r in style.recipe_list:
+            if (cell := find_cell(cells, m, r)) is not None:
+                bars[m].append((r, mib(cell.size_bytes or 0), None))
+            elif (failed := find_cell(results, m, r)) is not None and failed.status != "ok":
+                bars[m].append((r, failed.status, None))
+    heights = [0.6 + 0.3 * sum(len(bars[m]) for m in panels[f]) for f in families]
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(families),
+        1,
+        figsize=(8.5, max(2.5, 0.8 + sum(heights))),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    used: list[str] = []
+    for ax, fam in zip(axes[:, 0], families, strict=True):
+        groups = panels[fam]
+        vmax = max((v for g in groups for _, v, _ in bars[g] if not isinstance(v, str)), default=0)
+        vmax = vmax or 1.0
+        for r in _grouped_barh(ax, groups, bars, style, _fmt_mib, label_offset=vmax * 0.02):
+            if r not in used:
+                used.append(r)
+        ax.set_xlim(0, vmax * 1.35)
+        ax.set_title(f"{fam} models" if len(families) > 1 else "Model size by recipe", fontsize=10)
+        ax.grid(True, axis="x", alpha=0.35)
+    axes[-1, 0].set_xlabel("saved artifact size (MiB)")
+    if len(families) > 1:
+        fig.suptitle("Model size by recipe (each panel has its own scale)")
+    fig.tight_layout()
+    _recipe_patch_legend(axes[-1, 0], [r for r in style.recipe_list if r in used], style)
+    _save(fig, path)
+    return True
+
+
+def _fmt_mib(v: float) -> str:
+    return f"{v:.1f} MiB" if v >= 0.1 else f"{v:.3g} MiB"
+
+
+def plot_speedup(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+    """Paired speedup vs fp32 (median, CI) at each model's reference point."""
+    style = style or _style_for(results)
+    groups: list[str] = []
+    labels: list[str] = []
+    bars: dict[str, list[_Bar]] = {}
+    for model in model_order(results):
+        entries: list[_Bar] = []
+        label = None
+        for recipe in style.recipe_list:
+            if recipe == BASELINE:
+                continue
+            cell = find_cell(results, model, recipe)
+            if cell is None:
+                continue
+            if cell.status != "ok":
+                entries.append((recipe, cell.status, None))
+                continue
+            ref = reference_point(cell)
+            if ref is None or ref.speedup is None:
+                continue
+            s = ref.speedup
+            entries.append((recipe, s.median, (s.ci_low, s.ci_high)))
+            if label is None:
+                unit = {"vision": " px", "text": " tokens"}.get(cell.family or "", "")
+                label = f"{model}\n({ref.batch_size} × {ref.input_size}{unit})"
+        if label is not None:  # at least one measured speedup
+            groups.append(model)
+            labels.append(label)
+            bars[model] = entries
+    if not groups:
+        return False
+    vmax = max(
+        max(v, ci[1] if ci else v) for g in groups for _, v, ci in bars[g] if not isinstance(v, str)
+    )
+    vmax = max(vmax, 1.0)
+
+    plt = _pyplot()
+    n_bars = sum(len(b) for b in bars.values())
+    fig, ax = plt.subplots(figsize=(8.5, max(2.5, 0.9 + 0.36 * n_bars + 0.25 * len(groups))))
+    used = _grouped_barh(ax, groups, bars, style, lambda v: f"{v:.2f}x", label_offset=vmax * 0.02)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.axvline(1.0, color="0.1", linestyle="--", linewidth=1.2)
+    ax.set_xlim(0, vmax * 1.35)
+    ax.set_xlabel("speedup vs fp32 (paired, median of per-round ratios; > 1 = faster)")
+    ax.set_title("Speedup vs fp32 at the reference shape (batch × input size)")
+    ax.grid(True, axis="x", alpha=0.35)
+    _recipe_patch_legend(ax, used, style)
+    _save(fig, path)
+    return True

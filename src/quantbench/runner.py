@@ -1,0 +1,470 @@
+"""Run an experiment: each model measured in a worker process of its own.
+
+The parent validates the spec, starts one worker per model, collects its cells as they
+finish, and rewrites ``results.json`` / ``results.csv`` after every model, so a crash,
+a kill or Ctrl-C loses at most the model in flight. A worker that dies or overruns its
+timeout leaves ``error`` / ``timeout`` cells with the reason; the run goes on.
+
+Example::
+
+    >>> from quantbench.spec import build_spec
+    >>> from quantbench.runner import run
+    >>> result = run(build_spec(overrides={"models": "resnet18", "measure": "size"}))
+    >>> result.out_dir / "report.md"                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import multiprocessing as mp
+import os
+import queue as _queue
+import signal
+import statistics
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantbench import __version__
+from quantbench.errors import QuantbenchError, UnsupportedError
+from quantbench.results import CellResult, LatencyPoint, Speedup, write_csv, write_json
+from quantbench.spec import ModelRef, RunSpec, default_out_dir, sweep_points
+
+Emit = Callable[[str, Any], None]
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    run: dict[str, Any]
+    results: list[CellResult]
+    report: Path | None = None
+    interrupted: bool = False
+
+
+def recipes_for(spec: RunSpec) -> list[str]:
+    """fp32 is always measured: every ratio and speedup is taken against it."""
+    return ["fp32"] + [r for r in spec.recipes if r != "fp32"]
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def _peak_rss_bytes() -> int | None:
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(kb) * (1 if sys.platform == "darwin" else 1024)
+    except (ImportError, OSError):
+        return None
+
+
+def _err(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
+    """Load one model, apply every recipe, measure; ``emit`` reports progress and snapshots."""
+    import torch
+
+    from quantbench import models as zoo
+    from quantbench.measure import fidelity, latency, size
+    from quantbench.recipes import QuantContext, apply_recipe
+
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    recipes = recipes_for(spec)
+    t0 = time.perf_counter()
+    lm = zoo.load_model(ref.name, ref.weights or spec.weights, spec.seed, ref.options)
+    load_s = time.perf_counter() - t0
+    info = zoo.ModelInfo(ref.name, lm.family, lm.max_input_size, lm.description)
+    ref_size = spec.ref_seq_len if lm.family == zoo.TEXT else spec.ref_image_size
+    emit("progress", f"{ref.name}: quantizing")
+
+    ctx = QuantContext(
+        engine=spec.engine or "x86",
+        calib_inputs=[
+            lm.make_inputs(spec.calib_batch_size, ref_size, seed=1000 + i)
+            for i in range(spec.calib_batches)
+        ],
+    )
+    cells: dict[str, CellResult] = {}
+    arts: dict[str, Any] = {}
+    params = size.count_params(lm.module)
+    for r in recipes:
+        cell = CellResult(
+            model=ref.name, recipe=r, family=lm.family, weights=lm.weights, load_s=load_s
+        )
+        cells[r] = cell
+        try:
+            t = time.perf_counter()
+            art = apply_recipe(r, lm, ctx)
+            cell.quantize_s = time.perf_counter() - t
+        except UnsupportedError as e:
+            cell.status, cell.error = "unsupported", str(e)
+            continue
+        except Exception as e:
+            cell.status, cell.error = "error", _err(e)
+            continue
+        arts[r] = art
+        cell.notes += art.notes
+        cell.params = params
+        cell.quantized_modules = size.quantized_modules(art.module)
+        cell.float_modules = size.float_modules(art.module)
+        cell.notes += _parts_note(size.quantized_parts(art.module))
+        if "size" in spec.measure:
+            cell.size_bytes = size.state_dict_bytes(art.module)
+            cell.param_bytes_by_dtype = size.param_bytes_by_dtype(art.module)
+            cell.int8_param_fraction = size.int8_fraction(art.module)
+    emit("cells", [c.to_dict() for c in cells.values()])
+    emit("advance", 1)
+
+    with torch.inference_mode():
+        if "fidelity" in spec.measure and "fp32" in arts:
+            emit("progress", f"{ref.name}: fidelity")
+            inputs = lm.make_inputs(spec.fidelity_batch_size, ref_size, seed=7)
+            base = arts["fp32"].module(*inputs)
+            for r, art in list(arts.items()):
+                try:
+                    cells[r].fidelity = fidelity.compare(
+                        base, art.module(*inputs), lm.is_classifier
+                    )
+                except Exception as e:
+                    cells[r].status, cells[r].error = "error", f"forward failed: {_err(e)}"
+                    del arts[r]
+            emit("cells", [c.to_dict() for c in cells.values()])
+        emit("advance", 1)
+
+        if "latency" in spec.measure:
+            policy = latency.TimingPolicy(
+                warmup=spec.warmup, min_runs=spec.min_runs,
+                min_time_s=spec.min_time_s, max_time_s=spec.max_time_s,
+            )  # fmt: skip
+            for b, s, sweep in sweep_points(spec, ref, info):
+                emit("progress", f"{ref.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}")
+                _time_point(arts, cells, lm.make_inputs(b, s, seed=11), b, s, sweep, policy)
+                emit("cells", [c.to_dict() for c in cells.values()])
+                emit("advance", 1)
+
+    rss = _peak_rss_bytes()
+    for c in cells.values():
+        c.peak_rss_bytes = rss
+        if "latency" in spec.measure and c.status == "ok" and not c.latency:
+            c.status = "error"
+            c.error = c.notes[-1] if c.notes else "no latency point could be measured"
+    return list(cells.values())
+
+
+def _parts_note(parts: dict[str, int]) -> list[str]:
+    if not parts:
+        return []
+    return ["quantized: " + ", ".join(f"{n} in {p}" for p, n in parts.items())]
+
+
+def _time_point(
+    arts: dict[str, Any],
+    cells: dict[str, CellResult],
+    inputs: tuple,
+    b: int,
+    s: int,
+    sweep: str,
+    policy: Any,
+) -> None:
+    from quantbench.measure import latency
+
+    runnable = {}
+    for r, art in arts.items():
+        try:
+            art.module(*inputs)  # a first pass outside the timer: fail fast on bad shapes
+        except Exception as e:
+            cells[r].notes.append(f"no latency at batch {b}, size {s}: {_err(e)}")
+            continue
+        mod = art.module
+        runnable[r] = lambda mod=mod: mod(*inputs)
+    if not runnable:
+        return
+    samples = latency.time_interleaved(runnable, policy)
+    base = samples.get("fp32")
+    for r, vals in samples.items():
+        st = latency.summarize(vals)
+        point = LatencyPoint(
+            batch_size=b, input_size=s, sweep=sweep, unit="ms", samples=[round(v, 5) for v in vals],
+            **{k: getattr(st, k) for k in ("mean", "std", "median", "p90", "p99", "min", "n",
+                                           "ci_low", "ci_high", "verdict")},
+        )  # fmt: skip
+        if base is not None:
+            ratios = sorted(latency.paired_ratios(base, vals))
+            lo, hi = latency.median_ci(ratios)
+            point.speedup = Speedup(
+                median=statistics.median(ratios), ci_low=lo, ci_high=hi, n=len(ratios)
+            )
+        cells[r].latency.append(point)
+
+
+# --------------------------------------------------------------------------- worker process
+
+
+def quiet_libraries() -> None:
+    """Silence deprecation chatter of torch.ao / torchao / transformers on stderr."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for name in ("torch.utils._pytree", "torchao", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _worker_entry(spec_dict: dict[str, Any], ref_dict: dict[str, Any], q: Any) -> None:
+    quiet_libraries()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    spec = RunSpec(**{**spec_dict, "models": []})
+    ref = ModelRef(**ref_dict)
+    try:
+        cells = measure_model(spec, ref, lambda kind, data: q.put((kind, data)))
+        q.put(("done", [c.to_dict() for c in cells]))
+    except QuantbenchError as e:
+        q.put(("failed", str(e)))
+    except BaseException as e:
+        tb = traceback.format_exc(limit=-3)
+        q.put(("failed", f"{_err(e)}\n{tb}"))
+
+
+def _error_cells(spec: RunSpec, ref: ModelRef, status: str, reason: str,
+                 partial: dict[str, CellResult]) -> list[CellResult]:  # fmt: skip
+    out = []
+    for r in recipes_for(spec):
+        cell = partial.get(r) or CellResult(model=ref.name, recipe=r)
+        if cell.status in ("ok",):
+            cell.status, cell.error = status, reason
+        out.append(cell)
+    return out
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def text(self, s: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(s[:60])
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def write(self, s: str) -> None:
+        if self.bar is not None:
+            self.bar.write(s, file=sys.stderr)
+        else:
+            print(s, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellResult]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(
+        target=_worker_entry, args=(spec.to_dict(), ref.__dict__, q), name=f"quantbench-{ref.name}"
+    )
+    proc.start()
+    start = time.monotonic()
+    partial: dict[str, CellResult] = {}
+    try:
+        while True:
+            try:
+                kind, data = q.get(timeout=0.2)
+            except _queue.Empty:
+                if spec.timeout_s is not None and time.monotonic() - start > spec.timeout_s:
+                    proc.kill()
+                    proc.join()
+                    return _error_cells(spec, ref, "timeout",
+                                        f"timed out after {spec.timeout_s:g} s", partial)  # fmt: skip
+                if not proc.is_alive():
+                    # Drain what arrived just before the exit.
+                    try:
+                        kind, data = q.get(timeout=1.0)
+                    except _queue.Empty:
+                        proc.join()
+                        return _error_cells(
+                            spec, ref, "error", _death_reason(proc.exitcode, partial), partial
+                        )
+                else:
+                    continue
+            if kind == "progress":
+                prog.text(data)
+            elif kind == "advance":
+                prog.advance(data)
+            elif kind == "cells":
+                partial = {d["recipe"]: CellResult.from_dict(d) for d in data}
+            elif kind == "done":
+                proc.join()
+                return [CellResult.from_dict(d) for d in data]
+            elif kind == "failed":
+                proc.join()
+                if not partial:
+                    raise _ModelFailed(data.splitlines()[0])
+                return _error_cells(spec, ref, "error", data.splitlines()[0], partial)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def _death_reason(exitcode: int | None, partial: dict[str, CellResult]) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        why = " (out of memory?)" if name == "SIGKILL" else ""
+        rss = next((c.peak_rss_bytes for c in partial.values() if c.peak_rss_bytes), None)
+        mem = f", peak RSS seen {rss / 2**20:.0f} MiB" if rss else ""
+        return f"worker killed by {name}{why}{mem}"
+    return f"worker exited with code {exitcode}"
+
+
+class _ModelFailed(Exception):
+    pass
+
+
+def _run_inline(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellResult]:
+    partial: dict[str, CellResult] = {}
+
+    def emit(kind: str, data: Any) -> None:
+        nonlocal partial
+        if kind == "progress":
+            prog.text(data)
+        elif kind == "advance":
+            prog.advance(data)
+        elif kind == "cells":
+            partial = {d["recipe"]: CellResult.from_dict(d) for d in data}
+
+    try:
+        return measure_model(spec, ref, emit)
+    except QuantbenchError as e:
+        if not partial:
+            raise _ModelFailed(str(e)) from None
+        return _error_cells(spec, ref, "error", str(e), partial)
+    except Exception as e:
+        if not partial:
+            raise _ModelFailed(_err(e)) from None
+        return _error_cells(spec, ref, "error", _err(e), partial)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def prepare_out_dir(out: str | Path | None) -> Path:
+    """Create the output directory, or raise one clear error if it cannot be used."""
+    path = Path(out) if out else default_out_dir()
+    if (path / "results.json").exists():
+        raise QuantbenchError(
+            f"output directory '{path}' already holds a run; choose another --out"
+        )
+    try:
+        (path / "plots").mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise QuantbenchError(
+            f"cannot write to output directory '{path}': {e.strerror or e}"
+        ) from None
+    return path
+
+
+def run_metadata(spec: RunSpec) -> dict[str, Any]:
+    import torch
+
+    from quantbench import env
+
+    return {
+        "id": _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": None,
+        "status": "running",
+        "quantbench_version": __version__,
+        "host": env.host(),
+        "versions": env.versions(),
+        "engine": spec.engine,
+        "threads": spec.threads or torch.get_num_threads(),
+        "weights": {},
+        "spec": spec.to_dict(),
+    }
+
+
+def _count_steps(spec: RunSpec) -> int:
+    from quantbench import models as zoo
+
+    n = 0
+    for ref in spec.models:
+        info = zoo.model_info(ref.name)
+        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.measure else 0)
+    return n
+
+
+def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
+    """Run ``spec``: measure every model, write results and the report; return them."""
+    quiet_libraries()
+    out_dir = prepare_out_dir(spec.out)
+    meta = run_metadata(spec)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    prog = _Progress(_count_steps(spec), progress)
+    results: list[CellResult] = []
+    interrupted = False
+
+    def save() -> None:
+        write_json(out_dir / "results.json", meta, results)
+        write_csv(out_dir / "results.csv", results)
+
+    save()
+    try:
+        for i, ref in enumerate(spec.models, 1):
+            t0 = time.perf_counter()
+            try:
+                runner = _run_isolated if spec.isolate else _run_inline
+                cells = runner(spec, ref, prog)
+            except _ModelFailed as e:
+                cells = [CellResult(model=ref.name, recipe=r, status="error", error=str(e))
+                         for r in recipes_for(spec)]  # fmt: skip
+            results.extend(cells)
+            for c in cells:
+                if c.weights:
+                    meta["weights"][c.model] = c.weights
+            save()
+            bad = [c for c in cells if c.status not in ("ok", "unsupported")]
+            state = f"{len(bad)} cell(s) failed: {bad[0].error}" if bad else "ok"
+            prog.write(
+                f"[{i}/{len(spec.models)}] {ref.name}: {time.perf_counter() - t0:.0f} s, {state}"
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+        prog.write("interrupted: keeping what was measured so far")
+    finally:
+        prog.close()
+    meta["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    meta["status"] = "interrupted" if interrupted else "finished"
+    save()
+    from quantbench.report import render_report
+
+    report = render_report(out_dir, meta, results)
+    return RunResult(
+        out_dir=out_dir, run=meta, results=results, report=report, interrupted=interrupted
+    )

@@ -1,0 +1,285 @@
+"""Experiment spec: what to run (models x recipes x sweeps x measures), presets, YAML.
+
+Everything is validated here, before any model is built, so bad input costs nothing.
+
+Example::
+
+    >>> from quantbench.spec import build_spec
+    >>> spec = build_spec(preset="quick", overrides={"measure": ["size"]})
+    >>> [m.name for m in spec.models]
+    ['resnet18', 'distilbert']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantbench.errors import QuantbenchError, unknown_name
+
+MEASURES = ("size", "latency", "fidelity")
+
+DEFAULT_IMAGE_SIZES = [64, 128, 160, 224, 256]
+DEFAULT_SEQ_LENS = [32, 64, 128, 256, 512]
+DEFAULT_BATCH_SIZES = [1, 2, 4, 8]
+LAB_MODELS = [
+    "bert", "albert", "distilbert", "longformer",
+    "mobilenet_v2", "resnet18", "squeezenet", "mnasnet",
+]  # fmt: skip
+LAB_RECIPES = ["fp32", "dynamic-int8", "static-int8"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The lab: eight models, three recipes, both sweeps per family.
+    "lab": {},
+    # A few points of each sweep on one model per family: a couple of minutes.
+    "quick": {
+        "models": ["resnet18", "distilbert"],
+        "image_sizes": [64, 128, 224],
+        "vision_batch_sizes": [1, 4],
+        "seq_lens": [32, 128],
+        "text_batch_sizes": [1, 4],
+        "min_time_s": 0.2,
+    },
+}
+
+
+@dataclass
+class ModelRef:
+    """One model entry: name plus optional per-model weights, options and sweeps."""
+
+    name: str
+    weights: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    image_sizes: list[int] | None = None
+    seq_lens: list[int] | None = None
+
+
+@dataclass
+class RunSpec:
+    models: list[ModelRef] = field(default_factory=lambda: [ModelRef(m) for m in LAB_MODELS])
+    recipes: list[str] = field(default_factory=lambda: list(LAB_RECIPES))
+    image_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_IMAGE_SIZES))
+    vision_batch_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
+    seq_lens: list[int] | None = None  # None: family default, plus 1024 for long models
+    text_batch_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
+    ref_image_size: int = 224
+    ref_seq_len: int = 128
+    measure: list[str] = field(default_factory=lambda: list(MEASURES))
+    weights: str = "auto"
+    engine: str | None = None
+    threads: int | None = None
+    seed: int = 0
+    calib_batches: int = 8
+    calib_batch_size: int = 4
+    fidelity_batch_size: int = 4
+    warmup: int = 2
+    min_runs: int = 10
+    min_time_s: float = 0.5
+    max_time_s: float = 30.0
+    timeout_s: float | None = None
+    isolate: bool = True
+    out: str | None = None
+    preset: str = "lab"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_INT_LISTS = ("image_sizes", "vision_batch_sizes", "seq_lens", "text_batch_sizes")
+_FIELDS = {f.name for f in dataclasses.fields(RunSpec)}
+
+
+def parse_int_list(text: str | list[Any], what: str) -> list[int]:
+    """'1,2,4' or [1, 2, 4] -> [1, 2, 4]; non-integers and values <= 0 are rejected."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for raw in items:
+        s = str(raw).strip()
+        if isinstance(raw, bool) or not s.lstrip("+").isdigit() or int(s) <= 0:
+            raise QuantbenchError(f"{what} must be positive integers, got '{raw}'")
+        out.append(int(s))
+    if not out:
+        raise QuantbenchError(f"{what} must not be empty")
+    return sorted(dict.fromkeys(out))
+
+
+def parse_name_list(text: str | list[Any], what: str) -> list[str]:
+    items = text.split(",") if isinstance(text, str) else [str(x) for x in text]
+    out = [s.strip() for s in items if s.strip()]
+    if not out:
+        raise QuantbenchError(f"{what} must not be empty")
+    return list(dict.fromkeys(out))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise QuantbenchError(f"cannot read config '{path}': {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise QuantbenchError(
+            f"config '{path}' is not valid YAML: {str(e).splitlines()[0]}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise QuantbenchError(f"config '{path}' must be a mapping of settings")
+    if "batch_sizes" in data:  # one key for both families, as the CLI flag
+        bs = data.pop("batch_sizes")
+        data.setdefault("vision_batch_sizes", bs)
+        data.setdefault("text_batch_sizes", bs)
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise unknown_name("config key", unknown[0], sorted(_FIELDS - {"preset"}))
+    return data
+
+
+def _model_ref(entry: Any) -> ModelRef:
+    if isinstance(entry, str):
+        return ModelRef(entry)
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise QuantbenchError(f"a model entry needs a 'name', got {entry!r}")
+    e = dict(entry)
+    ref = ModelRef(name=str(e.pop("name")), weights=e.pop("weights", None))
+    for key in ("image_sizes", "seq_lens"):
+        if key in e:
+            setattr(ref, key, parse_int_list(e.pop(key), f"{ref.name}: {key}"))
+    if "num_classes" in e:
+        ref.options["num_classes"] = parse_int_list([e.pop("num_classes")], "num_classes")[0]
+    if e:
+        raise QuantbenchError(
+            f"model '{ref.name}': unknown keys {sorted(e)} (valid: name, weights, num_classes, "
+            "image_sizes, seq_lens)"
+        )
+    return ref
+
+
+def build_spec(
+    preset: str | None = None,
+    config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunSpec:
+    """Preset, then YAML config, then CLI overrides (later wins); validated."""
+    preset = preset or "lab"
+    if preset not in PRESETS:
+        raise unknown_name("preset", preset, PRESETS)
+    merged: dict[str, Any] = dict(PRESETS[preset])
+    if config is not None:
+        merged.update(load_yaml(config))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    spec = RunSpec(preset=preset)
+    for key, value in merged.items():
+        if key == "models":
+            models = value if isinstance(value, list) else parse_name_list(value, "models")
+            if not models:
+                raise QuantbenchError("models must not be empty")
+            value = [_model_ref(m) for m in models]
+        elif key == "recipes":
+            value = parse_name_list(value, "recipes")
+        elif key == "measure":
+            value = parse_name_list(value, "measure")
+        elif key in _INT_LISTS:
+            value = parse_int_list(value, key.replace("_", " "))
+        setattr(spec, key, value)
+    validate(spec)
+    return spec
+
+
+def _positive(value: Any, what: str, integer: bool = True, allow_zero: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or value < 0 or (value == 0 and not allow_zero):
+        kind = "integer" if integer else "number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise QuantbenchError(f"{what} must be a {kind} {bound}, got {value!r}")
+
+
+def validate(spec: RunSpec) -> None:
+    """Check names, values and model limits; raise QuantbenchError on the first problem."""
+    from quantbench import models as zoo
+    from quantbench.recipes import get_recipe
+
+    for r in spec.recipes:
+        get_recipe(r)
+    for m in spec.measure:
+        if m not in MEASURES:
+            raise unknown_name("measure", m, MEASURES)
+    for name in ("calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs"):
+        _positive(getattr(spec, name), name.replace("_", "-"))
+    _positive(spec.warmup, "warmup", allow_zero=True)
+    _positive(spec.seed, "seed", allow_zero=True)
+    _positive(spec.min_time_s, "min-time", integer=False, allow_zero=True)
+    _positive(spec.max_time_s, "max-time", integer=False)
+    if spec.timeout_s is not None:
+        _positive(spec.timeout_s, "timeout", integer=False)
+    if spec.threads is not None:
+        _positive(spec.threads, "threads")
+    _positive(spec.ref_image_size, "ref-image-size")
+    _positive(spec.ref_seq_len, "ref-seq-len")
+    from quantbench.env import check_engine
+
+    if any(r != "fp32" for r in spec.recipes):
+        spec.engine = check_engine(spec.engine)
+    elif spec.engine is not None:
+        check_engine(spec.engine)
+    seen = set()
+    for ref in spec.models:
+        if ref.name in seen:
+            raise QuantbenchError(f"model '{ref.name}' is listed twice")
+        seen.add(ref.name)
+        info = zoo.model_info(ref.name)
+        if info.family == zoo.TEXT and "latency" in spec.measure:
+            limit = info.max_input_size
+            for n in sweep_sizes(spec, ref, info) + [spec.ref_seq_len]:
+                if limit is not None and n > limit:
+                    raise QuantbenchError(
+                        f"sequence length {n} is beyond {ref.name}'s maximum of {limit} positions"
+                    )
+        weights = ref.weights or spec.weights
+        if (
+            weights not in ("auto", "random", "pretrained")
+            and not Path(weights).expanduser().exists()
+        ):
+            raise QuantbenchError(
+                f"weights '{weights}' for {ref.name} is not 'random', 'pretrained' or an existing path"
+            )
+
+
+def sweep_sizes(spec: RunSpec, ref: ModelRef, info: Any) -> list[int]:
+    """Input sizes (image px or sequence length) of the size sweep for one model."""
+    from quantbench.models import TEXT
+
+    if info.family != TEXT:
+        return ref.image_sizes or spec.image_sizes
+    if ref.seq_lens:
+        return ref.seq_lens
+    if spec.seq_lens:
+        return spec.seq_lens
+    sizes = list(DEFAULT_SEQ_LENS)
+    if info.max_input_size and info.max_input_size >= 1024:
+        sizes.append(1024)  # long-context models: show where they differ
+    return sizes
+
+
+def sweep_points(spec: RunSpec, ref: ModelRef, info: Any) -> list[tuple[int, int, str]]:
+    """(batch_size, input_size, sweep) for one model: size sweep at batch 1, then the
+    batch sweep at the reference size. The shared point is listed once."""
+    from quantbench.models import TEXT
+
+    text = info.family == TEXT
+    ref_size = spec.ref_seq_len if text else spec.ref_image_size
+    batches = spec.text_batch_sizes if text else spec.vision_batch_sizes
+    points = [(1, s, "input_size") for s in sweep_sizes(spec, ref, info)]
+    have = {(b, s) for b, s, _ in points}
+    points += [(b, ref_size, "batch_size") for b in batches if (b, ref_size) not in have]
+    return points
+
+
+def default_out_dir() -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("quantbench-runs") / stamp
