@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from quantbench.runner import quiet_libraries
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+quiet_libraries()
 
 
 def _tiny_bert_config(**extra):

@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from quantbench.runner import quiet_libraries
+
+    quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except QuantbenchError as e:

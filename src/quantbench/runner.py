@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import multiprocessing as mp
 import os
-import queue as _queue
 import signal
 import statistics
 import sys
@@ -125,6 +124,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             cell.int8_param_fraction = size.int8_fraction(art.module)
     emit("cells", [c.to_dict() for c in cells.values()])
     emit("advance", 1)
+    _inject_fault(ref.name)
 
     with torch.inference_mode():
         if "fidelity" in spec.measure and "fp32" in arts:
@@ -160,6 +160,27 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"
     return list(cells.values())
+
+
+def _inject_fault(model: str) -> None:
+    """Fault injection for the isolation tests.
+
+    ``QUANTBENCH_FAULT=<model>:<kill|crash|hang|raise>[,...]`` makes that model's worker
+    fail after its sizes are measured, as an OOM kill, a segfault-like exit, a hang or a
+    Python error would.
+    """
+    faults = dict(
+        f.rsplit(":", 1) for f in os.environ.get("QUANTBENCH_FAULT", "").split(",") if ":" in f
+    )
+    kind = faults.get(model)
+    if kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif kind == "crash":
+        os._exit(3)
+    elif kind == "hang":
+        time.sleep(3600)
+    elif kind == "raise":
+        raise RuntimeError("injected failure")
 
 
 def _parts_note(parts: dict[str, int]) -> list[str]:
@@ -219,23 +240,27 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in ("torch.utils._pytree", "torchao", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _worker_entry(spec_dict: dict[str, Any], ref_dict: dict[str, Any], q: Any) -> None:
+def _worker_entry(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any) -> None:
     quiet_libraries()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
     spec = RunSpec(**{**spec_dict, "models": []})
     ref = ModelRef(**ref_dict)
+    # Connection.send writes synchronously, so a snapshot sent before a kill arrives.
     try:
-        cells = measure_model(spec, ref, lambda kind, data: q.put((kind, data)))
-        q.put(("done", [c.to_dict() for c in cells]))
+        cells = measure_model(spec, ref, lambda kind, data: conn.send((kind, data)))
+        conn.send(("done", [c.to_dict() for c in cells]))
     except QuantbenchError as e:
-        q.put(("failed", str(e)))
+        conn.send(("failed", str(e)))
     except BaseException as e:
         tb = traceback.format_exc(limit=-3)
-        q.put(("failed", f"{_err(e)}\n{tb}"))
+        conn.send(("failed", f"{_err(e)}\n{tb}"))
+    finally:
+        conn.close()
 
 
 def _error_cells(spec: RunSpec, ref: ModelRef, status: str, reason: str,
@@ -278,34 +303,32 @@ class _Progress:
 
 def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellResult]:
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
+    recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_worker_entry, args=(spec.to_dict(), ref.__dict__, q), name=f"quantbench-{ref.name}"
+        target=_worker_entry,
+        args=(spec.to_dict(), ref.__dict__, send),
+        name=f"quantbench-{ref.name}",
     )
     proc.start()
+    send.close()  # the child holds the only writer: EOF on our side means it is gone
     start = time.monotonic()
     partial: dict[str, CellResult] = {}
     try:
         while True:
-            try:
-                kind, data = q.get(timeout=0.2)
-            except _queue.Empty:
+            if not recv.poll(0.2):
                 if spec.timeout_s is not None and time.monotonic() - start > spec.timeout_s:
                     proc.kill()
                     proc.join()
-                    return _error_cells(spec, ref, "timeout",
-                                        f"timed out after {spec.timeout_s:g} s", partial)  # fmt: skip
-                if not proc.is_alive():
-                    # Drain what arrived just before the exit.
-                    try:
-                        kind, data = q.get(timeout=1.0)
-                    except _queue.Empty:
-                        proc.join()
-                        return _error_cells(
-                            spec, ref, "error", _death_reason(proc.exitcode, partial), partial
-                        )
-                else:
-                    continue
+                    reason = f"timed out after {spec.timeout_s:g} s"
+                    return _error_cells(spec, ref, "timeout", reason, partial)
+                continue
+            try:
+                kind, data = recv.recv()
+            except (EOFError, OSError):
+                proc.join()
+                return _error_cells(
+                    spec, ref, "error", _death_reason(proc.exitcode, partial), partial
+                )
             if kind == "progress":
                 prog.text(data)
             elif kind == "advance":
@@ -321,6 +344,7 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
                     raise _ModelFailed(data.splitlines()[0])
                 return _error_cells(spec, ref, "error", data.splitlines()[0], partial)
     finally:
+        recv.close()
         if proc.is_alive():
             proc.kill()
             proc.join()

@@ -194,9 +194,9 @@ def build_spec(
 def _positive(value: Any, what: str, integer: bool = True, allow_zero: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or value < 0 or (value == 0 and not allow_zero):
-        kind = "integer" if integer else "number"
+        kind = "an integer" if integer else "a number"
         bound = ">= 0" if allow_zero else "> 0"
-        raise QuantbenchError(f"{what} must be a {kind} {bound}, got {value!r}")
+        raise QuantbenchError(f"{what} must be {kind} {bound}, got {value!r}")
 
 
 def validate(spec: RunSpec) -> None:
@@ -241,13 +241,15 @@ def validate(spec: RunSpec) -> None:
                         f"sequence length {n} is beyond {ref.name}'s maximum of {limit} positions"
                     )
         weights = ref.weights or spec.weights
-        if (
-            weights not in ("auto", "random", "pretrained")
-            and not Path(weights).expanduser().exists()
-        ):
-            raise QuantbenchError(
-                f"weights '{weights}' for {ref.name} is not 'random', 'pretrained' or an existing path"
-            )
+        if weights not in ("auto", "random", "pretrained"):
+            if not Path(weights).expanduser().exists():
+                raise QuantbenchError(
+                    f"weights '{weights}' for {ref.name} is not 'random', 'pretrained' or an "
+                    "existing path"
+                )
+            # Local weights are read now: a corrupt file or one that does not fit the
+            # architecture is an input error, found before any measurement starts.
+            zoo.load_model(ref.name, weights, spec.seed, ref.options)
 
 
 def sweep_sizes(spec: RunSpec, ref: ModelRef, info: Any) -> list[int]:

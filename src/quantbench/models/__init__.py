@@ -213,8 +213,8 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise QuantbenchError(
-            f"cannot read weights file '{path}' (expected a torch state_dict saved with "
-            f"torch.save): {_first_line(e)}"
+            f"cannot read weights file '{path}': not a torch state_dict saved with torch.save "
+            f"(corrupt, truncated or another format; {type(e).__name__})"
         ) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -409,6 +409,9 @@ def _load_hf(name: str, config: Any, hub_id: str, weights: str, seed: int) -> Lo
         model = cls.from_config(config)
     else:
         try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # our own progress bar is the one to watch
             model = cls.from_pretrained(source)
         except Exception as e:
             offline = (
