@@ -51,10 +51,32 @@ def test_rounds_interleave_and_rotate():
     clk = FakeClock()
     time_interleaved(
         {n: clk.cost(n, 0.001) for n in "abc"},
-        TimingPolicy(warmup=0, min_runs=3),
+        TimingPolicy(warmup=0, max_warmup=0, min_runs=3),
         clock=clk,
     )
     assert "".join(clk.calls) == "abc" + "bca" + "cab"
+
+
+def test_warmup_continues_until_settled():
+    clk = FakeClock()
+    costs = iter([0.5, 0.3, 0.2, 0.1, 0.1] + [0.1] * 100)
+
+    def slow_start():
+        clk.t += next(costs)
+
+    out = time_interleaved({"a": slow_start}, TimingPolicy(warmup=2, min_runs=5), clock=clk)
+    # warm-up ran 5 passes (until two in a row agreed), none of them timed
+    assert out["a"] == pytest.approx([100.0] * 5)
+    clk2 = FakeClock()
+    costs2 = iter([float(i) for i in range(1, 100)])  # never settles: capped
+
+    def drifting():
+        clk2.t += next(costs2)
+
+    out = time_interleaved(
+        {"a": drifting}, TimingPolicy(warmup=2, max_warmup=4, min_runs=1), clock=clk2
+    )
+    assert out["a"] == [5000.0]
 
 
 def test_min_time_extends_rounds():

@@ -48,6 +48,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, dest="timeout_s", help="seconds per model, then stop it"
     )
+    p.add_argument("--max-warmup", type=int, help="cap on warm-up passes until settled (20)")
+    p.add_argument("--pin", action="store_true", help="pin each worker to --threads CPUs")
     p.add_argument("--no-isolate", action="store_true", help="measure in this process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")  # fmt: skip
@@ -65,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["models", "recipes", "presets"])
     p = sub.add_parser("report", help="re-render report.md and plots from a run directory")
     p.add_argument("run_dir", help="directory holding results.json")
-    sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
+    p = sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
+    p.add_argument("--threads", type=int, help="threads for the micro-benchmark")
+    p.add_argument("--seconds", type=float, default=1.0, help="micro-benchmark duration")
     return parser
 
 
@@ -77,12 +81,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         k: getattr(args, k)
         for k in ("models", "recipes", "image_sizes", "seq_lens", "measure", "threads", "weights",
                   "engine", "out", "seed", "calib_batches", "warmup", "min_runs", "min_time_s",
-                  "max_time_s", "timeout_s")
+                  "max_time_s", "timeout_s", "max_warmup")
     }  # fmt: skip
     if args.batch_sizes is not None:
         overrides["vision_batch_sizes"] = overrides["text_batch_sizes"] = args.batch_sizes
     if args.no_isolate:
         overrides["isolate"] = False
+    if args.pin:
+        overrides["pin"] = True
     spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
     result = run(spec, progress=args.progress)
     counts: dict[str, int] = {}
@@ -136,7 +142,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from quantbench.doctor import doctor
 
-    print(doctor())
+    if args.threads is not None and args.threads <= 0:
+        raise QuantbenchError(f"threads must be an integer > 0, got {args.threads}")
+    if args.seconds <= 0:
+        raise QuantbenchError(f"seconds must be a number > 0, got {args.seconds:g}")
+    print(doctor(args.seconds, args.threads))
     return 0
 
 

@@ -111,4 +111,12 @@ def host() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "hostname": platform.node(),
         "governor": governor(),
+        "load_avg": _load_avg(),
     }
+
+
+def _load_avg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None

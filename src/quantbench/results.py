@@ -80,6 +80,7 @@ class CellResult:
     status: str = "ok"
     error: str | None = None
     family: str | None = None  # "vision" | "text"
+    runtime: str | None = None  # "torch-eager", "torch-compile", "onnxruntime", ...
     weights: str | None = None
     size_bytes: int | None = None
     params: int | None = None
@@ -91,7 +92,12 @@ class CellResult:
     latency: list[LatencyPoint] = field(default_factory=list)
     load_s: float | None = None
     quantize_s: float | None = None
+    compile_s: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
     peak_rss_bytes: int | None = None
+    # rss_bytes: memory the artifact added when built; inference_peak_bytes: peak RSS of a
+    # reference-shape forward pass above the RSS before it (activations, workspaces).
+    memory: dict[str, int | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

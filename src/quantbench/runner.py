@@ -54,16 +54,6 @@ def recipes_for(spec: RunSpec) -> list[str]:
 # --------------------------------------------------------------------------- one model
 
 
-def _peak_rss_bytes() -> int | None:
-    try:
-        import resource
-
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(kb) * (1 if sys.platform == "darwin" else 1024)
-    except (ImportError, OSError):
-        return None
-
-
 def _err(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
@@ -79,10 +69,16 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    if spec.pin:
+        pin_cpus(spec.threads or torch.get_num_threads())
+    from quantbench.measure import memory
+
     recipes = recipes_for(spec)
+    rss0 = memory.rss_bytes()
     t0 = time.perf_counter()
     lm = zoo.load_model(ref.name, ref.weights or spec.weights, spec.seed, ref.options)
     load_s = time.perf_counter() - t0
+    rss_loaded = memory.rss_bytes()
     info = zoo.ModelInfo(ref.name, lm.family, lm.max_input_size, lm.description)
     ref_size = spec.ref_seq_len if lm.family == zoo.TEXT else spec.ref_image_size
     emit("progress", f"{ref.name}: quantizing")
@@ -103,9 +99,15 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
         )
         cells[r] = cell
         try:
+            before = memory.rss_bytes()
             t = time.perf_counter()
             art = apply_recipe(r, lm, ctx)
             cell.quantize_s = time.perf_counter() - t
+            after = memory.rss_bytes()
+            # fp32 is the loaded model itself: its memory is what loading added
+            cell.memory["rss_bytes"] = (
+                _delta(rss_loaded, rss0) if r == "fp32" else _delta(after, before)
+            )
         except UnsupportedError as e:
             cell.status, cell.error = "unsupported", str(e)
             continue
@@ -113,15 +115,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             cell.status, cell.error = "error", _err(e)
             continue
         arts[r] = art
-        cell.notes += art.notes
-        cell.params = params
-        cell.quantized_modules = size.quantized_modules(art.module)
-        cell.float_modules = size.float_modules(art.module)
-        cell.notes += _parts_note(size.quantized_parts(art.module))
-        if "size" in spec.measure:
-            cell.size_bytes = size.state_dict_bytes(art.module)
-            cell.param_bytes_by_dtype = size.param_bytes_by_dtype(art.module)
-            cell.int8_param_fraction = size.int8_fraction(art.module)
+        _describe(cell, art, params, "size" in spec.measure)
     emit("cells", [c.to_dict() for c in cells.values()])
     emit("advance", 1)
     _inject_fault(ref.name)
@@ -133,9 +127,12 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             base = arts["fp32"].module(*inputs)
             for r, art in list(arts.items()):
                 try:
-                    cells[r].fidelity = fidelity.compare(
-                        base, art.module(*inputs), lm.is_classifier
-                    )
+                    before = memory.rss_bytes()
+                    memory.reset_peak()
+                    out = art.module(*inputs)
+                    cells[r].memory["inference_peak_bytes"] = _delta(memory.peak_bytes(), before)
+                    cells[r].memory["process_peak_bytes"] = memory.peak_bytes()
+                    cells[r].fidelity = fidelity.compare(base, out, lm.is_classifier)
                 except Exception as e:
                     cells[r].status, cells[r].error = "error", f"forward failed: {_err(e)}"
                     del arts[r]
@@ -144,7 +141,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
 
         if "latency" in spec.measure:
             policy = latency.TimingPolicy(
-                warmup=spec.warmup, min_runs=spec.min_runs,
+                warmup=spec.warmup, max_warmup=spec.max_warmup, min_runs=spec.min_runs,
                 min_time_s=spec.min_time_s, max_time_s=spec.max_time_s,
             )  # fmt: skip
             for b, s, sweep in sweep_points(spec, ref, info):
@@ -153,13 +150,27 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
                 emit("cells", [c.to_dict() for c in cells.values()])
                 emit("advance", 1)
 
-    rss = _peak_rss_bytes()
+    rss = memory.overall_peak_bytes()
     for c in cells.values():
         c.peak_rss_bytes = rss
         if "latency" in spec.measure and c.status == "ok" and not c.latency:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"
     return list(cells.values())
+
+
+def pin_cpus(n: int) -> list[int] | None:
+    """Pin this process to the first ``n`` CPUs it may use; return them (None if unsupported)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))[:n]
+        os.sched_setaffinity(0, cpus)
+        return cpus
+    except (AttributeError, OSError):
+        return None
+
+
+def _delta(a: int | None, b: int | None) -> int | None:
+    return max(0, a - b) if a is not None and b is not None else None
 
 
 def _inject_fault(model: str) -> None:
@@ -183,6 +194,33 @@ def _inject_fault(model: str) -> None:
         raise RuntimeError("injected failure")
 
 
+def _describe(cell: CellResult, art: Any, params: int, with_size: bool) -> None:
+    """Fill what was quantized and how big it is: from the artifact where it knows
+    (ONNX files, compiled programs), else from its torch module."""
+    from quantbench.measure import size
+
+    def pick(own: Any, derive: Callable[[], Any]) -> Any:
+        return own if own is not None else derive()
+
+    cell.notes += art.notes
+    cell.params = params
+    cell.runtime = art.runtime
+    cell.compile_s = art.compile_s
+    cell.details = dict(art.details)
+    cell.quantized_modules = pick(art.quantized_modules, lambda: size.quantized_modules(art.module))
+    cell.float_modules = pick(art.float_modules, lambda: size.float_modules(art.module))
+    if art.quantized_modules is None:
+        cell.notes += _parts_note(size.quantized_parts(art.module))
+    if with_size:
+        cell.size_bytes = pick(art.size_bytes, lambda: size.state_dict_bytes(art.module))
+        cell.param_bytes_by_dtype = pick(
+            art.param_bytes_by_dtype, lambda: size.param_bytes_by_dtype(art.module)
+        )
+        cell.int8_param_fraction = pick(
+            art.int8_param_fraction, lambda: size.int8_fraction(art.module)
+        )
+
+
 def _parts_note(parts: dict[str, int]) -> list[str]:
     if not parts:
         return []
@@ -201,9 +239,15 @@ def _time_point(
     from quantbench.measure import latency
 
     runnable = {}
+    flops = None
     for r, art in arts.items():
         try:
-            art.module(*inputs)  # a first pass outside the timer: fail fast on bad shapes
+            # A first pass outside the timer fails fast on bad shapes; fp32's also counts
+            # the work (FLOPs) of one forward pass, the same arithmetic for every variant.
+            if r == "fp32":
+                flops = _count_flops(art.module, inputs)
+            else:
+                art.module(*inputs)
         except Exception as e:
             cells[r].notes.append(f"no latency at batch {b}, size {s}: {_err(e)}")
             continue
@@ -220,6 +264,9 @@ def _time_point(
             **{k: getattr(st, k) for k in ("mean", "std", "median", "p90", "p99", "min", "n",
                                            "ci_low", "ci_high", "verdict")},
         )  # fmt: skip
+        if flops:
+            point.flops = flops
+            point.gflops_per_s = flops / (st.median / 1000.0) / 1e9
         if base is not None:
             ratios = sorted(latency.paired_ratios(base, vals))
             lo, hi = latency.median_ci(ratios)
@@ -227,6 +274,15 @@ def _time_point(
                 median=statistics.median(ratios), ci_low=lo, ci_high=hi, n=len(ratios)
             )
         cells[r].latency.append(point)
+
+
+def _count_flops(module: Any, inputs: tuple) -> float | None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    total = counter.get_total_flops()
+    return float(total) if total else None
 
 
 # --------------------------------------------------------------------------- worker process
@@ -424,13 +480,34 @@ def run_metadata(spec: RunSpec) -> dict[str, Any]:
         "finished_at": None,
         "status": "running",
         "quantbench_version": __version__,
-        "host": env.host(),
+        "host": {**env.host(), "microbench": _microbench(spec)},
         "versions": env.versions(),
         "engine": spec.engine,
         "threads": spec.threads or torch.get_num_threads(),
+        "affinity": _affinity(),
+        "pinned": spec.pin,
         "weights": {},
         "spec": spec.to_dict(),
     }
+
+
+def _microbench(spec: RunSpec) -> dict[str, Any] | None:
+    """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
+    if "latency" not in spec.measure:
+        return None
+    from quantbench.doctor import microbench
+
+    try:
+        return microbench(0.3, spec.threads)
+    except Exception:  # a missing engine is reported by the cells themselves
+        return None
+
+
+def _affinity() -> list[int] | None:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
 
 
 def _count_steps(spec: RunSpec) -> int:

@@ -79,8 +79,10 @@ class RunSpec:
     min_runs: int = 10
     min_time_s: float = 0.5
     max_time_s: float = 30.0
+    max_warmup: int = 20
     timeout_s: float | None = None
     isolate: bool = True
+    pin: bool = False
     out: str | None = None
     preset: str = "lab"
 
@@ -212,11 +214,17 @@ def validate(spec: RunSpec) -> None:
     for name in ("calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs"):
         _positive(getattr(spec, name), name.replace("_", "-"))
     _positive(spec.warmup, "warmup", allow_zero=True)
+    _positive(spec.max_warmup, "max-warmup", allow_zero=True)
     _positive(spec.seed, "seed", allow_zero=True)
     _positive(spec.min_time_s, "min-time", integer=False, allow_zero=True)
     _positive(spec.max_time_s, "max-time", integer=False)
     if spec.timeout_s is not None:
         _positive(spec.timeout_s, "timeout", integer=False)
+        if spec.timeout_s <= spec.min_time_s:
+            raise QuantbenchError(
+                f"timeout ({spec.timeout_s:g} s per model) must be longer than min-time "
+                f"({spec.min_time_s:g} s per point): no point could finish"
+            )
     if spec.threads is not None:
         _positive(spec.threads, "threads")
     _positive(spec.ref_image_size, "ref-image-size")

@@ -29,9 +29,15 @@ NOISY_REL_CI = 0.10
 @dataclass(frozen=True)
 class TimingPolicy:
     """When to stop timing: at least ``min_runs`` rounds and ``min_time_s`` per variant,
-    but no more than ``max_time_s`` of extra rounds once ``min_runs`` is reached."""
+    but no more than ``max_time_s`` of extra rounds once ``min_runs`` is reached.
+
+    Warm-up: at least ``warmup`` rounds, then more (up to ``max_warmup``) until every
+    variant's last two warm-up passes agree within ``settle_rel`` (caches, allocators,
+    lazy initialisation and compiled code have settled)."""
 
     warmup: int = 2
+    max_warmup: int = 20
+    settle_rel: float = 0.10
     min_runs: int = 10
     min_time_s: float = 0.0
     max_time_s: float = 30.0
@@ -94,6 +100,13 @@ def paired_ratios(baseline: list[float], variant: list[float]) -> list[float]:
     return [b / v for b, v in zip(baseline, variant, strict=False) if v > 0]
 
 
+def _settled(last_two: list[float], rel: float) -> bool:
+    if len(last_two) < 2:
+        return False
+    a, b = last_two
+    return abs(a - b) <= rel * max(a, b, 1e-12)
+
+
 def time_interleaved(
     variants: dict[str, Callable[[], Any]],
     policy: TimingPolicy,
@@ -105,9 +118,14 @@ def time_interleaved(
     starting from a rotating position so that no variant always runs first.
     """
     names = list(variants)
-    for _ in range(policy.warmup):
+    last: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(max(policy.warmup, policy.max_warmup)):
+        if i >= policy.warmup and all(_settled(last[n], policy.settle_rel) for n in names):
+            break
         for name in names:
+            t0 = clock()
             variants[name]()
+            last[name] = (last[name] + [clock() - t0])[-2:]
     samples: dict[str, list[float]] = {n: [] for n in names}
     totals = dict.fromkeys(names, 0.0)
     start = clock()

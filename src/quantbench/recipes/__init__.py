@@ -33,12 +33,26 @@ class QuantContext:
 
 @dataclass
 class Artifact:
-    """A quantized (or baseline) model that runs as ``module(*inputs)``."""
+    """A quantized (or baseline) model that runs as ``module(*inputs)``.
+
+    ``module`` takes the model's positional input tensors and returns one torch tensor
+    (an ONNX Runtime session is wrapped to do so). Recipes whose artifact is not a torch
+    state_dict (an ``.onnx`` file, a compiled program) fill ``size_bytes`` and the module
+    counts themselves; otherwise the runner derives them from ``module``.
+    """
 
     recipe: str
     module: Any
     runtime: str = "torch-eager"
     notes: list[str] = field(default_factory=list)
+    size_bytes: int | None = None  # bytes of the file a user would ship
+    file: Any = None  # path of that file, when the recipe wrote one
+    quantized_modules: dict[str, int] | None = None  # e.g. {"MatMulInteger": 72} for ONNX
+    float_modules: dict[str, int] | None = None
+    int8_param_fraction: float | None = None
+    param_bytes_by_dtype: dict[str, int] | None = None
+    compile_s: float | None = None  # time spent compiling / exporting, apart from latency
+    details: dict[str, Any] = field(default_factory=dict)  # provider, QDQ count, ISA, ...
 
 
 @dataclass(frozen=True)

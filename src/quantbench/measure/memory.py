@@ -1,0 +1,61 @@
+"""Memory: resident set size and its peak, resettable on Linux (``/proc/self/clear_refs``).
+
+Resetting the peak before each variant's pass makes the peak attributable to that
+variant, although all variants of a model live in one worker process.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+_STATUS = Path("/proc/self/status")
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        m = re.search(rf"^{key}:\s+(\d+)\s+kB", _STATUS.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def rss_bytes() -> int | None:
+    """Current resident set size of this process."""
+    kib = _status_kib("VmRSS")
+    return kib * 1024 if kib is not None else None
+
+
+def peak_bytes() -> int | None:
+    """Peak resident set size since start or the last :func:`reset_peak`."""
+    kib = _status_kib("VmHWM")
+    if kib is not None:
+        return kib * 1024
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak) * (1 if sys.platform == "darwin" else 1024)
+    except (ImportError, OSError):
+        return None
+
+
+_highest_before_reset = 0
+
+
+def overall_peak_bytes() -> int | None:
+    """Peak RSS over the whole process life, across :func:`reset_peak` calls."""
+    p = peak_bytes()
+    return max(p, _highest_before_reset) if p is not None else None
+
+
+def reset_peak() -> bool:
+    """Reset the peak RSS counter (Linux >= 4.0); False where that is not possible."""
+    global _highest_before_reset
+    _highest_before_reset = max(_highest_before_reset, peak_bytes() or 0)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
