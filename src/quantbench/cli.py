@@ -63,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"quantbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    p = sub.add_parser(
+        "quantize",
+        help="quantize one model with one recipe and write the deployable artifact",
+        description="Write what a user ships: an .onnx file for ONNX Runtime recipes, or a "
+        "weights-only torch checkpoint that quantbench.load_artifact(PATH) turns back into a "
+        "callable module.",
+    )
+    p.add_argument("model", help="alias, hf:<id-or-dir> or tv:<name>")
+    p.add_argument("--recipe", required=True, help="recipe name (see 'quantbench list recipes')")
+    p.add_argument("--output", "-o", required=True, help="file to write (.onnx for ort-* recipes)")
+    p.add_argument("--weights", default="auto", help="random | pretrained | PATH")
+    p.add_argument("--engine", help="quantized engine (default: the platform's)")
+    p.add_argument("--calib-batches", type=int, default=8, help="calibration batches")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p = sub.add_parser("list", help="list models, recipes or presets")
     p.add_argument("what", choices=["models", "recipes", "presets"])
     p = sub.add_parser("report", help="re-render report.md and plots from a run directory")
@@ -99,6 +114,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report:  {result.report}")
     return 130 if result.interrupted else 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from quantbench.artifacts import quantize_to_file
+
+    if args.calib_batches <= 0:
+        raise QuantbenchError(f"calib-batches must be an integer > 0, got {args.calib_batches}")
+    w = quantize_to_file(
+        args.model, args.recipe, args.output, weights=args.weights, engine=args.engine,
+        seed=args.seed, calib_batches=args.calib_batches, force=args.force,
+    )  # fmt: skip
+    print(f"wrote {w.path} ({w.size_bytes / 2**20:.1f} MiB, {w.recipe}, runtime {w.runtime})")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -150,7 +178,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "doctor": cmd_doctor}
+COMMANDS = {
+    "run": cmd_run,
+    "quantize": cmd_quantize,
+    "list": cmd_list,
+    "report": cmd_report,
+    "doctor": cmd_doctor,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,6 +80,8 @@ class RunSpec:
     min_time_s: float = 0.5
     max_time_s: float = 30.0
     max_warmup: int = 20
+    min_cosine: float = 0.99  # "keeps fidelity": cosine to fp32 at least this
+    min_top1: float = 0.99  # ... and top-1 agreement (classifiers) at least this
     timeout_s: float | None = None
     isolate: bool = True
     pin: bool = False
@@ -215,6 +217,10 @@ def validate(spec: RunSpec) -> None:
         _positive(getattr(spec, name), name.replace("_", "-"))
     _positive(spec.warmup, "warmup", allow_zero=True)
     _positive(spec.max_warmup, "max-warmup", allow_zero=True)
+    for name in ("min_cosine", "min_top1"):
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise QuantbenchError(f"{name.replace('_', '-')} must be between 0 and 1, got {v!r}")
     _positive(spec.seed, "seed", allow_zero=True)
     _positive(spec.min_time_s, "min-time", integer=False, allow_zero=True)
     _positive(spec.max_time_s, "max-time", integer=False)

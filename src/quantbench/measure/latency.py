@@ -31,12 +31,13 @@ class TimingPolicy:
     """When to stop timing: at least ``min_runs`` rounds and ``min_time_s`` per variant,
     but no more than ``max_time_s`` of extra rounds once ``min_runs`` is reached.
 
-    Warm-up: at least ``warmup`` rounds, then more (up to ``max_warmup``) until every
-    variant's last two warm-up passes agree within ``settle_rel`` (caches, allocators,
-    lazy initialisation and compiled code have settled)."""
+    Warm-up: at least ``warmup`` rounds, then more (up to ``max_warmup`` rounds and
+    ``max_warmup_s`` seconds) until every variant's last two warm-up passes agree within
+    ``settle_rel`` (caches, allocators, lazy initialisation and compiled code settled)."""
 
     warmup: int = 2
     max_warmup: int = 20
+    max_warmup_s: float = 10.0  # extra (settling) warm-up stops after this much time
     settle_rel: float = 0.10
     min_runs: int = 10
     min_time_s: float = 0.0
@@ -119,8 +120,12 @@ def time_interleaved(
     """
     names = list(variants)
     last: dict[str, list[float]] = {n: [] for n in names}
+    warm_start = clock()
     for i in range(max(policy.warmup, policy.max_warmup)):
-        if i >= policy.warmup and all(_settled(last[n], policy.settle_rel) for n in names):
+        if i >= policy.warmup and (
+            all(_settled(last[n], policy.settle_rel) for n in names)
+            or clock() - warm_start >= policy.max_warmup_s
+        ):
             break
         for name in names:
             t0 = clock()

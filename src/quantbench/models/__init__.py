@@ -320,35 +320,13 @@ def _is_sequence_classifier(config: Any) -> bool:
 
 
 def _text_wrapper(model: Any, is_classifier: bool) -> Any:
-    import torch
+    from quantbench.models.wrappers import TextModel
 
-    class TextModel(torch.nn.Module):
-        """Positional (input_ids, attention_mask) -> logits or last hidden state.
-
-        transformers 5 models take keywords; positional wrappers keep FX/ONNX simple.
-        """
-
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-            return out.logits if is_classifier else out.last_hidden_state
-
-    return TextModel(model).eval()
+    return TextModel(model, is_classifier).eval()
 
 
 def _vision_wrapper(model: Any) -> Any:
-    import torch
-
-    class ImageModel(torch.nn.Module):
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            return self.model(pixel_values=pixel_values).logits
+    from quantbench.models.wrappers import ImageModel
 
     return ImageModel(model).eval()
 

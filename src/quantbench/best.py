@@ -1,0 +1,148 @@
+"""Which variant to ship: the fastest and the smallest that keep fidelity, per model.
+
+Reads results only (never measures). A variant *keeps fidelity* when its outputs stay
+close to fp32 on the same inputs: cosine >= ``min_cosine`` and, for classifiers, top-1
+agreement >= ``min_top1``. Speed is the paired speedup vs fp32 at the reference shape.
+
+Example::
+
+    >>> from quantbench.best import recommend
+    >>> recs = recommend(results)                      # doctest: +SKIP
+    >>> recs["resnet18"].fastest.recipe                # doctest: +SKIP
+    'static-int8'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantbench.results import CellResult, LatencyPoint
+
+DEFAULT_MIN_COSINE = 0.99
+DEFAULT_MIN_TOP1 = 0.99
+
+
+@dataclass
+class Candidate:
+    recipe: str
+    speedup: float | None
+    speedup_ci: tuple[float, float] | None
+    median_ms: float | None
+    size_bytes: int | None
+    size_ratio: float | None
+    cosine: float | None
+    top1: float | None
+    keeps_fidelity: bool
+    why_not: str = ""
+
+
+@dataclass
+class Recommendation:
+    model: str
+    reference: tuple[int, int] | None  # (batch, input size)
+    fastest: Candidate | None
+    smallest: Candidate | None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def reference_point(cell: CellResult, ref_size: int | None) -> LatencyPoint | None:
+    """Batch 1 at the reference size; else the smallest batch there; else batch 1 anywhere."""
+    pts = cell.latency
+    if not pts:
+        return None
+    if ref_size is not None:
+        at = [p for p in pts if p.input_size == ref_size]
+        if at:
+            return min(at, key=lambda p: p.batch_size)
+    ones = [p for p in pts if p.batch_size == 1]
+    return max(ones, key=lambda p: p.input_size) if ones else pts[0]
+
+
+def keeps_fidelity(cell: CellResult, min_cosine: float, min_top1: float) -> tuple[bool, str]:
+    if cell.recipe == "fp32":
+        return True, ""
+    f = cell.fidelity
+    if f is None or f.cosine is None:
+        return False, "fidelity not measured"
+    if f.cosine < min_cosine:
+        return False, f"cosine {f.cosine:.4f} < {min_cosine}"
+    if f.top1_agreement is not None and f.top1_agreement < min_top1:
+        return False, f"top-1 agreement {f.top1_agreement:.1%} < {min_top1:.0%}"
+    return True, ""
+
+
+def recommend(
+    results: list[CellResult],
+    ref_sizes: dict[str, int] | None = None,
+    min_cosine: float = DEFAULT_MIN_COSINE,
+    min_top1: float = DEFAULT_MIN_TOP1,
+) -> dict[str, Recommendation]:
+    """Per model: fastest and smallest variants that keep fidelity, and why others lost.
+
+    ``ref_sizes`` maps family ("vision"/"text") to the reference input size (default 224
+    px and 128 tokens).
+    """
+    ref_sizes = {"vision": 224, "text": 128, **(ref_sizes or {})}
+    by_model: dict[str, list[CellResult]] = {}
+    for c in results:
+        by_model.setdefault(c.model, []).append(c)
+    out: dict[str, Recommendation] = {}
+    for model, cells in by_model.items():
+        base = next((c for c in cells if c.recipe == "fp32" and c.status == "ok"), None)
+        ref = ref_sizes.get(cells[0].family or "")
+        ref_pt = reference_point(base, ref) if base else None
+        shape = (ref_pt.batch_size, ref_pt.input_size) if ref_pt else None
+        cands: list[Candidate] = []
+        for c in cells:
+            if c.status != "ok":
+                cands.append(Candidate(c.recipe, None, None, None, None, None, None, None, False,
+                                       why_not=f"{c.status}: {c.error or ''}".strip()))  # fmt: skip
+                continue
+            ok, why = keeps_fidelity(c, min_cosine, min_top1)
+            pt = next(
+                (p for p in c.latency if shape and (p.batch_size, p.input_size) == shape), None
+            )
+            sp = pt.speedup if pt else None
+            ratio = (
+                c.size_bytes / base.size_bytes
+                if base and base.size_bytes and c.size_bytes is not None
+                else None
+            )
+            cands.append(Candidate(
+                recipe=c.recipe,
+                speedup=sp.median if sp else (1.0 if c.recipe == "fp32" and pt else None),
+                speedup_ci=(sp.ci_low, sp.ci_high) if sp else None,
+                median_ms=pt.median if pt else None,
+                size_bytes=c.size_bytes,
+                size_ratio=ratio,
+                cosine=c.fidelity.cosine if c.fidelity else None,
+                top1=c.fidelity.top1_agreement if c.fidelity else None,
+                keeps_fidelity=ok,
+                why_not=why,
+            ))  # fmt: skip
+        keep = [c for c in cands if c.keeps_fidelity]
+        timed = [c for c in keep if c.speedup is not None]
+        fastest = max(timed, key=lambda c: c.speedup) if timed else None
+        sized = [c for c in keep if c.size_bytes is not None]
+        smallest = min(sized, key=lambda c: c.size_bytes) if sized else None
+        for c in cands:
+            if c.why_not or c is fastest:
+                continue
+            reasons = []
+            if fastest and c.speedup is not None:
+                reasons.append(f"slower ({c.speedup:.2f}x vs {fastest.speedup:.2f}x)")
+            if smallest and c is not smallest and c.size_bytes is not None:
+                reasons.append(
+                    f"larger ({c.size_bytes / 2**20:.1f} vs {smallest.size_bytes / 2**20:.1f} MiB)"
+                )
+            c.why_not = "; ".join(reasons) if c is not smallest else (reasons[0] if reasons else "")
+        out[model] = Recommendation(model, shape, fastest, smallest, cands)
+    return out
+
+
+def as_dict(recs: dict[str, Recommendation]) -> dict[str, Any]:
+    """JSON-friendly form, for results.json and the CLI."""
+    import dataclasses
+
+    return {m: dataclasses.asdict(r) for m, r in recs.items()}

@@ -1,0 +1,90 @@
+"""`quantbench quantize` writes what a user ships; load_artifact brings it back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import quantbench
+from quantbench.cli import main
+from quantbench.errors import QuantbenchError
+from quantbench.models import load_model
+
+
+@pytest.mark.parametrize(
+    "model, recipe, size",
+    [("squeezenet", "static-int8", 64), ("squeezenet", "fp32", 64), ("tiny", "dynamic-int8", 8)],
+)
+def test_quantize_and_reload(tmp_path, tiny_bert_dir, capsys, model, recipe, size):
+    name = f"hf:{tiny_bert_dir}" if model == "tiny" else model
+    out = tmp_path / "m.pt"
+    assert (
+        main(["quantize", name, "--recipe", recipe, "--output", str(out), "--calib-batches", "2"])
+        == 0
+    )
+    assert "wrote" in capsys.readouterr().out and out.stat().st_size > 0
+    # weights-only: no pickled code is needed to read it
+    assert torch.load(out, weights_only=True)["recipe"] == recipe
+    loaded = quantbench.load_artifact(out)
+    ref = load_model(name)
+    x = ref.make_inputs(2, size, seed=4)
+    with torch.inference_mode():
+        y = loaded(*x)
+        y_ref = ref.module(*x)
+    assert y.shape == y_ref.shape
+    cos = torch.nn.functional.cosine_similarity(y.flatten(1), y_ref.flatten(1)).mean()
+    assert cos > 0.98
+
+
+def test_quantize_refuses_existing_file_without_force(tmp_path):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"keep me")
+    args = ["quantize", "squeezenet", "--recipe", "dynamic-int8", "--output", str(out)]
+    assert main(args) == 2
+    assert out.read_bytes() == b"keep me"
+    assert main([*args, "--force"]) == 0
+    assert out.read_bytes() != b"keep me"
+
+
+def test_quantize_unsupported_and_bad_names(tmp_path, tiny_bert_dir, capsys):
+    out = tmp_path / "m.pt"
+    assert (
+        main(["quantize", f"hf:{tiny_bert_dir}", "--recipe", "static-int8", "--output", str(out)])
+        == 2
+    )
+    assert "does not apply" in capsys.readouterr().err
+    assert main(["quantize", "resnet", "--recipe", "fp32", "--output", str(out)]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["quantize", "resnet18", "--recipe", "int2", "--output", str(out)]) == 2
+    assert (
+        main(
+            ["quantize", "resnet18", "--recipe", "fp32", "--output", str(tmp_path / "no" / "m.pt")]
+        )
+        == 2
+    )
+    assert not out.exists() and not list(tmp_path.glob(".m.pt.*"))
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from quantbench import artifacts
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    out = tmp_path / "m.pt"
+    with pytest.raises(OSError):
+        artifacts.quantize_to_file("squeezenet", "dynamic-int8", out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_artifact_rejects_other_files(tmp_path):
+    p = tmp_path / "x.pt"
+    torch.save({"a": torch.zeros(1)}, p)
+    with pytest.raises(QuantbenchError, match="not a quantbench artifact"):
+        quantbench.load_artifact(p)
+    p.write_bytes(b"junk")
+    with pytest.raises(QuantbenchError, match="not a quantbench artifact"):
+        quantbench.load_artifact(p)
+    with pytest.raises(QuantbenchError, match="does not exist"):
+        quantbench.load_artifact(tmp_path / "missing.pt")
