@@ -211,6 +211,9 @@ def _describe(cell: CellResult, art: Any, params: int, with_size: bool) -> None:
     cell.float_modules = pick(art.float_modules, lambda: size.float_modules(art.module))
     if art.quantized_modules is None:
         cell.notes += _parts_note(size.quantized_parts(art.module))
+        boundaries = size.qdq_boundaries(art.module)
+        if boundaries is not None:
+            cell.details.setdefault("qdq_boundaries", boundaries)
     if with_size:
         cell.size_bytes = pick(art.size_bytes, lambda: size.state_dict_bytes(art.module))
         cell.param_bytes_by_dtype = pick(

@@ -111,3 +111,25 @@ def quantized_parts(module: Any) -> dict[str, int]:
             part = "backbone" if "conv" in m._get_name().lower() else "other"
         c[part] += 1
     return dict(c.most_common())
+
+
+def qdq_boundaries(module: Any) -> int | None:
+    """Float<->int8 conversions per forward pass: quantize and dequantize points.
+
+    FX-converted graphs count their ``quantize_per_tensor`` / ``dequantize`` nodes;
+    eager dynamic-int8 modules quantize their input and dequantize their output each, so
+    they count two per dynamic module. None when neither applies.
+    """
+    import torch
+
+    graph = getattr(module, "graph", None)
+    if isinstance(graph, torch.fx.Graph):
+        n = 0
+        for node in graph.nodes:
+            t = node.target
+            name = t if isinstance(t, str) else getattr(t, "__name__", str(t))
+            if "quantize_per" in name or name == "dequantize":
+                n += 1
+        return n
+    dyn = sum(1 for m in module.modules() if _is_quantized(m) and "Dynamic" in m._get_name())
+    return 2 * dyn if dyn else None
