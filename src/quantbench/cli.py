@@ -111,6 +111,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         counts[c.status] = counts.get(c.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"{len(result.results)} cells: {summary}")
+    for model, rec in result.run.get("recommendations", {}).items():
+        parts = []
+        if rec["fastest"] and rec["fastest"]["speedup"] is not None:
+            parts.append(f"fastest {rec['fastest']['recipe']} ({rec['fastest']['speedup']:.2f}x)")
+        if rec["smallest"] and rec["smallest"]["size_ratio"] is not None:
+            parts.append(
+                f"smallest {rec['smallest']['recipe']} ({rec['smallest']['size_ratio']:.2f} of fp32)"
+            )
+        if parts:
+            print(f"  {model}: {', '.join(parts)} (keeping fidelity)")
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report:  {result.report}")
     return 130 if result.interrupted else 0

@@ -31,6 +31,7 @@ from typing import Any
 
 from quantbench import __version__
 from quantbench.errors import QuantbenchError, UnsupportedError
+from quantbench.best import as_dict
 from quantbench.results import CellResult, LatencyPoint, Speedup, write_csv, write_json
 from quantbench.spec import ModelRef, RunSpec, default_out_dir, sweep_points
 
@@ -523,6 +524,18 @@ def _count_steps(spec: RunSpec) -> int:
     return n
 
 
+def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
+    """Per model: fastest and smallest variants that keep fidelity (see quantbench.best)."""
+    from quantbench.best import recommend
+
+    return recommend(
+        results,
+        ref_sizes={"vision": spec.ref_image_size, "text": spec.ref_seq_len},
+        min_cosine=spec.min_cosine,
+        min_top1=spec.min_top1,
+    )
+
+
 def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
     """Run ``spec``: measure every model, write results and the report; return them."""
     quiet_libraries()
@@ -565,6 +578,7 @@ def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
         prog.close()
     meta["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     meta["status"] = "interrupted" if interrupted else "finished"
+    meta["recommendations"] = as_dict(recommendations(spec, results))
     save()
     from quantbench.report import render_report
 
