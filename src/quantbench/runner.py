@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from quantbench import __version__
-from quantbench.errors import QuantbenchError, UnsupportedError
 from quantbench.best import as_dict
+from quantbench.errors import QuantbenchError, UnsupportedError
 from quantbench.results import CellResult, LatencyPoint, Speedup, write_csv, write_json
 from quantbench.spec import ModelRef, RunSpec, default_out_dir, sweep_points
 
