@@ -35,7 +35,7 @@ def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = list(results)
-    figures = make_plots(out_dir / "plots", results)
+    figures = make_plots(out_dir / "plots", results, run)
     path = out_dir / "report.md"
     atomic_write_text(path, render_markdown(run, results, figures, plots_rel="plots"))
     return path

@@ -186,3 +186,73 @@ def weights_by_model(run: dict, results: Iterable[CellResult]) -> dict[str, str]
         if r.model not in out and r.weights:
             out[r.model] = r.weights
     return out
+
+
+# ----------------------------------------------------------------------------- work, memory
+
+
+def _number(x: object) -> float | None:
+    """``x`` as a finite float, else None (bools, strings, NaN and missing values)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def point_gflops(point: LatencyPoint) -> float | None:
+    """GFLOP of one forward pass at the point's shape (counted on fp32), or None."""
+    flops = _number(getattr(point, "flops", None))
+    return flops / 1e9 if flops else None
+
+
+def point_gflops_per_s(point: LatencyPoint) -> float | None:
+    """Achieved GFLOP/s (fp32-equivalent for int8): recorded, else flops / median time."""
+    rate = _number(getattr(point, "gflops_per_s", None))
+    if rate is not None:
+        return rate
+    gflop = point_gflops(point)
+    seconds = to_ms(point.median, point.unit) / 1e3
+    if gflop is None or not seconds or seconds <= 0:
+        return None
+    return gflop / seconds
+
+
+def host_microbench(run: dict | None) -> dict | None:
+    """``run['host']['microbench']`` when it holds usable numbers, else None."""
+    bench = ((run or {}).get("host") or {}).get("microbench")
+    if not isinstance(bench, dict):
+        return None
+    if _number(bench.get("fp32_gflops")) is None and _number(bench.get("int8_gops")) is None:
+        return None
+    return bench
+
+
+def bench_ratio(bench: dict | None) -> float | None:
+    """int8:fp32 ratio of the micro-benchmark (recorded, else derived from its rates)."""
+    if not bench:
+        return None
+    ratio = _number(bench.get("int8_fp32_ratio"))
+    if ratio is None:
+        f, i = _number(bench.get("fp32_gflops")), _number(bench.get("int8_gops"))
+        ratio = i / f if f and i is not None else None
+    return ratio
+
+
+def memory_value(cell: CellResult, key: str) -> int | None:
+    """One entry of ``cell.memory`` (missing or non-numeric: None)."""
+    value = _number((getattr(cell, "memory", None) or {}).get(key))
+    return None if value is None else int(value)
+
+
+def cpu_ranges(cpus: Iterable[int]) -> str:
+    """``[0, 1, 2, 3, 8]`` -> ``0–3, 8``."""
+    ids = sorted({int(c) for c in cpus})
+    parts: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}–{ids[j]}")
+        i = j + 1
+    return ", ".join(parts)

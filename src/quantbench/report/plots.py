@@ -1,4 +1,5 @@
-"""Figures of a run: latency sweeps (the lab's four figures), size, paired speedup.
+"""Figures of a run: latency sweeps (the lab's four figures), size, paired speedup, and
+achieved GFLOP/s against the machine's measured matmul rates.
 
 One colour per model and one line style / marker / hatch per recipe, the same in every
 figure. matplotlib is imported inside the functions (Agg backend) so that importing
@@ -22,11 +23,13 @@ from quantbench.report.data import (
     BASELINE,
     batch_sweep_points,
     find_cell,
+    host_microbench,
     input_sweep_points,
     mib,
     model_family,
     model_order,
     ok_cells,
+    point_gflops_per_s,
     recipe_order,
     reference_point,
     sort_cells,
@@ -42,6 +45,7 @@ FIGURES: dict[str, str] = {
     "text_batch_size": "text_latency_vs_batch_size.png",
     "size": "size.png",
     "speedup": "speedup.png",
+    "gflops": "gflops.png",
 }
 
 LOG_RANGE = 20.0  # use a log axis when max/min exceeds this
@@ -115,8 +119,13 @@ def _style_for(results: list[CellResult]) -> _Style:
     return _Style(model_colors(model_order(results)), recipe_styles(recipes), recipes)
 
 
-def make_plots(plots_dir: Path, results: list[CellResult]) -> dict[str, Path]:
+def make_plots(
+    plots_dir: Path, results: list[CellResult], run: dict[str, Any] | None = None
+) -> dict[str, Path]:
     """Write every figure that has data into ``plots_dir``; return key -> path.
+
+    ``run`` (the run metadata) adds the machine's micro-benchmark rates to the GFLOP/s
+    figure; without it that figure has no reference lines.
 
     Known figure files that get no data this time are removed, so a re-render never
     leaves a stale figure behind. A figure that fails to draw is skipped with a
@@ -132,6 +141,7 @@ def make_plots(plots_dir: Path, results: list[CellResult]) -> dict[str, Path]:
         "text_batch_size": lambda p: plot_latency_sweep(p, results, "text", "batch_size", style),
         "size": lambda p: plot_size(p, results, style),
         "speedup": lambda p: plot_speedup(p, results, style),
+        "gflops": lambda p: plot_gflops(p, results, host_microbench(run), style),
     }  # fmt: skip
     written: dict[str, Path] = {}
     for key, name in FIGURES.items():
@@ -285,27 +295,32 @@ def _split_legend(ax: Any, cells: list[CellResult], style: _Style) -> None:
     )
 
 
-def _recipe_patch_legend(ax: Any, recipes: list[str], style: _Style) -> None:
-    """Recipe legend (hatches) below the axes, where it cannot hide a bar or label."""
+def _recipe_patch_legend(
+    ax: Any, recipes: list[str], style: _Style, extra: Sequence[Any] = ()
+) -> None:
+    """Recipe legend (hatches) below the axes, where it cannot hide a bar or label.
+
+    ``extra`` handles (e.g. reference lines) are appended to the same legend.
+    """
     from matplotlib.patches import Patch
 
     handles = [
         Patch(facecolor="0.85", edgecolor="0.2", hatch=style.recipes[r].hatch, label=r)
         for r in recipes
-    ]
+    ] + list(extra)
     from matplotlib.transforms import offset_copy
 
     # A fixed gap in points below the axes (under the x label), whatever the figure height.
     below = offset_copy(ax.transAxes, fig=ax.figure, y=-36, units="points")
     ax.legend(
         handles=handles,
-        title="recipe (hatch); colour = model",
+        title="recipe (hatch); colour = model" + ("; dashed = machine rate" if extra else ""),
         fontsize=8,
         title_fontsize=8,
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
         bbox_transform=below,
-        ncol=max(1, min(len(handles), 4)),
+        ncol=max(1, min(len(handles), 6 if extra else 4)),
         frameon=False,
     )
 
@@ -493,5 +508,73 @@ def plot_speedup(path: Path, results: list[CellResult], style: _Style | None = N
     ax.set_title("Speedup vs fp32 at the reference shape (batch × input size)")
     ax.grid(True, axis="x", alpha=0.35)
     _recipe_patch_legend(ax, used, style)
+    _save(fig, path)
+    return True
+
+
+def plot_gflops(
+    path: Path,
+    results: list[CellResult],
+    bench: dict[str, Any] | None = None,
+    style: _Style | None = None,
+) -> bool:
+    """Achieved GFLOP/s (fp32-equivalent for int8) per model and recipe at the reference
+    shape, with dashed lines at the micro-benchmark's fp32 GFLOP/s and int8 GOP/s.
+
+    Returns False, writing nothing, when no cell has FLOPs recorded.
+    """
+    style = style or _style_for(results)
+    groups: list[str] = []
+    labels: list[str] = []
+    bars: dict[str, list[_Bar]] = {}
+    for model in model_order(results):
+        entries: list[_Bar] = []
+        label = None
+        for recipe in style.recipe_list:
+            cell = find_cell(results, model, recipe)
+            if cell is None:
+                continue
+            if cell.status != "ok":
+                entries.append((recipe, cell.status, None))
+                continue
+            ref = reference_point(cell)
+            rate = point_gflops_per_s(ref) if ref is not None else None
+            if ref is None or rate is None:
+                continue
+            entries.append((recipe, rate, None))
+            if label is None:
+                unit = {"vision": " px", "text": " tokens"}.get(cell.family or "", "")
+                label = f"{model}\n({ref.batch_size} × {ref.input_size}{unit})"
+        if label is not None:
+            groups.append(model)
+            labels.append(label)
+            bars[model] = entries
+    if not groups:
+        return False
+    refs: list[tuple[str, float, str]] = []
+    for key, text, colour in (
+        ("fp32_gflops", "machine fp32 Linear: {v:.3g} GFLOP/s", "0.15"),
+        ("int8_gops", "machine int8 Linear: {v:.3g} GOP/s", "tab:red"),
+    ):
+        v = (bench or {}).get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            refs.append((text.format(v=v), float(v), colour))
+    values = [v for g in groups for _, v, _ in bars[g] if not isinstance(v, str)]
+    vmax = max([*values, *(v for _, v, _ in refs)], default=1.0) or 1.0
+
+    plt = _pyplot()
+    n_bars = sum(len(b) for b in bars.values())
+    fig, ax = plt.subplots(figsize=(8.5, max(2.8, 1.2 + 0.36 * n_bars + 0.25 * len(groups))))
+    used = _grouped_barh(ax, groups, bars, style, lambda v: f"{v:.3g}", label_offset=vmax * 0.02)
+    ax.set_yticklabels(labels, fontsize=8)
+    lines = [
+        ax.axvline(v, color=colour, linestyle="--", linewidth=1.3, label=text)
+        for text, v, colour in refs
+    ]
+    ax.set_xlim(0, vmax * 1.35)
+    ax.set_xlabel("achieved GFLOP/s (fp32 FLOPs / median time; fp32-equivalent for int8)")
+    ax.set_title("Achieved compute at the reference shape (batch × input size)")
+    ax.grid(True, axis="x", alpha=0.35)
+    _recipe_patch_legend(ax, used, style, extra=lines)
     _save(fig, path)
     return True

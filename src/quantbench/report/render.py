@@ -18,17 +18,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from quantbench.measure.latency import NOISY_REL_CI, NOISY_REL_STD, TimingPolicy
 from quantbench.report.data import (
     BASELINE,
     INT8_ISA_FLAGS,
     SpeedupValue,
+    bench_ratio,
+    cpu_ranges,
     find_cell,
     has_int8_isa,
+    host_microbench,
     is_random_weights,
+    memory_value,
     mib,
     model_family,
     model_order,
     ok_cells,
+    point_gflops,
+    point_gflops_per_s,
     point_speedup,
     recipe_order,
     reference_point,
@@ -41,6 +48,10 @@ from quantbench.results import CellResult, LatencyPoint
 FIDELITY_MIN = 0.99  # cosine / top-1 agreement below this gets a warning
 SMALL_MS = 5.0  # below this median, fixed quantize/dequantize costs weigh heavily
 FEW_INT8_FRACTION = 0.5  # under this share of int8 parameters, "few modules quantized"
+SETTLE_REL = TimingPolicy().settle_rel  # warm-up settles when two passes agree this well
+BARELY_FASTER = 1.2  # reference-shape speedup under this counts as "barely faster"
+MATMUL_BOUND_FRACTION = 0.5  # fp32 at under this share of the machine's matmul rate: not GEMM-bound
+BUSY_LOAD_PER_CORE = 0.5  # load average above this per core: the machine was busy
 
 # What each recipe does, in a sentence or two. Unknown recipes get a generic line.
 RECIPE_DESCRIPTIONS: dict[str, str] = {
@@ -81,7 +92,9 @@ _FIGURE_CAPTIONS = {
     "text_input_size": "Text models: latency vs sequence length",
     "text_batch_size": "Text models: latency vs batch size",
     "speedup": "Paired speedup vs fp32 at the reference shape",
+    "gflops": "Achieved GFLOP/s at the reference shape vs the machine's matmul rates",
 }
+MEMORY_TITLE = "### Memory and time to prepare"
 
 
 # ----------------------------------------------------------------------------- format
@@ -409,19 +422,112 @@ def _section_size(results: list[CellResult], figures: dict[str, Path], plots_rel
     return lines + [""]
 
 
+def _spec_number(spec: dict[str, Any], key: str) -> float | None:
+    val = spec.get(key)
+    if isinstance(val, bool) or not isinstance(val, (int, float)):
+        return None
+    return float(val) if math.isfinite(val) else None
+
+
+def _plural(n: float, word: str) -> str:
+    return f"{n:g} {word}" if n == 1 else f"{n:g} {word}{'es' if word.endswith('s') else 's'}"
+
+
+def timing_policy_text(run: dict[str, Any]) -> str | None:
+    """The timing policy of ``run['spec']`` in one paragraph; None when none is recorded."""
+    spec = run.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    warmup, max_warmup = _spec_number(spec, "warmup"), _spec_number(spec, "max_warmup")
+    max_warmup_s = _spec_number(spec, "max_warmup_s")
+    min_runs, min_time = _spec_number(spec, "min_runs"), _spec_number(spec, "min_time_s")
+    max_time = _spec_number(spec, "max_time_s")
+    if all(v is None for v in (warmup, max_warmup, min_runs, min_time, max_time)):
+        return None
+    settle = _spec_number(spec, "settle_rel") or SETTLE_REL
+    parts = []
+    if warmup is not None:
+        if max_warmup is not None and max_warmup > warmup:
+            cap = f"at most {max_warmup:g}"
+            if max_warmup_s is not None:
+                cap += f" or {max_warmup_s:g} s"
+            parts.append(
+                f"Warm-up: at least {_plural(warmup, 'pass')} per variant, then more until two "
+                f"consecutive passes of every variant agree within {settle:.0%}, {cap}; "
+                "warm-up passes are excluded from the statistics."
+            )
+        else:
+            parts.append(
+                f"Warm-up: {_plural(warmup, 'pass')} per variant, excluded from the statistics."
+            )
+    timed = []
+    if min_runs is not None:
+        timed.append(f"at least {_plural(min_runs, 'pass')}")
+    if min_time is not None and min_time > 0:
+        timed.append(f"at least {min_time:g} s of timed passes")
+    if timed or max_time is not None:
+        text = "Timed: " + (" and ".join(timed) + " per variant at each point" if timed else "")
+        if max_time is not None:
+            text += (", " if timed else "each point ") + f"capped at {max_time:g} s of timing"
+            if min_runs is not None:
+                text += f" per point (the {min_runs:g} passes always complete)"
+            else:
+                text += " per point"
+        parts.append(text + ".")
+    parts.append(
+        "The variants of a model are timed in interleaved rounds at each point, so drift "
+        "hits them alike."
+    )
+    if "timeout_s" in spec:
+        timeout = _spec_number(spec, "timeout_s")
+        parts.append(
+            f"Each model is stopped after {timeout:g} s."
+            if timeout is not None
+            else "No per-model timeout."
+        )
+    return " ".join(parts)
+
+
+def _noisy_count_text(points: list[LatencyPoint]) -> str:
+    rule = (
+        f"std ≥ {NOISY_REL_STD:.0%} of the mean or median CI wider than {NOISY_REL_CI:.0%} "
+        "of the median"
+    )
+    noisy = sum(1 for p in points if p.verdict == "noisy")
+    if not noisy:
+        return f"All {len(points)} points are stable (none has {rule})."
+    verb, their = ("is", "its speedup") if noisy == 1 else ("are", "their speedups")
+    return f"**{noisy} of {len(points)} points {verb} noisy** ({rule}): treat {their} with care."
+
+
 def _section_latency(
-    results: list[CellResult], figures: dict[str, Path], plots_rel: str
+    run: dict[str, Any], results: list[CellResult], figures: dict[str, Path], plots_rel: str
 ) -> list[str]:
     lines = [_SECTION_TITLES[3], ""]
     measured = [c for c in ok_cells(results) if c.latency]
     if not measured:
-        return lines + ["Latency was not measured in this run.", ""]
+        return (
+            lines
+            + ["Latency was not measured in this run.", ""]
+            + _memory_work(run, results, figures, plots_rel)
+        )
+    policy = timing_policy_text(run)
+    if policy:
+        lines += [f"**Timing policy.** {policy}", ""]
     lines += [
         "Median of the timed forward passes (warm-up excluded) with its confidence "
         "interval; speedup is paired (variants timed in interleaved rounds, median of the "
-        "per-round ratios) unless marked *unpaired*.",
+        "per-round ratios) unless marked *unpaired*. "
+        + _noisy_count_text([p for c in measured for p in c.latency]),
         "",
     ]
+    if any(point_gflops(p) for c in measured for p in c.latency):
+        lines += [
+            "*GFLOP* is the work of one forward pass at that shape, counted on the fp32 model "
+            "(the same work for every variant); *GFLOP/s* is that work divided by the median "
+            "time, so for int8 variants it is an fp32-equivalent rate.",
+            "",
+        ]
     for key in ("vision_input_size", "vision_batch_size", "text_input_size", "text_batch_size"):
         lines += _image(key, figures, plots_rel, _FIGURE_CAPTIONS[key])
     lines += _image("speedup", figures, plots_rel, _FIGURE_CAPTIONS["speedup"])
@@ -432,23 +538,33 @@ def _section_latency(
         family = model_family(results, model)
         base = find_cell(cells, model, BASELINE)
         lines += [f"### {model}" + (f" ({family})" if family else ""), ""]
-        rows = []
         mine = sorted((c for c in measured if c.model == model), key=lambda c: recipes[c.recipe])
-        for c in mine:
-            for p in sorted(c.latency, key=lambda p: (p.batch_size, p.input_size)):
-                sp = "baseline" if c.recipe == BASELINE else fmt_speedup(point_speedup(p, base))
-                verdict = "⚠️ **noisy**" if p.verdict == "noisy" else p.verdict
-                rows.append(
-                    [c.recipe, fmt_shape(p, family),
-                     f"{fmt_sig(to_ms(p.median, p.unit))} [{fmt_sig(to_ms(p.ci_low, p.unit))}, "
-                     f"{fmt_sig(to_ms(p.ci_high, p.unit))}]",
-                     fmt_sig(to_ms(p.p90, p.unit)), p.n, verdict, sp]
-                )  # fmt: skip
-        lines += md_table(
-            ["Recipe", "Shape (batch × input)", "Median ms [CI]", "p90 ms", "n", "Verdict",
-             "Speedup vs fp32 [CI]"],
-            rows,
-        )  # fmt: skip
+        points = [
+            (c, p)
+            for c in mine
+            for p in sorted(c.latency, key=lambda p: (p.batch_size, p.input_size))
+        ]
+        show_p99 = any(_finite(p.p99) for _, p in points)
+        show_work = any(point_gflops(p) for _, p in points)
+        rows = []
+        for c, p in points:
+            sp = "baseline" if c.recipe == BASELINE else fmt_speedup(point_speedup(p, base))
+            verdict = "⚠️ **noisy**" if p.verdict == "noisy" else p.verdict
+            row: list[Any] = [
+                c.recipe, fmt_shape(p, family),
+                f"{fmt_sig(to_ms(p.median, p.unit))} [{fmt_sig(to_ms(p.ci_low, p.unit))}, "
+                f"{fmt_sig(to_ms(p.ci_high, p.unit))}]",
+                fmt_sig(to_ms(p.p90, p.unit)),
+            ]  # fmt: skip
+            if show_p99:
+                row.append(fmt_sig(to_ms(p.p99, p.unit)) if _finite(p.p99) else "—")
+            if show_work:
+                row += [fmt_sig(point_gflops(p)), fmt_sig(point_gflops_per_s(p))]
+            rows.append([*row, p.n, verdict, sp])
+        headers = ["Recipe", "Shape (batch × input)", "Median ms [CI]", "p90 ms"]
+        headers += ["p99 ms"] if show_p99 else []
+        headers += ["GFLOP", "GFLOP/s"] if show_work else []
+        lines += md_table([*headers, "n", "Verdict", "Speedup vs fp32 [CI]"], rows)
         missing = [c.recipe for c in cells if c.model == model and not c.latency]
         if missing:
             lines += ["", f"Latency not measured for: {', '.join(missing)}."]
@@ -456,6 +572,108 @@ def _section_latency(
     not_measured = [m for m in model_order(cells) if m not in model_order(measured)]
     if not_measured:
         lines += [f"Latency not measured for models: {', '.join(not_measured)}.", ""]
+    return lines + _memory_work(run, results, figures, plots_rel)
+
+
+def _finite(x: float | None) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _ref_shape_text(run: dict[str, Any], results: list[CellResult]) -> str:
+    """``batch 4 × the reference input size (224 px for vision, 128 tokens for text)``."""
+    spec = run.get("spec") if isinstance(run.get("spec"), dict) else {}
+    batch = _spec_number(spec, "fidelity_batch_size")
+    fams = {c.family for c in results}
+    sizes = []
+    for fam, key, unit in (("vision", "ref_image_size", "px"), ("text", "ref_seq_len", "tokens")):
+        size = _spec_number(spec, key)
+        if fam in fams and size is not None:
+            sizes.append(f"{size:g} {unit} for {fam}")
+    text = f"batch {batch:g} × " if batch is not None else ""
+    text += "the reference input size"
+    return text + (f" ({', '.join(sizes)})" if sizes else "")
+
+
+# (key, header, description); "first" columns are per model, shown on its first row.
+_MEMORY_COLUMNS = (
+    ("load_s", "Load s", "time to load or build the model (once per model, on its first row)"),
+    ("quantize_s", "Quantize s", "time to apply the recipe"),
+    ("rss_bytes", "Added by artifact (MiB)",
+     "resident memory the variant added when it was built (for fp32: what loading the model "
+     "added)"),
+    ("inference_peak_bytes", "Inference peak (MiB)",
+     "peak RSS of one forward pass at {shape} above the RSS just before it (activations, "
+     "workspaces)"),
+    ("process_peak_bytes", "RSS peak in that pass (MiB)",
+     "peak RSS of the worker process during that pass"),
+    ("peak_rss_bytes", "Worker peak RSS (MiB)",
+     "peak RSS of the worker over all variants of the model (on its first row)"),
+)  # fmt: skip
+
+
+def _memory_value(cell: CellResult, key: str) -> float | None:
+    if key in ("load_s", "quantize_s", "peak_rss_bytes"):
+        value = getattr(cell, key, None)
+        return float(value) if _finite(value) else None
+    value = memory_value(cell, key)
+    return None if value is None else float(value)
+
+
+def _memory_work(
+    run: dict[str, Any], results: list[CellResult], figures: dict[str, Path], plots_rel: str
+) -> list[str]:
+    """### Memory and time to prepare: per cell, with the achieved-GFLOP/s figure."""
+    cells = sort_cells(ok_cells(results))
+    first_of_model = {}
+    for c in cells:
+        first_of_model.setdefault(c.model, c)
+    values: dict[str, list[float | None]] = {}
+    for key, _, _ in _MEMORY_COLUMNS:
+        per_model = key in ("load_s", "peak_rss_bytes")
+        values[key] = [
+            _memory_value(c, key) if not per_model or first_of_model[c.model] is c else None
+            for c in cells
+        ]
+    shown = [col for col in _MEMORY_COLUMNS if any(v is not None for v in values[col[0]])]
+    if not shown and "gflops" not in figures:
+        return []
+    lines = [MEMORY_TITLE, ""]
+    if shown:
+        shape = _ref_shape_text(run, results)
+        lines += [
+            "; ".join(f"*{header}*: {desc.replace('{shape}', shape)}" for _, header, desc in shown)
+            + ". RSS differences are approximate: the allocator can reuse freed memory, so "
+            "0 means no measurable growth.",
+            "",
+        ]
+        rows = []
+        for i, c in enumerate(cells):
+            row: list[Any] = [c.model, c.recipe]
+            for key, _, _ in shown:
+                v = values[key][i]
+                if v is None:
+                    row.append("—")
+                elif key.endswith("_s"):
+                    row.append(fmt_sig(v, 3))
+                else:
+                    row.append(fmt_mib(v))
+            rows.append(row)
+        lines += md_table(["Model", "Recipe", *(h for _, h, _ in shown)], rows)
+        lines.append("")
+    if "gflops" in figures:
+        lines += _image("gflops", figures, plots_rel, _FIGURE_CAPTIONS["gflops"])
+        bench = host_microbench(run)
+        text = (
+            "Achieved GFLOP/s at each model's reference shape (fp32-equivalent for int8 variants)"
+        )
+        if bench:
+            refs = []
+            if _finite(bench.get("fp32_gflops")):
+                refs.append(f"fp32 Linear {fmt_sig(bench['fp32_gflops'])} GFLOP/s")
+            if _finite(bench.get("int8_gops")):
+                refs.append(f"dynamic int8 Linear {fmt_sig(bench['int8_gops'])} GOP/s")
+            text += "; dashed lines: the machine's measured matmul rates (" + ", ".join(refs) + ")"
+        lines += [text + ".", ""]
     return lines
 
 
@@ -565,6 +783,21 @@ def _discussion(run: dict[str, Any], results: list[CellResult]) -> list[str]:
     lines += slow_lines or ["- None: every measured quantized variant is at least as fast as fp32."]
     lines.append("")
 
+    # Barely faster at the reference shape (and not already discussed as slower).
+    slow_cells = {id(c) for c, _, s in all_points if s.median < 1.0}
+    barely = _barely_faster(run, cells, slow_cells)
+    if barely:
+        lines += [
+            f"**Where a quantized variant is barely faster** (under {BARELY_FASTER:g}x at the "
+            "reference shape):",
+            "",
+            *barely,
+            "",
+        ]
+
+    # Achieved compute vs the machine's micro-benchmark.
+    lines += _achieved_compute(run, cells)
+
     # Fidelity.
     lines += _fidelity(run, results)
     return lines
@@ -577,6 +810,7 @@ def _slow_cases(
 ) -> list[str]:
     host = run.get("host") or {}
     isa = has_int8_isa(host)
+    bench = host_microbench(run)
     out: list[str] = []
     for c in sort_cells(cells):
         slow = [(p, s) for cc, p, s in all_points if cc is c and s.median < 1.0]
@@ -623,18 +857,209 @@ def _slow_cases(
                 f"{len(noisy)} of these points {'is' if len(noisy) == 1 else 'are'} marked "
                 "noisy, so the ratio is uncertain"
             )
-        if not reasons:
+        base = find_cell(cells, c.model, BASELINE)
+        evidence = _compute_evidence(c, ordered[0][0], base, bench)
+        if not reasons and not evidence:
             reasons.append(
                 "no cause is evident from the recorded data (enough modules quantized, "
                 "int8 ISA present or unknown, not a tiny shape); profile this cell"
             )
         plural = "s" if len(reasons) > 1 else ""
-        out.append(
+        text = (
             f"- **{c.model} · {c.recipe}** is slower than fp32 at {len(slow)} of {n_total} "
-            f"shapes ({sig_text}); slowest: {'; '.join(shape_texts)}. "
-            f"Likely reason{plural}: {'; '.join(reasons)}."
+            f"shapes ({sig_text}); slowest: {'; '.join(shape_texts)}."
         )
+        if reasons:
+            text += f" Likely reason{plural}: {'; '.join(reasons)}."
+        if evidence:
+            text += f" Evidence: {evidence}."
+        out.append(text)
     return out
+
+
+def _same_shape(cell: CellResult | None, point: LatencyPoint) -> LatencyPoint | None:
+    if cell is None or cell.status != "ok":
+        return None
+    for p in cell.latency:
+        if (p.batch_size, p.input_size) == (point.batch_size, point.input_size):
+            return p
+    return None
+
+
+def _bench_rate(bench: dict[str, Any] | None, key: str) -> float | None:
+    v = (bench or {}).get(key)
+    return float(v) if _finite(v) and not isinstance(v, bool) and v > 0 else None
+
+
+def _compute_evidence(
+    cell: CellResult,
+    point: LatencyPoint,
+    base: CellResult | None,
+    bench: dict[str, Any] | None,
+) -> str | None:
+    """Achieved GFLOP/s of fp32 and of the variant at ``point``, against the micro-benchmark."""
+    shape = fmt_shape(point, cell.family)
+    base_point = _same_shape(base, point)
+    fp32_rate = point_gflops_per_s(base_point) if base_point is not None else None
+    rate = point_gflops_per_s(point)
+    fp32_peak, int8_peak = _bench_rate(bench, "fp32_gflops"), _bench_rate(bench, "int8_gops")
+    parts = []
+    if fp32_rate is not None:
+        text = f"fp32 reaches {fmt_sig(fp32_rate)} GFLOP/s at {shape}"
+        if fp32_peak is not None:
+            frac = fp32_rate / fp32_peak
+            text += (
+                f", {frac:.0%} of the machine's measured fp32 matmul rate "
+                f"({fmt_sig(fp32_peak)} GFLOP/s)"
+            )
+            if frac < MATMUL_BOUND_FRACTION:
+                text += (
+                    ", so this pass is limited by something other than matrix-multiply "
+                    "throughput (memory traffic, small or non-matmul operators, per-operator "
+                    "overhead), which faster int8 matrix multiplies do not remove"
+                )
+            else:
+                text += ", so this pass is largely bound by matrix-multiply throughput"
+        parts.append(text)
+    if rate is not None:
+        text = f"{cell.recipe} reaches {fmt_sig(rate)} GFLOP/s fp32-equivalent"
+        if fp32_rate is None:
+            text += f" at {shape}"
+        if int8_peak is not None:
+            text += (
+                f" ({rate / int8_peak:.0%} of the machine's int8 Linear rate, "
+                f"{fmt_sig(int8_peak)} GOP/s)"
+            )
+        parts.append(text)
+    ratio = bench_ratio(bench)
+    if parts and ratio is not None and ratio < BARELY_FASTER:
+        parts.append(
+            f"this machine's int8 Linear runs only {ratio:.2f}x as fast as fp32 in the "
+            "micro-benchmark"
+        )
+    return "; ".join(parts) or None
+
+
+def _barely_faster(run: dict[str, Any], cells: list[CellResult], skip: set[int]) -> list[str]:
+    """Variants at least as fast as fp32 but under BARELY_FASTER at the reference shape."""
+    bench = host_microbench(run)
+    out = []
+    for c in sort_cells(cells):
+        if c.recipe == BASELINE or not c.latency or id(c) in skip:
+            continue
+        base = find_cell(cells, c.model, BASELINE)
+        ref = reference_point(c)
+        s = point_speedup(ref, base) if ref is not None else None
+        if ref is None or s is None or not 1.0 <= s.median < BARELY_FASTER:
+            continue
+        reasons = []
+        few = _few_modules_reason(c)
+        if few:
+            reasons.append(few)
+        evidence = _compute_evidence(c, ref, base, bench)
+        text = f"- **{c.model} · {c.recipe}**: {fmt_speedup(s)} at {fmt_shape(ref, c.family)}."
+        if reasons:
+            text += f" Likely reason: {'; '.join(reasons)}."
+        if evidence:
+            text += f" Evidence: {evidence}."
+        if not reasons and not evidence:
+            text += " No cause is evident from the recorded data."
+        out.append(text)
+    return out
+
+
+def _achieved_compute(run: dict[str, Any], cells: list[CellResult]) -> list[str]:
+    """The machine's int8:fp32 ceiling and each cell's achieved rate at its reference shape."""
+    bench = host_microbench(run)
+    fp32_peak, int8_peak = _bench_rate(bench, "fp32_gflops"), _bench_rate(bench, "int8_gops")
+    ratio = bench_ratio(bench)
+    rows = []
+    above = []
+    for c in sort_cells(cells):
+        ref = reference_point(c)
+        if ref is None:
+            continue
+        rate = point_gflops_per_s(ref)
+        base = find_cell(cells, c.model, BASELINE)
+        s = point_speedup(ref, base) if c.recipe != BASELINE else None
+        if s is not None and ratio is not None and ratio > 0 and s.median > ratio:
+            above.append(f"{c.model} · {c.recipe} ({s.median:.2f}x at {fmt_shape(ref, c.family)})")
+        if rate is None:
+            continue
+        peak, what = (
+            (fp32_peak, "fp32 Linear") if c.recipe == BASELINE else (int8_peak, "int8 Linear")
+        )
+        share = f"{rate / peak:.0%} of {what}" if peak is not None else "—"
+        rows.append([c.model, c.recipe, fmt_shape(ref, c.family), fmt_sig(point_gflops(ref)),
+                     fmt_sig(rate), share])  # fmt: skip
+    if not rows and bench is None:
+        return []
+    title = "**Achieved compute" + (" vs the machine's matmul rates" if bench else "") + ":**"
+    lines = [title, ""]
+    if bench is not None:
+        shape = bench.get("shape")
+        shape_text = (
+            "×".join(str(x) for x in shape)
+            if isinstance(shape, (list, tuple)) and len(shape) == 3
+            else "shape not recorded"
+        )
+        threads = bench.get("threads")
+        setup = f"one Linear layer, M×K×N = {shape_text}" + (
+            f", {threads} threads" if threads is not None else ""
+        )
+        rates = ", ".join(
+            t
+            for t in (
+                f"fp32 {fmt_sig(fp32_peak)} GFLOP/s" if fp32_peak is not None else "",
+                f"dynamic int8 {fmt_sig(int8_peak)} GOP/s" if int8_peak is not None else "",
+            )
+            if t
+        )
+        text = f"- Micro-benchmark at the start of the run ({setup}): {rates}."
+        if ratio is not None and ratio >= 1:
+            text += (
+                f" So this machine's int8 Linear runs {ratio:.2f}x faster than fp32 at most "
+                "(at that shape): the realistic ceiling for GEMM-dominated models. Speedups "
+                "above it come from other changes than faster int8 matrix multiplies, such as "
+                "fused conv+relu, smaller memory traffic, or matrix shapes where fp32 is less "
+                "efficient than in the micro-benchmark."
+            )
+        elif ratio is not None:
+            text += (
+                f" int8 Linear is slower than fp32 on this machine ({ratio:.2f}x), so int8 "
+                "matrix multiplies cannot be expected to speed a model up here; any speedup "
+                "comes from other changes (fused operators, smaller memory traffic)."
+            )
+        lines.append(text)
+        if ratio is not None and above:
+            lines.append(
+                f"- Above that {ratio:.2f}x ceiling at the reference shape: "
+                + ", ".join(above)
+                + "."
+            )
+        elif ratio is not None and any(c.recipe != BASELINE and c.latency for c in cells):
+            lines.append(f"- No variant exceeds the {ratio:.2f}x ceiling at the reference shape.")
+        lines.append("")
+    if rows:
+        headers = ["Model", "Recipe", "Reference shape", "GFLOP", "GFLOP/s achieved"]
+        have_share = any(row[-1] != "—" for row in rows)
+        if have_share:
+            headers.append("Share of the machine's rate")
+        lines += md_table(headers, [row if have_share else row[:-1] for row in rows])
+        lines += ["", "GFLOP/s of int8 variants is fp32-equivalent (fp32 FLOPs / median time)."]
+        if have_share:
+            lines[-1] += (
+                " The share compares fp32 with the measured fp32 Linear rate and int8 variants "
+                "with the measured int8 Linear rate; a model far below the machine's rate is "
+                "limited by something other than matrix-multiply throughput."
+            )
+        else:
+            lines[-1] += (
+                " No micro-benchmark was recorded with this run, so the achieved rates cannot "
+                "be compared with the machine's capability."
+            )
+        lines.append("")
+    return lines
 
 
 def _fidelity(run: dict[str, Any], results: list[CellResult]) -> list[str]:
@@ -692,19 +1117,83 @@ def _environment(run: dict[str, Any]) -> list[str]:
         f"- **OS:** {host.get('os') or 'not recorded'}",
     ]
     for k, v in host.items():
-        if k not in ("cpu", "cores", "isa_flags", "os"):
-            lines.append(f"- **{k}:** {v}")
+        if k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg"):
+            lines.append(f"- **{k}:** {'not recorded' if v is None else v}")
+    if "load_avg" in host:
+        lines.append(f"- **Load average at start:** {_load_text(host)}")
+    bench = host_microbench(run)
+    if bench is not None:
+        lines.append(f"- **Matmul micro-benchmark:** {_bench_text(bench)}")
+    elif "microbench" in host:
+        lines.append("- **Matmul micro-benchmark:** not run (latency not measured, or it failed)")
     lines += [
         f"- **Quantized engine:** `{run.get('engine') or 'not recorded'}`",
         f"- **Threads:** {run.get('threads') if run.get('threads') is not None else 'not recorded'}",
-        "",
     ]
+    if "affinity" in run:
+        cpus = run.get("affinity")
+        lines.append(
+            f"- **CPU affinity at start:** CPUs {cpu_ranges(cpus)} ({len(set(cpus))})"
+            if isinstance(cpus, (list, tuple)) and cpus
+            else "- **CPU affinity at start:** not available on this platform"
+        )
+    if "pinned" in run:
+        threads = run.get("threads")
+        lines.append(
+            "- **Pinned:** "
+            + (
+                "yes (each model's worker pinned to "
+                + (f"{threads} CPU{'s' if threads != 1 else ''}" if threads else "its CPUs")
+                + ")"
+                if run.get("pinned")
+                else "no (the OS may move the worker between CPUs)"
+            )
+        )
+    policy = timing_policy_text(run)
+    if policy:
+        lines.append(f"- **Timing policy:** {policy}")
+    lines.append("")
     versions = run.get("versions") or {}
     if versions:
         lines += md_table(["Package", "Version"], [[k, v] for k, v in versions.items()])
     else:
         lines.append("Library versions not recorded.")
     return lines + [""]
+
+
+def _load_text(host: dict[str, Any]) -> str:
+    load = host.get("load_avg")
+    if not _finite(load) or isinstance(load, bool):
+        return "not recorded"
+    cores = host.get("cores")
+    text = f"{load:.2f} (1-minute average"
+    if isinstance(cores, int) and cores > 0:
+        text += f", {cores} cores)"
+        if load > BUSY_LOAD_PER_CORE * cores:
+            text += " ⚠️ the machine was busy: timings may be noisy; trust paired speedups more"
+        return text
+    return text + ")"
+
+
+def _bench_text(bench: dict[str, Any]) -> str:
+    fp32, int8 = _bench_rate(bench, "fp32_gflops"), _bench_rate(bench, "int8_gops")
+    ratio = bench_ratio(bench)
+    parts = []
+    if fp32 is not None:
+        parts.append(f"fp32 {fmt_sig(fp32)} GFLOP/s")
+    if int8 is not None:
+        parts.append(f"int8 {fmt_sig(int8)} GOP/s")
+    text = ", ".join(parts)
+    shape = bench.get("shape")
+    setup = ["dynamic int8 Linear vs fp32 Linear"]
+    if isinstance(shape, (list, tuple)) and len(shape) == 3:
+        setup.append("M×K×N = " + "×".join(str(x) for x in shape))
+    if bench.get("threads") is not None:
+        setup.append(f"{bench['threads']} threads")
+    text += f" ({', '.join(setup)})"
+    if ratio is not None:
+        text += f": int8:fp32 = {ratio:.2f}x"
+    return text
 
 
 def render_markdown(
@@ -725,7 +1214,7 @@ def render_markdown(
     lines += _section_models(results)
     lines += _section_method(run, results)
     lines += _section_size(results, figures, plots_rel)
-    lines += _section_latency(results, figures, plots_rel)
+    lines += _section_latency(run, results, figures, plots_rel)
     lines += _discussion(run, results)
     lines += _environment(run)
     return "\n".join(lines).rstrip() + "\n"
