@@ -33,6 +33,7 @@ def test_faulty_workers_do_not_stop_the_run(tmp_path, monkeypatch, tiny_bert_dir
     killed = cells[("tv:squeezenet1_1", "dynamic-int8")]
     assert killed.status == "error" and "SIGKILL" in killed.error
     assert killed.size_bytes is not None  # measured before the kill: kept
+    assert "peak RSS seen" in killed.error
     crashed = cells[("tv:mobilenet_v3_small", "fp32")]
     assert crashed.status == "error" and "exited with code 3" in crashed.error
     raised = cells[("tv:shufflenet_v2_x0_5", "dynamic-int8")]

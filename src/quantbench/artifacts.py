@@ -40,24 +40,12 @@ class Written:
     runtime: str
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
+def _atomic_write(dst: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``dst``: never a partial file at ``dst``."""
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_torch_save(obj: Any, dst: Path) -> None:
-    import torch
-
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -85,7 +73,7 @@ def save_artifact(art: Any, path: Path, meta: dict[str, Any]) -> int:
             raise QuantbenchError(
                 f"recipe {art.recipe} writes an ONNX file: name the output *.onnx"
             )
-        _atomic_copy(Path(art.file), path)
+        _atomic_write(path, lambda tmp: shutil.copyfile(art.file, tmp))
     else:
         module = getattr(art.module, "_orig_mod", art.module)  # torch.compile wrapper
         payload = {
@@ -96,7 +84,9 @@ def save_artifact(art: Any, path: Path, meta: dict[str, Any]) -> int:
             "runtime": art.runtime,
             "state_dict": module.state_dict(),
         }
-        _atomic_torch_save(payload, path)
+        import torch
+
+        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path.stat().st_size
 
 

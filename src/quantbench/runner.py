@@ -373,8 +373,11 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
     send.close()  # the child holds the only writer: EOF on our side means it is gone
     start = time.monotonic()
     partial: dict[str, CellResult] = {}
+    col = _Collector(prog)
+    peak = 0
     try:
         while True:
+            peak = max(peak, _child_peak(proc.pid) or 0)
             if not recv.poll(0.2):
                 if spec.timeout_s is not None and time.monotonic() - start > spec.timeout_s:
                     proc.kill()
@@ -386,15 +389,11 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
                 kind, data = recv.recv()
             except (EOFError, OSError):
                 proc.join()
-                return _error_cells(
-                    spec, ref, "error", _death_reason(proc.exitcode, partial), partial
-                )
-            if kind == "progress":
-                prog.text(data)
-            elif kind == "advance":
-                prog.advance(data)
-            elif kind == "cells":
-                partial = {d["recipe"]: CellResult.from_dict(d) for d in data}
+                reason = _death_reason(proc.exitcode, peak)
+                return _error_cells(spec, ref, "error", reason, partial)
+            if kind in _Collector.KINDS:
+                col.handle(kind, data)
+                partial = col.partial
             elif kind == "done":
                 proc.join()
                 return [CellResult.from_dict(d) for d in data]
@@ -410,15 +409,26 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
             proc.join()
 
 
-def _death_reason(exitcode: int | None, partial: dict[str, CellResult]) -> str:
+def _child_peak(pid: int | None) -> int | None:
+    """Peak RSS of a worker, read from outside (so it survives the worker's death)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, TypeError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _death_reason(exitcode: int | None, peak: int) -> str:
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
         why = " (out of memory?)" if name == "SIGKILL" else ""
-        rss = next((c.peak_rss_bytes for c in partial.values() if c.peak_rss_bytes), None)
-        mem = f", peak RSS seen {rss / 2**20:.0f} MiB" if rss else ""
+        mem = f", peak RSS seen {peak / 2**20:.0f} MiB" if peak else ""
         return f"worker killed by {name}{why}{mem}"
     return f"worker exited with code {exitcode}"
 
@@ -427,28 +437,36 @@ class _ModelFailed(Exception):
     pass
 
 
-def _run_inline(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellResult]:
-    partial: dict[str, CellResult] = {}
+class _Collector:
+    """Handles a worker's progress and snapshot messages, whichever process sent them."""
 
-    def emit(kind: str, data: Any) -> None:
-        nonlocal partial
+    KINDS = ("progress", "advance", "cells")
+
+    def __init__(self, prog: _Progress) -> None:
+        self.prog = prog
+        self.partial: dict[str, CellResult] = {}
+
+    def handle(self, kind: str, data: Any) -> None:
         if kind == "progress":
-            prog.text(data)
+            self.prog.text(data)
         elif kind == "advance":
-            prog.advance(data)
+            self.prog.advance(data)
         elif kind == "cells":
-            partial = {d["recipe"]: CellResult.from_dict(d) for d in data}
+            self.partial = {d["recipe"]: CellResult.from_dict(d) for d in data}
 
+
+def _run_inline(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellResult]:
+    col = _Collector(prog)
     try:
-        return measure_model(spec, ref, emit)
+        return measure_model(spec, ref, col.handle)
     except QuantbenchError as e:
-        if not partial:
+        if not col.partial:
             raise _ModelFailed(str(e)) from None
-        return _error_cells(spec, ref, "error", str(e), partial)
+        return _error_cells(spec, ref, "error", str(e), col.partial)
     except Exception as e:
-        if not partial:
+        if not col.partial:
             raise _ModelFailed(_err(e)) from None
-        return _error_cells(spec, ref, "error", _err(e), partial)
+        return _error_cells(spec, ref, "error", _err(e), col.partial)
 
 
 # --------------------------------------------------------------------------- the run
