@@ -151,7 +151,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         from quantbench.recipes import list_recipes
 
         for r in list_recipes():
-            print(f"{r.name:14s} {r.runtime:12s} {r.description}")
+            print(f"{r.name:27s} {r.runtime:13s} {r.description}")
     else:
         from quantbench.spec import PRESETS
 

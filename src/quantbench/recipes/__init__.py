@@ -92,5 +92,13 @@ def apply_recipe(name: str, model: Any, ctx: QuantContext) -> Artifact:
 
 
 def _load_builtin() -> None:
-    # Importing the runtime families registers their recipes.
+    # Importing the runtime families registers their recipes; the optional ones (ONNX
+    # Runtime, torchao / PT2E) register only where their libraries import.
+    import contextlib
+
     from quantbench.recipes import eager  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        from quantbench.recipes import onnx  # noqa: F401
+    with contextlib.suppress(ImportError):
+        from quantbench.recipes import pt2  # noqa: F401

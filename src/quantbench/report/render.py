@@ -322,6 +322,20 @@ def _calib_text(run: dict[str, Any]) -> str:
     return "a few batches of inputs (count in the run spec)"
 
 
+def _registered_description(recipe: str) -> str:
+    """The recipe registry's own one-line description, for recipes not described here."""
+    base, _, suffix = recipe.partition("+")
+    try:
+        from quantbench.recipes import get_recipe
+
+        text = get_recipe(base).description
+    except Exception:
+        return _GENERIC_DESCRIPTION
+    if suffix == "compile":
+        text += "; run through torch.compile (compile time reported apart from latency)"
+    return text[:1].upper() + text[1:] + "."
+
+
 def _section_method(run: dict[str, Any], results: list[CellResult]) -> list[str]:
     lines = [_SECTION_TITLES[1], ""]
     lines += [
@@ -335,7 +349,8 @@ def _section_method(run: dict[str, Any], results: list[CellResult]) -> list[str]
     if not results:
         lines.append("- none")
     for recipe in recipe_order(results):
-        desc = RECIPE_DESCRIPTIONS.get(recipe, _GENERIC_DESCRIPTION).replace("{calib}", calib)
+        desc = RECIPE_DESCRIPTIONS.get(recipe) or _registered_description(recipe)
+        desc = desc.replace("{calib}", calib)
         lines.append(f"- **{recipe}**: {desc}")
     lines.append("")
 
