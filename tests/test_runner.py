@@ -79,3 +79,47 @@ def test_shape_failure_is_a_note_not_a_crash(tmp_path, sizes):
     assert cell.status == "ok"
     assert any("no latency at batch 1, size 8" in n for n in cell.notes)
     assert {p.input_size for p in cell.latency} == {32, 64}
+
+
+def test_sigterm_keeps_results_and_stops_the_worker(tmp_path, tiny_bert_dir):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump(fast_overrides(
+        models=["tv:squeezenet1_1", f"hf:{tiny_bert_dir}"], recipes=["fp32"],
+    )))  # fmt: skip
+    out = tmp_path / "o"
+    env = {**os.environ, "QUANTBENCH_FAULT": f"hf:{tiny_bert_dir}:hang"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "quantbench.cli", "run", "--config", str(cfg), "--out", str(out),
+         "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        doc = (
+            json.loads((out / "results.json").read_text())
+            if (out / "results.json").exists()
+            else {}
+        )
+        if doc.get("results"):
+            break
+        time.sleep(0.5)
+    time.sleep(8)  # the second worker is now hanging
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["run"]["status"] == "interrupted"
+    assert [r["model"] for r in doc["results"]] == ["tv:squeezenet1_1"]
+    time.sleep(2)  # no orphaned worker is left running
+    ps = subprocess.run(["ps", "-eo", "ppid,args"], capture_output=True, text=True).stdout
+    orphans = [ln for ln in ps.splitlines() if "spawn_main" in ln and ln.split()[0] == "1"]
+    assert not orphans, orphans

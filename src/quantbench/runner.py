@@ -305,8 +305,24 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _exit_with_parent() -> None:
+    """A worker whose parent died (killed, SIGTERM) stops too instead of running on."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def _worker_entry(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any) -> None:
     quiet_libraries()
+    _exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
     spec = RunSpec(**{**spec_dict, "models": []})
     ref = ModelRef(**ref_dict)
@@ -570,6 +586,14 @@ def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
         write_csv(out_dir / "results.csv", results)
 
     save()
+
+    def on_term(signum: int, frame: Any) -> None:  # SIGTERM: stop like Ctrl-C, keep results
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        previous = None
     try:
         for i, ref in enumerate(spec.models, 1):
             t0 = time.perf_counter()
@@ -594,6 +618,8 @@ def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
         prog.write("interrupted: keeping what was measured so far")
     finally:
         prog.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     meta["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     meta["status"] = "interrupted" if interrupted else "finished"
     meta["recommendations"] = as_dict(recommendations(spec, results))
