@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import onnxruntime as ort  # noqa: E402  (a declared dependency: never skipped)
 import pytest
 import torch
 
@@ -11,8 +12,6 @@ from quantbench import models as zoo
 from quantbench.errors import UnsupportedError
 from quantbench.measure import fidelity
 from quantbench.recipes import QuantContext, apply_recipe, get_recipe
-
-ort = pytest.importorskip("onnxruntime")
 
 RECIPES = [
     "ort-fp32",
