@@ -88,3 +88,11 @@ def test_load_artifact_rejects_other_files(tmp_path):
         quantbench.load_artifact(p)
     with pytest.raises(QuantbenchError, match="does not exist"):
         quantbench.load_artifact(tmp_path / "missing.pt")
+
+
+def test_pt2e_artifacts_are_refused_not_silently_wrong(tmp_path, capsys):
+    out = tmp_path / "m.pt"
+    assert (
+        main(["quantize", "squeezenet", "--recipe", "pt2e-static-int8", "--output", str(out)]) == 2
+    )
+    assert "cannot be saved yet" in capsys.readouterr().err and not out.exists()

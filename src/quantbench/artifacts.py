@@ -107,7 +107,13 @@ def quantize_to_file(
     from quantbench import models as zoo
     from quantbench.recipes import QuantContext, apply_recipe, get_recipe
 
-    get_recipe(recipe)
+    r = get_recipe(recipe)
+    if r.runtime == "torch-compile":
+        raise QuantbenchError(
+            f"recipe {recipe} cannot be saved yet: Inductor freezing bakes the weights into "
+            "the compiled code, so a reloaded file would run stale weights. Ship "
+            "static-int8 or ort-static-int8 instead"
+        )
     info = zoo.model_info(model)
     engine = env.check_engine(engine)
     path = check_output(output, force)
