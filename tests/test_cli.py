@@ -131,6 +131,8 @@ def test_report_sections(tiny_run):
     ]:
         assert heading in md
     assert "random" in md.lower() and "not" in md  # random-weights warning
+    rec = md.split("## Recommendation")[1].split("## 1.")[0]  # the report opens with it
+    assert "| tv:squeezenet1_1 |" in rec and "static-int8" in rec and "Why the others lost" in rec
     for f in LAB_FIGURES:
         assert f"plots/{f}" in md
 

@@ -1211,6 +1211,61 @@ def _bench_text(bench: dict[str, Any]) -> str:
     return text
 
 
+def _recommendations(run: dict[str, Any], results: list[CellResult]) -> list[str]:
+    """The table the report opens with: what to ship per model, and why the others lost."""
+    from quantbench.best import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1, recommend
+
+    spec = run.get("spec") or {}
+    min_cos = spec.get("min_cosine", DEFAULT_MIN_COSINE)
+    min_top1 = spec.get("min_top1", DEFAULT_MIN_TOP1)
+    refs = {"vision": spec.get("ref_image_size", 224), "text": spec.get("ref_seq_len", 128)}
+    recs = recommend(results, ref_sizes=refs, min_cosine=min_cos, min_top1=min_top1)
+    if not recs:
+        return []
+
+    def fid(c: Any) -> str:
+        if c is None or c.recipe == "fp32":
+            return "—"
+        text = f"cos {c.cosine:.4f}" if c.cosine is not None else "cos n/a"
+        return text + (f", top-1 {c.top1:.1%}" if c.top1 is not None else "")
+
+    rows = []
+    for model, r in recs.items():
+        f, sm = r.fastest, r.smallest
+        shape = f"{r.reference[0]} × {r.reference[1]}" if r.reference else "—"
+        speed = "—"
+        if f is not None and f.speedup is not None:
+            ci = f" [{f.speedup_ci[0]:.2f}, {f.speedup_ci[1]:.2f}]" if f.speedup_ci else ""
+            speed = f"{f.speedup:.2f}x{ci}"
+        lost = [
+            f"{c.recipe}: {c.why_not}"
+            for c in r.candidates
+            if c is not f and c is not sm and c.why_not
+        ]
+        rows.append([
+            model, shape, f.recipe if f else "—", speed,
+            f"{f.size_ratio:.2f}" if f and f.size_ratio is not None else "—", fid(f),
+            sm.recipe if sm else "—",
+            f"{sm.size_ratio:.2f}" if sm and sm.size_ratio is not None else "—",
+            "; ".join(lost) or "—",
+        ])  # fmt: skip
+    lines = [
+        "## Recommendation",
+        "",
+        f"Per model, the fastest and the smallest variant that keep fidelity (cosine to fp32 "
+        f"≥ {min_cos}, top-1 agreement ≥ {min_top1:.0%} for classifiers). Speed is the "
+        "paired speedup vs fp32 at the reference shape (batch × input size); size ratio is "
+        "the artifact's size over fp32's.",
+        "",
+    ]
+    lines += md_table(
+        ["Model", "Reference shape", "Fastest", "Speedup [CI]", "Size ratio", "Fidelity",
+         "Smallest", "Size ratio", "Why the others lost"],
+        rows,
+    )  # fmt: skip
+    return lines + [""]
+
+
 def render_markdown(
     run: dict[str, Any],
     results: list[CellResult],
@@ -1226,6 +1281,7 @@ def render_markdown(
     figures = figures or {}
     results = list(results)
     lines = _header(run, results)
+    lines += _recommendations(run, results)
     lines += _section_models(results)
     lines += _section_method(run, results)
     lines += _section_size(results, figures, plots_rel)
