@@ -123,3 +123,15 @@ def test_sigterm_keeps_results_and_stops_the_worker(tmp_path, tiny_bert_dir):
     ps = subprocess.run(["ps", "-eo", "ppid,args"], capture_output=True, text=True).stdout
     orphans = [ln for ln in ps.splitlines() if "spawn_main" in ln and ln.split()[0] == "1"]
     assert not orphans, orphans
+
+
+def test_compile_flag_adds_compiled_variants(tmp_path, tiny_bert_dir):
+    spec = build_spec(overrides=fast_overrides(
+        models=[f"hf:{tiny_bert_dir}"], recipes=["fp32"], compile=True, isolate=False,
+        text_batch_sizes=[1], seq_lens=[16], out=str(tmp_path / "o"),
+    ))  # fmt: skip
+    cells = _cells(run(spec, progress=False))
+    c = cells[(f"hf:{tiny_bert_dir}", "fp32+compile")]
+    assert c.status == "ok", c.error
+    assert c.runtime == "torch-compile" and c.compile_s > 0
+    assert c.fidelity.cosine > 0.999 and c.latency[0].speedup is not None

@@ -50,6 +50,8 @@ def _add_run(sub: Any) -> None:
     )
     p.add_argument("--max-warmup", type=int, help="cap on warm-up passes until settled (20)")
     p.add_argument("--pin", action="store_true", help="pin each worker to --threads CPUs")
+    p.add_argument("--compile", action="store_true",
+                   help="also time each eager torch recipe under torch.compile (<recipe>+compile)")  # fmt: skip
     p.add_argument("--no-isolate", action="store_true", help="measure in this process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")  # fmt: skip
@@ -104,6 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["isolate"] = False
     if args.pin:
         overrides["pin"] = True
+    if args.compile:
+        overrides["compile"] = True
     spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
     result = run(spec, progress=args.progress)
     counts: dict[str, int] = {}

@@ -48,8 +48,28 @@ class RunResult:
 
 
 def recipes_for(spec: RunSpec) -> list[str]:
-    """fp32 is always measured: every ratio and speedup is taken against it."""
-    return ["fp32"] + [r for r in spec.recipes if r != "fp32"]
+    """fp32 is always measured: every ratio and speedup is taken against it. With
+    ``compile``, each eager torch recipe also gets a ``<recipe>+compile`` variant."""
+    base = ["fp32"] + [r for r in spec.recipes if r != "fp32"]
+    if not spec.compile:
+        return base
+    from quantbench.recipes import get_recipe
+
+    return base + [f"{r}+compile" for r in base if get_recipe(r).runtime == "torch-eager"]
+
+
+def _apply(name: str, lm: Any, ctx: Any, arts: dict[str, Any]) -> Any:
+    """Apply a recipe, or compile an already-built artifact for ``<recipe>+compile``."""
+    from quantbench.recipes import apply_recipe
+
+    base, _, suffix = name.partition("+")
+    if suffix != "compile":
+        return apply_recipe(name, lm, ctx)
+    if base not in arts:
+        raise UnsupportedError(f"{base} did not produce an artifact to compile")
+    from quantbench.recipes.pt2 import compile_artifact
+
+    return compile_artifact(arts[base], ctx.calib_inputs[0], family=lm.family)
 
 
 # --------------------------------------------------------------------------- one model
@@ -66,7 +86,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
 
     from quantbench import models as zoo
     from quantbench.measure import fidelity, latency, size
-    from quantbench.recipes import QuantContext, apply_recipe
+    from quantbench.recipes import QuantContext
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -102,7 +122,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
         try:
             before = memory.rss_bytes()
             t = time.perf_counter()
-            art = apply_recipe(r, lm, ctx)
+            art = _apply(r, lm, ctx, arts)
             cell.quantize_s = time.perf_counter() - t
             after = memory.rss_bytes()
             # fp32 is the loaded model itself: its memory is what loading added

@@ -85,6 +85,7 @@ class RunSpec:
     timeout_s: float | None = None
     isolate: bool = True
     pin: bool = False
+    compile: bool = False  # add <recipe>+compile variants of the eager torch recipes
     out: str | None = None
     preset: str = "lab"
 
