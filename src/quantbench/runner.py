@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import multiprocessing as mp
 import os
@@ -32,6 +33,7 @@ from typing import Any
 from quantbench import __version__
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, UnsupportedError
+from quantbench.measure import memory
 from quantbench.results import CellResult, LatencyPoint, Speedup, write_csv, write_json
 from quantbench.spec import ModelRef, RunSpec, default_out_dir, sweep_points
 
@@ -92,8 +94,6 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
         torch.set_num_threads(spec.threads)
     if spec.pin:
         pin_cpus(spec.threads or torch.get_num_threads())
-    from quantbench.measure import memory
-
     recipes = recipes_for(spec)
     rss0 = memory.rss_bytes()
     t0 = time.perf_counter()
@@ -284,9 +284,8 @@ def _time_point(
     for r, vals in samples.items():
         st = latency.summarize(vals)
         point = LatencyPoint(
-            batch_size=b, input_size=s, sweep=sweep, unit="ms", samples=[round(v, 5) for v in vals],
-            **{k: getattr(st, k) for k in ("mean", "std", "median", "p90", "p99", "min", "n",
-                                           "ci_low", "ci_high", "verdict")},
+            batch_size=b, input_size=s, sweep=sweep, unit="ms",
+            samples=[round(v, 5) for v in vals], **dataclasses.asdict(st),
         )  # fmt: skip
         if flops:
             point.flops = flops
@@ -413,7 +412,7 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
     peak = 0
     try:
         while True:
-            peak = max(peak, _child_peak(proc.pid) or 0)
+            peak = max(peak, memory.peak_bytes_of(proc.pid) or 0)
             if not recv.poll(0.2):
                 if spec.timeout_s is not None and time.monotonic() - start > spec.timeout_s:
                     proc.kill()
@@ -443,18 +442,6 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
         if proc.is_alive():
             proc.kill()
             proc.join()
-
-
-def _child_peak(pid: int | None) -> int | None:
-    """Peak RSS of a worker, read from outside (so it survives the worker's death)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except (OSError, TypeError):
-        return None
-    for line in text.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return None
 
 
 def _death_reason(exitcode: int | None, peak: int) -> str:

@@ -10,12 +10,11 @@ import re
 import sys
 from pathlib import Path
 
-_STATUS = Path("/proc/self/status")
 
-
-def _status_kib(key: str) -> int | None:
+def _status_kib(key: str, pid: int | str = "self") -> int | None:
     try:
-        m = re.search(rf"^{key}:\s+(\d+)\s+kB", _STATUS.read_text(), re.MULTILINE)
+        text = Path(f"/proc/{pid}/status").read_text()
+        m = re.search(rf"^{key}:\s+(\d+)\s+kB", text, re.MULTILINE)
     except OSError:
         return None
     return int(m.group(1)) if m else None
@@ -48,6 +47,12 @@ def overall_peak_bytes() -> int | None:
     """Peak RSS over the whole process life, across :func:`reset_peak` calls."""
     p = peak_bytes()
     return max(p, _highest_before_reset) if p is not None else None
+
+
+def peak_bytes_of(pid: int) -> int | None:
+    """Peak RSS of another process, read from outside (survives that process's death)."""
+    kib = _status_kib("VmHWM", pid)
+    return kib * 1024 if kib is not None else None
 
 
 def reset_peak() -> bool:
