@@ -16,10 +16,11 @@ quiet_libraries()
 def _tiny_bert_config(**extra):
     from transformers import BertConfig
 
-    return BertConfig(
+    base = dict(
         vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, **extra,
+        intermediate_size=64, max_position_embeddings=64,
     )  # fmt: skip
+    return BertConfig(**{**base, **extra})
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +77,116 @@ def fast_overrides(**kw):
     }
     base.update(kw)
     return base
+
+
+DIGITS_SIZE = 16  # px: the 8x8 digits upscaled, as the example CNN expects
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's digits as ImageFolder PNGs: train/ (1200) and test/ (597)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    for rank, i in enumerate(order):
+        split = "train" if rank < 1200 else "test"
+        d = root / split / str(y[i])
+        d.mkdir(parents=True, exist_ok=True)
+        img = (x[i].reshape(8, 8) * 255 / 16).astype("uint8")
+        Image.fromarray(img).resize((DIGITS_SIZE, DIGITS_SIZE), Image.BILINEAR).save(d / f"{i}.png")
+    return root
+
+
+def digits_spec(path: Path, **kw):
+    return {"path": str(path), "resize": DIGITS_SIZE, "crop": DIGITS_SIZE,
+            "mean": [0.5] * 3, "std": [0.5] * 3, **kw}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def digits_model(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(model name, state_dict path): examples/digits_cnn.py trained on digits/train."""
+    import torch
+
+    from quantbench.datasets import load_dataset, parse_dataset
+    from quantbench.models import load_model
+
+    name = f"py:{Path(__file__).parent.parent / 'examples' / 'digits_cnn.py'}:DigitsCNN"
+    torch.manual_seed(0)
+    model = load_model(name, "random").module.train()
+    train = load_dataset(parse_dataset(digits_spec(digits_dir / "train")))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    batches = list(train.batches(train.size))  # decoded once, shuffled each epoch
+    (xs,), ys = batches[0]
+    for _ in range(8):
+        perm = torch.randperm(train.size, generator=g)
+        for i in range(0, train.size, 64):
+            x, y = xs[perm[i : i + 64]], ys[perm[i : i + 64]]
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    path = tmp_path_factory.mktemp("digits-model") / "digits_cnn.pt"
+    torch.save(model.state_dict(), path)
+    return name, path
+
+
+_POS = ["good", "great", "fine", "nice", "happy"]
+_NEG = ["bad", "awful", "poor", "sad", "ugly"]
+_FILL = ["the", "a", "movie", "film", "was", "is", "very", "plot", "acting", "it", "and", "so"]
+
+
+def _sentiment_rows(n: int, seed: int) -> list[dict]:
+    """A synthetic task: label 1 when the sentence holds a positive word, 0 a negative one."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randrange(2)
+        words = rng.choices(_FILL, k=rng.randint(3, 9))
+        words.insert(rng.randrange(len(words) + 1), rng.choice(_POS if label else _NEG))
+        rows.append({"text": " ".join(words), "label": label})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def sentiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(classifier directory with its tokenizer, test CSV): a 2-layer BERT trained in the
+    fixture on the synthetic sentiment task until it is near perfect."""
+    import csv
+
+    import torch
+    from transformers import BertForSequenceClassification, BertTokenizer
+
+    root = tmp_path_factory.mktemp("sentiment")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_POS, *_NEG, *_FILL]
+    tok = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(_tiny_bert_config(num_labels=2, vocab_size=len(vocab)))
+    train = _sentiment_rows(512, seed=1)
+    enc = tok([r["text"] for r in train], padding=True, return_tensors="pt")
+    labels = torch.tensor([r["label"] for r in train])
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    model.train()
+    for _ in range(120):
+        idx = torch.randint(0, len(train), (32,))
+        out = model(input_ids=enc["input_ids"][idx], attention_mask=enc["attention_mask"][idx],
+                    labels=labels[idx])  # fmt: skip
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    model.eval()
+    d = root / "model"
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    test = root / "test.csv"
+    with test.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["text", "label"])
+        w.writeheader()
+        w.writerows(_sentiment_rows(200, seed=2))
+    return d, test

@@ -2,6 +2,9 @@
 
 - ONNX Runtime recipes write a plain ``.onnx`` file: it runs in onnxruntime with no
   quantbench installed.
+- ``pt2e-static-int8`` writes a ``.pt2`` file (``torch.export.save``): plain
+  ``torch.export.load(path).module()`` runs it; :func:`load_artifact` also compiles it
+  with Inductor freezing, as the recipe was measured.
 - torch recipes write a checkpoint holding the quantized state_dict and what is needed
   to rebuild its structure (model, recipe, engine). It loads with
   ``torch.load(weights_only=True)`` — no pickled code — and :func:`load_artifact` turns
@@ -68,10 +71,11 @@ def check_output(path: str | Path, force: bool) -> Path:
 
 def save_artifact(art: Any, path: Path, meta: dict[str, Any]) -> int:
     """Write ``art`` to ``path`` atomically (no partial file on failure); return bytes."""
-    if art.file is not None and str(art.file).endswith(".onnx"):
-        if path.suffix != ".onnx":
+    if art.file is not None:  # the recipe wrote the file itself (.onnx, .pt2)
+        suffix = Path(art.file).suffix
+        if path.suffix != suffix:
             raise QuantbenchError(
-                f"recipe {art.recipe} writes an ONNX file: name the output *.onnx"
+                f"recipe {art.recipe} writes a {suffix} file: name the output *{suffix}"
             )
         _atomic_write(path, lambda tmp: shutil.copyfile(art.file, tmp))
     else:
@@ -107,13 +111,7 @@ def quantize_to_file(
     from quantbench import models as zoo
     from quantbench.recipes import QuantContext, apply_recipe, get_recipe
 
-    r = get_recipe(recipe)
-    if r.runtime == "torch-compile":
-        raise QuantbenchError(
-            f"recipe {recipe} cannot be saved yet: Inductor freezing bakes the weights into "
-            "the compiled code, so a reloaded file would run stale weights. Ship "
-            "static-int8 or ort-static-int8 instead"
-        )
+    get_recipe(recipe)  # unknown names fail before the model is built
     info = zoo.model_info(model)
     engine = env.check_engine(engine)
     path = check_output(output, force)
@@ -156,6 +154,15 @@ def load_artifact(path: str | Path) -> Any:
         except ImportError as e:
             raise QuantbenchError(f"loading .onnx artifacts needs onnxruntime: {e}") from None
         return OrtModule(str(p))
+    if p.suffix == ".pt2":
+        from quantbench.recipes.pt2 import load_pt2
+
+        try:
+            return load_pt2(p)
+        except Exception as e:
+            raise QuantbenchError(
+                f"'{p}' is not a loadable .pt2 program: {type(e).__name__}"
+            ) from None
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:

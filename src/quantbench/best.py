@@ -1,8 +1,9 @@
 """Which variant to ship: the fastest and the smallest that keep fidelity, per model.
 
-Reads results only (never measures). A variant *keeps fidelity* when its outputs stay
-close to fp32 on the same inputs: cosine >= ``min_cosine`` and, for classifiers, top-1
-agreement >= ``min_top1``. Speed is the paired speedup vs fp32 at the reference shape.
+Reads results only (never measures). A variant *keeps fidelity* when its task metric on
+real data stays within the accuracy bar (when a dataset was given), else when its outputs
+stay close to fp32 on the same inputs: cosine >= ``min_cosine`` and, for classifiers,
+top-1 agreement >= ``min_top1``. Speed is the paired speedup vs fp32 at the reference shape.
 
 Example::
 
@@ -35,6 +36,9 @@ class Candidate:
     top1: float | None
     keeps_fidelity: bool
     why_not: str = ""
+    accuracy: float | None = None  # the task metric on real data, when measured
+    accuracy_relative: float | None = None  # ... as a fraction of fp32's
+    metric: str | None = None
 
 
 @dataclass
@@ -59,9 +63,27 @@ def reference_point(cell: CellResult, ref_size: int | None) -> LatencyPoint | No
     return max(ones, key=lambda p: p.input_size) if ones else pts[0]
 
 
+def bar_text(max_drop: float) -> str:
+    """The accuracy bar as a percentage of fp32: 0.01 -> '99%', 0.002 -> '99.8%'.
+
+    >>> bar_text(0.002)
+    '99.8%'
+    """
+    return f"{(1 - max_drop) * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
 def keeps_fidelity(cell: CellResult, min_cosine: float, min_top1: float) -> tuple[bool, str]:
+    """Measured on real data (``cell.accuracy``), the accuracy bar decides; otherwise the
+    outputs' agreement with fp32 on synthetic inputs does."""
     if cell.recipe == "fp32":
         return True, ""
+    a = cell.accuracy
+    if a and a.get("passes") is not None:
+        if a["passes"]:
+            return True, ""
+        return False, (
+            f"{a.get('metric')} {a['relative']:.1%} of fp32 < {bar_text(a.get('max_drop', 0.01))}"
+        )
     f = cell.fidelity
     if f is None or f.cosine is None:
         return False, "fidelity not measured"
@@ -120,6 +142,9 @@ def recommend(
                 top1=c.fidelity.top1_agreement if c.fidelity else None,
                 keeps_fidelity=ok,
                 why_not=why,
+                accuracy=(c.accuracy or {}).get("value"),
+                accuracy_relative=(c.accuracy or {}).get("relative"),
+                metric=(c.accuracy or {}).get("metric"),
             ))  # fmt: skip
         keep = [c for c in cands if c.keeps_fidelity]
         timed = [c for c in keep if c.speedup is not None]

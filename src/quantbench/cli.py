@@ -27,10 +27,17 @@ def _add_run(sub: Any) -> None:
         "fidelity; write results.json, results.csv, plots/ and report.md. With no arguments, "
         "runs the lab: eight models, fp32 + dynamic-int8 + static-int8, both sweeps.",
     )
-    p.add_argument("--preset", help="lab (default: the full lab) or quick (a few minutes)")
+    p.add_argument(
+        "--preset",
+        help="lab (default: the full lab), quick (a few minutes) or targets "
+        "(every recipe at the reference shape)",
+    )
     p.add_argument("--config", metavar="FILE.yaml", help="experiment file (see examples/)")
     p.add_argument("--models", help="comma-separated: aliases, hf:<id-or-dir>, tv:<name>")
-    p.add_argument("--recipes", help="comma-separated recipe names (see 'quantbench list recipes')")
+    p.add_argument(
+        "--recipes",
+        help="comma-separated recipe names, or 'all' (see 'quantbench list recipes')",
+    )
     p.add_argument("--batch-sizes", help="batch sweep, both families (e.g. 1,2,4,8)")
     p.add_argument("--image-sizes", help="image-size sweep in px at batch 1 (e.g. 64,128,224)")
     p.add_argument("--seq-lens", help="sequence-length sweep at batch 1 (e.g. 32,128,512)")
@@ -52,6 +59,22 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--pin", action="store_true", help="pin each worker to --threads CPUs")
     p.add_argument("--compile", action="store_true",
                    help="also time each eager torch recipe under torch.compile (<recipe>+compile)")  # fmt: skip
+    g = p.add_argument_group("accuracy on real data")
+    g.add_argument("--dataset", help="evaluation data: an ImageFolder directory, a .csv/.jsonl "
+                   "of labelled text, or a .txt of sentences (see README)")  # fmt: skip
+    g.add_argument("--limit", type=int, help="evaluate on a seeded subset of N examples")
+    g.add_argument("--calibration", help="calibration data for static recipes (same forms as "
+                   "--dataset; the same file is split, disjoint from evaluation)")  # fmt: skip
+    g.add_argument("--calibration-samples", type=int, help="calibration examples (default 128)")
+    g.add_argument("--max-accuracy-drop", type=float,
+                   help="the bar: keep >= (1 - X) of fp32's metric (default 0.01); implies "
+                   "--fallback")  # fmt: skip
+    g.add_argument("--fallback", action="store_true",
+                   help="add <recipe>+fallback variants that keep sensitive layers in float "
+                   "until the bar is met")  # fmt: skip
+    g.add_argument("--train-dataset", help="labelled training data for qat-int8")
+    g.add_argument("--qat-steps", type=int, help="qat-int8 fine-tuning steps (default 100)")
+    g.add_argument("--qat-lr", type=float, help="qat-int8 learning rate (default 1e-4)")
     p.add_argument("--no-isolate", action="store_true", help="measure in this process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")  # fmt: skip
@@ -74,12 +97,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="alias, hf:<id-or-dir> or tv:<name>")
     p.add_argument("--recipe", required=True, help="recipe name (see 'quantbench list recipes')")
-    p.add_argument("--output", "-o", required=True, help="file to write (.onnx for ort-* recipes)")
+    p.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="file to write (.onnx for ort-* recipes, .pt2 for pt2e-static-int8)",
+    )
     p.add_argument("--weights", default="auto", help="random | pretrained | PATH")
     p.add_argument("--engine", help="quantized engine (default: the platform's)")
     p.add_argument("--calib-batches", type=int, default=8, help="calibration batches")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p = sub.add_parser(
+        "sensitivity",
+        help="rank a model's layers by what quantizing them costs",
+        description="Quantize MODEL with RECIPE leaving one layer at a time in float "
+        "(float-one) or quantizing one layer at a time (quantize-one), and rank the layers by "
+        "their effect on the task metric (with --dataset) or on the cosine to fp32 outputs. "
+        "Writes sensitivity.json, sensitivity.md and sensitivity.png.",
+    )
+    p.add_argument("model", help="alias, hf:<id-or-dir> or tv:<name>")
+    p.add_argument("--recipe", required=True, help="dynamic-int8, static-int8, qat-int8 or "
+                   "pt2e-static-int8")  # fmt: skip
+    p.add_argument("--dataset", help="evaluation data (as for run)")
+    p.add_argument("--calibration", help="calibration data (as for run)")
+    p.add_argument("--limit", type=int, help="evaluate on a seeded subset of N examples")
+    p.add_argument("--mode", default="float-one", help="float-one (default) or quantize-one")
+    p.add_argument("--weights", default="auto", help="random | pretrained | PATH")
+    p.add_argument("--num-classes", type=int, help="classes of a torchvision model's head")
+    p.add_argument("--out", help="output directory (default: quantbench-runs/<timestamp>)")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("list", help="list models, recipes or presets")
     p.add_argument("what", choices=["models", "recipes", "presets"])
     p = sub.add_parser("report", help="re-render report.md and plots from a run directory")
@@ -98,8 +145,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         k: getattr(args, k)
         for k in ("models", "recipes", "image_sizes", "seq_lens", "measure", "threads", "weights",
                   "engine", "out", "seed", "calib_batches", "warmup", "min_runs", "min_time_s",
-                  "max_time_s", "timeout_s", "max_warmup")
+                  "max_time_s", "timeout_s", "max_warmup", "dataset", "limit", "calibration",
+                  "calibration_samples", "max_accuracy_drop", "train_dataset", "qat_steps",
+                  "qat_lr")
     }  # fmt: skip
+    if args.fallback or args.max_accuracy_drop is not None:
+        overrides["fallback"] = True
     if args.batch_sizes is not None:
         overrides["vision_batch_sizes"] = overrides["text_batch_sizes"] = args.batch_sizes
     if args.no_isolate:
@@ -140,6 +191,25 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         seed=args.seed, calib_batches=args.calib_batches, force=args.force,
     )  # fmt: skip
     print(f"wrote {w.path} ({w.size_bytes / 2**20:.1f} MiB, {w.recipe}, runtime {w.runtime})")
+    return 0
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from quantbench.sensitivity import analyse
+
+    result, out = analyse(
+        args.model, args.recipe, dataset=args.dataset, calibration=args.calibration,
+        limit=args.limit, mode=args.mode, weights=args.weights, seed=args.seed, out=args.out,
+        num_classes=args.num_classes,
+    )  # fmt: skip
+    print(f"{result.model} · {result.recipe} · {result.mode} · metric: {result.metric}")
+    print(f"fp32 {result.fp32_score:.4f}   fully quantized {result.quantized_score:.4f}")
+    for e in result.layers[:15]:
+        eff = f"{e.effect:+.4f}" if e.effect is not None else f"error: {e.error}"
+        print(f"  {e.layer:40s} {e.kind:10s} {eff}")
+    if len(result.layers) > 15:
+        print(f"  ... {len(result.layers) - 15} more in {out / 'sensitivity.md'}")
+    print(f"report: {out / 'sensitivity.md'}")
     return 0
 
 
@@ -197,6 +267,7 @@ COMMANDS = {
     "quantize": cmd_quantize,
     "list": cmd_list,
     "report": cmd_report,
+    "sensitivity": cmd_sensitivity,
     "doctor": cmd_doctor,
 }
 

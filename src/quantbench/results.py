@@ -89,6 +89,9 @@ class CellResult:
     quantized_modules: dict[str, int] = field(default_factory=dict)
     float_modules: dict[str, int] = field(default_factory=dict)
     fidelity: Fidelity | None = None
+    # Task metrics on real data (quantbench.evaluate.score): metric, value, relative to
+    # fp32, passes (the accuracy bar), top1/top5/macro_f1 or mean_cosine/spearman, n.
+    accuracy: dict[str, Any] | None = None
     latency: list[LatencyPoint] = field(default_factory=list)
     load_s: float | None = None
     quantize_s: float | None = None

@@ -86,6 +86,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
     """Load one model, apply every recipe, measure; ``emit`` reports progress and snapshots."""
     import torch
 
+    from quantbench import evaluate
     from quantbench import models as zoo
     from quantbench.measure import fidelity, latency, size
     from quantbench.recipes import QuantContext
@@ -97,7 +98,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
     recipes = recipes_for(spec)
     rss0 = memory.rss_bytes()
     t0 = time.perf_counter()
-    lm = zoo.load_model(ref.name, ref.weights or spec.weights, spec.seed, ref.options)
+    lm = zoo.load_model(ref.load_name, ref.weights or spec.weights, spec.seed, ref.options)
     load_s = time.perf_counter() - t0
     rss_loaded = memory.rss_bytes()
     info = zoo.ModelInfo(ref.name, lm.family, lm.max_input_size, lm.description)
@@ -110,7 +111,17 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             lm.make_inputs(spec.calib_batch_size, ref_size, seed=1000 + i)
             for i in range(spec.calib_batches)
         ],
+        qat_steps=spec.qat_steps,
+        qat_lr=spec.qat_lr,
     )
+    data = None
+    dataset = ref.dataset or spec.dataset
+    if dataset or spec.calibration or spec.train_dataset:
+        emit("progress", f"{ref.name}: reading data")
+        data = evaluate.prepare(spec, dataset, lm, spec.calib_batch_size)
+        if data.calib_inputs:
+            ctx.calib_inputs, ctx.calib_source = data.calib_inputs, data.calib_source
+        ctx.train_batches = data.train_batches
     cells: dict[str, CellResult] = {}
     arts: dict[str, Any] = {}
     params = size.count_params(lm.module)
@@ -137,6 +148,8 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             continue
         arts[r] = art
         _describe(cell, art, params, "size" in spec.measure)
+        if data is not None:
+            cell.notes += data.notes
     emit("cells", [c.to_dict() for c in cells.values()])
     emit("advance", 1)
     _inject_fault(ref.name)
@@ -160,6 +173,9 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             emit("cells", [c.to_dict() for c in cells.values()])
         emit("advance", 1)
 
+        if data is not None and data.dataset is not None and "fp32" in arts:
+            _accuracy(spec, ref.name, lm, data, ctx, arts, cells, params, emit)
+
         if "latency" in spec.measure:
             policy = latency.TimingPolicy(
                 warmup=spec.warmup, max_warmup=spec.max_warmup, min_runs=spec.min_runs,
@@ -178,6 +194,95 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"
     return list(cells.values())
+
+
+def _accuracy(
+    spec: RunSpec,
+    model: str,
+    lm: Any,
+    data: Any,
+    ctx: Any,
+    arts: dict[str, Any],
+    cells: dict[str, CellResult],
+    params: int,
+    emit: Emit,
+) -> None:
+    """Score every variant on the evaluation data; then, with ``spec.fallback``, give each
+    recipe that misses the bar a ``<recipe>+fallback`` variant (sensitive layers float)."""
+    import torch
+
+    from quantbench import evaluate
+    from quantbench.recipes import get_recipe
+
+    source = str(data.dataset.spec.path)
+    bs = spec.eval_batch_size
+    emit("progress", f"{model}: accuracy on {len(data.eval_indices)} examples")
+    ref_out, labels = evaluate.outputs(arts["fp32"].module, data, bs)
+    fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
+    cells["fp32"].accuracy = fp32
+
+    def scored(module: Any) -> dict[str, Any]:
+        out, _ = evaluate.outputs(module, data, bs)
+        return evaluate.score(lm, out, labels, ref_out, fp32, spec.max_accuracy_drop, source)
+
+    for r, art in list(arts.items()):
+        if r == "fp32":
+            continue
+        try:
+            cells[r].accuracy = scored(art.module)
+        except Exception as e:
+            cells[r].status, cells[r].error = "error", f"evaluation failed: {_err(e)}"
+            del arts[r]
+    emit("cells", [c.to_dict() for c in cells.values()])
+    if not spec.fallback:
+        return
+    from quantbench import sensitivity
+
+    for r in [r for r in list(arts) if "+" not in r]:
+        acc = cells[r].accuracy or {}
+        if acc.get("passes") is not False or not get_recipe(r).float_layers:
+            continue
+        name = f"{r}+fallback"
+        emit("progress", f"{model}: {name}: ranking layers")
+        cell = CellResult(model=model, recipe=name, family=lm.family, weights=lm.weights)
+        cells[name] = cell
+        t = time.perf_counter()
+        try:
+            # Quantizing (and qat-int8's training) needs autograd-capable tensors. Layers
+            # are ranked on the calibration inputs (no labels needed, and not the examples
+            # the bar is checked on); the bar is checked on the evaluation data.
+            with torch.inference_mode(False):
+                score = sensitivity.fidelity_score(arts["fp32"].module, ctx.calib_inputs[:4])
+                sens = sensitivity.layer_sensitivity(lm, r, ctx, score, "cosine to fp32")
+                ranking = [e.layer for e in sens.layers if e.effect is not None]
+                fb = sensitivity.fallback(
+                    lm, r, ctx, ranking, lambda m: _passes(scored(m)), spec.fallback_max_layers
+                )
+        except UnsupportedError as e:
+            cell.status, cell.error = "unsupported", str(e)
+            continue
+        except Exception as e:
+            cell.status, cell.error = "error", _err(e)
+            continue
+        cell.quantize_s = time.perf_counter() - t
+        arts[name] = fb.artifact
+        _describe(cell, fb.artifact, params, "size" in spec.measure)
+        cell.accuracy = scored(fb.artifact.module)
+        cell.details["float_layers"] = fb.float_layers
+        cell.details["fallback_steps"] = [[n, v] for n, v in fb.steps]
+        cell.details["sensitivity"] = [
+            [e.layer, e.kind, e.effect] for e in sens.layers[: max(10, len(fb.float_layers))]
+        ]
+        met = "met" if fb.met else f"not met after {len(fb.float_layers)} layers (the cap)"
+        cell.notes.append(
+            f"accuracy-aware fallback from {r}: kept {len(fb.float_layers)} layer(s) in float "
+            f"({', '.join(fb.float_layers)}); the bar was {met}"
+        )
+    emit("cells", [c.to_dict() for c in cells.values()])
+
+
+def _passes(acc: dict[str, Any]) -> tuple[bool, float | None]:
+    return bool(acc["passes"]), acc["value"]
 
 
 def pin_cpus(n: int) -> list[int] | None:
@@ -560,7 +665,7 @@ def _count_steps(spec: RunSpec) -> int:
 
     n = 0
     for ref in spec.models:
-        info = zoo.model_info(ref.name)
+        info = zoo.model_info(ref.load_name)
         n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.measure else 0)
     return n
 

@@ -43,6 +43,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "text_batch_sizes": [1, 4],
         "min_time_s": 0.2,
     },
+    # The targets benchmark (benchmarks/targets.py): every model x every recipe, at the
+    # reference shape only (batch 1, 224 px / 128 tokens).
+    "targets": {
+        "recipes": ["all"],
+        "image_sizes": [224],
+        "vision_batch_sizes": [1],
+        "seq_lens": [128],
+        "text_batch_sizes": [1],
+    },
 }
 
 
@@ -55,6 +64,12 @@ class ModelRef:
     options: dict[str, Any] = field(default_factory=dict)
     image_sizes: list[int] | None = None
     seq_lens: list[int] | None = None
+    source: str | None = None  # what to load when ``name`` is only a label: tv:<arch>, hf:<dir>
+    dataset: dict[str, Any] | None = None  # this model's evaluation data (else the run's)
+
+    @property
+    def load_name(self) -> str:
+        return self.source or self.name
 
 
 @dataclass
@@ -86,6 +101,18 @@ class RunSpec:
     isolate: bool = True
     pin: bool = False
     compile: bool = False  # add <recipe>+compile variants of the eager torch recipes
+    # Accuracy on real data (issue 5). Dataset specs are dicts (see quantbench.datasets).
+    dataset: dict[str, Any] | None = None  # evaluation data for every model (per-model wins)
+    limit: int | None = None  # evaluate on a seeded subset of this many examples
+    calibration: dict[str, Any] | None = None  # calibration data for static recipes
+    calibration_samples: int = 128
+    eval_batch_size: int = 32
+    max_accuracy_drop: float = 0.01  # pass: metric >= (1 - this) x fp32's (MLPerf: 99%)
+    fallback: bool = False  # add <recipe>+fallback variants that keep sensitive layers float
+    fallback_max_layers: int = 8
+    train_dataset: dict[str, Any] | None = None  # labelled data for qat-int8
+    qat_steps: int = 100
+    qat_lr: float = 1e-4
     out: str | None = None
     preset: str = "lab"
 
@@ -152,6 +179,30 @@ def _model_ref(entry: Any) -> ModelRef:
         raise QuantbenchError(f"a model entry needs a 'name', got {entry!r}")
     e = dict(entry)
     ref = ModelRef(name=str(e.pop("name")), weights=e.pop("weights", None))
+    source = e.pop("source", None)
+    arch, path = e.pop("arch", None), e.pop("path", None)
+    if source is not None:
+        kinds = {"torchvision": "tv", "hf": "hf", "python": "py"}
+        if source not in kinds:
+            raise unknown_name(f"model '{ref.name}': source", str(source), sorted(kinds))
+        kind = kinds[source]
+        needs = {
+            "tv": (arch, "arch (a torchvision builder, e.g. resnet18)"),
+            "hf": (path or arch, "path (a save_pretrained directory) or a hub id"),
+            "py": (path and arch, "path (a .py file) and arch (the class or function in it)"),
+        }
+        target, need = needs[kind]
+        if not target:
+            raise QuantbenchError(f"model '{ref.name}': source {source} needs {need}")
+        ref.source = f"py:{path}:{arch}" if kind == "py" else f"{kind}:{target}"
+        if kind == "tv" and path is not None and ref.weights is None:
+            ref.weights = str(path)  # the state_dict file
+    elif arch is not None or path is not None:
+        raise QuantbenchError(f"model '{ref.name}': arch/path need a source (torchvision or hf)")
+    if "dataset" in e:
+        from quantbench.datasets import parse_dataset
+
+        ref.dataset = parse_dataset(e.pop("dataset"), f"model '{ref.name}': dataset").to_dict()
     for key in ("image_sizes", "seq_lens"):
         if key in e:
             setattr(ref, key, parse_int_list(e.pop(key), f"{ref.name}: {key}"))
@@ -159,8 +210,8 @@ def _model_ref(entry: Any) -> ModelRef:
         ref.options["num_classes"] = parse_int_list([e.pop("num_classes")], "num_classes")[0]
     if e:
         raise QuantbenchError(
-            f"model '{ref.name}': unknown keys {sorted(e)} (valid: name, weights, num_classes, "
-            "image_sizes, seq_lens)"
+            f"model '{ref.name}': unknown keys {sorted(e)} (valid: name, source, arch, path, "
+            "weights, num_classes, dataset, image_sizes, seq_lens)"
         )
     return ref
 
@@ -187,10 +238,19 @@ def build_spec(
             value = [_model_ref(m) for m in models]
         elif key == "recipes":
             value = parse_name_list(value, "recipes")
+            if "all" in value:  # every registered recipe, in registry order
+                from quantbench.recipes import list_recipes
+
+                value = list(dict.fromkeys([r.name for r in list_recipes()] + value))
+                value.remove("all")
         elif key == "measure":
             value = parse_name_list(value, "measure")
         elif key in _INT_LISTS:
             value = parse_int_list(value, key.replace("_", " "))
+        elif key in ("dataset", "calibration", "train_dataset") and value is not None:
+            from quantbench.datasets import parse_dataset
+
+            value = parse_dataset(value, key.replace("_", " ")).to_dict()
         setattr(spec, key, value)
     validate(spec)
     return spec
@@ -214,7 +274,10 @@ def validate(spec: RunSpec) -> None:
     for m in spec.measure:
         if m not in MEASURES:
             raise unknown_name("measure", m, MEASURES)
-    for name in ("calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs"):
+    for name in (
+        "calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs",
+        "calibration_samples", "eval_batch_size", "fallback_max_layers", "qat_steps",
+    ):  # fmt: skip
         _positive(getattr(spec, name), name.replace("_", "-"))
     _positive(spec.warmup, "warmup", allow_zero=True)
     _positive(spec.max_warmup, "max-warmup", allow_zero=True)
@@ -223,6 +286,12 @@ def validate(spec: RunSpec) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
             raise QuantbenchError(f"{name.replace('_', '-')} must be between 0 and 1, got {v!r}")
     _positive(spec.seed, "seed", allow_zero=True)
+    if spec.limit is not None:
+        _positive(spec.limit, "limit")
+    d = spec.max_accuracy_drop
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
+        raise QuantbenchError(f"max-accuracy-drop must be a fraction in [0, 1), got {d!r}")
+    _positive(spec.qat_lr, "qat-lr", integer=False)
     _positive(spec.min_time_s, "min-time", integer=False, allow_zero=True)
     _positive(spec.max_time_s, "max-time", integer=False)
     if spec.timeout_s is not None:
@@ -247,7 +316,7 @@ def validate(spec: RunSpec) -> None:
         if ref.name in seen:
             raise QuantbenchError(f"model '{ref.name}' is listed twice")
         seen.add(ref.name)
-        info = zoo.model_info(ref.name)
+        info = zoo.model_info(ref.load_name)
         if info.family == zoo.TEXT and "latency" in spec.measure:
             limit = info.max_input_size
             for n in sweep_sizes(spec, ref, info) + [spec.ref_seq_len]:
@@ -264,7 +333,59 @@ def validate(spec: RunSpec) -> None:
                 )
             # Local weights are read now: a corrupt file or one that does not fit the
             # architecture is an input error, found before any measurement starts.
-            zoo.load_model(ref.name, weights, spec.seed, ref.options)
+            zoo.load_model(ref.load_name, weights, spec.seed, ref.options)
+        _check_data(spec, ref, info)
+
+
+def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
+    """Read every dataset a model will use now: a missing column, an undecodable image
+    folder or a missing tokenizer is an input error, found before anything is measured."""
+    from quantbench import datasets
+
+    tok = None
+    if ref.load_name.startswith("hf:") and Path(ref.load_name[3:]).expanduser().is_dir():
+        tok = str(Path(ref.load_name[3:]).expanduser())
+    for what, d in (
+        ("dataset", ref.dataset or spec.dataset),
+        ("calibration", spec.calibration),
+        ("train dataset", spec.train_dataset),
+    ):
+        if d is None:
+            continue
+        ds_spec = datasets.parse_dataset(d, what)
+        family = "vision" if ds_spec.kind == "imagefolder" else "text"
+        if family != info.family:
+            raise QuantbenchError(
+                f"{what} '{ds_spec.path}' is {ds_spec.kind} data but model '{ref.name}' is a "
+                f"{info.family} model (give each model its own dataset in a config file)"
+            )
+        if family == "text" and tok is None:
+            raise QuantbenchError(
+                f"{what} '{ds_spec.path}' is text: model '{ref.name}' needs a local directory "
+                "(hf:<dir>) holding its tokenizer"
+            )
+        ds = datasets.load_dataset(ds_spec, tokenizer_dir=tok)
+        n = _num_outputs(ref, info, tok)
+        if ds.classes is not None and n:
+            datasets.check_labels(ds, n, ref.name)
+
+
+def _num_outputs(ref: ModelRef, info: Any, tok_dir: str | None) -> int | None:
+    """Classes a classifier outputs, where known without building it."""
+    import json
+
+    if info.family == "vision" and not ref.load_name.startswith(("hf:", "py:")):
+        return int(ref.options.get("num_classes", 1000))  # torchvision
+    if tok_dir is None:
+        return None
+    try:
+        cfg = json.loads((Path(tok_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    archs = cfg.get("architectures") or []
+    if not any(a.endswith("Classification") for a in archs):
+        return None
+    return len(cfg["id2label"]) if cfg.get("id2label") else cfg.get("num_labels", 2)
 
 
 def sweep_sizes(spec: RunSpec, ref: ModelRef, info: Any) -> list[int]:

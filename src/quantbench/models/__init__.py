@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -84,6 +85,11 @@ class LoadedModel:
     make_inputs: Callable[..., tuple]
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    # "classification" (logits), "embedding" (one pooled vector per input, as
+    # sentence-transformers models give) or "features" (a base model's hidden states)
+    task: str = "classification"
+    num_outputs: int | None = None  # classes, for classifiers
+    source_dir: str | None = None  # the local directory it came from (tokenizer lives there)
 
 
 def list_models() -> list[tuple[str, str, str]]:
@@ -104,15 +110,18 @@ def _shipped_config(stem: str) -> Any:
 
 
 def _split(name: str) -> tuple[str, str]:
-    """'hf:x' -> ('hf', 'x'); 'tv:x' -> ('tv', 'x'); alias -> ('alias', name)."""
-    for prefix in ("hf:", "tv:"):
+    """'hf:x' -> ('hf', 'x'); 'tv:x' -> ('tv', 'x'); 'py:f.py:C' -> ('py', 'f.py:C');
+    alias -> ('alias', name)."""
+    for prefix in ("hf:", "tv:", "py:"):
         if name.startswith(prefix):
             rest = name[len(prefix) :]
             if not rest:
                 raise QuantbenchError(f"model '{name}' needs a name after '{prefix}'")
             return prefix[:-1], rest
     if name not in ALIASES:
-        raise unknown_name("model", name, list(ALIASES) + ["hf:<id-or-dir>", "tv:<name>"])
+        raise unknown_name(
+            "model", name, list(ALIASES) + ["hf:<id-or-dir>", "tv:<name>", "py:<file.py>:<name>"]
+        )
     return "alias", name
 
 
@@ -157,6 +166,9 @@ def model_info(name: str) -> ModelInfo:
         if ref not in _tv_builders():
             raise unknown_name("torchvision classification model", ref, _tv_builders())
         return ModelInfo(name, VISION, None, f"torchvision {ref}")
+    if kind == "py":
+        _py_factory(ref)
+        return ModelInfo(name, VISION, None, f"{ref} (your own module)")
     config = _hf_config(ref)
     if _is_image_classifier(config):
         return ModelInfo(name, VISION, None, f"Hugging Face {ref}")
@@ -183,6 +195,8 @@ def load_model(
     options = dict(options or {})
     kind, ref = _split(name)
     torch.manual_seed(seed)
+    if kind == "py":
+        return _load_py(name, ref, weights, options)
     if kind == "tv" or (kind == "alias" and ALIASES[ref].source == "tv"):
         builder = ALIASES[ref].target if kind == "alias" else ref
         if kind == "tv" and builder not in _tv_builders():
@@ -259,6 +273,8 @@ def _load_tv(
     if weights in ("random", "auto"):
         module = torchvision.models.get_model(builder, weights=None, **kwargs)
         desc, random_weights = f"random (seed {seed})", True
+        if reestimate_batchnorm(module, seed):
+            desc += ", BatchNorm statistics re-estimated on synthetic images"
     elif weights == "pretrained":
         try:
             module = torchvision.models.get_model(builder, weights="DEFAULT", **kwargs)
@@ -288,7 +304,100 @@ def _load_tv(
         max_input_size=None,
         make_inputs=_vision_inputs,
         description=f"torchvision {builder}",
+        num_outputs=int(kwargs.get("num_classes", 1000)),
     )
+
+
+def _py_factory(ref: str) -> Any:
+    """The class or function ``NAME`` in ``file.py`` of ``'file.py:NAME'``."""
+    import hashlib
+    import importlib.util
+
+    path_text, _, attr = ref.rpartition(":")
+    if not path_text or not attr:
+        raise QuantbenchError(f"model 'py:{ref}' must be py:<file.py>:<class or function>")
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise QuantbenchError(f"model file '{path_text}' does not exist")
+    mod_name = "quantbench_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if mod_name in sys.modules:
+        mod = sys.modules[mod_name]
+    else:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise QuantbenchError(f"model file '{path_text}' is not a Python module")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = mod  # pickling / FX need to find the classes again
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as e:
+            del sys.modules[mod_name]
+            raise QuantbenchError(
+                f"model file '{path_text}' failed to import: {type(e).__name__}: {_first_line(e)}"
+            ) from None
+    if not hasattr(mod, attr):
+        names = [n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n))]
+        raise unknown_name(f"class or function in '{path_text}'", attr, names)
+    return getattr(mod, attr)
+
+
+def _load_py(name: str, ref: str, weights: str, options: dict[str, Any]) -> LoadedModel:
+    """A model of your own: a class or factory in a Python file, with a state_dict file."""
+    import torch
+
+    factory = _py_factory(ref)
+    kwargs = {"num_classes": int(options["num_classes"])} if "num_classes" in options else {}
+    try:
+        module = factory(**kwargs)
+    except Exception as e:
+        raise QuantbenchError(f"model 'py:{ref}' could not be built: {_first_line(e)}") from None
+    if not isinstance(module, torch.nn.Module):
+        raise QuantbenchError(
+            f"model 'py:{ref}' built a {type(module).__name__}, not a torch module"
+        )
+    desc, random_weights = "random (as your code initialises it)", True
+    if weights not in ("auto", "random"):
+        if weights == "pretrained":
+            raise QuantbenchError(
+                f"model 'py:{ref}' has no pretrained weights; give a state_dict file"
+            )
+        path = _weights_path(weights)
+        _load_state_dict_strict(module, _read_state_dict(path), ref, path)
+        desc, random_weights = str(path), False
+    outputs = getattr(module, "num_classes", None) or kwargs.get("num_classes")
+    return LoadedModel(
+        name=name, family=VISION, module=module.eval(), weights=desc,
+        random_weights=random_weights, is_classifier=True, max_input_size=None,
+        make_inputs=_vision_inputs, description=f"{ref} (your own module)",
+        num_outputs=int(outputs) if outputs else None,
+    )  # fmt: skip
+
+
+def reestimate_batchnorm(module: Any, seed: int, batches: int = 4, batch_size: int = 8) -> bool:
+    """Set BatchNorm running statistics from a few synthetic batches; False if it has none.
+
+    A freshly initialised MobileNetV2 or MNASNet shrinks its activations layer by layer
+    (outputs ~1e-9): every comparison against fp32 is then noise, not quantization error.
+    With statistics measured on inputs (as training would leave them) each layer's output
+    is normalised again, so random-weight fidelity says something about the quantizer.
+    """
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches below
+    g = torch.Generator().manual_seed(seed + 1)
+    module.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            module(torch.randn(batch_size, 3, 224, 224, generator=g))
+    for bn in norms:
+        bn.momentum = 0.1
+    module.eval()
+    return True
 
 
 def _torch_hub_dir() -> str:
@@ -319,10 +428,39 @@ def _is_sequence_classifier(config: Any) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in archs)
 
 
-def _text_wrapper(model: Any, is_classifier: bool) -> Any:
+def _text_wrapper(model: Any, is_classifier: bool, pooling: str | None = None) -> Any:
     from quantbench.models.wrappers import TextModel
 
-    return TextModel(model, is_classifier).eval()
+    return TextModel(model, is_classifier, pooling).eval()
+
+
+def sentence_pooling(model_dir: Path) -> tuple[str | None, bool]:
+    """(pooling, normalize) of a sentence-transformers directory; (None, False) otherwise.
+
+    Such a directory lists its modules in ``modules.json``; the Pooling module's config
+    says which pooling it uses (mean, cls or max) and a Normalize module L2-normalises.
+    """
+    try:
+        mods = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None, False
+    pooling, normalize = None, False
+    for m in mods if isinstance(mods, list) else []:
+        kind = str(m.get("type", ""))
+        if kind.endswith("Pooling"):
+            try:
+                cfg = json.loads(
+                    (model_dir / m.get("path", "") / "config.json").read_text(encoding="utf-8")
+                )
+            except (OSError, json.JSONDecodeError):
+                cfg = {"pooling_mode_mean_tokens": True}
+            for mode in ("mean", "cls", "max"):
+                if cfg.get(f"pooling_mode_{mode}_tokens") or cfg.get(f"pooling_mode_{mode}_token"):
+                    pooling = mode
+                    break
+        elif kind.endswith("Normalize"):
+            normalize = True
+    return pooling, normalize
 
 
 def _vision_wrapper(model: Any) -> Any:
@@ -399,21 +537,27 @@ def _load_hf(name: str, config: Any, hub_id: str, weights: str, seed: int) -> Lo
                 f"cannot load pretrained weights for {name} from '{source}'{offline}: {_first_line(e)}"
             ) from None
     model.eval()
+    src_dir = Path(source).expanduser() if source and Path(source).expanduser().is_dir() else None
+    pooling, normalize = sentence_pooling(src_dir) if src_dir and not is_clf else (None, False)
     if family == VISION:
         size = getattr(config, "image_size", 224)
         return LoadedModel(
             name=name, family=VISION, module=_vision_wrapper(model), weights=desc,
             random_weights=random_weights, is_classifier=True, max_input_size=None,
             make_inputs=_vision_inputs, description=f"{type(model).__name__} (image size {size})",
+            num_outputs=int(config.num_labels), source_dir=str(src_dir) if src_dir else None,
         )  # fmt: skip
     return LoadedModel(
         name=name,
         family=TEXT,
-        module=_text_wrapper(model, is_clf),
+        module=_text_wrapper(model, is_clf, f"{pooling}-normalized" if normalize else pooling),
         weights=desc,
         random_weights=random_weights,
         is_classifier=is_clf,
         max_input_size=_hf_max_positions(config),
         make_inputs=_text_inputs_factory(config),
-        description=type(model).__name__,
+        description=type(model).__name__ + (f" + {pooling} pooling" if pooling else ""),
+        task="classification" if is_clf else "embedding" if pooling else "features",
+        num_outputs=int(config.num_labels) if is_clf else None,
+        source_dir=str(src_dir) if src_dir else None,
     )

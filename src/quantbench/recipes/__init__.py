@@ -25,10 +25,21 @@ from quantbench.errors import unknown_name
 
 @dataclass
 class QuantContext:
-    """What a recipe may use besides the model: engine and calibration batches."""
+    """What a recipe may use besides the model.
+
+    ``calib_inputs``: input tuples for calibration. ``float_layers``: module names to
+    leave in float (per-layer sensitivity and accuracy-aware fallback; recipes that
+    cannot exclude layers raise UnsupportedError when it is set). ``train_batches``:
+    (inputs, labels) pairs for quantization-aware training (qat-int8).
+    """
 
     engine: str
     calib_inputs: list[tuple] = field(default_factory=list)
+    float_layers: frozenset[str] = frozenset()
+    train_batches: list[tuple[tuple, Any]] = field(default_factory=list)
+    qat_steps: int = 100
+    qat_lr: float = 1e-4
+    calib_source: str = "synthetic"  # what calib_inputs are: "synthetic" or a dataset
 
 
 @dataclass
@@ -63,6 +74,7 @@ class Recipe:
     description: str
     apply: Callable[[Any, Any, QuantContext], Artifact]
     config: Any = None
+    float_layers: bool = False  # honours QuantContext.float_layers
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -87,8 +99,15 @@ def list_recipes() -> list[Recipe]:
 
 def apply_recipe(name: str, model: Any, ctx: QuantContext) -> Artifact:
     """Quantize ``model`` (a :class:`~quantbench.models.LoadedModel`) with recipe ``name``."""
+    from quantbench.errors import UnsupportedError
+
     r = get_recipe(name)
-    return r.apply(model, r.config, ctx)
+    if ctx.float_layers and not r.float_layers:
+        raise UnsupportedError(f"{name} cannot leave chosen layers in float")
+    art = r.apply(model, r.config, ctx)
+    if ctx.float_layers:
+        art.details["float_layers"] = sorted(ctx.float_layers)
+    return art
 
 
 def _load_builtin() -> None:

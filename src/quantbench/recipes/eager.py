@@ -47,9 +47,16 @@ def _dynamic_int8(model: Any, config: DynamicInt8Config, ctx: QuantContext) -> A
 
     ao, _ = _ao()
     torch.backends.quantized.engine = ctx.engine
+    spec: Any = {torch.nn.Linear}
+    if ctx.float_layers:
+        spec = {
+            name: ao.default_dynamic_qconfig
+            for name, m in model.module.named_modules()
+            if isinstance(m, torch.nn.Linear) and name not in ctx.float_layers
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = ao.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=getattr(torch, config.dtype))
+        q = ao.quantize_dynamic(model.module, spec, dtype=getattr(torch, config.dtype))
     notes = []
     if not any(isinstance(m, torch.nn.Linear) for m in model.module.modules()):
         notes.append("the model has no nn.Linear layer, so dynamic-int8 changes nothing")
@@ -87,26 +94,88 @@ def _static_int8(model: Any, config: StaticInt8Config, ctx: QuantContext) -> Art
     _, quantize_fx = _ao()
     torch.backends.quantized.engine = ctx.engine
     qmap = _qconfig_mapping(ctx.engine, config.per_channel)
+    for name in sorted(ctx.float_layers):
+        qmap = qmap.set_module_name(name, None)
     module = copy.deepcopy(model.module).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            prepared = quantize_fx.prepare_fx(module, qmap, ctx.calib_inputs[0])
-        except Exception as e:  # torch.fx tracing errors have many types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UnsupportedError(
-                f"model is not symbolically traceable by torch.fx: {msg}"
-            ) from None
+        prepared = _prepare(quantize_fx.prepare_fx, module, qmap, ctx.calib_inputs[0])
         with torch.inference_mode():
             for batch in ctx.calib_inputs:
                 prepared(*batch)
         q = quantize_fx.convert_fx(prepared)
+    return Artifact("static-int8", q.eval(), notes=[calibration_note(ctx)])
+
+
+def calibration_note(ctx: QuantContext) -> str:
     n = sum(int(b[0].shape[0]) for b in ctx.calib_inputs)
+    where = "synthetic inputs" if ctx.calib_source == "synthetic" else ctx.calib_source
+    return f"activations calibrated on {len(ctx.calib_inputs)} batches ({n} samples) of {where}"
+
+
+def _prepare(prepare: Any, module: Any, qmap: Any, example: tuple) -> Any:
+    try:
+        return prepare(module, qmap, example)
+    except Exception as e:  # torch.fx tracing errors have many types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UnsupportedError(f"model is not symbolically traceable by torch.fx: {msg}") from None
+
+
+@dataclass(frozen=True)
+class QatInt8Config:
+    """FX quantization-aware training: fake-quantized fine-tuning, then static int8."""
+
+    freeze_bn_after: float = 0.5  # fraction of the steps after which BatchNorm stats freeze
+    freeze_observers_after: float = 0.75
+
+
+def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
+    import torch
+
+    if model.family != "vision":
+        raise UnsupportedError(
+            "qat-int8 uses FX graph mode, which cannot trace transformers models; "
+            "use dynamic-int8 or an ort-* recipe for them"
+        )
+    if not ctx.train_batches:
+        raise UnsupportedError(
+            "qat-int8 needs labelled training data (--train-dataset): it fine-tunes the model"
+        )
+    ao, quantize_fx = _ao()
+    torch.backends.quantized.engine = ctx.engine
+    qmap = ao.get_default_qat_qconfig_mapping(ctx.engine)
+    for name in sorted(ctx.float_layers):
+        qmap = qmap.set_module_name(name, None)
+    module = copy.deepcopy(model.module).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = _prepare(quantize_fx.prepare_qat_fx, module, qmap, ctx.train_batches[0][0])
+        opt = torch.optim.SGD(prepared.parameters(), lr=ctx.qat_lr, momentum=0.9)
+        losses = []
+        for step in range(ctx.qat_steps):
+            if step == int(config.freeze_bn_after * ctx.qat_steps):
+                prepared.apply(torch.ao.nn.intrinsic.qat.freeze_bn_stats)
+            if step == int(config.freeze_observers_after * ctx.qat_steps):
+                prepared.apply(ao.disable_observer)
+            inputs, labels = ctx.train_batches[step % len(ctx.train_batches)]
+            loss = torch.nn.functional.cross_entropy(prepared(*inputs), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        q = quantize_fx.convert_fx(prepared.eval())
+    k = max(1, len(losses) // 10)
     return Artifact(
-        "static-int8",
+        "qat-int8",
         q.eval(),
-        notes=[f"activations calibrated on {len(ctx.calib_inputs)} batches ({n} samples)"],
-    )
+        notes=[
+            f"fine-tuned with fake quantization for {ctx.qat_steps} steps (SGD, lr "
+            f"{ctx.qat_lr:g}) on {ctx.calib_source if ctx.calib_source != 'synthetic' else 'the training data'}; "
+            f"loss {sum(losses[:k]) / k:.3f} -> {sum(losses[-k:]) / k:.3f}"
+        ],
+        details={"qat_steps": ctx.qat_steps, "qat_lr": ctx.qat_lr,
+                 "loss_first": losses[0], "loss_last": losses[-1]},
+    )  # fmt: skip
 
 
 register(Recipe(
@@ -118,11 +187,17 @@ register(Recipe(
     "dynamic-int8", "int8 weights (Linear), dynamic activations", "torch-eager",
     "the lab's method: torch.ao.quantization.quantize_dynamic over every nn.Linear; "
     "weights stored as qint8 (per tensor), activations quantized on the fly per batch",
-    _dynamic_int8, DynamicInt8Config(),
+    _dynamic_int8, DynamicInt8Config(), float_layers=True,
 ))  # fmt: skip
 register(Recipe(
     "static-int8", "int8 weights and activations (Conv, Linear)", "torch-eager",
     "FX graph-mode post-training static quantization: Conv/BN/ReLU fused, per-channel "
     "int8 weights, activation ranges calibrated on sample batches, real int8 kernels",
-    _static_int8, StaticInt8Config(),
+    _static_int8, StaticInt8Config(), float_layers=True,
+))  # fmt: skip
+register(Recipe(
+    "qat-int8", "int8 weights and activations (Conv, Linear)", "torch-eager",
+    "quantization-aware training (FX): fake-quantized fine-tuning on labelled data "
+    "(--train-dataset, --qat-steps), then converted to static int8 like static-int8",
+    _qat_int8, QatInt8Config(), float_layers=True,
 ))  # fmt: skip

@@ -36,6 +36,7 @@ from typing import Any
 
 from quantbench.errors import QuantbenchError, UnsupportedError
 from quantbench.recipes import Artifact, QuantContext, Recipe, register
+from quantbench.recipes import eager as _eager
 
 RUNTIME = "onnxruntime"
 PROVIDER = "CPUExecutionProvider"
@@ -748,10 +749,10 @@ def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise UnsupportedError(f"onnxruntime static quantization failed: {first}") from e
     quantize_s = time.perf_counter() - t
-    n = sum(int(b[0].shape[0]) for b in ctx.calib_inputs)
     notes.append(
-        f"activations calibrated ({config.calibrate_method}) on {len(ctx.calib_inputs)} "
-        f"batches ({n} samples)"
+        _eager.calibration_note(ctx).replace(
+            "calibrated", f"calibrated ({config.calibrate_method})", 1
+        )
     )
     suffix = "" if config.calibrate_method == "minmax" else f"-{config.calibrate_method}"
     try:

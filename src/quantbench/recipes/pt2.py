@@ -35,10 +35,14 @@ import contextlib
 import copy
 import functools
 import io
+import json
 import logging
 import platform
+import shutil
+import tempfile
 import time
 import warnings
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -476,10 +480,10 @@ def _pt2e_quantizer() -> tuple[Any, str]:
     raise UnsupportedError(f"no PT2E Inductor quantizer for CPU architecture {machine}")
 
 
-def _dynamic_shapes(model: Any, n_inputs: int) -> tuple:
+def _dynamic_shapes(family: str, n_inputs: int) -> tuple:
     from torch.export import Dim
 
-    if model.family == "text":  # (batch, seq) for every input (ids, mask)
+    if family == "text":  # (batch, seq) for every input (ids, mask)
         return tuple({0: Dim.DYNAMIC, 1: Dim.DYNAMIC} for _ in range(n_inputs))
     return ({0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC},) + tuple(
         {0: Dim.DYNAMIC} for _ in range(n_inputs - 1)
@@ -539,7 +543,7 @@ def _export_and_prepare(model: Any, example: tuple, quantizer: Any) -> tuple[Any
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     errors = []
-    ds = _dynamic_shapes(model, len(example))
+    ds = _dynamic_shapes(model.family, len(example))
     for strict in (False, True):
         mode = "strict" if strict else "non-strict"
         try:
@@ -647,6 +651,8 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
     if not ctx.calib_inputs:
         raise UnsupportedError("pt2e-static-int8 needs calibration batches")
     quantizer, qname = _pt2e_quantizer()
+    for name in sorted(ctx.float_layers):
+        quantizer.set_module_name_qconfig(name, None)
     example = ctx.calib_inputs[0]
     if int(example[0].shape[0]) == 1:
         # A dynamic dim whose example size is 1 is specialised by export; use 2.
@@ -660,6 +666,7 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
         converted = convert_pt2e(prepared)
     quantize_s = time.perf_counter() - t
     state = _drop_unused_state(converted)
+    file, save_s = _write_pt2(converted, example, model.family, config.freezing)
     quant, floats, qdq = _pt2e_counts(converted)
     if not quant:
         raise UnsupportedError(f"{qname} annotated no convolution or linear layer")
@@ -671,6 +678,7 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
         "export": mode,
         "qdq_ops": qdq,
         "quantize_s": round(quantize_s, 3),
+        "save_s": round(save_s, 3),
         "torchao": _torchao_version(),
     }
     inductor = {"freezing": config.freezing}
@@ -685,9 +693,9 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
     }
     details["inductor_int8_lowerings"] = dict(sorted(lowered.items()))
     notes = [
-        f"activations calibrated on {len(ctx.calib_inputs)} batches "
-        f"({sum(int(b[0].shape[0]) for b in ctx.calib_inputs)} samples)",
-        "size: the converted graph's constants (int8 weights, fp32 biases and scales)",
+        _eager.calibration_note(ctx),
+        "size: the .pt2 file `quantbench quantize` writes (torch.export.save of the "
+        "converted graph: int8 weights, fp32 biases and scales, the graph itself)",
     ]
     if mode == "strict":
         notes.append(
@@ -708,8 +716,54 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
         float_modules=floats,
         compile_s=compile_s,
         details=details,
+        file=file,
     )
-    return _fill_sizes(art, state)
+    weakref.finalize(module, shutil.rmtree, str(file.parent), True)
+    _fill_sizes(art, state)
+    art.size_bytes = file.stat().st_size
+    return art
+
+
+PT2_META = "quantbench.json"
+
+
+def _write_pt2(gm: Any, example: tuple, family: str, freezing: bool) -> tuple[Path, float]:
+    """Save the converted graph as a ``.pt2`` file (``torch.export.save``): what ships.
+
+    The graph is exported again from the converted module (dynamic batch and size, as
+    captured) without its example inputs, which are calibration data, not the model.
+    Returns (path in a fresh temporary directory, seconds it took).
+    """
+    import torch
+
+    t = time.perf_counter()
+    ds = _dynamic_shapes(family, len(example))
+    ep = torch.export.export(gm, example, dynamic_shapes=ds, strict=False)
+    ep.example_inputs = None
+    path = Path(tempfile.mkdtemp(prefix="quantbench-pt2e-")) / "model.pt2"
+    meta = {"family": family, "freezing": freezing, "recipe": "pt2e-static-int8"}
+    torch.export.save(ep, str(path), extra_files={PT2_META: json.dumps(meta)})
+    return path, time.perf_counter() - t
+
+
+def load_pt2(path: str | Path) -> Any:
+    """A ``.pt2`` file written by ``pt2e-static-int8`` as a module compiled like the recipe's.
+
+    Compiles lazily, at the first call with a new shape (with Inductor freezing, which
+    the int8 kernels need).
+    """
+    import torch
+
+    extra = {PT2_META: ""}
+    ep = torch.export.load(str(path), extra_files=extra)
+    try:
+        meta = json.loads(extra[PT2_META] or "{}")
+    except json.JSONDecodeError:
+        meta = {}
+    family = meta.get("family", "vision")
+    module, _, _ = _compile(ep.module(), [], {"freezing": meta.get("freezing", True)},
+                            _dynamic_for(family))  # fmt: skip
+    return module
 
 
 # --------------------------------------------------------------------------- half precision
@@ -906,7 +960,7 @@ register(Recipe(
     "PT2E: torch.export (dynamic batch/size) -> X86InductorQuantizer (per-channel int8 "
     "weights, calibrated uint8 activations) -> convert_pt2e -> torch.compile with "
     "Inductor freezing (oneDNN int8 kernels)",
-    _pt2e_apply, Pt2eStaticConfig(),
+    _pt2e_apply, Pt2eStaticConfig(), float_layers=True,
 ))  # fmt: skip
 register(Recipe(
     "bf16", "bf16 weights and activations", "torch-eager",

@@ -46,6 +46,7 @@ FIGURES: dict[str, str] = {
     "size": "size.png",
     "speedup": "speedup.png",
     "gflops": "gflops.png",
+    "accuracy": "accuracy_vs_latency.png",
 }
 
 LOG_RANGE = 20.0  # use a log axis when max/min exceeds this
@@ -142,6 +143,7 @@ def make_plots(
         "size": lambda p: plot_size(p, results, style),
         "speedup": lambda p: plot_speedup(p, results, style),
         "gflops": lambda p: plot_gflops(p, results, host_microbench(run), style),
+        "accuracy": lambda p: plot_accuracy_pareto(p, results, style),
     }  # fmt: skip
     written: dict[str, Path] = {}
     for key, name in FIGURES.items():
@@ -508,6 +510,69 @@ def plot_speedup(path: Path, results: list[CellResult], style: _Style | None = N
     ax.set_title("Speedup vs fp32 at the reference shape (batch × input size)")
     ax.grid(True, axis="x", alpha=0.35)
     _recipe_patch_legend(ax, used, style)
+    _save(fig, path)
+    return True
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """(latency, accuracy, label) points no other point beats on both (lower latency and
+    higher accuracy), sorted by latency.
+
+    >>> [p[2] for p in pareto_front([(1, 0.9, "a"), (2, 0.95, "b"), (3, 0.94, "c")])]
+    ['a', 'b']
+    """
+    front: list[tuple[float, float, str]] = []
+    for pt in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or pt[1] > front[-1][1]:
+            front.append(pt)
+    return front
+
+
+def plot_accuracy_pareto(
+    path: Path, results: list[CellResult], style: _Style | None = None
+) -> bool:
+    """Per model: task metric (as % of fp32) vs latency at the reference point, with the
+    Pareto front (the variants worth shipping) drawn through them."""
+    style = style or _style_for(results)
+    panels: dict[str, list[tuple[float, float, str]]] = {}
+    bars: dict[str, float] = {}
+    for model in model_order(results):
+        pts = []
+        for c in results:
+            if c.model != model or c.status != "ok" or not c.accuracy:
+                continue
+            ref = reference_point(c)
+            rel = c.accuracy.get("relative")
+            if ref is None or rel is None:
+                continue
+            pts.append((to_ms(ref.median, ref.unit), 100.0 * rel, c.recipe))
+            bars[model] = 100.0 * (1 - float(c.accuracy.get("max_drop", 0.01)))
+        if pts:
+            panels[model] = pts
+    if not panels:
+        return False
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(min(5.0 * n, 15), 4.2), squeeze=False)
+    for ax, (model, pts) in zip(axes[0], panels.items(), strict=False):
+        cmap = plt.get_cmap("tab20")
+        for x, y, recipe in pts:
+            st = style.recipes.get(recipe)
+            i = style.recipe_list.index(recipe) if recipe in style.recipe_list else 0
+            ax.scatter([x], [y], color=cmap(i % 20), marker=st.marker if st else "o", s=46,
+                       zorder=3, label=recipe)  # fmt: skip
+        front = pareto_front(pts)
+        ax.plot([p[0] for p in front], [p[1] for p in front], color="0.4", lw=1, ls="--",
+                zorder=2, label="Pareto front")  # fmt: skip
+        ax.axhline(bars[model], color="tab:red", lw=1, ls=":", label="accuracy bar")
+        metric = next((c.accuracy.get("metric") for c in results
+                       if c.model == model and c.accuracy), "metric")  # fmt: skip
+        ax.set_xlabel("latency at the reference shape (ms, median)")
+        ax.set_ylabel(f"{metric} (% of fp32)")
+        ax.set_title(model, fontsize=10)
+        ax.grid(True, alpha=0.35)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Accuracy vs latency: up and to the left is better", fontsize=11)
     _save(fig, path)
     return True
 

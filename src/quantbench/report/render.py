@@ -84,6 +84,7 @@ _SECTION_TITLES = (
     "## 4. Latency",
     "## 5. Discussion",
     "## Environment",
+    "## 6. Accuracy on real data",
 )
 
 _FIGURE_CAPTIONS = {
@@ -93,6 +94,7 @@ _FIGURE_CAPTIONS = {
     "text_batch_size": "Text models: latency vs batch size",
     "speedup": "Paired speedup vs fp32 at the reference shape",
     "gflops": "Achieved GFLOP/s at the reference shape vs the machine's matmul rates",
+    "accuracy": "Accuracy vs latency, with the Pareto front",
 }
 MEMORY_TITLE = "### Memory and time to prepare"
 
@@ -333,6 +335,11 @@ def _registered_description(recipe: str) -> str:
         return _GENERIC_DESCRIPTION
     if suffix == "compile":
         text += "; run through torch.compile (compile time reported apart from latency)"
+    elif suffix == "fallback":
+        text += (
+            "; accuracy-aware fallback: its most sensitive layers kept in float, one at a "
+            "time, until the accuracy bar is met (the layers are listed in section 6)"
+        )
     return text[:1].upper() + text[1:] + "."
 
 
@@ -1224,7 +1231,12 @@ def _recommendations(run: dict[str, Any], results: list[CellResult]) -> list[str
         return []
 
     def fid(c: Any) -> str:
-        if c is None or c.recipe == "fp32":
+        if c is None:
+            return "—"
+        if c.accuracy is not None:
+            rel = f" ({c.accuracy_relative:.1%} of fp32)" if c.accuracy_relative else ""
+            return f"{c.metric} {c.accuracy:.4f}{rel}"
+        if c.recipe == "fp32":
             return "—"
         text = f"cos {c.cosine:.4f}" if c.cosine is not None else "cos n/a"
         return text + (f", top-1 {c.top1:.1%}" if c.top1 is not None else "")
@@ -1252,14 +1264,15 @@ def _recommendations(run: dict[str, Any], results: list[CellResult]) -> list[str
     lines = [
         "## Recommendation",
         "",
-        f"Per model, the fastest and the smallest variant that keep fidelity (cosine to fp32 "
-        f"≥ {min_cos}, top-1 agreement ≥ {min_top1:.0%} for classifiers). Speed is the "
+        f"Per model, the fastest and the smallest variant that keep fidelity: on real data "
+        f"(section 6), the task metric within the accuracy bar; otherwise cosine to fp32 "
+        f"≥ {min_cos} and top-1 agreement ≥ {min_top1:.0%} for classifiers. Speed is the "
         "paired speedup vs fp32 at the reference shape (batch × input size); size ratio is "
         "the artifact's size over fp32's.",
         "",
     ]
     lines += md_table(
-        ["Model", "Reference shape", "Fastest", "Speedup [CI]", "Size ratio", "Fidelity",
+        ["Model", "Reference shape", "Fastest", "Speedup [CI]", "Size ratio", "Fidelity / accuracy",
          "Smallest", "Size ratio", "Why the others lost"],
         rows,
     )  # fmt: skip
@@ -1287,5 +1300,96 @@ def render_markdown(
     lines += _section_size(results, figures, plots_rel)
     lines += _section_latency(run, results, figures, plots_rel)
     lines += _discussion(run, results)
+    lines += _section_accuracy(run, results, figures, plots_rel)
     lines += _environment(run)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _metric_text(acc: dict[str, Any] | None) -> str:
+    if not acc or acc.get("value") is None:
+        return "—"
+    v, rel = acc["value"], acc.get("relative")
+    if acc.get("metric") == "spearman":
+        return f"Spearman {v:.4f}"
+    text = f"{acc.get('metric')} {v:.2%}"
+    return text + (f" ({rel:.1%} of fp32)" if rel is not None else "")
+
+
+def _section_accuracy(
+    run: dict[str, Any], results: list[CellResult], figures: dict[str, Path], plots_rel: str
+) -> list[str]:
+    """Task metrics per variant, the bar, what fallback kept in float, and the Pareto plot."""
+    from quantbench.best import bar_text
+
+    cells = [c for c in sort_cells(results) if c.accuracy]
+    if not cells:
+        return []
+    spec = run.get("spec") or {}
+    drop = float(spec.get("max_accuracy_drop", 0.01))
+    lines = [
+        _SECTION_TITLES[6], "",
+        f"Each variant is scored on the evaluation data; it **passes** when its metric stays "
+        f"at or above {bar_text(drop)} of fp32's (`--max-accuracy-drop {drop:g}`). For sentence "
+        "embeddings the metric is the Spearman correlation between the fp32 and the variant's "
+        "pairwise-similarity matrices (does retrieval ranking survive?), with the cosine of "
+        "each sentence's embedding to fp32's beside it.", "",
+    ]  # fmt: skip
+    rows = []
+    for c in cells:
+        a = c.accuracy or {}
+        if a.get("metric") == "spearman":
+            other = f"cosine mean {fmt_sig(a.get('mean_cosine'), 4)}, min {fmt_sig(a.get('min_cosine'), 4)}"
+        else:
+            parts = [f"top-5 {a['top5']:.2%}"] if a.get("top5") is not None else []
+            if a.get("macro_f1") is not None:
+                parts.append(f"macro-F1 {a['macro_f1']:.4f}")
+            other = ", ".join(parts) or "—"
+        verdict = "—" if c.recipe == "fp32" else ("pass" if a.get("passes") else "**fail**")
+        rows.append([c.model, c.recipe, _metric_text(a), other, str(a.get("n", "—")), verdict])
+    lines += md_table(["Model", "Recipe", "Metric", "Also", "Examples", "Bar"], rows)
+    lines.append("")
+    sources = sorted({str((c.accuracy or {}).get("dataset")) for c in cells})
+    lines.append(f"Evaluation data: {', '.join(f'`{md_escape(x)}`' for x in sources)}.")
+    if spec.get("calibration") is None and any(
+        "calibrated" in n and "synthetic" in n for c in cells for n in c.notes
+    ):
+        lines.append(
+            "⚠️ Static recipes were calibrated on **synthetic inputs** (no `--calibration` "
+            "data): their activation ranges may not fit real data, and accuracy may suffer."
+        )
+    lines.append("")
+    for c in cells:
+        if not c.recipe.endswith("+fallback"):
+            continue
+        base = find_cell(results, c.model, c.recipe.removesuffix("+fallback"))
+        kept = c.details.get("float_layers") or []
+        cost = []
+        if base and base.size_bytes and c.size_bytes:
+            cost.append(f"size {fmt_mib(base.size_bytes)} → {fmt_mib(c.size_bytes)} MiB")
+        bp, cp = (reference_point(base) if base else None), reference_point(c)
+        if bp and cp:
+            cost.append(
+                f"latency {fmt_sig(to_ms(bp.median, bp.unit))} → "
+                f"{fmt_sig(to_ms(cp.median, cp.unit))} ms at the reference shape"
+            )
+        steps = "; ".join(
+            f"+{md_escape(n)} → {v:.4f}" if v is not None else f"+{md_escape(n)}"
+            for n, v in c.details.get("fallback_steps") or []
+        )
+        lines += [
+            f"**{md_escape(c.model)} · {c.recipe}:** kept {len(kept)} layer(s) in float "
+            f"({', '.join(f'`{md_escape(k)}`' for k in kept)}); {_metric_text(c.accuracy)}, "
+            f"{'meets' if (c.accuracy or {}).get('passes') else 'still misses'} the bar. "
+            f"Cost: {', '.join(cost) or 'not measured'}. Steps: {steps}.",
+            "",
+        ]
+        sens = c.details.get("sensitivity") or []
+        if sens:
+            lines += md_table(
+                ["Layer (most sensitive first)", "Type", "Cosine won back in float"],
+                [[f"`{md_escape(n)}`", k, f"{e:+.4f}" if e is not None else "—"]
+                 for n, k, e in sens],
+            )  # fmt: skip
+            lines.append("")
+    lines += _image("accuracy", figures, plots_rel, _FIGURE_CAPTIONS["accuracy"])
+    return lines

@@ -1,0 +1,303 @@
+"""Per-layer sensitivity, and accuracy-aware fallback built on it.
+
+Sensitivity answers "my int8 model lost points: which layer did it?". For a recipe that
+can leave chosen layers in float (``dynamic-int8``, ``static-int8``, ``qat-int8``,
+``pt2e-static-int8``), each quantizable layer is measured in turn:
+
+- ``float-one``: everything quantized except that layer; its effect is how much of the
+  loss keeping it in float wins back (score minus the fully quantized score);
+- ``quantize-one``: only that layer quantized; its effect is what quantizing it alone
+  costs (fp32's score minus the score).
+
+The score is the task metric on a dataset when one is given (top-1, accuracy, embedding
+Spearman), else the cosine to fp32's outputs on the calibration inputs.
+
+Fallback: a recipe that misses the accuracy bar keeps its most sensitive layers in float,
+one at a time in ranked order, until the bar is met (or a cap is reached).
+
+Example::
+
+    >>> from quantbench.sensitivity import quantizable_layers
+    >>> from quantbench.models import load_model
+    >>> quantizable_layers(load_model("squeezenet"), "static-int8")[:2]
+    ['features.0', 'features.3.squeeze']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from quantbench.errors import UnsupportedError
+
+MODES = ("float-one", "quantize-one")
+
+
+@dataclass
+class LayerEffect:
+    layer: str
+    kind: str  # module type
+    params: int
+    score: float | None
+    effect: float | None  # larger = more sensitive
+    error: str | None = None
+
+
+@dataclass
+class Sensitivity:
+    model: str
+    recipe: str
+    mode: str
+    metric: str
+    fp32_score: float | None
+    quantized_score: float | None
+    layers: list[LayerEffect]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def quantizable_layers(lm: Any, recipe: str) -> list[str]:
+    """Names of the modules ``recipe`` would quantize (Linear; Conv too for static ones)."""
+    import torch
+
+    kinds: tuple[type, ...] = (torch.nn.Linear,)
+    if recipe != "dynamic-int8":
+        kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    return [n for n, m in lm.module.named_modules() if n and isinstance(m, kinds)]
+
+
+def fidelity_score(ref_module: Any, inputs: list[tuple]) -> Callable[[Any], float]:
+    """A score: mean cosine of a module's outputs to ``ref_module``'s on ``inputs``."""
+    import torch
+
+    with torch.inference_mode():
+        refs = [ref_module(*x).float().flatten(1) for x in inputs]
+
+    def score(module: Any) -> float:
+        with torch.inference_mode():
+            cos = [
+                torch.nn.functional.cosine_similarity(module(*x).float().flatten(1), r, dim=1)
+                for x, r in zip(inputs, refs, strict=True)
+            ]
+        return float(torch.cat(cos).mean())
+
+    return score
+
+
+def _quantized(lm: Any, recipe: str, ctx: Any, float_layers: set[str]) -> Any:
+    from quantbench.recipes import apply_recipe
+
+    return apply_recipe(recipe, lm, dataclasses.replace(ctx, float_layers=frozenset(float_layers)))
+
+
+def layer_sensitivity(
+    lm: Any,
+    recipe: str,
+    ctx: Any,
+    score: Callable[[Any], float],
+    metric: str,
+    mode: str = "float-one",
+    layers: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Sensitivity:
+    """Score ``recipe`` with one layer at a time left float (or quantized); ranked."""
+    from quantbench.recipes import get_recipe
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    if not get_recipe(recipe).float_layers:
+        raise UnsupportedError(
+            f"{recipe} cannot leave chosen layers in float, so its layers cannot be ranked "
+            "(use dynamic-int8, static-int8, qat-int8 or pt2e-static-int8)"
+        )
+    t0 = time.perf_counter()
+    names = layers if layers is not None else quantizable_layers(lm, recipe)
+    if not names:
+        raise UnsupportedError(f"{recipe} finds no layer to quantize in {lm.name}")
+    modules = dict(lm.module.named_modules())
+    fp32 = score(lm.module)
+    full = score(_quantized(lm, recipe, ctx, set()).module)
+    out = []
+    for i, name in enumerate(names):
+        if progress:
+            progress(f"{i + 1}/{len(names)} {name}")
+        keep = {name} if mode == "float-one" else set(names) - {name}
+        m = modules[name]
+        params = sum(p.numel() for p in m.parameters(recurse=False))
+        try:
+            s = score(_quantized(lm, recipe, ctx, keep).module)
+        except Exception as e:  # one layer failing must not lose the others
+            out.append(LayerEffect(name, type(m).__name__, params, None, None, str(e)[:200]))
+            continue
+        effect = s - full if mode == "float-one" else fp32 - s
+        out.append(LayerEffect(name, type(m).__name__, params, s, effect))
+    out.sort(key=lambda e: -(e.effect if e.effect is not None else float("-inf")))
+    return Sensitivity(lm.name, recipe, mode, metric, fp32, full, out, time.perf_counter() - t0)
+
+
+@dataclass
+class Fallback:
+    artifact: Any
+    float_layers: list[str]
+    steps: list[tuple[str, float | None]]  # (layer added, score after)
+    met: bool
+
+
+def fallback(
+    lm: Any,
+    recipe: str,
+    ctx: Any,
+    ranking: list[str],
+    passes: Callable[[Any], tuple[bool, float | None]],
+    max_layers: int,
+) -> Fallback:
+    """Add layers from ``ranking`` to float one at a time until ``passes(module)``."""
+    kept: list[str] = []
+    steps: list[tuple[str, float | None]] = []
+    art = None
+    ok = False
+    for name in ranking[:max_layers]:
+        kept.append(name)
+        art = _quantized(lm, recipe, ctx, set(kept))
+        ok, value = passes(art.module)
+        steps.append((name, value))
+        if ok:
+            break
+    if art is None:
+        raise UnsupportedError(f"{recipe}: no layer to leave in float")
+    return Fallback(art, kept, steps, ok)
+
+
+def analyse(
+    model: str,
+    recipe: str,
+    dataset: str | None = None,
+    calibration: str | None = None,
+    limit: int | None = None,
+    mode: str = "float-one",
+    weights: str = "auto",
+    seed: int = 0,
+    out: str | None = None,
+    num_classes: int | None = None,
+    calibration_samples: int = 128,
+    engine: str | None = None,
+) -> tuple[Sensitivity, Any]:
+    """``quantbench sensitivity``: rank ``model``'s layers for ``recipe``; write the report.
+
+    Returns the result and the output directory (sensitivity.json, .md and .png).
+    """
+    import json
+
+    from quantbench import env, evaluate
+    from quantbench import models as zoo
+    from quantbench.datasets import parse_dataset
+    from quantbench.errors import QuantbenchError, unknown_name
+    from quantbench.recipes import QuantContext, get_recipe
+    from quantbench.runner import prepare_out_dir
+    from quantbench.spec import RunSpec
+
+    if mode not in MODES:
+        raise unknown_name("mode", mode, MODES)
+    if not get_recipe(recipe).float_layers:
+        able = [r for r in ("dynamic-int8", "static-int8", "qat-int8", "pt2e-static-int8")]
+        raise QuantbenchError(
+            f"recipe {recipe} cannot leave single layers in float; use one of {', '.join(able)}"
+        )
+    if limit is not None and limit <= 0:
+        raise QuantbenchError(f"limit must be an integer > 0, got {limit}")
+    spec = RunSpec(
+        seed=seed, limit=limit, calibration_samples=calibration_samples,
+        dataset=parse_dataset(dataset).to_dict() if dataset else None,
+        calibration=parse_dataset(calibration, "calibration").to_dict() if calibration else None,
+    )  # fmt: skip
+    engine = env.check_engine(engine)
+    options = {"num_classes": num_classes} if num_classes else {}
+    lm = zoo.load_model(model, weights, seed, options)
+    size = 128 if lm.family == zoo.TEXT else 224
+    ctx = QuantContext(engine, [lm.make_inputs(4, size, seed=1000 + i) for i in range(8)])
+    data = None
+    if spec.dataset or spec.calibration:
+        data = evaluate.prepare(spec, spec.dataset, lm, 4)
+        if data.calib_inputs:
+            ctx.calib_inputs, ctx.calib_source = data.calib_inputs, data.calib_source
+    out_dir = prepare_out_dir(out)
+    if data is not None and data.dataset is not None:
+        import torch
+
+        with torch.inference_mode():
+            ref_out, labels = evaluate.outputs(lm.module, data, 32)
+
+        def score(module: Any) -> float:
+            with torch.inference_mode():
+                got, _ = evaluate.outputs(module, data, 32)
+            s = evaluate.score(lm, got, labels, ref_out, None, 0.01, "")
+            return float(s["value"])
+
+        metric = evaluate.primary_metric({"spearman": 0} if lm.task == "embedding" else {},
+                                         lm.family)[0]  # fmt: skip
+        metric += f" on {len(data.eval_indices)} examples of {data.dataset.spec.path}"
+    else:
+        score = fidelity_score(lm.module, [lm.make_inputs(4, size, seed=7)])
+        metric = "cosine to fp32 outputs (synthetic inputs)"
+    result = layer_sensitivity(lm, recipe, ctx, score, metric, mode)
+    (out_dir / "sensitivity.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    _plot(result, out_dir / "sensitivity.png")
+    (out_dir / "sensitivity.md").write_text(render(result, ctx.calib_source, lm.weights) + "\n")
+    return result, out_dir
+
+
+def render(result: Sensitivity, calib_source: str, weights: str) -> str:
+    """Markdown: what was measured, then the ranked table and the bar plot."""
+    what = (
+        "every layer quantized except the one named: the effect is how much keeping it in "
+        "float wins back"
+        if result.mode == "float-one"
+        else "only the layer named quantized: the effect is what quantizing it alone costs"
+    )
+    lines = [
+        f"# Layer sensitivity: {result.model} · {result.recipe}",
+        "",
+        f"- **Mode:** {result.mode} ({what})",
+        f"- **Metric:** {result.metric}",
+        f"- **Weights:** {weights}",
+        f"- **Calibration:** {calib_source}",
+        f"- **fp32:** {result.fp32_score:.4f}; **fully quantized:** {result.quantized_score:.4f}",
+        f"- **Time:** {result.seconds:.1f} s for {len(result.layers)} layers",
+        "",
+        "![effect per layer](sensitivity.png)",
+        "",
+        "| Rank | Layer | Type | Params | Score | Effect |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, e in enumerate(result.layers, 1):
+        score = f"{e.score:.4f}" if e.score is not None else "—"
+        effect = f"{e.effect:+.4f}" if e.effect is not None else f"error: {e.error}"
+        lines.append(f"| {i} | `{e.layer}` | {e.kind} | {e.params:,} | {score} | {effect} |")
+    return "\n".join(lines)
+
+
+def _plot(result: Sensitivity, path: Any, top: int = 25) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [e for e in result.layers if e.effect is not None][:top][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 1.5))
+    ax.barh([e.layer for e in rows], [e.effect for e in rows], color="tab:orange")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(
+        "score gained by keeping the layer in float"
+        if result.mode == "float-one"
+        else "score lost by quantizing only this layer"
+    )
+    ax.set_title(f"{result.model} · {result.recipe}: most sensitive layers", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
