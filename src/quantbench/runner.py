@@ -171,6 +171,8 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
                     cells[r].status, cells[r].error = "error", f"forward failed: {_err(e)}"
                     del arts[r]
             emit("cells", [c.to_dict() for c in cells.values()])
+            if spec.fallback and (data is None or data.dataset is None):
+                _fidelity_fallbacks(spec, ref.name, lm, ctx, arts, cells, params, emit, inputs)
         emit("advance", 1)
 
         if data is not None and data.dataset is not None and "fp32" in arts:
@@ -209,10 +211,7 @@ def _accuracy(
 ) -> None:
     """Score every variant on the evaluation data; then, with ``spec.fallback``, give each
     recipe that misses the bar a ``<recipe>+fallback`` variant (sensitive layers float)."""
-    import torch
-
     from quantbench import evaluate
-    from quantbench.recipes import get_recipe
 
     source = str(data.dataset.spec.path)
     bs = spec.eval_batch_size
@@ -234,13 +233,40 @@ def _accuracy(
             cells[r].status, cells[r].error = "error", f"evaluation failed: {_err(e)}"
             del arts[r]
     emit("cells", [c.to_dict() for c in cells.values()])
-    if not spec.fallback:
-        return
-    from quantbench import sensitivity
+    if spec.fallback:
 
-    for r in [r for r in list(arts) if "+" not in r]:
-        acc = cells[r].accuracy or {}
-        if acc.get("passes") is not False or not get_recipe(r).float_layers:
+        def judge(module: Any, cell: CellResult) -> tuple[bool, float | None]:
+            cell.accuracy = scored(module)
+            return bool(cell.accuracy["passes"]), cell.accuracy["value"]
+
+        _fallbacks(spec, model, lm, ctx, arts, cells, params, emit, judge)
+
+
+def _fallbacks(
+    spec: RunSpec,
+    model: str,
+    lm: Any,
+    ctx: Any,
+    arts: dict[str, Any],
+    cells: dict[str, CellResult],
+    params: int,
+    emit: Emit,
+    judge: Callable[[Any, CellResult], tuple[bool, float | None]],
+) -> None:
+    """Give each recipe that misses the bar a ``<recipe>+fallback`` variant.
+
+    ``judge(module, cell)`` records the module's accuracy (or fidelity) in ``cell`` and
+    says whether it meets the bar. Layers are ranked by sensitivity on the calibration
+    inputs (no labels needed, and not the examples the bar is checked on), then kept in
+    float one at a time until the bar is met or ``spec.fallback_max_layers`` is reached.
+    """
+    import torch
+
+    from quantbench import sensitivity
+    from quantbench.recipes import get_recipe
+
+    for r in [r for r in list(arts) if "+" not in r and r != "fp32"]:
+        if judge_cached(cells[r]) is not False or not get_recipe(r).float_layers:
             continue
         name = f"{r}+fallback"
         emit("progress", f"{model}: {name}: ranking layers")
@@ -248,15 +274,14 @@ def _accuracy(
         cells[name] = cell
         t = time.perf_counter()
         try:
-            # Quantizing (and qat-int8's training) needs autograd-capable tensors. Layers
-            # are ranked on the calibration inputs (no labels needed, and not the examples
-            # the bar is checked on); the bar is checked on the evaluation data.
+            # Quantizing (and qat-int8's training) needs autograd-capable tensors.
             with torch.inference_mode(False):
                 score = sensitivity.fidelity_score(arts["fp32"].module, ctx.calib_inputs[:4])
                 sens = sensitivity.layer_sensitivity(lm, r, ctx, score, "cosine to fp32")
                 ranking = [e.layer for e in sens.layers if e.effect is not None]
+                scratch = CellResult(model=model, recipe=name)
                 fb = sensitivity.fallback(
-                    lm, r, ctx, ranking, lambda m: _passes(scored(m)), spec.fallback_max_layers
+                    lm, r, ctx, ranking, lambda m, c=scratch: judge(m, c), spec.fallback_max_layers
                 )
         except UnsupportedError as e:
             cell.status, cell.error = "unsupported", str(e)
@@ -267,7 +292,7 @@ def _accuracy(
         cell.quantize_s = time.perf_counter() - t
         arts[name] = fb.artifact
         _describe(cell, fb.artifact, params, "size" in spec.measure)
-        cell.accuracy = scored(fb.artifact.module)
+        judge(fb.artifact.module, cell)
         cell.details["float_layers"] = fb.float_layers
         cell.details["fallback_steps"] = [[n, v] for n, v in fb.steps]
         cell.details["sensitivity"] = [
@@ -281,8 +306,44 @@ def _accuracy(
     emit("cells", [c.to_dict() for c in cells.values()])
 
 
-def _passes(acc: dict[str, Any]) -> tuple[bool, float | None]:
-    return bool(acc["passes"]), acc["value"]
+def _fidelity_fallbacks(
+    spec: RunSpec,
+    model: str,
+    lm: Any,
+    ctx: Any,
+    arts: dict[str, Any],
+    cells: dict[str, CellResult],
+    params: int,
+    emit: Emit,
+    inputs: tuple,
+) -> None:
+    """Without evaluation data the bar is fidelity to fp32 (``best.keeps_fidelity``)."""
+    import torch
+
+    from quantbench.best import keeps_fidelity
+    from quantbench.measure import fidelity
+
+    with torch.inference_mode():
+        base = arts["fp32"].module(*inputs)
+    for c in cells.values():
+        if c.status == "ok" and c.fidelity is not None and c.recipe != "fp32":
+            c.details["meets_bar"] = keeps_fidelity(c, spec.min_cosine, spec.min_top1)[0]
+
+    def judge(module: Any, cell: CellResult) -> tuple[bool, float | None]:
+        with torch.inference_mode():
+            cell.fidelity = fidelity.compare(base, module(*inputs), lm.is_classifier)
+        cell.details["meets_bar"] = keeps_fidelity(cell, spec.min_cosine, spec.min_top1)[0]
+        return cell.details["meets_bar"], cell.fidelity.cosine
+
+    _fallbacks(spec, model, lm, ctx, arts, cells, params, emit, judge)
+
+
+def judge_cached(cell: CellResult) -> bool | None:
+    """Whether a measured cell meets the bar: its accuracy when scored on data, else None
+    (the fidelity path sets ``details['meets_bar']``)."""
+    if cell.accuracy is not None and cell.accuracy.get("passes") is not None:
+        return bool(cell.accuracy["passes"])
+    return cell.details.get("meets_bar")
 
 
 def pin_cpus(n: int) -> list[int] | None:

@@ -51,6 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vision_batch_sizes": [1],
         "seq_lens": [128],
         "text_batch_sizes": [1],
+        "fidelity_batch_size": 16,  # top-1 agreement over 16 inputs, not 4
     },
 }
 

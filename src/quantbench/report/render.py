@@ -1315,6 +1315,53 @@ def _metric_text(acc: dict[str, Any] | None) -> str:
     return text + (f" ({rel:.1%} of fp32)" if rel is not None else "")
 
 
+def _fallback_lines(results: list[CellResult]) -> list[str]:
+    """What each ``<recipe>+fallback`` kept in float, what it cost, and the ranking."""
+    lines: list[str] = []
+    for c in sort_cells(results):
+        if not c.recipe.endswith("+fallback") or c.status != "ok":
+            continue
+        base = find_cell(results, c.model, c.recipe.removesuffix("+fallback"))
+        kept = c.details.get("float_layers") or []
+        cost = []
+        if base and base.size_bytes and c.size_bytes:
+            cost.append(f"size {fmt_mib(base.size_bytes)} → {fmt_mib(c.size_bytes)} MiB")
+        bp, cp = (reference_point(base) if base else None), reference_point(c)
+        if bp and cp:
+            cost.append(
+                f"latency {fmt_sig(to_ms(bp.median, bp.unit))} → "
+                f"{fmt_sig(to_ms(cp.median, cp.unit))} ms at the reference shape"
+            )
+        steps = "; ".join(
+            f"+{md_escape(n)} → {v:.4f}" if v is not None else f"+{md_escape(n)}"
+            for n, v in c.details.get("fallback_steps") or []
+        )
+        if c.accuracy:
+            result, met = _metric_text(c.accuracy), bool(c.accuracy.get("passes"))
+        else:
+            f = c.fidelity
+            result = f"cosine {fmt_sig(f.cosine, 4)}" if f and f.cosine is not None else "—"
+            if f and f.top1_agreement is not None:
+                result += f", top-1 agreement {fmt_pct(f.top1_agreement)}"
+            met = bool(c.details.get("meets_bar"))
+        lines += [
+            f"**{md_escape(c.model)} · {c.recipe}:** kept {len(kept)} layer(s) in float "
+            f"({', '.join(f'`{md_escape(k)}`' for k in kept)}); {result}, "
+            f"{'meets' if met else 'still misses'} the bar. "
+            f"Cost: {', '.join(cost) or 'not measured'}. Steps: {steps}.",
+            "",
+        ]
+        sens = c.details.get("sensitivity") or []
+        if sens:
+            lines += md_table(
+                ["Layer (most sensitive first)", "Type", "Cosine won back in float"],
+                [[f"`{md_escape(n)}`", k, f"{e:+.4f}" if e is not None else "—"]
+                 for n, k, e in sens],
+            )  # fmt: skip
+            lines.append("")
+    return lines
+
+
 def _section_accuracy(
     run: dict[str, Any], results: list[CellResult], figures: dict[str, Path], plots_rel: str
 ) -> list[str]:
@@ -1323,7 +1370,15 @@ def _section_accuracy(
 
     cells = [c for c in sort_cells(results) if c.accuracy]
     if not cells:
-        return []
+        fallback = _fallback_lines(results)
+        if not fallback:
+            return []
+        return [
+            "## 6. Accuracy-aware fallback", "",
+            "No evaluation data was given, so the bar was fidelity to fp32 on the same "
+            "inputs (cosine and top-1 agreement, as in the recommendation table).", "",
+            *fallback,
+        ]  # fmt: skip
     spec = run.get("spec") or {}
     drop = float(spec.get("max_accuracy_drop", 0.01))
     lines = [
@@ -1358,38 +1413,6 @@ def _section_accuracy(
             "data): their activation ranges may not fit real data, and accuracy may suffer."
         )
     lines.append("")
-    for c in cells:
-        if not c.recipe.endswith("+fallback"):
-            continue
-        base = find_cell(results, c.model, c.recipe.removesuffix("+fallback"))
-        kept = c.details.get("float_layers") or []
-        cost = []
-        if base and base.size_bytes and c.size_bytes:
-            cost.append(f"size {fmt_mib(base.size_bytes)} → {fmt_mib(c.size_bytes)} MiB")
-        bp, cp = (reference_point(base) if base else None), reference_point(c)
-        if bp and cp:
-            cost.append(
-                f"latency {fmt_sig(to_ms(bp.median, bp.unit))} → "
-                f"{fmt_sig(to_ms(cp.median, cp.unit))} ms at the reference shape"
-            )
-        steps = "; ".join(
-            f"+{md_escape(n)} → {v:.4f}" if v is not None else f"+{md_escape(n)}"
-            for n, v in c.details.get("fallback_steps") or []
-        )
-        lines += [
-            f"**{md_escape(c.model)} · {c.recipe}:** kept {len(kept)} layer(s) in float "
-            f"({', '.join(f'`{md_escape(k)}`' for k in kept)}); {_metric_text(c.accuracy)}, "
-            f"{'meets' if (c.accuracy or {}).get('passes') else 'still misses'} the bar. "
-            f"Cost: {', '.join(cost) or 'not measured'}. Steps: {steps}.",
-            "",
-        ]
-        sens = c.details.get("sensitivity") or []
-        if sens:
-            lines += md_table(
-                ["Layer (most sensitive first)", "Type", "Cosine won back in float"],
-                [[f"`{md_escape(n)}`", k, f"{e:+.4f}" if e is not None else "—"]
-                 for n, k, e in sens],
-            )  # fmt: skip
-            lines.append("")
+    lines += _fallback_lines(results)
     lines += _image("accuracy", figures, plots_rel, _FIGURE_CAPTIONS["accuracy"])
     return lines
