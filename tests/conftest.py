@@ -13,6 +13,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 quiet_libraries()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _store_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs in tests go to a throwaway results store, never ./quantbench.db."""
+    path = tmp_path_factory.mktemp("store") / "quantbench.db"
+    old = os.environ.get("QUANTBENCH_STORE")
+    os.environ["QUANTBENCH_STORE"] = str(path)
+    yield
+    if old is None:
+        os.environ.pop("QUANTBENCH_STORE", None)
+    else:
+        os.environ["QUANTBENCH_STORE"] = old
+
+
 def _tiny_bert_config(**extra):
     from transformers import BertConfig
 

@@ -175,7 +175,10 @@ def test_list_commands(capsys):
     assert main(["list", "recipes"]) == 0
     assert "dynamic-int8" in capsys.readouterr().out
     assert main(["list", "presets"]) == 0
-    assert "quick" in capsys.readouterr().out
+    assert "targets" in capsys.readouterr().out
+    assert main(["list", "datasets"]) == 0
+    text = capsys.readouterr().out
+    assert all(k in text for k in ("imagefolder", "text", "sentences"))
 
 
 def test_doctor(capsys):

@@ -104,3 +104,47 @@ def test_bad_yaml(tmp_path):
 
 def test_parse_int_list_sorts_and_dedupes():
     assert parse_int_list("8,1,2,2", "x") == [1, 2, 8]
+
+
+def test_recipes_all_and_the_targets_preset():
+    from quantbench.recipes import list_recipes
+
+    every = [r.name for r in list_recipes()]
+    spec = build_spec(preset="targets")
+    assert spec.recipes == every and len(spec.models) == 8
+    assert spec.image_sizes == [224] and spec.seq_lens == [128]
+    assert spec.vision_batch_sizes == spec.text_batch_sizes == [1]
+    assert build_spec(overrides={"recipes": "fp32,all"}).recipes == every
+
+
+def test_example_yaml_documents_every_key():
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from quantbench.spec import RunSpec
+
+    text = (Path(__file__).parent.parent / "examples" / "lab.yaml").read_text()
+    keys = set(re.findall(r"^#?\s*([a-z0-9_]+):", text, flags=re.M))
+    missing = {f.name for f in dataclasses.fields(RunSpec)} - keys
+    assert not missing, f"examples/lab.yaml does not document {sorted(missing)}"
+
+
+def test_own_models_example_parses(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from quantbench.spec import _model_ref, load_yaml
+
+    for d in ("data/val", "data/train", "digits/test", "digits/train", "examples/data"):
+        (tmp_path / d).mkdir(parents=True)
+    for f in ("data/reviews.csv", "examples/data/sentences.txt"):
+        (tmp_path / f).write_text("x\n")
+    monkeypatch.chdir(tmp_path)  # the example's data paths are relative
+    data = load_yaml(Path(__file__).parent.parent / "examples" / "own_models.yaml")
+    refs = [_model_ref(m) for m in data["models"]]
+    assert [r.load_name for r in refs] == [
+        "tv:resnet18", "py:examples/digits_cnn.py:DigitsCNN",
+        "hf:./checkpoints/sentiment-bert", "hf:./checkpoints/all-MiniLM-L6-v2",
+    ]  # fmt: skip
+    assert refs[0].options == {"num_classes": 10} and refs[0].dataset["crop"] == 224
+    assert refs[2].calibration["kind"] == "text" and refs[1].calibration["crop"] == 16

@@ -75,6 +75,12 @@ def _add_run(sub: Any) -> None:
     g.add_argument("--train-dataset", help="labelled training data for qat-int8")
     g.add_argument("--qat-steps", type=int, help="qat-int8 fine-tuning steps (default 100)")
     g.add_argument("--qat-lr", type=float, help="qat-int8 learning rate (default 1e-4)")
+    p.add_argument("--store", help="results database: a path or SQLAlchemy URL "
+                   "(default ./quantbench.db, or $QUANTBENCH_STORE)")  # fmt: skip
+    p.add_argument("--resume", metavar="RUN_ID", help="finish a stored run: measure only "
+                   "the cells it lacks (its settings come from the store)")  # fmt: skip
+    p.add_argument("--grid", action="store_true", help="time every batch size x input size "
+                   "(fills the speedup heatmap; the sweeps alone time a cross)")  # fmt: skip
     p.add_argument("--no-isolate", action="store_true", help="measure in this process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")  # fmt: skip
@@ -127,10 +133,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="classes of a torchvision model's head")
     p.add_argument("--out", help="output directory (default: quantbench-runs/<timestamp>)")
     p.add_argument("--seed", type=int, default=0)
-    p = sub.add_parser("list", help="list models, recipes or presets")
-    p.add_argument("what", choices=["models", "recipes", "presets"])
-    p = sub.add_parser("report", help="re-render report.md and plots from a run directory")
-    p.add_argument("run_dir", help="directory holding results.json")
+    p = sub.add_parser("list", help="list models, recipes, datasets or presets")
+    p.add_argument("what", choices=["models", "recipes", "datasets", "presets"])
+    p = sub.add_parser(
+        "report", help="re-render report.md, report.html and plots (never re-measures)"
+    )
+    p.add_argument("run", help="a stored run id, or a directory holding results.json")
+    p.add_argument("--store", help="results database (default ./quantbench.db)")
+    p.add_argument("--out", help="write the report here (default: the run's directory)")
+    p = sub.add_parser("runs", help="list the runs in the store")
+    p.add_argument("--store", help="results database (default ./quantbench.db)")
+    p.add_argument("--limit", type=int, default=50, help="newest N runs (default 50)")
+    p = sub.add_parser("show", help="a stored run: machine, settings and its cells")
+    p.add_argument("run_id")
+    p.add_argument("--store", help="results database (default ./quantbench.db)")
+    p = sub.add_parser("export", help="a stored run as JSON or CSV on stdout (or --output)")
+    p.add_argument("run_id")
+    p.add_argument("--format", choices=["json", "csv"], default="json")
+    p.add_argument("--output", "-o", help="file to write (default: stdout)")
+    p.add_argument("--store", help="results database (default ./quantbench.db)")
+    p = sub.add_parser(
+        "compare",
+        help="compare stored runs side by side (latency, paired speedup, size, accuracy)",
+        description="The first run is the baseline; every later one is compared with it on "
+        "the cells they share. Writes compare.md and plots to --out.",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    p.add_argument("--store", help="results database (default ./quantbench.db)")
+    p.add_argument("--out", help="output directory (default quantbench-runs/compare-...)")
+    p.add_argument("--fail-if-slower", type=float, metavar="PCT",
+                   help="exit 1 when a shared point is slower than the baseline by more than "
+                   "PCT percent (for CI)")  # fmt: skip
     p = sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
     p.add_argument("--threads", type=int, help="threads for the micro-benchmark")
     p.add_argument("--seconds", type=float, default=1.0, help="micro-benchmark duration")
@@ -159,8 +192,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["pin"] = True
     if args.compile:
         overrides["compile"] = True
-    spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
-    result = run(spec, progress=args.progress)
+    if args.grid:
+        overrides["grid"] = True
+    overrides["store"] = args.store
+    if args.resume:
+        from quantbench.runner import resume
+
+        result = resume(args.resume, store=args.store, progress=args.progress)
+    else:
+        spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
+        result = run(spec, progress=args.progress)
     counts: dict[str, int] = {}
     for c in result.results:
         counts[c.status] = counts.get(c.status, 0) + 1
@@ -176,8 +217,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         if parts:
             print(f"  {model}: {', '.join(parts)} (keeping fidelity)")
+    print(f"stored:  run {result.run['id']} in {result.run.get('store')}")
     print(f"results: {result.out_dir / 'results.json'}")
-    print(f"report:  {result.report}")
+    print(f"report:  {result.report} (and report.html)")
     return 130 if result.interrupted else 0
 
 
@@ -221,11 +263,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{name:14s} {family:7s} {desc}")
         print("hf:<id-or-dir>  any Hugging Face model id or save_pretrained directory")
         print("tv:<name>       any torchvision classification builder, e.g. tv:resnet50")
+        print("py:<file>:<obj> your own nn.Module class or factory in a Python file")
     elif args.what == "recipes":
         from quantbench.recipes import list_recipes
 
         for r in list_recipes():
             print(f"{r.name:27s} {r.runtime:13s} {r.description}")
+    elif args.what == "datasets":
+        from quantbench.datasets import list_kinds
+
+        for name, desc in list_kinds():
+            print(f"{name:12s} {desc}")
     else:
         from quantbench.spec import PRESETS
 
@@ -240,14 +288,112 @@ def cmd_report(args: argparse.Namespace) -> int:
     from quantbench.report import render_report
     from quantbench.results import read_json
 
-    path = Path(args.run_dir) / "results.json"
-    if not path.is_file():
-        raise QuantbenchError(f"'{args.run_dir}' holds no results.json")
+    if Path(args.run).is_dir() or "/" in args.run or Path(args.run).exists():
+        path = Path(args.run) / "results.json"
+        if not path.is_file():
+            raise QuantbenchError(f"'{args.run}' holds no results.json")
+        try:
+            meta, results = read_json(path)
+        except (ValueError, KeyError, TypeError) as e:
+            raise QuantbenchError(f"'{path}' is not a quantbench results file: {e}") from None
+        out = Path(args.out or args.run)
+    else:
+        meta, results = _load_stored(args.run, args.store)
+        out = Path(args.out or meta.get("out_dir") or f"quantbench-runs/{args.run}")
+    out.mkdir(parents=True, exist_ok=True)
+    report = render_report(out, meta, results)
+    print(f"report: {report}")
+    print(f"html:   {report.with_suffix('.html')}")
+    return 0
+
+
+def _load_stored(run_id: str, store: str | None) -> tuple[dict, list]:
+    from quantbench.store import open_store
+
+    st = open_store(store)
     try:
-        meta, results = read_json(path)
-    except (ValueError, KeyError, TypeError) as e:
-        raise QuantbenchError(f"'{path}' is not a quantbench results file: {e}") from None
-    print(f"report: {render_report(Path(args.run_dir), meta, results)}")
+        return st.load_run(run_id)
+    finally:
+        st.close()
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from quantbench.store import open_store
+
+    st = open_store(args.store)
+    try:
+        rows = st.runs(limit=args.limit)
+    finally:
+        st.close()
+    if not rows:
+        print(f"no runs in {st.label} yet")
+        return 0
+    print(f"{'run id':24s} {'started (UTC)':20s} {'status':11s} {'cells':>5s}  machine / models")
+    for r in rows:
+        print(f"{r['id']:24s} {(r['started_at'] or '')[:19]:20s} {r['status'] or '?':11s} "
+              f"{r['cells']:5d}  {r['machine']} / {r['models']}")  # fmt: skip
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    meta, cells = _load_stored(args.run_id, args.store)
+    host = meta.get("host") or {}
+    print(f"run:      {meta['id']} ({meta.get('status')})")
+    print(f"date:     {meta.get('started_at')} -> {meta.get('finished_at') or '...'}")
+    print(f"machine:  {host.get('cpu')}, {host.get('cores')} cores, "
+          f"ISA {', '.join(host.get('isa_flags') or [])}")  # fmt: skip
+    v = meta.get("versions") or {}
+    print("versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
+    print(f"output:   {meta.get('out_dir')}")
+    print(f"\n{'model':16s} {'recipe':28s} {'status':11s} {'size MiB':>9s} {'speedup':>8s}  metric")
+    from quantbench.best import reference_point
+
+    spec = meta.get("spec") or {}
+    refs = {"vision": spec.get("ref_image_size", 224), "text": spec.get("ref_seq_len", 128)}
+    for c in cells:
+        pt = reference_point(c, refs.get(c.family or "")) if c.latency else None
+        sp = f"{pt.speedup.median:.2f}x" if pt and pt.speedup else ("1.00x" if pt else "—")
+        size = f"{c.size_bytes / 2**20:.1f}" if c.size_bytes else "—"
+        acc = c.accuracy or {}
+        metric = f"{acc.get('metric')} {acc['value']:.4f}" if acc.get("value") is not None else ""
+        if not metric and c.fidelity and c.fidelity.cosine is not None:
+            metric = f"cosine {c.fidelity.cosine:.4f}"
+        print(f"{c.model:16s} {c.recipe:28s} {c.status:11s} {size:>9s} {sp:>8s}  {metric}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import io
+    import json
+    from pathlib import Path
+
+    from quantbench.results import csv_text, json_doc
+
+    meta, cells = _load_stored(args.run_id, args.store)
+    if args.format == "json":
+        text = json.dumps(json_doc(meta, cells), indent=2) + "\n"
+    else:
+        buf = io.StringIO()
+        buf.write(csv_text(cells))
+        text = buf.getvalue()
+    if args.output:
+        from quantbench.results import atomic_write_text
+
+        atomic_write_text(Path(args.output), text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from quantbench.compare import regressions, run_compare
+
+    text, out, points = run_compare(args.run_ids, args.store, args.out, args.fail_if_slower)
+    print(text)
+    print(f"written: {out / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
+    if args.fail_if_slower is not None and regressions(points, args.fail_if_slower):
+        return 1
     return 0
 
 
@@ -267,6 +413,10 @@ COMMANDS = {
     "quantize": cmd_quantize,
     "list": cmd_list,
     "report": cmd_report,
+    "runs": cmd_runs,
+    "show": cmd_show,
+    "export": cmd_export,
+    "compare": cmd_compare,
     "sensitivity": cmd_sensitivity,
     "doctor": cmd_doctor,
 }

@@ -59,12 +59,17 @@ def _batches(ds: Any, indices: list[int], batch_size: int, labels: bool) -> list
 
 
 def prepare(
-    spec: Any, dataset: dict[str, Any] | None, lm: Any, calib_batch_size: int
+    spec: Any,
+    dataset: dict[str, Any] | None,
+    lm: Any,
+    calib_batch_size: int,
+    calibration: dict[str, Any] | None = None,
 ) -> TaskData | None:
     """Load the evaluation, calibration and training data for model ``lm``.
 
-    ``dataset`` is the model's dataset spec dict (or None: no task evaluation, but a
-    calibration or training set may still apply). Raises QuantbenchError on bad data.
+    ``dataset`` / ``calibration`` are the model's dataset spec dicts (None: no task
+    evaluation; the run's calibration, ``spec.calibration``). Raises QuantbenchError on
+    bad data.
     """
     from quantbench import datasets
 
@@ -95,7 +100,7 @@ def prepare(
                 "scored on it"
             )
         data = TaskData(ds, list(range(ds.size)))
-    calib = getattr(spec, "calibration", None)
+    calib = calibration or getattr(spec, "calibration", None)
     if calib is not None:
         data = data or TaskData(None, [])
         n = spec.calibration_samples

@@ -134,13 +134,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_json(path: Path, run: dict[str, Any], results: list[CellResult]) -> None:
-    doc = {
+def json_doc(run: dict[str, Any], results: list[CellResult]) -> dict[str, Any]:
+    """What results.json holds (and ``quantbench export --format json`` prints)."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "run": run,
         "results": [r.to_dict() for r in results],
     }
-    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+def write_json(path: Path, run: dict[str, Any], results: list[CellResult]) -> None:
+    atomic_write_text(path, json.dumps(json_doc(run, results), indent=1) + "\n")
 
 
 CSV_COLUMNS = [
@@ -148,10 +152,15 @@ CSV_COLUMNS = [
     "int8_param_fraction", "cosine", "max_abs_err", "top1_agreement", "sweep",
     "batch_size", "input_size", "unit", "median", "mean", "std", "p90", "p99", "min", "n",
     "ci_low", "ci_high", "verdict", "speedup", "speedup_ci_low", "speedup_ci_high",
+    "metric", "metric_value", "metric_relative", "meets_accuracy_bar",
 ]  # fmt: skip
 
 
 def write_csv(path: Path, results: list[CellResult]) -> None:
+    atomic_write_text(path, csv_text(results))
+
+
+def csv_text(results: list[CellResult]) -> str:
     """One row per latency point; cells without latency get one row of their own."""
     import io
 
@@ -170,6 +179,13 @@ def write_csv(path: Path, results: list[CellResult]) -> None:
                 max_abs_err=r.fidelity.max_abs_err,
                 top1_agreement=r.fidelity.top1_agreement,
             )
+        if r.accuracy:
+            base.update(
+                metric=r.accuracy.get("metric"),
+                metric_value=r.accuracy.get("value"),
+                metric_relative=r.accuracy.get("relative"),
+                meets_accuracy_bar=r.accuracy.get("passes"),
+            )
         if not r.latency:
             w.writerow(base)
         for p in r.latency:
@@ -182,7 +198,7 @@ def write_csv(path: Path, results: list[CellResult]) -> None:
                     speedup_ci_high=p.speedup.ci_high,
                 )
             w.writerow(row)
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:

@@ -116,9 +116,9 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
     )
     data = None
     dataset = ref.dataset or spec.dataset
-    if dataset or spec.calibration or spec.train_dataset:
+    if dataset or ref.calibration or spec.calibration or spec.train_dataset:
         emit("progress", f"{ref.name}: reading data")
-        data = evaluate.prepare(spec, dataset, lm, spec.calib_batch_size)
+        data = evaluate.prepare(spec, dataset, lm, spec.calib_batch_size, ref.calibration)
         if data.calib_inputs:
             ctx.calib_inputs, ctx.calib_source = data.calib_inputs, data.calib_source
         ctx.train_batches = data.train_batches
@@ -486,7 +486,9 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for name in ("torch.utils._pytree", "torchao", "transformers"):
+    # symbolic_shapes logs whole tracebacks at WARNING when sympy cannot simplify a guard
+    for name in ("torch.utils._pytree", "torchao", "transformers",
+                 "torch.fx.experimental.symbolic_shapes"):  # fmt: skip
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -661,6 +663,30 @@ def _run_inline(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellResul
 # --------------------------------------------------------------------------- the run
 
 
+def _store_cells(store: Any, meta: dict[str, Any], cells: list[CellResult], prog: Any) -> None:
+    """Commit each finished cell; a store that fails is reported, the exports go on."""
+    try:
+        store.write_cells(meta["id"], cells)
+    except Exception as e:
+        meta.setdefault("store_errors", []).append(_err(e))
+        prog.write(f"warning: cells not stored in {store.label}: {_err(e)} (results.json has them)")
+
+
+def resume(run_id: str, store: str | None = None, progress: bool | None = None) -> RunResult:
+    """Finish stored run ``run_id``: measure only the cells it lacks."""
+    from quantbench.spec import spec_from_dict
+    from quantbench.store import open_store
+
+    st = open_store(store)
+    try:
+        meta = st.run_meta(run_id)
+    finally:
+        st.close()
+    spec = spec_from_dict(meta.get("spec") or {})
+    spec.store = store
+    return run(spec, progress=progress, resume=run_id)
+
+
 def prepare_out_dir(out: str | Path | None) -> Path:
     """Create the output directory, or raise one clear error if it cannot be used."""
     path = Path(out) if out else default_out_dir()
@@ -743,15 +769,34 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
     )
 
 
-def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
-    """Run ``spec``: measure every model, write results and the report; return them."""
+def run(spec: RunSpec, progress: bool | None = None, resume: str | None = None) -> RunResult:
+    """Run ``spec``: measure every model, store each finished cell, write the exports and
+    the report; return them. ``resume``: the id of a stored run to complete (its cells
+    already stored are skipped and left untouched)."""
+    from quantbench.store import open_store
+
     quiet_libraries()
-    out_dir = prepare_out_dir(spec.out)
-    meta = run_metadata(spec)
+    store = open_store(spec.store)
+    done: set[tuple[str, str]] = set()
+    if resume:
+        meta = store.run_meta(resume)
+        out_dir = Path(meta.get("out_dir") or default_out_dir())
+        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        done = {(r["model"], r["recipe"]) for r in store.cell_rows(resume)}
+        meta["status"] = "running"
+        meta.setdefault("resumed", []).append(
+            _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        )
+    else:
+        out_dir = prepare_out_dir(spec.out)
+        meta = run_metadata(spec)
+        meta["out_dir"] = str(out_dir)
+    meta["store"] = store.label
+    store.begin_run(meta)
     if progress is None:
         progress = sys.stderr.isatty()
     prog = _Progress(_count_steps(spec), progress)
-    results: list[CellResult] = []
+    results: list[CellResult] = store.cells(meta["id"]) if resume else []
     interrupted = False
 
     def save() -> None:
@@ -769,13 +814,23 @@ def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
         previous = None
     try:
         for i, ref in enumerate(spec.models, 1):
+            missing = [r for r in recipes_for(spec) if (ref.name, r) not in done]
+            if not missing:
+                prog.write(f"[{i}/{len(spec.models)}] {ref.name}: already stored, skipped")
+                continue
+            mspec = spec
+            if len(missing) < len(recipes_for(spec)):
+                bases = list(dict.fromkeys(r.split("+")[0] for r in missing))
+                mspec = dataclasses.replace(spec, recipes=bases)
             t0 = time.perf_counter()
             try:
                 runner = _run_isolated if spec.isolate else _run_inline
-                cells = runner(spec, ref, prog)
+                cells = runner(mspec, ref, prog)
             except _ModelFailed as e:
                 cells = [CellResult(model=ref.name, recipe=r, status="error", error=str(e))
-                         for r in recipes_for(spec)]  # fmt: skip
+                         for r in recipes_for(mspec)]  # fmt: skip
+            cells = [c for c in cells if (c.model, c.recipe) not in done]
+            _store_cells(store, meta, cells, prog)
             results.extend(cells)
             for c in cells:
                 if c.weights:
@@ -788,7 +843,12 @@ def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
             )
     except KeyboardInterrupt:
         interrupted = True
-        prog.write("interrupted: keeping what was measured so far")
+        n_models = len({c.model for c in results})
+        prog.write(
+            f"interrupted: {len(results)} cells of {n_models} model(s) are stored in "
+            f"{store.label} as run {meta['id']}; finish it with "
+            f"'quantbench run --resume {meta['id']}'"
+        )
     finally:
         prog.close()
         if previous is not None:
@@ -797,6 +857,11 @@ def run(spec: RunSpec, progress: bool | None = None) -> RunResult:
     meta["status"] = "interrupted" if interrupted else "finished"
     meta["recommendations"] = as_dict(recommendations(spec, results))
     save()
+    try:
+        store.finish_run(meta)
+    except Exception as e:  # the exports above still hold everything
+        prog.write(f"warning: could not update run {meta['id']} in {store.label}: {_err(e)}")
+    store.close()
     from quantbench.report import render_report
 
     report = render_report(out_dir, meta, results)

@@ -195,25 +195,24 @@ def analyse(
 
     from quantbench import env, evaluate
     from quantbench import models as zoo
-    from quantbench.datasets import parse_dataset
     from quantbench.errors import QuantbenchError, unknown_name
     from quantbench.recipes import QuantContext, get_recipe
     from quantbench.runner import prepare_out_dir
-    from quantbench.spec import RunSpec
+    from quantbench.spec import RunSpec, dataset_arg
 
     if mode not in MODES:
         raise unknown_name("mode", mode, MODES)
     if not get_recipe(recipe).float_layers:
-        able = [r for r in ("dynamic-int8", "static-int8", "qat-int8", "pt2e-static-int8")]
         raise QuantbenchError(
-            f"recipe {recipe} cannot leave single layers in float; use one of {', '.join(able)}"
+            f"recipe {recipe} cannot leave single layers in float; use one of "
+            "dynamic-int8, static-int8, qat-int8, pt2e-static-int8"
         )
     if limit is not None and limit <= 0:
         raise QuantbenchError(f"limit must be an integer > 0, got {limit}")
     spec = RunSpec(
         seed=seed, limit=limit, calibration_samples=calibration_samples,
-        dataset=parse_dataset(dataset).to_dict() if dataset else None,
-        calibration=parse_dataset(calibration, "calibration").to_dict() if calibration else None,
+        dataset=dataset_arg(dataset).to_dict() if dataset else None,
+        calibration=dataset_arg(calibration, "calibration").to_dict() if calibration else None,
     )  # fmt: skip
     engine = env.check_engine(engine)
     options = {"num_classes": num_classes} if num_classes else {}
@@ -244,7 +243,10 @@ def analyse(
     else:
         score = fidelity_score(lm.module, [lm.make_inputs(4, size, seed=7)])
         metric = "cosine to fp32 outputs (synthetic inputs)"
-    result = layer_sensitivity(lm, recipe, ctx, score, metric, mode)
+    try:
+        result = layer_sensitivity(lm, recipe, ctx, score, metric, mode)
+    except UnsupportedError as e:
+        raise QuantbenchError(f"{recipe} does not apply to {model}: {e}") from None
     (out_dir / "sensitivity.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     _plot(result, out_dir / "sensitivity.png")
     (out_dir / "sensitivity.md").write_text(render(result, ctx.calib_source, lm.weights) + "\n")

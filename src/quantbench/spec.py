@@ -67,6 +67,7 @@ class ModelRef:
     seq_lens: list[int] | None = None
     source: str | None = None  # what to load when ``name`` is only a label: tv:<arch>, hf:<dir>
     dataset: dict[str, Any] | None = None  # this model's evaluation data (else the run's)
+    calibration: dict[str, Any] | None = None  # this model's calibration data (else the run's)
 
     @property
     def load_name(self) -> str:
@@ -102,6 +103,7 @@ class RunSpec:
     isolate: bool = True
     pin: bool = False
     compile: bool = False  # add <recipe>+compile variants of the eager torch recipes
+    grid: bool = False  # time every batch size x input size, not only the two sweeps
     # Accuracy on real data (issue 5). Dataset specs are dicts (see quantbench.datasets).
     dataset: dict[str, Any] | None = None  # evaluation data for every model (per-model wins)
     limit: int | None = None  # evaluate on a seeded subset of this many examples
@@ -115,6 +117,7 @@ class RunSpec:
     qat_steps: int = 100
     qat_lr: float = 1e-4
     out: str | None = None
+    store: str | None = None  # results database: a path or SQLAlchemy URL (default ./quantbench.db)
     preset: str = "lab"
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +126,7 @@ class RunSpec:
 
 _INT_LISTS = ("image_sizes", "vision_batch_sizes", "seq_lens", "text_batch_sizes")
 _FIELDS = {f.name for f in dataclasses.fields(RunSpec)}
+_REF_FIELDS = {f.name for f in dataclasses.fields(ModelRef)}
 
 
 def parse_int_list(text: str | list[Any], what: str) -> list[int]:
@@ -173,6 +177,23 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def dataset_arg(value: Any, what: str = "dataset") -> Any:
+    """A dataset given as a path, a mapping, or (on the command line) an inline YAML
+    mapping such as ``'{path: data/val, resize: 16, crop: 16}'``; a DatasetSpec."""
+    from quantbench.datasets import parse_dataset
+
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise QuantbenchError(
+                f"{what} '{value}' is not a valid inline mapping: {str(e).splitlines()[0]}"
+            ) from None
+    return parse_dataset(value, what)
+
+
 def _model_ref(entry: Any) -> ModelRef:
     if isinstance(entry, str):
         return ModelRef(entry)
@@ -201,9 +222,11 @@ def _model_ref(entry: Any) -> ModelRef:
     elif arch is not None or path is not None:
         raise QuantbenchError(f"model '{ref.name}': arch/path need a source (torchvision or hf)")
     if "dataset" in e:
-        from quantbench.datasets import parse_dataset
-
-        ref.dataset = parse_dataset(e.pop("dataset"), f"model '{ref.name}': dataset").to_dict()
+        ref.dataset = dataset_arg(e.pop("dataset"), f"model '{ref.name}': dataset").to_dict()
+    if "calibration" in e:
+        ref.calibration = dataset_arg(
+            e.pop("calibration"), f"model '{ref.name}': calibration"
+        ).to_dict()
     for key in ("image_sizes", "seq_lens"):
         if key in e:
             setattr(ref, key, parse_int_list(e.pop(key), f"{ref.name}: {key}"))
@@ -212,9 +235,20 @@ def _model_ref(entry: Any) -> ModelRef:
     if e:
         raise QuantbenchError(
             f"model '{ref.name}': unknown keys {sorted(e)} (valid: name, source, arch, path, "
-            "weights, num_classes, dataset, image_sizes, seq_lens)"
+            "weights, num_classes, dataset, calibration, image_sizes, seq_lens)"
         )
     return ref
+
+
+def spec_from_dict(d: dict[str, Any]) -> RunSpec:
+    """The RunSpec a stored run was made with (``RunSpec.to_dict``), validated again."""
+    known = {k: v for k, v in d.items() if k in _FIELDS}
+    models = [ModelRef(**{k: v for k, v in m.items() if k in _REF_FIELDS})
+              for m in known.pop("models", [])]  # fmt: skip
+    spec = RunSpec(**known)
+    spec.models = models
+    validate(spec)
+    return spec
 
 
 def build_spec(
@@ -249,9 +283,7 @@ def build_spec(
         elif key in _INT_LISTS:
             value = parse_int_list(value, key.replace("_", " "))
         elif key in ("dataset", "calibration", "train_dataset") and value is not None:
-            from quantbench.datasets import parse_dataset
-
-            value = parse_dataset(value, key.replace("_", " ")).to_dict()
+            value = dataset_arg(value, key.replace("_", " ")).to_dict()
         setattr(spec, key, value)
     validate(spec)
     return spec
@@ -348,7 +380,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
         tok = str(Path(ref.load_name[3:]).expanduser())
     for what, d in (
         ("dataset", ref.dataset or spec.dataset),
-        ("calibration", spec.calibration),
+        ("calibration", ref.calibration or spec.calibration),
         ("train dataset", spec.train_dataset),
     ):
         if d is None:
@@ -416,6 +448,10 @@ def sweep_points(spec: RunSpec, ref: ModelRef, info: Any) -> list[tuple[int, int
     points = [(1, s, "input_size") for s in sweep_sizes(spec, ref, info)]
     have = {(b, s) for b, s, _ in points}
     points += [(b, ref_size, "batch_size") for b in batches if (b, ref_size) not in have]
+    if spec.grid:  # the rest of the batch x size grid (the speedup heatmap's cells)
+        have = {(b, s) for b, s, _ in points}
+        points += [(b, s, "grid") for b in batches for s in sweep_sizes(spec, ref, info)
+                   if (b, s) not in have]  # fmt: skip
     return points
 
 

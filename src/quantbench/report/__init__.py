@@ -23,7 +23,8 @@ __all__ = ["render_report"]
 
 
 def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult]) -> Path:
-    """Write ``out_dir/plots/*.png`` and ``out_dir/report.md``; return the report path.
+    """Write ``out_dir/plots/*.png``, ``report.md`` and the self-contained ``report.html``;
+    return the path of report.md.
 
     Figures without data are skipped; only cells with status "ok" contribute numbers,
     the others are listed with their reason.
@@ -35,7 +36,12 @@ def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = list(results)
+    from quantbench.report.html import render_html
+
     figures = make_plots(out_dir / "plots", results, run)
     path = out_dir / "report.md"
-    atomic_write_text(path, render_markdown(run, results, figures, plots_rel="plots"))
+    text = render_markdown(run, results, figures, plots_rel="plots")
+    atomic_write_text(path, text)
+    title = f"quantbench report: {run.get('id', '')}"
+    atomic_write_text(out_dir / "report.html", render_html(text, out_dir, title))
     return path

@@ -47,6 +47,9 @@ FIGURES: dict[str, str] = {
     "speedup": "speedup.png",
     "gflops": "gflops.png",
     "accuracy": "accuracy_vs_latency.png",
+    "tradeoff": "size_latency_accuracy.png",
+    "heatmap": "speedup_heatmap.png",
+    "samples": "latency_samples.png",
 }
 
 LOG_RANGE = 20.0  # use a log axis when max/min exceeds this
@@ -144,6 +147,9 @@ def make_plots(
         "speedup": lambda p: plot_speedup(p, results, style),
         "gflops": lambda p: plot_gflops(p, results, host_microbench(run), style),
         "accuracy": lambda p: plot_accuracy_pareto(p, results, style),
+        "tradeoff": lambda p: plot_tradeoff(p, results, style),
+        "heatmap": lambda p: plot_speedup_heatmap(p, results, style),
+        "samples": lambda p: plot_samples(p, results, style),
     }  # fmt: skip
     written: dict[str, Path] = {}
     for key, name in FIGURES.items():
@@ -573,6 +579,160 @@ def plot_accuracy_pareto(
         ax.grid(True, alpha=0.35)
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Accuracy vs latency: up and to the left is better", fontsize=11)
+    _save(fig, path)
+    return True
+
+
+def plot_tradeoff(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+    """Per model: size vs latency at the reference point, coloured by the task metric
+    (% of fp32) where measured, else by cosine to fp32; the Pareto front of size and
+    latency among the variants that meet the bar is drawn through them."""
+    from quantbench.best import keeps_fidelity
+
+    style = style or _style_for(results)
+    panels: dict[str, list[tuple[float, float, float | None, str, bool]]] = {}
+    label = "cosine to fp32"
+    for model in model_order(results):
+        pts = []
+        for c in results:
+            if c.model != model or c.status != "ok" or not c.size_bytes:
+                continue
+            ref = reference_point(c)
+            if ref is None:
+                continue
+            if c.recipe == BASELINE:
+                q = 100.0
+            elif c.accuracy and c.accuracy.get("relative") is not None:
+                q, label = 100.0 * c.accuracy["relative"], "metric (% of fp32)"
+            else:
+                q = 100.0 * c.fidelity.cosine if c.fidelity and c.fidelity.cosine else None
+            ok, _ = keeps_fidelity(c, 0.99, 0.99)
+            pts.append((to_ms(ref.median, ref.unit), c.size_bytes / 2**20, q, c.recipe, ok))
+        if len(pts) > 1:
+            panels[model] = pts
+    if not panels:
+        return False
+    plt = _pyplot()
+    n = len(panels)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 4.4 * rows), squeeze=False)
+    qs = [p[2] for pts in panels.values() for p in pts if p[2] is not None]
+    vmin = min(qs + [99.0]) if qs else 90.0
+    for ax, (model, pts) in zip(axes.flat, panels.items(), strict=False):
+        sc = None
+        for x, y, q, recipe, ok in pts:
+            st = style.recipes.get(recipe)
+            sc = ax.scatter([x], [y], c=[q if q is not None else vmin], cmap="viridis",
+                            vmin=vmin, vmax=100.0, marker=st.marker if st else "o", s=60,
+                            edgecolors="black" if ok else "red", linewidths=1.0, zorder=3)  # fmt: skip
+            ax.annotate(recipe, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        keep = [(x, -y, r) for x, y, _, r, ok in pts if ok]
+        front = pareto_front(keep)
+        ax.plot([p[0] for p in front], [-p[1] for p in front], color="0.4", lw=1, ls="--")
+        ax.set_title(model, fontsize=10)
+        ax.set_xlabel("latency at the reference shape (ms)")
+        ax.set_ylabel("artifact size (MiB)")
+        ax.grid(True, alpha=0.35)
+        if sc is not None:
+            fig.colorbar(sc, ax=ax, label=label, shrink=0.8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("Size vs latency vs accuracy (red edge: misses the bar; dashed: Pareto front "
+                 "of those that meet it)", fontsize=10)  # fmt: skip
+    _save(fig, path)
+    return True
+
+
+def plot_speedup_heatmap(
+    path: Path, results: list[CellResult], style: _Style | None = None
+) -> bool:
+    """Per model and recipe: paired speedup vs fp32 over batch size x input size (green:
+    int8 wins, red: it loses; blank: not measured — ``--grid`` measures every cell)."""
+    import math
+
+    style = style or _style_for(results)
+    rows: list[tuple[str, str, dict[tuple[int, int], float]]] = []
+    for model in model_order(results):
+        for recipe in style.recipe_list:
+            if recipe == BASELINE:
+                continue
+            c = find_cell(results, model, recipe)
+            if c is None or c.status != "ok":
+                continue
+            grid = {(p.batch_size, p.input_size): p.speedup.median
+                    for p in c.latency if p.speedup is not None}  # fmt: skip
+            if len(grid) >= 2:
+                rows.append((model, recipe, grid))
+    if not rows:
+        return False
+    plt = _pyplot()
+    from matplotlib.colors import TwoSlopeNorm
+
+    cols = min(len(rows), 4)
+    nrows = (len(rows) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    allv = [math.log2(v) for _, _, g in rows for v in g.values() if v > 0]
+    lim = max(1.0, max(abs(v) for v in allv)) if allv else 1.0
+    norm = TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
+    im = None
+    for ax, (model, recipe, grid) in zip(axes.flat, rows, strict=False):
+        bs = sorted({b for b, _ in grid})
+        ss = sorted({s for _, s in grid})
+        data = [[math.log2(grid[(b, s)]) if (b, s) in grid and grid[(b, s)] > 0 else float("nan")
+                 for s in ss] for b in bs]  # fmt: skip
+        im = ax.imshow(data, cmap="RdYlGn", norm=norm, aspect="auto", origin="lower")
+        ax.set_xticks(range(len(ss)), [str(s) for s in ss], fontsize=7)
+        ax.set_yticks(range(len(bs)), [str(b) for b in bs], fontsize=7)
+        for i, b in enumerate(bs):
+            for j, s in enumerate(ss):
+                if (b, s) in grid:
+                    ax.text(j, i, f"{grid[(b, s)]:.2f}", ha="center", va="center", fontsize=6)
+        ax.set_title(f"{model} · {recipe}", fontsize=8)
+        ax.set_xlabel("input size", fontsize=7)
+        ax.set_ylabel("batch size", fontsize=7)
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.axis("off")
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7)
+        ticks = [t for t in range(-int(lim), int(lim) + 1)]
+        cb.set_ticks(ticks, labels=[f"{2**t:g}x" for t in ticks])
+        cb.set_label("speedup vs fp32 (log scale)")
+    fig.suptitle("Where int8 wins (green) and loses (red): paired speedup vs fp32", fontsize=10)
+    _save(fig, path)
+    return True
+
+
+def plot_samples(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+    """The raw timed samples at each model's reference point: one box per variant."""
+    style = style or _style_for(results)
+    panels = []
+    for model in model_order(results):
+        boxes = []
+        for recipe in style.recipe_list:
+            c = find_cell(results, model, recipe)
+            ref = reference_point(c) if c is not None and c.status == "ok" else None
+            if ref is not None and ref.samples:
+                boxes.append((recipe, [to_ms(v, ref.unit) for v in ref.samples], ref))
+        if boxes:
+            panels.append((model, boxes))
+    if not panels:
+        return False
+    plt = _pyplot()
+    n = len(panels)
+    fig, axes = plt.subplots(n, 1, figsize=(8.5, 1.0 + 0.32 * sum(len(b) for _, b in panels)
+                                            + 0.6 * n), squeeze=False)  # fmt: skip
+    for ax, (model, boxes) in zip(axes[:, 0], panels, strict=True):
+        ax.boxplot([v for _, v, _ in boxes], vert=False, widths=0.6, showfliers=True,
+                   flierprops={"markersize": 2})  # fmt: skip
+        ax.set_yticks(range(1, len(boxes) + 1),
+                      [f"{r} (n={len(v)})" for r, v, _ in boxes], fontsize=7)  # fmt: skip
+        ref = boxes[0][2]
+        ax.set_title(f"{model}: raw samples at batch {ref.batch_size} × {ref.input_size}",
+                     fontsize=9)  # fmt: skip
+        ax.set_xscale("log")
+        ax.grid(True, axis="x", alpha=0.35)
+    axes[-1, 0].set_xlabel("latency per forward pass (ms, log scale)")
     _save(fig, path)
     return True
 

@@ -95,6 +95,9 @@ _FIGURE_CAPTIONS = {
     "speedup": "Paired speedup vs fp32 at the reference shape",
     "gflops": "Achieved GFLOP/s at the reference shape vs the machine's matmul rates",
     "accuracy": "Accuracy vs latency, with the Pareto front",
+    "tradeoff": "Size vs latency vs accuracy per model",
+    "heatmap": "Speedup vs fp32 over batch size × input size",
+    "samples": "Raw latency samples at the reference shape",
 }
 MEMORY_TITLE = "### Memory and time to prepare"
 
@@ -552,7 +555,8 @@ def _section_latency(
         ]
     for key in ("vision_input_size", "vision_batch_size", "text_input_size", "text_batch_size"):
         lines += _image(key, figures, plots_rel, _FIGURE_CAPTIONS[key])
-    lines += _image("speedup", figures, plots_rel, _FIGURE_CAPTIONS["speedup"])
+    for key in ("speedup", "heatmap", "samples"):
+        lines += _image(key, figures, plots_rel, _FIGURE_CAPTIONS[key])
 
     cells = ok_cells(results)
     recipes = {r: i for i, r in enumerate(recipe_order(results))}
@@ -1295,6 +1299,7 @@ def render_markdown(
     results = list(results)
     lines = _header(run, results)
     lines += _recommendations(run, results)
+    lines += _image("tradeoff", figures, plots_rel, _FIGURE_CAPTIONS["tradeoff"])
     lines += _section_models(results)
     lines += _section_method(run, results)
     lines += _section_size(results, figures, plots_rel)

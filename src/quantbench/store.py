@@ -1,0 +1,385 @@
+"""The results store: every run, cell and raw timing sample, in a database.
+
+SQLite by default (``./quantbench.db``; ``--store PATH``), or any SQLAlchemy URL
+(``postgresql+psycopg://user:pw@host/db`` for a team sharing one store across machines).
+Each finished cell is committed in its own transaction as soon as its model's worker
+returns, so a run killed at any moment loses at most the cells in flight;
+``results.json`` / ``results.csv`` are exports of the same data.
+
+Tables: ``quantbench_meta`` (marker and schema version), ``runs`` (one row a run: the
+machine fingerprint, versions, spec and the rest of the run's metadata), ``cells`` (one
+row per (run, model, recipe)) and ``samples`` (every timed sample of every latency
+point). The schema is versioned; older stores are migrated on open, newer ones refused.
+
+Example::
+
+    >>> from quantbench.store import open_store
+    >>> store = open_store("sqlite://")            # in memory
+    >>> store.runs()
+    []
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from quantbench.errors import QuantbenchError
+from quantbench.results import CellResult
+
+SCHEMA_VERSION = 1
+APP = "quantbench"
+DEFAULT_STORE = "quantbench.db"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def default_store() -> str:
+    """``$QUANTBENCH_STORE`` or ``./quantbench.db``."""
+    return os.environ.get("QUANTBENCH_STORE") or DEFAULT_STORE
+
+
+def _tables() -> tuple[Any, dict[str, Any]]:
+    import sqlalchemy as sa
+
+    md = sa.MetaData()
+    t = {
+        "meta": sa.Table(
+            "quantbench_meta", md,
+            sa.Column("key", sa.String(64), primary_key=True),
+            sa.Column("value", sa.Text, nullable=False),
+        ),
+        "runs": sa.Table(
+            "runs", md,
+            sa.Column("id", sa.String(64), primary_key=True),
+            sa.Column("started_at", sa.String(40)),
+            sa.Column("finished_at", sa.String(40)),
+            sa.Column("status", sa.String(20)),
+            sa.Column("machine", sa.Text),
+            sa.Column("models", sa.Text),
+            sa.Column("out_dir", sa.Text),
+            sa.Column("fingerprint", sa.Text),  # JSON: host (CPU, ISA, cores, OS, bench)
+            sa.Column("versions", sa.Text),  # JSON
+            sa.Column("spec", sa.Text),  # JSON
+            sa.Column("meta", sa.Text),  # JSON: everything else of the run's metadata
+        ),
+        "cells": sa.Table(
+            "cells", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("run_id", sa.String(64), sa.ForeignKey("runs.id"), nullable=False),
+            sa.Column("model", sa.Text, nullable=False),
+            sa.Column("recipe", sa.Text, nullable=False),
+            sa.Column("status", sa.String(20), nullable=False),
+            sa.Column("size_bytes", sa.BigInteger),
+            sa.Column("finished_at", sa.String(40)),
+            sa.Column("data", sa.Text, nullable=False),  # JSON: the CellResult, no samples
+            sa.UniqueConstraint("run_id", "model", "recipe", name="one_cell"),
+        ),
+        "samples": sa.Table(
+            "samples", md,
+            sa.Column("cell_id", sa.Integer, sa.ForeignKey("cells.id"), nullable=False,
+                      index=True),
+            sa.Column("point", sa.Integer, nullable=False),  # index into the cell's latency
+            sa.Column("batch_size", sa.Integer, nullable=False),
+            sa.Column("input_size", sa.Integer, nullable=False),
+            sa.Column("seq", sa.Integer, nullable=False),
+            sa.Column("value", sa.Float, nullable=False),
+        ),
+    }  # fmt: skip
+    return md, t
+
+
+# Migrations: MIGRATIONS[v] upgrades a store at schema version v to v + 1.
+MIGRATIONS: dict[int, Callable[[Any], None]] = {}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _redact(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _sqlite_checks(path: Path) -> None:
+    """Refuse what is not an SQLite file; detect a truncated or corrupted one."""
+    if path.is_dir():
+        raise QuantbenchError(f"store '{path}' is a directory, not a database file")
+    if not path.exists() or path.stat().st_size == 0:
+        if not path.parent.exists():
+            raise QuantbenchError(f"store directory '{path.parent}' does not exist")
+        return
+    with path.open("rb") as f:
+        head = f.read(16)
+    if head != _SQLITE_MAGIC:
+        raise QuantbenchError(
+            f"store '{path}' is not a quantbench database (not an SQLite file); "
+            "refusing to overwrite it"
+        )
+    size = path.stat().st_size
+    if size < 512:
+        raise QuantbenchError(f"store '{path}' is truncated ({size} bytes): not replaced")
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise QuantbenchError(
+            f"store '{path}' is corrupted ({_first_line(e)}): not replaced; move it away "
+            "or give another --store"
+        ) from None
+    if rows != [("ok",)]:
+        raise QuantbenchError(
+            f"store '{path}' is corrupted (integrity check: {rows[0][0]}): not replaced; "
+            "move it away or give another --store"
+        )
+
+
+class Store:
+    """A quantbench results database (use :func:`open_store`)."""
+
+    def __init__(self, engine: Any, label: str) -> None:
+        self.engine = engine
+        self.label = label
+        _, self.t = _tables()
+
+    # -------------------------------------------------------------- runs
+    def begin_run(self, meta: dict[str, Any]) -> None:
+        """Insert the run's row (or update it when resuming)."""
+        row = self._run_row(meta)
+        with self.engine.begin() as con:
+            exists = con.execute(
+                self.t["runs"].select().where(self.t["runs"].c.id == meta["id"])
+            ).first()
+            if exists:
+                con.execute(
+                    self.t["runs"].update().where(self.t["runs"].c.id == meta["id"]).values(**row)
+                )
+            else:
+                con.execute(self.t["runs"].insert().values(**row))
+
+    finish_run = begin_run  # the same row, written again with the final metadata
+
+    def _run_row(self, meta: dict[str, Any]) -> dict[str, Any]:
+        host = meta.get("host") or {}
+        rest = {k: v for k, v in meta.items() if k not in ("host", "versions", "spec")}
+        machine = f"{host.get('cpu', '?')} ({host.get('cores', '?')} cores)"
+        if host.get("hostname"):
+            machine = f"{host['hostname']}: {machine}"
+        models = [m["name"] if isinstance(m, dict) else str(m)
+                  for m in (meta.get("spec") or {}).get("models", [])]  # fmt: skip
+        return {
+            "id": meta["id"], "started_at": meta.get("started_at"),
+            "finished_at": meta.get("finished_at"), "status": meta.get("status", "running"),
+            "machine": machine, "models": ",".join(models), "out_dir": meta.get("out_dir"),
+            "fingerprint": json.dumps(host), "versions": json.dumps(meta.get("versions") or {}),
+            "spec": json.dumps(meta.get("spec") or {}), "meta": json.dumps(rest),
+        }  # fmt: skip
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first: id, started_at, finished_at, status, machine, models, cells."""
+        import sqlalchemy as sa
+
+        r, c = self.t["runs"], self.t["cells"]
+        q = (
+            sa.select(r.c.id, r.c.started_at, r.c.finished_at, r.c.status, r.c.machine,
+                      r.c.models, r.c.out_dir, sa.func.count(c.c.id).label("cells"))
+            .select_from(r.outerjoin(c, c.c.run_id == r.c.id))
+            .group_by(r.c.id, r.c.started_at, r.c.finished_at, r.c.status, r.c.machine,
+                      r.c.models, r.c.out_dir)
+            .order_by(r.c.started_at.desc(), r.c.id.desc())
+        )  # fmt: skip
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as con:
+            return [dict(row._mapping) for row in con.execute(q)]
+
+    def run_meta(self, run_id: str) -> dict[str, Any]:
+        with self.engine.connect() as con:
+            row = con.execute(self.t["runs"].select().where(self.t["runs"].c.id == run_id)).first()
+        if row is None:
+            recent = ", ".join(r["id"] for r in self.runs(limit=5)) or "none yet"
+            raise QuantbenchError(
+                f"no run '{run_id}' in store {self.label} (recent runs: {recent})"
+            )
+        m = row._mapping
+        meta = json.loads(m["meta"])
+        meta.update(host=json.loads(m["fingerprint"]), versions=json.loads(m["versions"]),
+                    spec=json.loads(m["spec"]))  # fmt: skip
+        return meta
+
+    # -------------------------------------------------------------- cells
+    def write_cells(self, run_id: str, cells: Iterable[CellResult]) -> int:
+        """Insert finished cells, each in its own transaction; a cell already stored for
+        this run is left untouched. Returns how many were written."""
+        n = 0
+        for cell in cells:
+            n += self._write_cell(run_id, cell)
+        return n
+
+    def _write_cell(self, run_id: str, cell: CellResult) -> int:
+        import sqlalchemy as sa
+
+        c, s = self.t["cells"], self.t["samples"]
+        data = cell.to_dict()
+        samples = []
+        for i, p in enumerate(data.get("latency") or []):
+            for j, v in enumerate(p.pop("samples", None) or []):
+                samples.append({"point": i, "batch_size": p["batch_size"],
+                                "input_size": p["input_size"], "seq": j, "value": float(v)})  # fmt: skip
+        with self.engine.begin() as con:
+            found = con.execute(
+                sa.select(c.c.id).where(
+                    c.c.run_id == run_id, c.c.model == cell.model, c.c.recipe == cell.recipe
+                )
+            ).first()
+            if found:
+                return 0
+            cid = con.execute(
+                c.insert().values(
+                    run_id=run_id,
+                    model=cell.model,
+                    recipe=cell.recipe,
+                    status=cell.status,
+                    size_bytes=cell.size_bytes,
+                    finished_at=_now(),
+                    data=json.dumps(data),
+                )  # fmt: skip
+            ).inserted_primary_key[0]
+            if samples:
+                con.execute(s.insert(), [{"cell_id": cid, **x} for x in samples])
+        return 1
+
+    def cells(self, run_id: str) -> list[CellResult]:
+        """The run's cells, in the order they were stored, with their raw samples."""
+        import sqlalchemy as sa
+
+        c, s = self.t["cells"], self.t["samples"]
+        with self.engine.connect() as con:
+            rows = con.execute(sa.select(c.c.id, c.c.data).where(c.c.run_id == run_id)
+                               .order_by(c.c.id)).all()  # fmt: skip
+            out = []
+            for cid, data in rows:
+                d = json.loads(data)
+                pts = d.get("latency") or []
+                for p in pts:
+                    p["samples"] = []
+                q = sa.select(s.c.point, s.c.value).where(s.c.cell_id == cid)
+                for point, value in con.execute(q.order_by(s.c.point, s.c.seq)):
+                    if 0 <= point < len(pts):
+                        pts[point]["samples"].append(value)
+                out.append(CellResult.from_dict(d))
+        return out
+
+    def cell_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """(id, model, recipe, status, finished_at) of the run's cells: what is stored."""
+        import sqlalchemy as sa
+
+        c = self.t["cells"]
+        q = sa.select(c.c.id, c.c.model, c.c.recipe, c.c.status, c.c.finished_at)
+        with self.engine.connect() as con:
+            rows = con.execute(q.where(c.c.run_id == run_id).order_by(c.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def load_run(self, run_id: str) -> tuple[dict[str, Any], list[CellResult]]:
+        return self.run_meta(run_id), self.cells(run_id)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _check_and_migrate(engine: Any, label: str) -> None:
+    import sqlalchemy as sa
+
+    md, t = _tables()
+    insp = sa.inspect(engine)
+    names = set(insp.get_table_names())
+    if "quantbench_meta" not in names:
+        if names:
+            raise QuantbenchError(
+                f"store {label} is a database but not a quantbench one (it has tables "
+                f"{', '.join(sorted(names)[:5])}); refusing to write into it"
+            )
+        md.create_all(engine)
+        with engine.begin() as con:
+            con.execute(t["meta"].insert(), [
+                {"key": "app", "value": APP},
+                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                {"key": "created_at", "value": _now()},
+            ])  # fmt: skip
+        return
+    with engine.connect() as con:
+        meta = {k: v for k, v in con.execute(sa.select(t["meta"].c.key, t["meta"].c.value))}
+    if meta.get("app") != APP:
+        raise QuantbenchError(f"store {label} is not a quantbench database")
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise QuantbenchError(
+            f"store {label} has schema version {version}, newer than this quantbench "
+            f"understands ({SCHEMA_VERSION}): upgrade quantbench"
+        )
+    while version < SCHEMA_VERSION:
+        with engine.begin() as con:
+            MIGRATIONS[version](con)
+            version += 1
+            con.execute(t["meta"].update().where(t["meta"].c.key == "schema_version")
+                        .values(value=str(version)))  # fmt: skip
+
+
+def open_store(target: str | os.PathLike[str] | None = None) -> Store:
+    """Open (creating if needed) the store at a path or SQLAlchemy URL; validated."""
+    import sqlalchemy as sa
+
+    target = str(target or default_store())
+    if "://" in target:
+        url, label = target, _redact(target)
+        if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+            _sqlite_checks(Path(url[len("sqlite:///") :]))
+    else:
+        path = Path(target).expanduser().resolve()
+        _sqlite_checks(path)
+        url, label = f"sqlite:///{path}", f"'{target}'"
+    try:
+        engine = sa.create_engine(url, future=True)
+    except Exception as e:  # bad URL, missing driver
+        raise QuantbenchError(f"cannot use store {label}: {_first_line(e)}") from None
+    if url.startswith("sqlite"):
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_con: Any, _record: Any) -> None:
+            cur = dbapi_con.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    try:
+        with engine.connect():
+            pass
+        _check_and_migrate(engine, label)
+    except QuantbenchError:
+        engine.dispose()
+        raise
+    except sa.exc.DatabaseError as e:
+        engine.dispose()
+        what = "is corrupted or not a database" if url.startswith("sqlite") else "is unreachable"
+        raise QuantbenchError(f"store {label} {what}: {_first_line(e.orig or e)}") from None
+    except Exception as e:
+        engine.dispose()
+        raise QuantbenchError(f"cannot open store {label}: {_first_line(e)}") from None
+    return Store(engine, label)

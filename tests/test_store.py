@@ -1,0 +1,308 @@
+"""The results store: SQLite by default, PostgreSQL for real; resume after SIGKILL;
+runs / show / export / report / compare commands and their bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import fast_overrides
+from quantbench.cli import main
+from quantbench.errors import QuantbenchError
+from quantbench.results import CellResult, LatencyPoint, Speedup
+from quantbench.store import SCHEMA_VERSION, open_store
+
+
+def _point(ms: float, speedup: float | None = None, b: int = 1, s: int = 32) -> LatencyPoint:
+    return LatencyPoint(
+        batch_size=b, input_size=s, sweep="input_size", unit="ms", mean=ms, std=0.01,
+        median=ms, p90=ms, p99=ms, min=ms, n=3, ci_low=ms, ci_high=ms, verdict="stable",
+        samples=[ms, ms * 1.01, ms * 0.99],
+        speedup=Speedup(speedup, speedup, speedup, 3) if speedup else None,
+    )  # fmt: skip
+
+
+def _stored_run(store, run_id: str, scale: float = 1.0, models=("m1",)) -> None:
+    store.begin_run({"id": run_id, "started_at": f"2026-11-27T0{len(run_id) % 9}:00:00",
+                     "status": "finished", "host": {"cpu": "AMD EPYC", "cores": 2},
+                     "spec": {"models": [{"name": m} for m in models]}})  # fmt: skip
+    cells = []
+    for m in models:
+        cells += [
+            CellResult(model=m, recipe="fp32", size_bytes=4_000_000, latency=[_point(10 * scale)]),
+            CellResult(
+                model=m,
+                recipe="static-int8",
+                size_bytes=1_000_000,
+                latency=[_point(4 * scale, 2.5)],
+            ),  # fmt: skip
+        ]
+    store.write_cells(run_id, cells)
+
+
+def test_round_trip_keeps_every_sample(tmp_path):
+    st = open_store(tmp_path / "q.db")
+    _stored_run(st, "r1")
+    assert [r["id"] for r in st.runs()] == ["r1"] and st.runs()[0]["cells"] == 2
+    meta, cells = st.load_run("r1")
+    assert meta["host"]["cores"] == 2
+    assert cells[1].latency[0].samples == pytest.approx([4.0, 4.04, 3.96])
+    assert cells[1].latency[0].speedup.median == 2.5
+    # a cell already stored is never rewritten
+    assert st.write_cells("r1", [CellResult(model="m1", recipe="fp32", status="error")]) == 0
+    assert st.load_run("r1")[1][0].status == "ok"
+    st.close()
+    with sqlite3.connect(tmp_path / "q.db") as con:
+        version = con.execute(
+            "select value from quantbench_meta where key='schema_version'"
+        ).fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_bad_stores_are_refused_never_replaced(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("my notes")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as con:
+        con.execute("create table users (id int)")
+    newer = tmp_path / "newer.db"
+    open_store(newer).close()
+    with sqlite3.connect(newer) as con:
+        con.execute("update quantbench_meta set value='99' where key='schema_version'")
+    good = tmp_path / "good.db"
+    st = open_store(good)
+    _stored_run(st, "r1", models=[f"m{i}" for i in range(20)])
+    st.close()
+    blob = good.read_bytes()
+    truncated = tmp_path / "truncated.db"
+    truncated.write_bytes(blob[:300])
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(blob[:4096] + b"\xff" * (len(blob) - 4096))
+    cases = [
+        (text, "not a quantbench database"), (other, "not a quantbench one"),
+        (newer, "newer than this quantbench"), (truncated, "truncated"),
+        (corrupt, "corrupted"), (tmp_path / "no" / "x.db", "does not exist"),
+    ]  # fmt: skip
+    for path, needle in cases:
+        before = path.read_bytes() if path.exists() else None
+        assert main(["runs", "--store", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and "\n" not in err, err
+        assert (path.read_bytes() if path.exists() else None) == before  # untouched
+    url = "postgresql+psycopg://qb:secret@127.0.0.1:1/qb"
+    assert main(["runs", "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert "unreachable" in err and "secret" not in err  # the password is not printed
+
+
+def test_commands_on_stored_runs(tmp_path, capsys):
+    db = tmp_path / "q.db"
+    st = open_store(db)
+    _stored_run(st, "base")
+    _stored_run(st, "slower", scale=1.5)  # a planted 50% regression
+    _stored_run(st, "other", models=("m9",))
+    st.close()
+    s = ["--store", str(db)]
+    assert main(["runs", *s]) == 0
+    out = capsys.readouterr().out
+    assert "base" in out and "slower" in out and "AMD EPYC (2 cores)" in out
+    assert main(["show", "base", *s]) == 0
+    assert "static-int8" in capsys.readouterr().out
+    assert main(["show", "nope", *s]) == 2
+    err = capsys.readouterr().err
+    assert "no run 'nope'" in err and "recent runs:" in err and "base" in err
+    assert main(["export", "base", "--format", "json", *s]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"]["id"] == "base" and len(doc["results"]) == 2
+    assert main(["export", "base", "--format", "csv", "-o", str(tmp_path / "b.csv"), *s]) == 0
+    assert "static-int8" in (tmp_path / "b.csv").read_text()
+    out_dir = tmp_path / "cmp"
+    args = ["compare", "base", "slower", *s, "--out", str(out_dir)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "| m1 | static-int8 | 1 × 32 | 4.000 | 6.000 | +50.0% |" in text
+    assert (out_dir / "compare_latency.png").is_file() and (out_dir / "compare.md").is_file()
+    assert main([*args, "--fail-if-slower", "60"]) == 0
+    assert main([*args, "--fail-if-slower", "10"]) == 1  # the planted regression
+    capsys.readouterr()
+    assert main(["compare", "base", "other", *s, "--out", str(out_dir)]) == 2
+    assert "share no measured cells" in capsys.readouterr().err
+    assert main(["report", "base", *s, "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.html").is_file()
+
+
+def _config(tmp_path: Path, models: list[str]) -> Path:
+    cfg = {"models": models, "recipes": ["dynamic-int8"], "measure": ["size", "latency"],
+           **fast_overrides()}  # fmt: skip
+    p = tmp_path / "run.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_sigkill_then_resume_stores_every_cell_once(tmp_path, tiny_bert_dir, tiny_classifier_dir):
+    db = tmp_path / "q.db"
+    models = ["squeezenet", f"hf:{tiny_bert_dir}", f"hf:{tiny_classifier_dir}"]
+    cfg = _config(tmp_path, models)
+    env = {**os.environ, "QUANTBENCH_FAULT": f"hf:{tiny_classifier_dir}:hang"}
+    cmd = [sys.executable, "-m", "quantbench.cli", "run", "--config", str(cfg), "--store",
+           str(db), "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 240
+    rows: list[tuple] = []
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    rows = con.execute(
+                        "select id, model, recipe, finished_at from cells"
+                    ).fetchall()
+            except sqlite3.OperationalError:
+                rows = []
+        if len(rows) >= 4:  # two models x (fp32, dynamic-int8): the third hangs
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    assert len(rows) == 4, rows
+    with sqlite3.connect(db) as con:
+        run_id, status = con.execute("select id, status from runs").fetchone()
+    assert status == "running"  # it never finished
+    assert main(["run", "--resume", run_id, "--store", str(db), "--no-progress"]) == 0
+    with sqlite3.connect(db) as con:
+        after = con.execute("select id, model, recipe, finished_at from cells").fetchall()
+        status = con.execute("select status from runs").fetchone()[0]
+    assert sorted(after[:4]) == sorted(rows)  # the earlier cells untouched
+    keys = [(m, r) for _, m, r, _ in after]
+    assert len(keys) == len(set(keys)) == 6  # every cell exactly once
+    assert status == "finished"
+    assert main(["run", "--resume", run_id, "--store", str(db), "--no-progress"]) == 0
+    with sqlite3.connect(db) as con:
+        assert con.execute("select count(*) from cells").fetchone()[0] == 6
+
+
+def test_run_writes_to_the_store_as_it_goes(tmp_path, capsys):
+    db = tmp_path / "q.db"
+    cfg = _config(tmp_path, ["squeezenet"])
+    assert main(["run", "--config", str(cfg), "--store", str(db), "--out",
+                 str(tmp_path / "o"), "--no-isolate"]) == 0  # fmt: skip
+    assert "stored:  run " in capsys.readouterr().out
+    st = open_store(db)
+    (run,) = st.runs()
+    meta, cells = st.load_run(run["id"])
+    st.close()
+    assert run["status"] == "finished" and {c.recipe for c in cells} == {"fp32", "dynamic-int8"}
+    assert all(p.samples for c in cells for p in c.latency)  # raw samples stored
+    exported = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert len(exported["results"]) == len(cells)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _start_postgres(tmp_path: Path) -> str | None:
+    """A throwaway PostgreSQL server on a Unix socket, from Debian's binaries."""
+    import glob
+    import pwd
+    import shutil
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        return None
+    initdb, pg_ctl = f"{bins[-1]}/initdb", f"{bins[-1]}/pg_ctl"
+    data = tmp_path / "pgdata"
+    sock = tmp_path / "pgsock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as 'postgres'
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            return None
+        for p in (tmp_path, sock):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            return None
+        prefix = [runuser, "-u", "postgres", "--"]
+    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "qb", "--auth=trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(tmp_path / "pg.log"),
+                    "-o", f"-k {sock} -c listen_addresses='' -p 54329", "start"],
+                   check=True, capture_output=True)  # fmt: skip
+    return f"postgresql+psycopg://qb@/postgres?host={sock}&port=54329"
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    import shutil
+    import tempfile
+
+    url = os.environ.get("QUANTBENCH_TEST_PG_URL")
+    # Not under pytest's tmp dirs: those are private to root, and the server runs as
+    # 'postgres' when the tests run as root.
+    tmp = Path(tempfile.mkdtemp(prefix="quantbench-pg-"))
+    os.chmod(tmp, 0o755)
+    started = False
+    if not url:
+        try:
+            url = _start_postgres(tmp)
+            started = url is not None
+        except (subprocess.CalledProcessError, OSError) as e:
+            url = None
+            reason = f"could not start PostgreSQL: {e}"
+        else:
+            reason = "no PostgreSQL server binaries (Debian package postgresql)"
+        if url is None:
+            if os.environ.get("QUANTBENCH_REQUIRE_PG"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+    yield url
+    if started:
+        import glob
+
+        pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, pg_ctl, "-D", str(tmp / "pgdata"), "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_postgresql_store(pg_url, tmp_path, capsys):
+    import sqlalchemy as sa
+
+    st = open_store(pg_url)
+    with st.engine.begin() as con:  # a clean slate when the server is shared
+        for t in ("samples", "cells", "runs", "quantbench_meta"):
+            con.execute(sa.text(f"drop table if exists {t} cascade"))
+    st.close()
+    st = open_store(pg_url)
+    _stored_run(st, "pg-base")
+    _stored_run(st, "pg-slow", scale=1.2)
+    meta, cells = st.load_run("pg-base")
+    assert cells[1].latency[0].samples == pytest.approx([4.0, 4.04, 3.96])
+    st.close()
+    assert main(["compare", "pg-base", "pg-slow", "--store", pg_url, "--out",
+                 str(tmp_path / "c"), "--fail-if-slower", "10"]) == 1  # fmt: skip
+    # a real run into PostgreSQL
+    cfg = _config(tmp_path, ["squeezenet"])
+    assert main(["run", "--config", str(cfg), "--store", pg_url, "--out",
+                 str(tmp_path / "o"), "--no-isolate"]) == 0  # fmt: skip
+    assert main(["runs", "--store", pg_url]) == 0
+    assert "pg-base" in capsys.readouterr().out
+    # a PostgreSQL database that is not a quantbench store is refused
+    st = open_store(pg_url)
+    with st.engine.begin() as con:
+        con.execute(sa.text("update quantbench_meta set value='other' where key='app'"))
+    st.close()
+    with pytest.raises(QuantbenchError, match="not a quantbench database"):
+        open_store(pg_url)
