@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench-size clean
+.PHONY: demo test lint format bench-size bench-targets bench-sentences digits clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,5 +31,17 @@ format: $(STAMP)
 bench-size: $(STAMP)
 	$(BIN)/quantbench run --measure size
 
+# Issue 4's targets: every model x every recipe at the reference shape (~30 min).
+bench-targets: $(STAMP)
+	$(BIN)/python benchmarks/targets.py
+
+# all-MiniLM-L6-v2 sentence embeddings through every recipe (a few minutes).
+bench-sentences: $(STAMP)
+	$(BIN)/python benchmarks/sentence_fidelity.py
+
+# A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
+digits: $(STAMP)
+	$(BIN)/python examples/digits.py
+
 clean:
-	rm -rf $(VENV) quantbench-runs .pytest_cache
+	rm -rf $(VENV) quantbench-runs .pytest_cache test-artifacts

@@ -92,60 +92,33 @@ def fast_overrides(**kw):
     return base
 
 
-DIGITS_SIZE = 16  # px: the 8x8 digits upscaled, as the example CNN expects
+def load_script(rel_path: str, name: str):
+    """Import a script of the repo (examples/, benchmarks/) as a module, by path."""
+    import importlib.util
+
+    path = Path(__file__).parent.parent / rel_path
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# examples/digits.py: the same code writes, trains and documents the digits flow.
+DIGITS = load_script("examples/digits.py", "quantbench_digits_example")
+digits_spec = DIGITS.data_spec
 
 
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """scikit-learn's digits as ImageFolder PNGs: train/ (1200) and test/ (597)."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("digits")
-    x, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(0).permutation(len(y))
-    for rank, i in enumerate(order):
-        split = "train" if rank < 1200 else "test"
-        d = root / split / str(y[i])
-        d.mkdir(parents=True, exist_ok=True)
-        img = (x[i].reshape(8, 8) * 255 / 16).astype("uint8")
-        Image.fromarray(img).resize((DIGITS_SIZE, DIGITS_SIZE), Image.BILINEAR).save(d / f"{i}.png")
-    return root
-
-
-def digits_spec(path: Path, **kw):
-    return {"path": str(path), "resize": DIGITS_SIZE, "crop": DIGITS_SIZE,
-            "mean": [0.5] * 3, "std": [0.5] * 3, **kw}  # fmt: skip
+    return DIGITS.write_digits(tmp_path_factory.mktemp("digits"))
 
 
 @pytest.fixture(scope="session")
 def digits_model(digits_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """(model name, state_dict path): examples/digits_cnn.py trained on digits/train."""
-    import torch
-
-    from quantbench.datasets import load_dataset, parse_dataset
-    from quantbench.models import load_model
-
-    name = f"py:{Path(__file__).parent.parent / 'examples' / 'digits_cnn.py'}:DigitsCNN"
-    torch.manual_seed(0)
-    model = load_model(name, "random").module.train()
-    train = load_dataset(parse_dataset(digits_spec(digits_dir / "train")))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    batches = list(train.batches(train.size))  # decoded once, shuffled each epoch
-    (xs,), ys = batches[0]
-    for _ in range(8):
-        perm = torch.randperm(train.size, generator=g)
-        for i in range(0, train.size, 64):
-            x, y = xs[perm[i : i + 64]], ys[perm[i : i + 64]]
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    path = tmp_path_factory.mktemp("digits-model") / "digits_cnn.pt"
-    torch.save(model.state_dict(), path)
-    return name, path
+    out = tmp_path_factory.mktemp("digits-model") / "digits_cnn.pt"
+    return DIGITS.MODEL, DIGITS.train(digits_dir, out)
 
 
 _POS = ["good", "great", "fine", "nice", "happy"]

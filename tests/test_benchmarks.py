@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+from conftest import load_script
 from test_report import RUN, make_results
 
 
-def _targets():
-    path = Path(__file__).parent.parent / "benchmarks" / "targets.py"
-    spec = importlib.util.spec_from_file_location("targets_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_targets_verdicts():
-    t = _targets()
+    t = load_script("benchmarks/targets.py", "targets_bench")
     lines, ok = t.evaluate(RUN, make_results())
     text = "\n".join(lines)
     assert not ok

@@ -310,6 +310,8 @@ def test_slow_case_discussed(full_report: tuple[Path, str]) -> None:
     assert "few modules were quantized" in disc
     assert "small shapes" in disc  # its passes take < 5 ms
     assert "no VNNI" not in disc  # the host has avx512_vnni
+    # ... and it says what to use instead: static-int8 wins at the slowest shape
+    assert "At 1 × 64 px **static-int8** is the fastest variant (2.32x fp32): use it" in disc
     assert "resnet18 · static-int8" in disc and "4.50x" in disc
     # Fidelity warnings: bert cosine 0.95 (random weights), mobilenet top-1 96%.
     assert "⚠️ **bert · dynamic-int8** (random weights): cosine 0.9500 < 0.99" in disc

@@ -306,3 +306,21 @@ def test_postgresql_store(pg_url, tmp_path, capsys):
     st.close()
     with pytest.raises(QuantbenchError, match="not a quantbench database"):
         open_store(pg_url)
+
+
+def test_resume_retry_errors_replaces_failed_cells(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "q.db"
+    cfg = _config(tmp_path, ["squeezenet", "resnet18"])
+    monkeypatch.setenv("QUANTBENCH_FAULT", "resnet18:raise")
+    base = ["run", "--config", str(cfg), "--store", str(db), "--no-isolate", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "o")]) == 0
+    with sqlite3.connect(db) as con:
+        run_id = con.execute("select id from runs").fetchone()[0]
+        before = dict(con.execute("select model || ' ' || recipe, status from cells").fetchall())
+    assert before["resnet18 fp32"] == "error" and before["squeezenet fp32"] == "ok"
+    monkeypatch.delenv("QUANTBENCH_FAULT")
+    assert main(["run", "--retry-errors", "--store", str(db)]) == 2  # needs --resume
+    assert main(["run", "--resume", run_id, "--retry-errors", "--store", str(db)]) == 0
+    with sqlite3.connect(db) as con:
+        after = con.execute("select model || ' ' || recipe, status from cells").fetchall()
+    assert sorted(after) == sorted((k, "ok") for k in before)  # each once, all ok now

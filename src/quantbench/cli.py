@@ -81,6 +81,8 @@ def _add_run(sub: Any) -> None:
                    "the cells it lacks (its settings come from the store)")  # fmt: skip
     p.add_argument("--grid", action="store_true", help="time every batch size x input size "
                    "(fills the speedup heatmap; the sweeps alone time a cross)")  # fmt: skip
+    p.add_argument("--retry-errors", action="store_true", help="with --resume: measure the "
+                   "cells that ended in error or timeout again, replacing them")  # fmt: skip
     p.add_argument("--no-isolate", action="store_true", help="measure in this process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")  # fmt: skip
@@ -195,10 +197,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.grid:
         overrides["grid"] = True
     overrides["store"] = args.store
+    if args.retry_errors and not args.resume:
+        raise QuantbenchError("--retry-errors needs --resume RUN_ID")
     if args.resume:
         from quantbench.runner import resume
 
-        result = resume(args.resume, store=args.store, progress=args.progress)
+        result = resume(
+            args.resume, store=args.store, progress=args.progress, retry_errors=args.retry_errors
+        )
     else:
         spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
         result = run(spec, progress=args.progress)

@@ -158,12 +158,12 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
         if "fidelity" in spec.measure and "fp32" in arts:
             emit("progress", f"{ref.name}: fidelity")
             inputs = lm.make_inputs(spec.fidelity_batch_size, ref_size, seed=7)
-            base = arts["fp32"].module(*inputs)
+            base = _chunked(arts["fp32"].module, inputs, FIDELITY_CHUNK)
             for r, art in list(arts.items()):
                 try:
                     before = memory.rss_bytes()
                     memory.reset_peak()
-                    out = art.module(*inputs)
+                    out = _chunked(art.module, inputs, FIDELITY_CHUNK)
                     cells[r].memory["inference_peak_bytes"] = _delta(memory.peak_bytes(), before)
                     cells[r].memory["process_peak_bytes"] = memory.peak_bytes()
                     cells[r].fidelity = fidelity.compare(base, out, lm.is_classifier)
@@ -172,11 +172,12 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
                     del arts[r]
             emit("cells", [c.to_dict() for c in cells.values()])
             if spec.fallback and (data is None or data.dataset is None):
-                _fidelity_fallbacks(spec, ref.name, lm, ctx, arts, cells, params, emit, inputs)
+                m = _Measuring(spec, ref.name, lm, ctx, arts, cells, params, emit)
+                _fidelity_fallbacks(m, inputs)
         emit("advance", 1)
 
         if data is not None and data.dataset is not None and "fp32" in arts:
-            _accuracy(spec, ref.name, lm, data, ctx, arts, cells, params, emit)
+            _accuracy(_Measuring(spec, ref.name, lm, ctx, arts, cells, params, emit), data)
 
         if "latency" in spec.measure:
             policy = latency.TimingPolicy(
@@ -198,20 +199,26 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
     return list(cells.values())
 
 
-def _accuracy(
-    spec: RunSpec,
-    model: str,
-    lm: Any,
-    data: Any,
-    ctx: Any,
-    arts: dict[str, Any],
-    cells: dict[str, CellResult],
-    params: int,
-    emit: Emit,
-) -> None:
+@dataclass
+class _Measuring:
+    """One model's state while it is measured, for the accuracy and fallback steps."""
+
+    spec: RunSpec
+    model: str
+    lm: Any
+    ctx: Any
+    arts: dict[str, Any]
+    cells: dict[str, CellResult]
+    params: int
+    emit: Emit
+
+
+def _accuracy(m: _Measuring, data: Any) -> None:
     """Score every variant on the evaluation data; then, with ``spec.fallback``, give each
     recipe that misses the bar a ``<recipe>+fallback`` variant (sensitive layers float)."""
     from quantbench import evaluate
+
+    spec, model, lm, arts, cells, emit = m.spec, m.model, m.lm, m.arts, m.cells, m.emit
 
     source = str(data.dataset.spec.path)
     bs = spec.eval_batch_size
@@ -239,19 +246,11 @@ def _accuracy(
             cell.accuracy = scored(module)
             return bool(cell.accuracy["passes"]), cell.accuracy["value"]
 
-        _fallbacks(spec, model, lm, ctx, arts, cells, params, emit, judge)
+        _fallbacks(m, judge)
 
 
 def _fallbacks(
-    spec: RunSpec,
-    model: str,
-    lm: Any,
-    ctx: Any,
-    arts: dict[str, Any],
-    cells: dict[str, CellResult],
-    params: int,
-    emit: Emit,
-    judge: Callable[[Any, CellResult], tuple[bool, float | None]],
+    m: _Measuring, judge: Callable[[Any, CellResult], tuple[bool, float | None]]
 ) -> None:
     """Give each recipe that misses the bar a ``<recipe>+fallback`` variant.
 
@@ -264,6 +263,9 @@ def _fallbacks(
 
     from quantbench import sensitivity
     from quantbench.recipes import get_recipe
+
+    spec, model, lm, ctx = m.spec, m.model, m.lm, m.ctx
+    arts, cells, params, emit = m.arts, m.cells, m.params, m.emit
 
     for r in [r for r in list(arts) if "+" not in r and r != "fp32"]:
         if judge_cached(cells[r]) is not False or not get_recipe(r).float_layers:
@@ -306,36 +308,29 @@ def _fallbacks(
     emit("cells", [c.to_dict() for c in cells.values()])
 
 
-def _fidelity_fallbacks(
-    spec: RunSpec,
-    model: str,
-    lm: Any,
-    ctx: Any,
-    arts: dict[str, Any],
-    cells: dict[str, CellResult],
-    params: int,
-    emit: Emit,
-    inputs: tuple,
-) -> None:
+def _fidelity_fallbacks(m: _Measuring, inputs: tuple) -> None:
     """Without evaluation data the bar is fidelity to fp32 (``best.keeps_fidelity``)."""
     import torch
 
     from quantbench.best import keeps_fidelity
     from quantbench.measure import fidelity
 
+    spec, lm, arts, cells = m.spec, m.lm, m.arts, m.cells
+
     with torch.inference_mode():
-        base = arts["fp32"].module(*inputs)
+        base = _chunked(arts["fp32"].module, inputs, FIDELITY_CHUNK)
     for c in cells.values():
         if c.status == "ok" and c.fidelity is not None and c.recipe != "fp32":
             c.details["meets_bar"] = keeps_fidelity(c, spec.min_cosine, spec.min_top1)[0]
 
     def judge(module: Any, cell: CellResult) -> tuple[bool, float | None]:
         with torch.inference_mode():
-            cell.fidelity = fidelity.compare(base, module(*inputs), lm.is_classifier)
+            out = _chunked(module, inputs, FIDELITY_CHUNK)
+            cell.fidelity = fidelity.compare(base, out, lm.is_classifier)
         cell.details["meets_bar"] = keeps_fidelity(cell, spec.min_cosine, spec.min_top1)[0]
         return cell.details["meets_bar"], cell.fidelity.cosine
 
-    _fallbacks(spec, model, lm, ctx, arts, cells, params, emit, judge)
+    _fallbacks(m, judge)
 
 
 def judge_cached(cell: CellResult) -> bool | None:
@@ -344,6 +339,21 @@ def judge_cached(cell: CellResult) -> bool | None:
     if cell.accuracy is not None and cell.accuracy.get("passes") is not None:
         return bool(cell.accuracy["passes"])
     return cell.details.get("meets_bar")
+
+
+# Fidelity inputs go through a variant this many at a time: a Longformer at 16 x 512
+# tokens in one call held over 20 GiB across its variants (ONNX Runtime keeps its arena).
+FIDELITY_CHUNK = 4
+
+
+def _chunked(module: Any, inputs: tuple, chunk: int) -> Any:
+    """``module(*inputs)`` over the batch in slices of ``chunk``, outputs concatenated."""
+    import torch
+
+    n = int(inputs[0].shape[0])
+    if n <= chunk:
+        return module(*inputs)
+    return torch.cat([module(*(t[i : i + chunk] for t in inputs)) for i in range(0, n, chunk)])
 
 
 def pin_cpus(n: int) -> list[int] | None:
@@ -672,8 +682,11 @@ def _store_cells(store: Any, meta: dict[str, Any], cells: list[CellResult], prog
         prog.write(f"warning: cells not stored in {store.label}: {_err(e)} (results.json has them)")
 
 
-def resume(run_id: str, store: str | None = None, progress: bool | None = None) -> RunResult:
-    """Finish stored run ``run_id``: measure only the cells it lacks."""
+def resume(
+    run_id: str, store: str | None = None, progress: bool | None = None, retry_errors: bool = False
+) -> RunResult:
+    """Finish stored run ``run_id``: measure only the cells it lacks (and, with
+    ``retry_errors``, those that ended in error or timeout)."""
     from quantbench.spec import spec_from_dict
     from quantbench.store import open_store
 
@@ -684,7 +697,7 @@ def resume(run_id: str, store: str | None = None, progress: bool | None = None) 
         st.close()
     spec = spec_from_dict(meta.get("spec") or {})
     spec.store = store
-    return run(spec, progress=progress, resume=run_id)
+    return run(spec, progress=progress, resume=run_id, retry_errors=retry_errors)
 
 
 def prepare_out_dir(out: str | Path | None) -> Path:
@@ -769,10 +782,16 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
     )
 
 
-def run(spec: RunSpec, progress: bool | None = None, resume: str | None = None) -> RunResult:
+def run(
+    spec: RunSpec,
+    progress: bool | None = None,
+    resume: str | None = None,
+    retry_errors: bool = False,
+) -> RunResult:
     """Run ``spec``: measure every model, store each finished cell, write the exports and
     the report; return them. ``resume``: the id of a stored run to complete (its cells
-    already stored are skipped and left untouched)."""
+    already stored are skipped and left untouched; with ``retry_errors`` its ``error``
+    and ``timeout`` cells are measured again and replaced)."""
     from quantbench.store import open_store
 
     quiet_libraries()
@@ -782,7 +801,14 @@ def run(spec: RunSpec, progress: bool | None = None, resume: str | None = None) 
         meta = store.run_meta(resume)
         out_dir = Path(meta.get("out_dir") or default_out_dir())
         (out_dir / "plots").mkdir(parents=True, exist_ok=True)
-        done = {(r["model"], r["recipe"]) for r in store.cell_rows(resume)}
+        rows = store.cell_rows(resume)
+        if retry_errors:
+            failed = [
+                (r["model"], r["recipe"]) for r in rows if r["status"] in ("error", "timeout")
+            ]
+            store.delete_cells(resume, failed)
+            rows = [r for r in rows if (r["model"], r["recipe"]) not in set(failed)]
+        done = {(r["model"], r["recipe"]) for r in rows}
         meta["status"] = "running"
         meta.setdefault("resumed", []).append(
             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

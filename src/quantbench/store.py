@@ -266,6 +266,20 @@ class Store:
                 con.execute(s.insert(), [{"cell_id": cid, **x} for x in samples])
         return 1
 
+    def delete_cells(self, run_id: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Remove (model, recipe) cells of a run and their samples, in one transaction
+        (``--resume --retry-errors`` measures them again)."""
+        import sqlalchemy as sa
+
+        c, s = self.t["cells"], self.t["samples"]
+        with self.engine.begin() as con:
+            for model, recipe in keys:
+                ids = sa.select(c.c.id).where(
+                    c.c.run_id == run_id, c.c.model == model, c.c.recipe == recipe
+                )
+                con.execute(s.delete().where(s.c.cell_id.in_(ids)))
+                con.execute(c.delete().where(c.c.id.in_(ids)))
+
     def cells(self, run_id: str) -> list[CellResult]:
         """The run's cells, in the order they were stored, with their raw samples."""
         import sqlalchemy as sa

@@ -899,8 +899,29 @@ def _slow_cases(
             text += f" Likely reason{plural}: {'; '.join(reasons)}."
         if evidence:
             text += f" Evidence: {evidence}."
+        winner = _winner_at(cells, c.model, ordered[0][0])
+        if winner is not None:
+            text += (
+                f" At {fmt_shape(ordered[0][0], c.family)} **{winner[0]}** is the fastest "
+                f"variant ({winner[1]:.2f}x fp32): use it instead."
+            )
         out.append(text)
     return out
+
+
+def _winner_at(
+    cells: list[CellResult], model: str, point: LatencyPoint
+) -> tuple[str, float] | None:
+    """The recipe with the best paired speedup (> 1) for ``model`` at ``point``'s shape."""
+    best: tuple[str, float] | None = None
+    for c in cells:
+        if c.model != model or c.recipe == BASELINE:
+            continue
+        p = _same_shape(c, point)
+        sp = p.speedup.median if p is not None and p.speedup is not None else 0.0
+        if sp > 1.0 and (best is None or sp > best[1]):
+            best = (c.recipe, sp)
+    return best
 
 
 def _same_shape(cell: CellResult | None, point: LatencyPoint) -> LatencyPoint | None:
