@@ -273,7 +273,7 @@ def _load_tv(
     if weights in ("random", "auto"):
         module = torchvision.models.get_model(builder, weights=None, **kwargs)
         desc, random_weights = f"random (seed {seed})", True
-        if reestimate_batchnorm(module, seed):
+        if _degenerate(module) and reestimate_batchnorm(module, seed):
             desc += ", BatchNorm statistics re-estimated on synthetic images"
     elif weights == "pretrained":
         try:
@@ -373,6 +373,16 @@ def _load_py(name: str, ref: str, weights: str, options: dict[str, Any]) -> Load
     )  # fmt: skip
 
 
+def _degenerate(module: Any) -> bool:
+    """Whether a randomly initialised classifier's outputs have all but vanished."""
+    import torch
+
+    g = torch.Generator().manual_seed(12345)
+    with torch.no_grad():
+        out = module.eval()(torch.randn(2, 3, 224, 224, generator=g))
+    return float(out.float().std()) < 1e-4
+
+
 def reestimate_batchnorm(module: Any, seed: int, batches: int = 4, batch_size: int = 8) -> bool:
     """Set BatchNorm running statistics from a few synthetic batches; False if it has none.
 
@@ -380,6 +390,7 @@ def reestimate_batchnorm(module: Any, seed: int, batches: int = 4, batch_size: i
     (outputs ~1e-9): every comparison against fp32 is then noise, not quantization error.
     With statistics measured on inputs (as training would leave them) each layer's output
     is normalised again, so random-weight fidelity says something about the quantizer.
+    Only degenerate models get this (ResNet18 or SqueezeNet are left as initialised).
     """
     import torch
 
