@@ -204,6 +204,18 @@ def test_run_writes_to_the_store_as_it_goes(tmp_path, capsys):
     assert all(p.samples for c in cells for p in c.latency)  # raw samples stored
     exported = json.loads((tmp_path / "o" / "results.json").read_text())
     assert len(exported["results"]) == len(cells)
+    # a second real run, compared with the first: the table and the plots
+    assert main(["run", "--config", str(cfg), "--store", str(db), "--out",
+                 str(tmp_path / "o2"), "--no-isolate"]) == 0  # fmt: skip
+    capsys.readouterr()
+    st = open_store(db)
+    ids = [r["id"] for r in st.runs()][::-1]
+    st.close()
+    assert main(["compare", *ids, "--store", str(db), "--out", str(tmp_path / "c")]) == 0
+    text = capsys.readouterr().out
+    assert "| squeezenet | dynamic-int8 | 1 × 32 |" in text
+    assert (tmp_path / "c" / "compare_latency.png").is_file()
+    assert (tmp_path / "c" / "compare_speedup.png").is_file()
 
 
 # --------------------------------------------------------------------------- PostgreSQL
