@@ -248,8 +248,13 @@ def full_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def test_files_and_pngs_written(full_report: tuple[Path, str]) -> None:
+    from quantbench.results import file_mode
+
     path, text = full_report
     assert path.name == "report.md" and path.is_file()
+    # written atomically, yet with the mode any new file gets (not mkstemp's 0600)
+    for f in ("report.md", "report.html", "results.json"):
+        assert (path.parent / f).stat().st_mode & 0o777 == file_mode(), f
     for name in FIGURES.values():
         png = path.parent / "plots" / name
         assert png.is_file(), name

@@ -21,7 +21,10 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-EVIL = '<img src=x onerror="window.pwned=1">[x](javascript:window.pwned=2)'
+EVIL = (
+    '<img src=x onerror="window.pwned=1">[x](javascript:window.pwned=2)'
+    "x`<img src=x onerror=window.pwned=3>``"  # backticks that look like a code span
+)
 
 
 def _chromium() -> str:

@@ -104,6 +104,27 @@ def test_bad_stores_are_refused_never_replaced(tmp_path, capsys):
     assert "unreachable" in err and "secret" not in err  # the password is not printed
 
 
+def test_store_edge_cases(tmp_path, capsys):
+    # a path with URL characters is a file name, not a query string
+    odd = tmp_path / "a?b#c.db"
+    st = open_store(odd)
+    _stored_run(st, "r1")
+    # a NaN sample is not a timing: dropped, and the cell is still stored
+    bad = CellResult(model="m2", recipe="fp32", latency=[_point(1.0)])
+    bad.latency[0].samples = [1.0, float("nan")]
+    assert st.write_cells("r1", [bad]) == 1
+    assert st.load_run("r1")[1][-1].latency[0].samples == [1.0]
+    st.close()
+    assert odd.is_file() and not (tmp_path / "a").exists()
+    # read-only commands do not create a store for a mistyped path
+    missing = tmp_path / "typo.db"
+    assert main(["runs", "--store", str(missing)]) == 2
+    assert "no store at" in capsys.readouterr().err and not missing.exists()
+    # --resume takes its settings from the store
+    assert main(["run", "--resume", "r1", "--store", str(odd), "--models", "bert"]) == 2
+    assert "drop models" in capsys.readouterr().err
+
+
 def test_commands_on_stored_runs(tmp_path, capsys):
     db = tmp_path / "q.db"
     st = open_store(db)

@@ -49,6 +49,9 @@ def _atomic_write(dst: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(tmp)
+        from quantbench.results import file_mode
+
+        os.chmod(tmp, file_mode())  # an artifact to ship, not a private temp file
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

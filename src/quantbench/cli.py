@@ -200,6 +200,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.retry_errors and not args.resume:
         raise QuantbenchError("--retry-errors needs --resume RUN_ID")
     if args.resume:
+        given = [k for k, v in overrides.items() if v is not None and k != "store"]
+        given += ["--preset"] * bool(args.preset) + ["--config"] * bool(args.config)
+        if given:
+            raise QuantbenchError(
+                f"--resume takes the run's settings from the store; drop {', '.join(given)}"
+            )
         from quantbench.runner import resume
 
         result = resume(
@@ -306,7 +312,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         meta, results = _load_stored(args.run, args.store)
         out = Path(args.out or meta.get("out_dir") or f"quantbench-runs/{args.run}")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QuantbenchError(f"cannot write to '{out}': {e.strerror or e}") from None
     report = render_report(out, meta, results)
     print(f"report: {report}")
     print(f"html:   {report.with_suffix('.html')}")
@@ -316,7 +325,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _load_stored(run_id: str, store: str | None) -> tuple[dict, list]:
     from quantbench.store import open_store
 
-    st = open_store(store)
+    st = open_store(store, create=False)
     try:
         return st.load_run(run_id)
     finally:
@@ -326,7 +335,7 @@ def _load_stored(run_id: str, store: str | None) -> tuple[dict, list]:
 def cmd_runs(args: argparse.Namespace) -> int:
     from quantbench.store import open_store
 
-    st = open_store(args.store)
+    st = open_store(args.store, create=False)
     try:
         rows = st.runs(limit=args.limit)
     finally:
@@ -385,7 +394,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output:
         from quantbench.results import atomic_write_text
 
-        atomic_write_text(Path(args.output), text)
+        try:
+            atomic_write_text(Path(args.output), text)
+        except OSError as e:
+            raise QuantbenchError(f"cannot write '{args.output}': {e.strerror or e}") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)

@@ -191,7 +191,7 @@ def run_compare(
 
     if fail_if_slower is not None and fail_if_slower < 0:
         raise QuantbenchError(f"fail-if-slower must be a percentage >= 0, got {fail_if_slower:g}")
-    st = open_store(store)
+    st = open_store(store, create=False)
     try:
         runs = [st.load_run(r) for r in run_ids]
     finally:

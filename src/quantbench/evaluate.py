@@ -111,6 +111,12 @@ def prepare(
                 f"calibration: {len(cal_idx)} examples of {cal_ds.spec.path}, disjoint from the "
                 f"{len(data.eval_indices)} evaluated"
             )
+            if len(data.eval_indices) < len(cal_idx):
+                data.notes.append(
+                    f"⚠️ only {len(data.eval_indices)} examples are left to evaluate after "
+                    f"{len(cal_idx)} went to calibration: lower --calibration-samples or give "
+                    "a separate calibration file"
+                )
         else:
             cal_ds = load(calib, "calibration")
             cal_idx = _subset(cal_ds.size, n, spec.seed)

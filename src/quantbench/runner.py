@@ -613,8 +613,10 @@ def _run_isolated(spec: RunSpec, ref: ModelRef, prog: _Progress) -> list[CellRes
             elif kind == "failed":
                 proc.join()
                 if not partial:
-                    raise _ModelFailed(data.splitlines()[0])
-                return _error_cells(spec, ref, "error", data.splitlines()[0], partial)
+                    raise _ModelFailed((data.splitlines() or ["worker failed"])[0])
+                return _error_cells(
+                    spec, ref, "error", (data.splitlines() or ["worker failed"])[0], partial
+                )
     finally:
         recv.close()
         if proc.is_alive():
@@ -690,7 +692,7 @@ def resume(
     from quantbench.spec import spec_from_dict
     from quantbench.store import open_store
 
-    st = open_store(store)
+    st = open_store(store, create=False)
     try:
         meta = st.run_meta(run_id)
     finally:
@@ -800,7 +802,10 @@ def run(
     if resume:
         meta = store.run_meta(resume)
         out_dir = Path(meta.get("out_dir") or default_out_dir())
-        (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        try:
+            (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise QuantbenchError(f"cannot write to '{out_dir}': {e.strerror or e}") from None
         rows = store.cell_rows(resume)
         if retry_errors:
             failed = [
@@ -818,7 +823,12 @@ def run(
         meta = run_metadata(spec)
         meta["out_dir"] = str(out_dir)
     meta["store"] = store.label
-    store.begin_run(meta)
+    try:
+        store.begin_run(meta)
+    except Exception as e:  # locked, read-only, gone away
+        raise QuantbenchError(
+            f"cannot write run {meta['id']} to {store.label}: {_err(e)}"
+        ) from None
     if progress is None:
         progress = sys.stderr.isatty()
     prog = _Progress(_count_steps(spec), progress)
@@ -852,8 +862,9 @@ def run(
             try:
                 runner = _run_isolated if spec.isolate else _run_inline
                 cells = runner(mspec, ref, prog)
-            except _ModelFailed as e:
-                cells = [CellResult(model=ref.name, recipe=r, status="error", error=str(e))
+            except Exception as e:  # a failure is this model's cells, not the run's end
+                cells = [CellResult(model=ref.name, recipe=r, status="error",
+                                    error=str(e) or type(e).__name__)
                          for r in recipes_for(mspec)]  # fmt: skip
             cells = [c for c in cells if (c.model, c.recipe) not in done]
             _store_cells(store, meta, cells, prog)

@@ -247,6 +247,11 @@ def analyse(
         result = layer_sensitivity(lm, recipe, ctx, score, metric, mode)
     except UnsupportedError as e:
         raise QuantbenchError(f"{recipe} does not apply to {model}: {e}") from None
+    except QuantbenchError:
+        raise
+    except Exception as e:  # the recipe itself failed: one line, not a traceback
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise QuantbenchError(f"{recipe} failed on {model}: {type(e).__name__}: {first}") from None
     (out_dir / "sensitivity.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     _plot(result, out_dir / "sensitivity.png")
     (out_dir / "sensitivity.md").write_text(render(result, ctx.calib_source, lm.weights) + "\n")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -134,7 +135,7 @@ def _sqlite_checks(path: Path) -> None:
     import sqlite3
 
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
             rows = con.execute("PRAGMA quick_check").fetchall()
         finally:
@@ -228,9 +229,16 @@ class Store:
     def write_cells(self, run_id: str, cells: Iterable[CellResult]) -> int:
         """Insert finished cells, each in its own transaction; a cell already stored for
         this run is left untouched. Returns how many were written."""
-        n = 0
+        import sqlalchemy as sa
+
+        n, failed = 0, []
         for cell in cells:
-            n += self._write_cell(run_id, cell)
+            try:
+                n += self._write_cell(run_id, cell)
+            except sa.exc.SQLAlchemyError as e:  # the others are still stored
+                failed.append(f"{cell.model}/{cell.recipe}: {_first_line(e.orig or e)}")
+        if failed:
+            raise QuantbenchError(f"{len(failed)} cell(s) not stored: {'; '.join(failed)}")
         return n
 
     def _write_cell(self, run_id: str, cell: CellResult) -> int:
@@ -241,6 +249,8 @@ class Store:
         samples = []
         for i, p in enumerate(data.get("latency") or []):
             for j, v in enumerate(p.pop("samples", None) or []):
+                if not math.isfinite(v):
+                    continue  # a NaN/inf sample cannot be a timing; not stored
                 samples.append({"point": i, "batch_size": p["batch_size"],
                                 "input_size": p["input_size"], "seq": j, "value": float(v)})  # fmt: skip
         with self.engine.begin() as con:
@@ -330,8 +340,8 @@ def _check_and_migrate(engine: Any, label: str) -> None:
                 f"store {label} is a database but not a quantbench one (it has tables "
                 f"{', '.join(sorted(names)[:5])}); refusing to write into it"
             )
-        md.create_all(engine)
-        with engine.begin() as con:
+        with engine.begin() as con:  # tables and marker together, or neither
+            md.create_all(con)
             con.execute(t["meta"].insert(), [
                 {"key": "app", "value": APP},
                 {"key": "schema_version", "value": str(SCHEMA_VERSION)},
@@ -356,8 +366,9 @@ def _check_and_migrate(engine: Any, label: str) -> None:
                         .values(value=str(version)))  # fmt: skip
 
 
-def open_store(target: str | os.PathLike[str] | None = None) -> Store:
-    """Open (creating if needed) the store at a path or SQLAlchemy URL; validated."""
+def open_store(target: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
+    """Open the store at a path or SQLAlchemy URL, validated; ``create``: make a new
+    SQLite file when there is none (read-only commands pass False)."""
     import sqlalchemy as sa
 
     target = str(target or default_store())
@@ -368,12 +379,18 @@ def open_store(target: str | os.PathLike[str] | None = None) -> Store:
     else:
         path = Path(target).expanduser().resolve()
         _sqlite_checks(path)
-        url, label = f"sqlite:///{path}", f"'{target}'"
+        if not create and not path.exists():
+            raise QuantbenchError(
+                f"no store at '{target}' (a run creates it; or give --store PATH|URL)"
+            )
+        # URL.create, not an f-string: a path may hold '?' or '#'
+        url, label = sa.engine.URL.create("sqlite", database=str(path)), f"'{target}'"
     try:
-        engine = sa.create_engine(url, future=True)
+        engine = sa.create_engine(url)
     except Exception as e:  # bad URL, missing driver
         raise QuantbenchError(f"cannot use store {label}: {_first_line(e)}") from None
-    if url.startswith("sqlite"):
+    is_sqlite = engine.dialect.name == "sqlite"
+    if is_sqlite:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_con: Any, _record: Any) -> None:
@@ -391,7 +408,7 @@ def open_store(target: str | os.PathLike[str] | None = None) -> Store:
         raise
     except sa.exc.DatabaseError as e:
         engine.dispose()
-        what = "is corrupted or not a database" if url.startswith("sqlite") else "is unreachable"
+        what = "is corrupted or not a database" if is_sqlite else "is unreachable"
         raise QuantbenchError(f"store {label} {what}: {_first_line(e.orig or e)}") from None
     except Exception as e:
         engine.dispose()

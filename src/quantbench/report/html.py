@@ -6,8 +6,7 @@ become sortable (click a header) and scroll sideways on a small screen; a print 
 keeps it readable on paper.
 
 User-supplied strings (model names, paths, labels) reach the page only as text: every
-``<`` outside code spans is escaped before conversion (Markdown escapes those inside), so
-no tag can be injected, and links
+``<`` is escaped before conversion, so no tag can be injected, and links
 or images whose address is not a plain http(s) link, a page anchor or an embedded image
 are neutralised.
 """
@@ -126,10 +125,10 @@ def render_html(markdown_text: str, base_dir: Path, title: str) -> str:
     """The page for ``markdown_text``; image paths are read relative to ``base_dir``."""
     import markdown
 
-    # Outside code spans a "<" would start raw HTML: escape it. Inside them Markdown
-    # escapes it itself.
-    parts = re.split(r"(`[^`\n]*`)", markdown_text)
-    safe = "".join(p if i % 2 else p.replace("<", "&lt;") for i, p in enumerate(parts))
+    # Every "<" is escaped, code spans included: telling code spans apart the way
+    # Markdown does (backslash-escaped backticks, runs of several) is not worth the risk
+    # of a model name that opens a tag; a "<" in a code span then shows as "&lt;".
+    safe = markdown_text.replace("<", "&lt;")
     body = markdown.markdown(safe, extensions=["tables", "fenced_code", "sane_lists"])
     body = _neutralise_links(_embed_images(body, base_dir))
     body = body.replace("<table>", '<div class="table-wrap"><table>').replace(
