@@ -378,7 +378,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import io
     import json
     from pathlib import Path
 
@@ -388,9 +387,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(json_doc(meta, cells), indent=2) + "\n"
     else:
-        buf = io.StringIO()
-        buf.write(csv_text(cells))
-        text = buf.getvalue()
+        text = csv_text(cells)
     if args.output:
         from quantbench.results import atomic_write_text
 

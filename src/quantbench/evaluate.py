@@ -40,8 +40,21 @@ class TaskData:
     notes: list[str] = field(default_factory=list)
 
 
-def _family_of(kind: str) -> str:
-    return "vision" if kind == "imagefolder" else "text"
+def check_family(ds_spec: Any, family: str, model: str, what: str) -> None:
+    """A dataset of the other family (images for a text model, ...) is an input error."""
+    kind_family = "vision" if ds_spec.kind == "imagefolder" else "text"
+    if kind_family != family:
+        raise QuantbenchError(
+            f"{what} '{ds_spec.path}' is {ds_spec.kind} data but model '{model}' is a "
+            f"{family} model (give each model its own dataset in a config file)"
+        )
+
+
+def metric_name(task: str, family: str) -> str:
+    """The metric a variant passes or fails on, for a model's task and family."""
+    if task == "embedding":
+        return "spearman"
+    return "accuracy" if family == "text" else "top1"
 
 
 def _subset(n: int, k: int, seed: int) -> list[int]:
@@ -75,11 +88,7 @@ def prepare(
 
     def load(d: dict[str, Any], what: str) -> Any:
         ds_spec = datasets.parse_dataset(d, what)
-        if _family_of(ds_spec.kind) != lm.family:
-            raise QuantbenchError(
-                f"{what} '{ds_spec.path}' is {ds_spec.kind} data but model '{lm.name}' is a "
-                f"{lm.family} model"
-            )
+        check_family(ds_spec, lm.family, lm.name, what)
         ds = datasets.load_dataset(ds_spec, tokenizer_dir=lm.source_dir)
         if lm.task == "classification" and ds.classes is not None and lm.num_outputs:
             datasets.check_labels(ds, lm.num_outputs, lm.name)
@@ -155,10 +164,9 @@ def outputs(module: Any, data: TaskData, batch_size: int) -> tuple[Any, Any]:
 
 def primary_metric(scores: dict[str, Any], family_or_task: str) -> tuple[str, float | None]:
     """The metric a variant passes or fails on: top-1 / accuracy, or embedding Spearman."""
-    if "spearman" in scores:
-        return "spearman", scores.get("spearman")
-    name = "accuracy" if family_or_task == "text" else "top1"
-    return name, scores.get("top1")
+    task = "embedding" if "spearman" in scores else "classification"
+    name = metric_name(task, family_or_task)
+    return name, scores.get("spearman" if task == "embedding" else "top1")
 
 
 def score(

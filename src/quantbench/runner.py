@@ -130,22 +130,17 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
             model=ref.name, recipe=r, family=lm.family, weights=lm.weights, load_s=load_s
         )
         cells[r] = cell
-        try:
-            before = memory.rss_bytes()
-            t = time.perf_counter()
-            art = _apply(r, lm, ctx, arts)
-            cell.quantize_s = time.perf_counter() - t
-            after = memory.rss_bytes()
-            # fp32 is the loaded model itself: its memory is what loading added
-            cell.memory["rss_bytes"] = (
-                _delta(rss_loaded, rss0) if r == "fp32" else _delta(after, before)
-            )
-        except UnsupportedError as e:
-            cell.status, cell.error = "unsupported", str(e)
+        before = memory.rss_bytes()
+        t = time.perf_counter()
+        art = _guarded(cell, lambda r=r: _apply(r, lm, ctx, arts))
+        if art is None:
             continue
-        except Exception as e:
-            cell.status, cell.error = "error", _err(e)
-            continue
+        cell.quantize_s = time.perf_counter() - t
+        # fp32 is the loaded model itself: its memory is what loading added
+        after = memory.rss_bytes()
+        cell.memory["rss_bytes"] = (
+            _delta(rss_loaded, rss0) if r == "fp32" else _delta(after, before)
+        )
         arts[r] = art
         _describe(cell, art, params, "size" in spec.measure)
         if data is not None:
@@ -275,7 +270,8 @@ def _fallbacks(
         cell = CellResult(model=model, recipe=name, family=lm.family, weights=lm.weights)
         cells[name] = cell
         t = time.perf_counter()
-        try:
+
+        def search(r: str = r, name: str = name) -> tuple[Any, Any]:
             # Quantizing (and qat-int8's training) needs autograd-capable tensors.
             with torch.inference_mode(False):
                 score = sensitivity.fidelity_score(arts["fp32"].module, ctx.calib_inputs[:4])
@@ -285,12 +281,12 @@ def _fallbacks(
                 fb = sensitivity.fallback(
                     lm, r, ctx, ranking, lambda m, c=scratch: judge(m, c), spec.fallback_max_layers
                 )
-        except UnsupportedError as e:
-            cell.status, cell.error = "unsupported", str(e)
+            return sens, fb
+
+        found = _guarded(cell, search)
+        if found is None:
             continue
-        except Exception as e:
-            cell.status, cell.error = "error", _err(e)
-            continue
+        sens, fb = found
         cell.quantize_s = time.perf_counter() - t
         arts[name] = fb.artifact
         _describe(cell, fb.artifact, params, "size" in spec.measure)
@@ -364,6 +360,17 @@ def pin_cpus(n: int) -> list[int] | None:
         return cpus
     except (AttributeError, OSError):
         return None
+
+
+def _guarded(cell: CellResult, fn: Callable[[], Any]) -> Any:
+    """``fn()``, or None with the cell marked unsupported/error: a failure is a row."""
+    try:
+        return fn()
+    except UnsupportedError as e:
+        cell.status, cell.error = "unsupported", str(e)
+    except Exception as e:
+        cell.status, cell.error = "error", _err(e)
+    return None
 
 
 def _delta(a: int | None, b: int | None) -> int | None:

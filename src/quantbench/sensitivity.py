@@ -237,8 +237,7 @@ def analyse(
             s = evaluate.score(lm, got, labels, ref_out, None, 0.01, "")
             return float(s["value"])
 
-        metric = evaluate.primary_metric({"spearman": 0} if lm.task == "embedding" else {},
-                                         lm.family)[0]  # fmt: skip
+        metric = evaluate.metric_name(lm.task, lm.family)
         metric += f" on {len(data.eval_indices)} examples of {data.dataset.spec.path}"
     else:
         score = fidelity_score(lm.module, [lm.make_inputs(4, size, seed=7)])

@@ -374,6 +374,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
     """Read every dataset a model will use now: a missing column, an undecodable image
     folder or a missing tokenizer is an input error, found before anything is measured."""
     from quantbench import datasets
+    from quantbench.evaluate import check_family
 
     tok = None
     if ref.load_name.startswith("hf:") and Path(ref.load_name[3:]).expanduser().is_dir():
@@ -386,13 +387,8 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
         if d is None:
             continue
         ds_spec = datasets.parse_dataset(d, what)
-        family = "vision" if ds_spec.kind == "imagefolder" else "text"
-        if family != info.family:
-            raise QuantbenchError(
-                f"{what} '{ds_spec.path}' is {ds_spec.kind} data but model '{ref.name}' is a "
-                f"{info.family} model (give each model its own dataset in a config file)"
-            )
-        if family == "text" and tok is None:
+        check_family(ds_spec, info.family, ref.name, what)
+        if info.family == "text" and tok is None:
             raise QuantbenchError(
                 f"{what} '{ds_spec.path}' is text: model '{ref.name}' needs a local directory "
                 "(hf:<dir>) holding its tokenizer"
@@ -405,20 +401,16 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
 
 def _num_outputs(ref: ModelRef, info: Any, tok_dir: str | None) -> int | None:
     """Classes a classifier outputs, where known without building it."""
-    import json
+    from quantbench import models as zoo
 
     if info.family == "vision" and not ref.load_name.startswith(("hf:", "py:")):
         return int(ref.options.get("num_classes", 1000))  # torchvision
     if tok_dir is None:
         return None
-    try:
-        cfg = json.loads((Path(tok_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    archs = cfg.get("architectures") or []
-    if not any(a.endswith("Classification") for a in archs):
-        return None
-    return len(cfg["id2label"]) if cfg.get("id2label") else cfg.get("num_labels", 2)
+    config = zoo._hf_config(tok_dir)  # config.json only, no weights
+    if zoo._is_sequence_classifier(config) or zoo._is_image_classifier(config):
+        return int(config.num_labels)
+    return None
 
 
 def sweep_sizes(spec: RunSpec, ref: ModelRef, info: Any) -> list[int]:
