@@ -14,6 +14,23 @@ class UnsupportedError(Exception):
     """A recipe does not apply to a model (recorded as an ``unsupported`` cell)."""
 
 
+def first_line(e: BaseException, with_type: bool = True) -> str:
+    """An exception as one line: ``"ValueError: first line of its message"``.
+
+    ``with_type=False`` gives the message's first line alone (or the type's name when
+    the message is empty), for errors whose text already says what went wrong.
+
+    >>> first_line(ValueError("bad\\nmore"))
+    'ValueError: bad'
+    >>> first_line(OSError(""), with_type=False)
+    'OSError'
+    """
+    lines = str(e).strip().splitlines()
+    if not lines:
+        return type(e).__name__
+    return f"{type(e).__name__}: {lines[0]}" if with_type else lines[0]
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> QuantbenchError:
     """Build the error for an unknown registry name, listing the valid ones."""
     valid = sorted(valid)

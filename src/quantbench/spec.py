@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbench.errors import QuantbenchError, unknown_name
+from quantbench.shapes import LAB_REF_SIZES
 
 MEASURES = ("size", "latency", "fidelity")
 
@@ -82,8 +83,8 @@ class RunSpec:
     vision_batch_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
     seq_lens: list[int] | None = None  # None: family default, plus 1024 for long models
     text_batch_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
-    ref_image_size: int = 224
-    ref_seq_len: int = 128
+    ref_image_size: int = LAB_REF_SIZES["vision"]
+    ref_seq_len: int = LAB_REF_SIZES["text"]
     measure: list[str] = field(default_factory=lambda: list(MEASURES))
     weights: str = "auto"
     engine: str | None = None
@@ -119,6 +120,8 @@ class RunSpec:
     out: str | None = None
     store: str | None = None  # results database: a path or SQLAlchemy URL (default ./quantbench.db)
     preset: str = "lab"
+    # Per-recipe config overrides, {recipe: {field: value}} (see Recipe.with_options).
+    recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -67,29 +67,115 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class RecipeStyle:
+    """How a recipe is drawn: line style and marker for lines, hatch for bars."""
+
+    linestyle: Any
+    marker: str
+    hatch: str
+
+
+# What a recipe's deployable file is (``quantbench quantize`` writes it).
+FILE_FORMATS = ("state_dict", "onnx", "pt2")
+
+
+@dataclass(frozen=True)
 class Recipe:
+    """Everything the program knows about one recipe, in one place.
+
+    ``apply(model, config, ctx)`` builds the :class:`Artifact`. ``config`` is a frozen
+    dataclass whose fields a user may set (``recipe_options`` in a spec); its
+    ``config_version`` is stored with it in every cell, so a stored number says exactly
+    which settings produced it. ``quantizes`` names the layer kinds it turns low-precision;
+    ``compilable`` says whether ``<recipe>+compile`` applies; ``file_format`` is what
+    ``quantize`` writes; ``explanation`` is the report's paragraph (may hold ``{calib}``);
+    ``style`` is how plots draw it (None: a distinct style is assigned).
+    """
+
     name: str
     precision: str  # what the weights become, for the report's "target precision"
     runtime: str
-    description: str
+    description: str  # one line: `quantbench list recipes`, report fallback
     apply: Callable[[Any, Any, QuantContext], Artifact]
     config: Any = None
-    float_layers: bool = False  # honours QuantContext.float_layers
+    float_layers: bool = False  # honours QuantContext.float_layers (sensitivity, fallback)
+    quantizes: tuple[str, ...] = ()  # e.g. ("Linear",), ("Conv", "Linear"), ("MatMul", "Gather")
+    compilable: bool = False  # a ``+compile`` variant applies (eager torch modules)
+    file_format: str = "state_dict"
+    explanation: str | None = None  # the report's paragraph; defaults to ``description``
+    style: RecipeStyle | None = None
+    config_version: int = 1
+    library: str = "torch"  # the package family: torch, torchao, onnxruntime
+
+    def with_options(self, options: dict[str, Any] | None) -> Recipe:
+        """This recipe with some config fields overridden; unknown or ill-typed fields are
+        a :class:`~quantbench.errors.QuantbenchError` naming the valid ones."""
+        if not options:
+            return self
+        import dataclasses
+
+        from quantbench.errors import QuantbenchError
+
+        if self.config is None or not dataclasses.is_dataclass(self.config):
+            raise QuantbenchError(f"recipe '{self.name}' has no settings to change")
+        fields = {f.name: f for f in dataclasses.fields(self.config)}
+        for key, value in options.items():
+            if key not in fields:
+                raise unknown_name(f"setting of recipe '{self.name}'", key, fields)
+            current = getattr(self.config, key)
+            widened = isinstance(current, float) and isinstance(value, int)
+            if current is not None and not isinstance(value, type(current)) and not widened:
+                raise QuantbenchError(
+                    f"recipe '{self.name}' setting '{key}' must be "
+                    f"{type(current).__name__}, got {value!r}"
+                )
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, **options))
+
+    def config_record(self) -> dict[str, Any]:
+        """The settings as stored in each cell: ``{"version": n, **fields}``."""
+        import dataclasses
+
+        fields = dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+        return {"version": self.config_version, **fields}
 
 
 RECIPES: dict[str, Recipe] = {}
 
 
 def register(recipe: Recipe) -> Recipe:
+    """Add ``recipe`` to the registry; a second recipe of the same name is a bug."""
+    if recipe.name in RECIPES and RECIPES[recipe.name] is not recipe:
+        raise ValueError(f"recipe '{recipe.name}' is registered twice")
+    if recipe.file_format not in FILE_FORMATS:
+        raise ValueError(f"recipe '{recipe.name}': unknown file format '{recipe.file_format}'")
     RECIPES[recipe.name] = recipe
     return recipe
 
 
-def get_recipe(name: str) -> Recipe:
+def recipe(name: str, **fields: Any) -> Callable[[Callable], Callable]:
+    """Register the decorated function as recipe ``name`` (fields as in :class:`Recipe`).
+
+    Stack it to register one function under several configs::
+
+        @recipe("my-int8", precision="int8", runtime="torch-eager",
+                description="...", config=MyConfig(), quantizes=("Linear",))
+        def _my_int8(model, config, ctx): ...
+    """
+
+    def deco(fn: Callable) -> Callable:
+        register(Recipe(name=name, apply=fn, **fields))
+        return fn
+
+    return deco
+
+
+def get_recipe(name: str, options: dict[str, Any] | None = None) -> Recipe:
+    """The registered recipe ``name`` (a base name, not a variant), with ``options``
+    overriding its config fields."""
     _load_builtin()
     if name not in RECIPES:
         raise unknown_name("recipe", name, RECIPES)
-    return RECIPES[name]
+    return RECIPES[name].with_options(options)
 
 
 def list_recipes() -> list[Recipe]:
