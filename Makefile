@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench-size bench-targets bench-sentences digits clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences digits clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/quantbench run --preset quick
 
+# The everyday suite (under ~5 minutes on a 2-core machine): everything not marked slow.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The slow tests alone: real multi-process runs, kills and resumes, a real PostgreSQL
+# server, headless Chromium, training loops.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Everything (what CI runs): the everyday suite, then the slow one.
+test-all: test test-slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

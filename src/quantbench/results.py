@@ -13,18 +13,80 @@ A *cell* is one (model, recipe) pair; its ``latency`` list holds one entry per
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
 
-STATUSES = ("ok", "unsupported", "error", "timeout")
+
+class _StrEnum(str, Enum):
+    """A string enum that prints, formats and serialises as its value (like 3.11's StrEnum),
+    so ``cell.status == "ok"`` and JSON/CSV/SQL output are unchanged."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return str(self.value).__format__(spec)
+
+
+class Status(_StrEnum):
+    """How a cell ended."""
+
+    OK = "ok"
+    UNSUPPORTED = "unsupported"  # the recipe does not apply here (the reason says why)
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+
+class Family(_StrEnum):
+    """What kind of inputs a model takes."""
+
+    VISION = "vision"
+    TEXT = "text"
+
+
+def _enum(kind: type[Enum], value: Any) -> Any:
+    """``kind(value)``; a value this version does not know stays a plain string."""
+    if value is None or isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``d`` that ``cls`` has fields for: a newer file's extra keys are ignored."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass
+class Stats:
+    """Statistics derived from raw latency samples (``quantbench.measure.latency.summarize``)."""
+
+    mean: float
+    std: float
+    median: float
+    p90: float
+    p99: float
+    min: float
+    n: int
+    ci_low: float
+    ci_high: float
+    verdict: str  # "stable" | "noisy"
+
+
+STATS_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
 
 
 @dataclass
@@ -39,26 +101,52 @@ class Speedup:
 
 @dataclass
 class LatencyPoint:
-    """Latency statistics of one variant at one (batch size, input size)."""
+    """Latency of one variant at one (batch size, input size): raw samples and their
+    :class:`Stats` (stored flat in JSON, as ``mean``, ``median``, ... beside ``samples``)."""
 
     batch_size: int
     input_size: int
-    sweep: str  # "input_size" or "batch_size": which lab figure this point belongs to
+    sweep: str  # "input_size", "batch_size" or "grid": which figure this point belongs to
     unit: str
-    mean: float
-    std: float
-    median: float
-    p90: float
-    p99: float
-    min: float
-    n: int
-    ci_low: float
-    ci_high: float
-    verdict: str  # "stable" | "noisy"
+    stats: Stats
     samples: list[float]
     speedup: Speedup | None = None
     flops: float | None = None
     gflops_per_s: float | None = None
+
+    # The statistics read as the point's own attributes (``point.median``).
+    mean = property(lambda self: self.stats.mean)
+    std = property(lambda self: self.stats.std)
+    median = property(lambda self: self.stats.median)
+    p90 = property(lambda self: self.stats.p90)
+    p99 = property(lambda self: self.stats.p99)
+    min = property(lambda self: self.stats.min)
+    n = property(lambda self: self.stats.n)
+    ci_low = property(lambda self: self.stats.ci_low)
+    ci_high = property(lambda self: self.stats.ci_high)
+    verdict = property(lambda self: self.stats.verdict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "batch_size": self.batch_size, "input_size": self.input_size,
+            "sweep": self.sweep, "unit": self.unit,
+        }  # fmt: skip
+        d.update(dataclasses.asdict(self.stats))
+        d["samples"] = list(self.samples)
+        d["speedup"] = dataclasses.asdict(self.speedup) if self.speedup is not None else None
+        d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LatencyPoint:
+        sp = d.get("speedup")
+        return cls(
+            batch_size=d["batch_size"], input_size=d["input_size"], sweep=d["sweep"],
+            unit=d["unit"], stats=Stats(**{k: d[k] for k in STATS_FIELDS}),
+            samples=list(d.get("samples") or []),
+            speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
+            flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
+        )  # fmt: skip
 
 
 @dataclass
@@ -72,14 +160,45 @@ class Fidelity:
 
 
 @dataclass
+class Accuracy:
+    """A variant's task metrics on real data (``quantbench.evaluate.score``).
+
+    ``metric`` is the one the bar is judged on (top-1, accuracy, or embedding Spearman),
+    ``value`` its value, ``relative`` that as a fraction of fp32's, ``passes`` whether
+    ``relative >= 1 - max_drop``. The rest are the metrics measured alongside it.
+    """
+
+    metric: str | None = None
+    value: float | None = None
+    relative: float | None = None
+    passes: bool | None = None
+    max_drop: float | None = None
+    dataset: str | None = None
+    n: int | None = None
+    top1: float | None = None
+    top5: float | None = None
+    macro_f1: float | None = None
+    mean_cosine: float | None = None
+    min_cosine: float | None = None
+    spearman: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Accuracy:
+        return cls(**_known(cls, d))
+
+
+@dataclass
 class CellResult:
     """Everything measured for one (model, recipe)."""
 
     model: str
     recipe: str
-    status: str = "ok"
+    status: Status | str = Status.OK
     error: str | None = None
-    family: str | None = None  # "vision" | "text"
+    family: Family | str | None = None
     runtime: str | None = None  # "torch-eager", "torch-compile", "onnxruntime", ...
     weights: str | None = None
     size_bytes: int | None = None
@@ -89,9 +208,7 @@ class CellResult:
     quantized_modules: dict[str, int] = field(default_factory=dict)
     float_modules: dict[str, int] = field(default_factory=dict)
     fidelity: Fidelity | None = None
-    # Task metrics on real data (quantbench.evaluate.score): metric, value, relative to
-    # fp32, passes (the accuracy bar), top1/top5/macro_f1 or mean_cosine/spearman, n.
-    accuracy: dict[str, Any] | None = None
+    accuracy: Accuracy | None = None  # task metrics on real data
     latency: list[LatencyPoint] = field(default_factory=list)
     load_s: float | None = None
     quantize_s: float | None = None
@@ -103,21 +220,34 @@ class CellResult:
     memory: dict[str, int | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.status = _enum(Status, self.status)
+        self.family = _enum(Family, self.family)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "latency":
+                v = [p.to_dict() for p in v]
+            elif f.name == "accuracy":
+                v = v.to_dict() if v is not None else None
+            elif f.name in ("status", "family"):
+                v = None if v is None else str(v)
+            else:
+                v = copy.deepcopy(dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
+            d[f.name] = v
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellResult:
-        d = dict(d)
+        """A cell from its dict; keys a newer quantbench added are ignored."""
+        d = _known(cls, d)
         if d.get("fidelity") is not None:
-            d["fidelity"] = Fidelity(**d["fidelity"])
-        pts = []
-        for p in d.get("latency") or []:
-            p = dict(p)
-            if p.get("speedup") is not None:
-                p["speedup"] = Speedup(**p["speedup"])
-            pts.append(LatencyPoint(**p))
-        d["latency"] = pts
+            d["fidelity"] = Fidelity(**_known(Fidelity, d["fidelity"]))
+        if d.get("accuracy") is not None:
+            d["accuracy"] = Accuracy.from_dict(d["accuracy"])
+        d["latency"] = [LatencyPoint.from_dict(p) for p in d.get("latency") or []]
         return cls(**d)
 
 
@@ -210,5 +340,19 @@ def csv_text(results: list[CellResult]) -> str:
 
 
 def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    """A results.json file; one of a newer schema, or not a results file, is refused."""
+    from quantbench.errors import QuantbenchError, first_line
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise QuantbenchError(f"cannot read '{path}': {first_line(e)}") from None
+    if not isinstance(doc, dict) or "results" not in doc or "run" not in doc:
+        raise QuantbenchError(f"'{path}' is not a quantbench results.json")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise QuantbenchError(
+            f"'{path}' has results schema version {version!r}; this quantbench reads up to "
+            f"{SCHEMA_VERSION} (upgrade quantbench to read it)"
+        )
     return doc["run"], [CellResult.from_dict(r) for r in doc["results"]]

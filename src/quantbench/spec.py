@@ -307,9 +307,24 @@ def validate(spec: RunSpec) -> None:
 
     for r in spec.recipes:
         get_recipe(r)
+    if not isinstance(spec.recipe_options, dict):
+        raise QuantbenchError(
+            "recipe_options must map recipe names to settings, e.g. "
+            "{ort-static-int8: {calibrate_method: entropy}}"
+        )
+    for r, options in spec.recipe_options.items():
+        if not isinstance(options, dict):
+            raise QuantbenchError(f"recipe_options for '{r}' must be a mapping of settings")
+        get_recipe(str(r), options)
     for m in spec.measure:
         if m not in MEASURES:
             raise unknown_name("measure", m, MEASURES)
+    has_data = spec.dataset is not None or any(ref.dataset for ref in spec.models)
+    if spec.fallback and "fidelity" not in spec.measure and not has_data:
+        raise QuantbenchError(
+            "--fallback needs a bar to meet: give --dataset (the accuracy bar) or measure "
+            "fidelity (add 'fidelity' to --measure)"
+        )
     for name in (
         "calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs",
         "calibration_samples", "eval_batch_size", "fallback_max_layers", "qat_steps",

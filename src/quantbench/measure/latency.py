@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from quantbench.results import Stats  # noqa: F401 - the record summarize() returns
+
 # Spread above which a cell is flagged noisy (pyperf warns at std >= 10% of the mean).
 NOISY_REL_STD = 0.10
 NOISY_REL_CI = 0.10
@@ -42,20 +44,6 @@ class TimingPolicy:
     min_runs: int = 10
     min_time_s: float = 0.0
     max_time_s: float = 30.0
-
-
-@dataclass
-class Stats:
-    mean: float
-    std: float
-    median: float
-    p90: float
-    p99: float
-    min: float
-    n: int
-    ci_low: float
-    ci_high: float
-    verdict: str
 
 
 def percentile(sorted_vals: list[float], q: float) -> float:
