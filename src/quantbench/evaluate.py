@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantbench.errors import QuantbenchError
+from quantbench.results import Accuracy
 
 
 @dataclass
@@ -174,11 +175,11 @@ def score(
     out: Any,
     labels: Any,
     ref_out: Any,
-    fp32_scores: dict[str, Any] | None,
+    fp32: Accuracy | None,
     max_drop: float,
     source: str,
-) -> dict[str, Any]:
-    """The accuracy record of one variant (fp32's when ``fp32_scores`` is None)."""
+) -> Accuracy:
+    """The accuracy record of one variant (fp32's own when ``fp32`` is None)."""
     from quantbench.measure import accuracy
 
     if lm.task == "embedding":
@@ -186,7 +187,7 @@ def score(
     else:
         scores = dict(accuracy.classification_metrics(out, labels))
     name, value = primary_metric(scores, lm.family)
-    base = value if fp32_scores is None else fp32_scores.get("value")
+    base = value if fp32 is None else fp32.value
     rel = accuracy.relative(value, base)
     if lm.task == "embedding":
         rel = value  # fp32's own ranking correlates perfectly with itself: 1.0
@@ -195,4 +196,4 @@ def score(
         "max_drop": max_drop,
         "passes": None if rel is None else bool(rel >= 1 - max_drop - 1e-12),
     })  # fmt: skip
-    return scores
+    return Accuracy.from_dict(scores)
