@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from quantbench.report import render_report
-from quantbench.report.data import batch_sweep_points, input_sweep_points, reference_point
-from quantbench.report.plots import FIGURES
-from quantbench.report.render import md_escape, md_table, render_markdown
+from quantbench.report.data import batch_sweep_points, input_sweep_points
+from quantbench.report.figures import FIGURES
+from quantbench.report.fmt import md_escape, md_table
+from quantbench.report.render import render_markdown
 from quantbench.results import CellResult, Fidelity, LatencyPoint, Speedup, read_json, write_json
+from quantbench.shapes import ref_sizes, reference_point
 
 PNG_MAGIC = b"\x89PNG"
 LATENCY_FIGURES = [
@@ -255,7 +257,7 @@ def test_files_and_pngs_written(full_report: tuple[Path, str]) -> None:
     # written atomically, yet with the mode any new file gets (not mkstemp's 0600)
     for f in ("report.md", "report.html", "results.json"):
         assert (path.parent / f).stat().st_mode & 0o777 == file_mode(), f
-    for name in FIGURES.values():
+    for name in (f.filename for f in FIGURES):
         png = path.parent / "plots" / name
         assert png.is_file(), name
         assert png.read_bytes()[:4] == PNG_MAGIC, name
@@ -383,10 +385,13 @@ def test_sweep_selection() -> None:
     assert {p.input_size for p in batch} == {224}
     ref = reference_point(cell)
     assert ref is not None and (ref.batch_size, ref.input_size) == (1, 224)
-    # Without a batch sweep the reference is the largest input size.
+    # Without a spec's size or a batch sweep, the reference is the largest input size.
     cell.latency = [p for p in cell.latency if p.sweep == "input_size"][:2]
     ref = reference_point(cell)
     assert ref is not None and ref.input_size == 128
+    # ... and with one, the spec's size wherever it was measured.
+    ref = reference_point(cell, ref_sizes({"ref_image_size": 64}))
+    assert ref is not None and ref.input_size == 64
     assert batch_sweep_points(cell) == []
 
 

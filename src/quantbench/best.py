@@ -3,7 +3,8 @@
 Reads results only (never measures). A variant *keeps fidelity* when its task metric on
 real data stays within the accuracy bar (when a dataset was given), else when its outputs
 stay close to fp32 on the same inputs: cosine >= ``min_cosine`` and, for classifiers,
-top-1 agreement >= ``min_top1``. Speed is the paired speedup vs fp32 at the reference shape.
+top-1 agreement >= ``min_top1``. Speed is the paired speedup vs fp32 at the reference shape
+(``quantbench.shapes.reference_point`` of fp32's cell, the shape the report quotes).
 
 Example::
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantbench.results import CellResult, LatencyPoint
+from quantbench import shapes
+from quantbench.results import CellResult
 
 DEFAULT_MIN_COSINE = 0.99
 DEFAULT_MIN_TOP1 = 0.99
@@ -48,19 +50,6 @@ class Recommendation:
     fastest: Candidate | None
     smallest: Candidate | None
     candidates: list[Candidate] = field(default_factory=list)
-
-
-def reference_point(cell: CellResult, ref_size: int | None) -> LatencyPoint | None:
-    """Batch 1 at the reference size; else the smallest batch there; else batch 1 anywhere."""
-    pts = cell.latency
-    if not pts:
-        return None
-    if ref_size is not None:
-        at = [p for p in pts if p.input_size == ref_size]
-        if at:
-            return min(at, key=lambda p: p.batch_size)
-    ones = [p for p in pts if p.batch_size == 1]
-    return max(ones, key=lambda p: p.input_size) if ones else pts[0]
 
 
 def bar_text(max_drop: float) -> str:
@@ -102,18 +91,17 @@ def recommend(
 ) -> dict[str, Recommendation]:
     """Per model: fastest and smallest variants that keep fidelity, and why others lost.
 
-    ``ref_sizes`` maps family ("vision"/"text") to the reference input size (default 224
-    px and 128 tokens).
+    ``ref_sizes`` maps family ("vision"/"text") to the reference input size (default the
+    lab's, ``shapes.LAB_REF_SIZES``: 224 px and 128 tokens).
     """
-    ref_sizes = {"vision": 224, "text": 128, **(ref_sizes or {})}
+    sizes = {**shapes.LAB_REF_SIZES, **{k: v for k, v in (ref_sizes or {}).items() if v}}
     by_model: dict[str, list[CellResult]] = {}
     for c in results:
         by_model.setdefault(c.model, []).append(c)
     out: dict[str, Recommendation] = {}
     for model, cells in by_model.items():
         base = next((c for c in cells if c.recipe == "fp32" and c.status == "ok"), None)
-        ref = ref_sizes.get(cells[0].family or "")
-        ref_pt = reference_point(base, ref) if base else None
+        ref_pt = shapes.reference_point(base, sizes) if base else None
         shape = (ref_pt.batch_size, ref_pt.input_size) if ref_pt else None
         cands: list[Candidate] = []
         for c in cells:

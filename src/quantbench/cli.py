@@ -361,12 +361,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
     print(f"output:   {meta.get('out_dir')}")
     print(f"\n{'model':16s} {'recipe':28s} {'status':11s} {'size MiB':>9s} {'speedup':>8s}  metric")
-    from quantbench.best import reference_point
+    from quantbench.shapes import ref_sizes, reference_point
 
-    spec = meta.get("spec") or {}
-    refs = {"vision": spec.get("ref_image_size", 224), "text": spec.get("ref_seq_len", 128)}
+    sizes = ref_sizes(meta.get("spec"))
     for c in cells:
-        pt = reference_point(c, refs.get(c.family or "")) if c.latency else None
+        pt = reference_point(c, sizes) if c.latency else None
         sp = f"{pt.speedup.median:.2f}x" if pt and pt.speedup else ("1.00x" if pt else "—")
         size = f"{c.size_bytes / 2**20:.1f}" if c.size_bytes else "—"
         acc = c.accuracy or {}

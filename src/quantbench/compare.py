@@ -95,7 +95,7 @@ def _f(x: float | None, fmt: str) -> str:
 
 def render(runs: list[dict[str, Any]], points: list[Point], fail_pct: float | None) -> str:
     """Markdown: the runs compared (machine, date), then one table per later run."""
-    from quantbench.report.render import md_escape
+    from quantbench.report.fmt import md_escape
 
     lines = ["# quantbench compare", "", "| Run | Date | Machine | Status |", "|---|---|---|---|"]
     for i, m in enumerate(runs):
@@ -138,11 +138,20 @@ def render(runs: list[dict[str, Any]], points: list[Point], fail_pct: float | No
 
 
 def plot(out_dir: Path, points: list[Point]) -> list[Path]:
-    """Latency change per shared point, and the paired speedups side by side."""
+    """Latency change per shared point, and the paired speedups side by side (each PNG
+    written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from quantbench.report.plots import save_png
+
+    def save(fig: Any, path: Path) -> None:
+        try:
+            save_png(fig, path, dpi=110)
+        finally:
+            plt.close(fig)
 
     paths = []
     labels = [f"{p.model} · {p.recipe} · {p.batch_size}×{p.input_size}"
@@ -157,8 +166,7 @@ def plot(out_dir: Path, points: list[Point]) -> list[Path]:
     ax.invert_yaxis()
     fig.tight_layout()
     paths.append(out_dir / "compare_latency.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, paths[-1])
 
     sp = [(lab, p) for lab, p in zip(labels, points, strict=True) if p.speedup is not None]
     fig, ax = plt.subplots(figsize=(9, max(2.5, 0.28 * len(sp) + 1.2)))
@@ -175,8 +183,7 @@ def plot(out_dir: Path, points: list[Point]) -> list[Path]:
     ax.set_xlabel("paired speedup vs fp32 (inside each run)")
     fig.tight_layout()
     paths.append(out_dir / "compare_speedup.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    save(fig, paths[-1])
     return paths
 
 
@@ -186,7 +193,9 @@ def run_compare(
     out: str | None = None,
     fail_if_slower: float | None = None,
 ) -> tuple[str, Path, list[Point]]:
-    """Load the runs from the store, compare, write compare.md and the plots to ``out``."""
+    """Load the runs from the store, compare, write compare.md and the plots to ``out``
+    (atomically: a reader never sees half a file)."""
+    from quantbench.results import atomic_write_text
     from quantbench.store import open_store
 
     if fail_if_slower is not None and fail_if_slower < 0:
@@ -203,6 +212,6 @@ def run_compare(
     except OSError as e:
         raise QuantbenchError(f"cannot write to '{out_dir}': {e.strerror or e}") from None
     text = render([m for m, _ in runs], points, fail_if_slower)
-    (out_dir / "compare.md").write_text(text + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / "compare.md", text + "\n")
     plot(out_dir, points)
     return text, out_dir, points

@@ -26,21 +26,21 @@ def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult])
     """Write ``out_dir/plots/*.png``, ``report.md`` and the self-contained ``report.html``;
     return the path of report.md.
 
-    Figures without data are skipped; only cells with status "ok" contribute numbers,
-    the others are listed with their reason.
+    Figures without data are skipped; a figure that fails to draw is warned about on
+    stderr and said in the report, the rest is still written. Only cells with status
+    "ok" contribute numbers, the others are listed with their reason.
     """
-    from quantbench.report.plots import make_plots
+    from quantbench.report.figures import draw_figures
+    from quantbench.report.html import render_html
     from quantbench.report.render import render_markdown
     from quantbench.results import atomic_write_text
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = list(results)
-    from quantbench.report.html import render_html
-
-    figures = make_plots(out_dir / "plots", results, run)
+    drawn = draw_figures(out_dir / "plots", results, run)
     path = out_dir / "report.md"
-    text = render_markdown(run, results, figures, plots_rel="plots")
+    text = render_markdown(run, results, drawn.written, plots_rel="plots", failed=drawn.failed)
     atomic_write_text(path, text)
     title = f"quantbench report: {run.get('id', '')}"
     atomic_write_text(out_dir / "report.html", render_html(text, out_dir, title))

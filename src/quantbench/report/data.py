@@ -6,11 +6,17 @@ import and easy to test.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from quantbench.errors import QuantbenchError
 from quantbench.results import CellResult, LatencyPoint
+from quantbench.shapes import reference_input_size
+from quantbench.variants import Variant, base_of
+
+if TYPE_CHECKING:
+    from quantbench.recipes import Recipe
 
 BASELINE = "fp32"
 
@@ -69,27 +75,6 @@ def model_family(results: Iterable[CellResult], model: str) -> str | None:
     return None
 
 
-def reference_input_size(cell: CellResult) -> int | None:
-    """The input size shared by the batch-size sweep, else the largest input size."""
-    batch_sizes = [p.input_size for p in cell.latency if p.sweep == "batch_size"]
-    if batch_sizes:
-        return Counter(batch_sizes).most_common(1)[0][0]
-    if cell.latency:
-        return max(p.input_size for p in cell.latency)
-    return None
-
-
-def reference_point(cell: CellResult) -> LatencyPoint | None:
-    """Batch 1 (or the smallest batch) at the reference input size."""
-    ref = reference_input_size(cell)
-    if ref is None:
-        return None
-    at_ref = [p for p in cell.latency if p.input_size == ref]
-    if not at_ref:
-        return None
-    return min(at_ref, key=lambda p: (p.batch_size, p.sweep != "input_size"))
-
-
 def input_sweep_points(cell: CellResult) -> list[LatencyPoint]:
     """Points of the input-size figure, at one batch size (the smallest one swept)."""
     pts = [p for p in cell.latency if p.sweep == "input_size"]
@@ -103,7 +88,8 @@ def batch_sweep_points(cell: CellResult) -> list[LatencyPoint]:
     """Points of the batch-size figure.
 
     The runner records batch 1 at the reference input size once, in the input-size
-    sweep; it is added here so that the batch line starts at 1.
+    sweep; it is added here so that the batch line starts at 1. The size is the one the
+    batch sweep itself used (not the spec's reference size, which it may not share).
     """
     pts = [p for p in cell.latency if p.sweep == "batch_size"]
     if not pts:
@@ -256,3 +242,22 @@ def cpu_ranges(cpus: Iterable[int]) -> str:
         parts.append(str(ids[i]) if i == j else f"{ids[i]}–{ids[j]}")
         i = j + 1
     return ", ".join(parts)
+
+
+def stored_variant(name: str) -> Variant:
+    """A stored recipe name as a :class:`Variant`. Lenient, for results from other versions:
+    a name with an unknown ``+suffix`` reads as its plain base recipe (``v.name != name``)."""
+    try:
+        return Variant.parse(name)
+    except QuantbenchError:
+        return Variant(base_of(name))
+
+
+def registered_recipe(name: str) -> Recipe | None:
+    """The registry's recipe of a variant name's base, or None when it is not registered."""
+    try:
+        from quantbench.recipes import get_recipe
+
+        return get_recipe(stored_variant(name).base)
+    except Exception:  # unknown here (another version, an optional library missing)
+        return None

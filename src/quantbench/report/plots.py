@@ -1,24 +1,28 @@
-"""Figures of a run: latency sweeps (the lab's four figures), size, paired speedup, and
-achieved GFLOP/s against the machine's measured matmul rates.
+"""Drawing the figures of a run: latency sweeps (the lab's four figures), size, paired
+speedup, achieved GFLOP/s against the machine's measured matmul rates, accuracy and the
+trade-off. Which figures exist, their files and captions: ``report.figures``.
 
 One colour per model and one line style / marker / hatch per recipe, the same in every
 figure. matplotlib is imported inside the functions (Agg backend) so that importing
-this module stays cheap. A figure with no data is not written.
+this module stays cheap. A figure with no data is not written (its function returns
+False).
 
 Example::
 
-    from quantbench.report.plots import make_plots
-    figures = make_plots(Path("out/plots"), results)  # {"size": Path(...), ...}
+    from quantbench.report.plots import plot_context, plot_size
+    plot_size(Path("out/plots/size.png"), results, plot_context(results, run))
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Sequence
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantbench.recipes import RecipeStyle
 from quantbench.report.data import (
     BASELINE,
     batch_sweep_points,
@@ -31,41 +35,20 @@ from quantbench.report.data import (
     ok_cells,
     point_gflops_per_s,
     recipe_order,
-    reference_point,
+    registered_recipe,
     sort_cells,
+    stored_variant,
     to_ms,
 )
 from quantbench.results import CellResult, LatencyPoint
-
-# Figure key -> file name under plots/. The order is the order in the report.
-FIGURES: dict[str, str] = {
-    "vision_input_size": "vision_latency_vs_image_size.png",
-    "vision_batch_size": "vision_latency_vs_batch_size.png",
-    "text_input_size": "text_latency_vs_seq_len.png",
-    "text_batch_size": "text_latency_vs_batch_size.png",
-    "size": "size.png",
-    "speedup": "speedup.png",
-    "gflops": "gflops.png",
-    "accuracy": "accuracy_vs_latency.png",
-    "tradeoff": "size_latency_accuracy.png",
-    "heatmap": "speedup_heatmap.png",
-    "samples": "latency_samples.png",
-}
+from quantbench.shapes import ref_sizes, reference_point
 
 LOG_RANGE = 20.0  # use a log axis when max/min exceeds this
 _COMBINED_LEGEND_MAX = 6  # above this many lines, split the legend into models + recipes
 _DPI = 120
 
 
-@dataclass(frozen=True)
-class RecipeStyle:
-    """How one recipe is drawn: line style and marker for lines, hatch for bars."""
-
-    linestyle: Any
-    marker: str
-    hatch: str
-
-
+# TODO(merge): delete once recipes carry explanation/style (the recipes' ``style=``).
 _KNOWN_STYLES = {
     "fp32": RecipeStyle("-", "o", ""),
     "dynamic-int8": RecipeStyle("--", "s", "///"),
@@ -76,13 +59,24 @@ _EXTRA_MARKERS = ["D", "v", "P", "X", "*", "h", "<", ">"]
 _EXTRA_HATCHES = ["...", "\\\\\\", "+++", "ooo", "---", "|||"]
 
 
+def _declared_style(name: str) -> RecipeStyle | None:
+    """The style a plain recipe declares (a variant such as ``x+fallback`` gets its own)."""
+    variant = stored_variant(name)
+    if variant.name != name or not variant.is_base:
+        return None
+    recipe = registered_recipe(name)
+    style = recipe.style if recipe is not None else None
+    return style or _KNOWN_STYLES.get(name)
+
+
 def recipe_styles(recipes: Sequence[str]) -> dict[str, RecipeStyle]:
-    """A distinct, stable style per recipe (known recipes always look the same)."""
+    """A distinct, stable style per recipe (recipes that declare one always look the same)."""
     out: dict[str, RecipeStyle] = {}
     i = 0
     for r in recipes:
-        if r in _KNOWN_STYLES:
-            out[r] = _KNOWN_STYLES[r]
+        declared = _declared_style(r)
+        if declared is not None:
+            out[r] = declared
         else:
             out[r] = RecipeStyle(
                 _EXTRA_LINESTYLES[i % len(_EXTRA_LINESTYLES)],
@@ -111,61 +105,29 @@ def _pyplot() -> Any:
 
 
 @dataclass
-class _Style:
+class PlotContext:
+    """What every figure of a run shares: colours and recipe styles, the reference input
+    sizes (the spec's, see ``quantbench.shapes``) and the machine's micro-benchmark."""
+
     colors: dict[str, Any]
     recipes: dict[str, RecipeStyle]
     recipe_list: list[str]
+    sizes: Mapping[str, int]
+    bench: dict[str, Any] | None = None
 
 
-def _style_for(results: list[CellResult]) -> _Style:
+def plot_context(results: list[CellResult], run: dict[str, Any] | None = None) -> PlotContext:
+    """The context of ``results``; ``run`` (the run metadata) gives the reference sizes and
+    the micro-benchmark (without it: the lab's sizes, no machine rates)."""
     # Styles come from the whole run, so a model keeps its colour across figures.
     recipes = recipe_order(results)
-    return _Style(model_colors(model_order(results)), recipe_styles(recipes), recipes)
-
-
-def make_plots(
-    plots_dir: Path, results: list[CellResult], run: dict[str, Any] | None = None
-) -> dict[str, Path]:
-    """Write every figure that has data into ``plots_dir``; return key -> path.
-
-    ``run`` (the run metadata) adds the machine's micro-benchmark rates to the GFLOP/s
-    figure; without it that figure has no reference lines.
-
-    Known figure files that get no data this time are removed, so a re-render never
-    leaves a stale figure behind. A figure that fails to draw is skipped with a
-    RuntimeWarning rather than failing the report.
-    """
-    plots_dir = Path(plots_dir)
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    style = _style_for(results)
-    makers: dict[str, Callable[[Path], bool]] = {
-        "vision_input_size": lambda p: plot_latency_sweep(p, results, "vision", "input_size", style),
-        "vision_batch_size": lambda p: plot_latency_sweep(p, results, "vision", "batch_size", style),
-        "text_input_size": lambda p: plot_latency_sweep(p, results, "text", "input_size", style),
-        "text_batch_size": lambda p: plot_latency_sweep(p, results, "text", "batch_size", style),
-        "size": lambda p: plot_size(p, results, style),
-        "speedup": lambda p: plot_speedup(p, results, style),
-        "gflops": lambda p: plot_gflops(p, results, host_microbench(run), style),
-        "accuracy": lambda p: plot_accuracy_pareto(p, results, style),
-        "tradeoff": lambda p: plot_tradeoff(p, results, style),
-        "heatmap": lambda p: plot_speedup_heatmap(p, results, style),
-        "samples": lambda p: plot_samples(p, results, style),
-    }  # fmt: skip
-    written: dict[str, Path] = {}
-    for key, name in FIGURES.items():
-        path = plots_dir / name
-        try:
-            ok = makers[key](path)
-        except Exception as exc:  # one bad figure must not cost the whole report
-            warnings.warn(
-                f"quantbench: figure {name} skipped: {exc!r}", RuntimeWarning, stacklevel=2
-            )
-            ok = False
-        if ok:
-            written[key] = path
-        else:
-            path.unlink(missing_ok=True)
-    return written
+    return PlotContext(
+        model_colors(model_order(results)),
+        recipe_styles(recipes),
+        recipes,
+        ref_sizes((run or {}).get("spec")),
+        host_microbench(run),
+    )
 
 
 _SWEEP_LABELS = {
@@ -181,13 +143,13 @@ def plot_latency_sweep(
     results: list[CellResult],
     family: str,
     sweep: str,
-    style: _Style | None = None,
+    ctx: PlotContext | None = None,
 ) -> bool:
     """Median latency (ms, CI error bars) vs input size or batch size, one line per cell.
 
     Returns False, writing nothing, when no "ok" cell of ``family`` has points for it.
     """
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     select = input_sweep_points if sweep == "input_size" else batch_sweep_points
     lines: list[tuple[CellResult, list[LatencyPoint]]] = []
     for cell in sort_cells(ok_cells(results)):
@@ -266,7 +228,7 @@ def _set_x_axis(ax: Any, xs: list[int], base2: bool) -> None:
         ax.tick_params(axis="x", labelrotation=45)
 
 
-def _split_legend(ax: Any, cells: list[CellResult], style: _Style) -> None:
+def _split_legend(ax: Any, cells: list[CellResult], style: PlotContext) -> None:
     """Two legends outside the axes: colour = model, line style/marker = recipe."""
     from matplotlib.lines import Line2D
 
@@ -304,7 +266,7 @@ def _split_legend(ax: Any, cells: list[CellResult], style: _Style) -> None:
 
 
 def _recipe_patch_legend(
-    ax: Any, recipes: list[str], style: _Style, extra: Sequence[Any] = ()
+    ax: Any, recipes: list[str], style: PlotContext, extra: Sequence[Any] = ()
 ) -> None:
     """Recipe legend (hatches) below the axes, where it cannot hide a bar or label.
 
@@ -336,8 +298,27 @@ def _recipe_patch_legend(
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        save_png(fig, path, dpi=_DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+
+
+def save_png(fig: Any, path: Path, **savefig: Any) -> None:
+    """Write ``fig`` to ``path`` as PNG atomically: a reader never sees half a file, and a
+    figure that fails to save leaves the previous one (or none) behind."""
+    from quantbench.results import file_mode
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", **savefig)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # (recipe, value or status text, (ci_low, ci_high) or None)
@@ -348,7 +329,7 @@ def _grouped_barh(
     ax: Any,
     groups: list[str],
     bars: dict[str, list[_Bar]],
-    style: _Style,
+    style: PlotContext,
     fmt: Callable[[float], str],
     label_offset: float,
 ) -> list[str]:
@@ -408,13 +389,13 @@ def _grouped_barh(
     return recipes_used
 
 
-def plot_size(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+def plot_size(path: Path, results: list[CellResult], ctx: PlotContext | None = None) -> bool:
     """Grouped horizontal bars of artifact size (MiB) per model, one bar per recipe.
 
     One panel per family, each with its own scale, so small CNNs stay readable next to
     large transformers.
     """
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     cells = [c for c in ok_cells(results) if c.size_bytes is not None]
     if not cells:
         return False
@@ -468,9 +449,9 @@ def _fmt_mib(v: float) -> str:
     return f"{v:.1f} MiB" if v >= 0.1 else f"{v:.3g} MiB"
 
 
-def plot_speedup(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+def plot_speedup(path: Path, results: list[CellResult], ctx: PlotContext | None = None) -> bool:
     """Paired speedup vs fp32 (median, CI) at each model's reference point."""
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     groups: list[str] = []
     labels: list[str] = []
     bars: dict[str, list[_Bar]] = {}
@@ -486,7 +467,7 @@ def plot_speedup(path: Path, results: list[CellResult], style: _Style | None = N
             if cell.status != "ok":
                 entries.append((recipe, cell.status, None))
                 continue
-            ref = reference_point(cell)
+            ref = reference_point(cell, style.sizes)
             if ref is None or ref.speedup is None:
                 continue
             s = ref.speedup
@@ -535,11 +516,11 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
 
 
 def plot_accuracy_pareto(
-    path: Path, results: list[CellResult], style: _Style | None = None
+    path: Path, results: list[CellResult], ctx: PlotContext | None = None
 ) -> bool:
     """Per model: task metric (as % of fp32) vs latency at the reference point, with the
     Pareto front (the variants worth shipping) drawn through them."""
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     panels: dict[str, list[tuple[float, float, str]]] = {}
     bars: dict[str, float] = {}
     for model in model_order(results):
@@ -547,7 +528,7 @@ def plot_accuracy_pareto(
         for c in results:
             if c.model != model or c.status != "ok" or not c.accuracy:
                 continue
-            ref = reference_point(c)
+            ref = reference_point(c, style.sizes)
             rel = c.accuracy.get("relative")
             if ref is None or rel is None:
                 continue
@@ -583,13 +564,13 @@ def plot_accuracy_pareto(
     return True
 
 
-def plot_tradeoff(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+def plot_tradeoff(path: Path, results: list[CellResult], ctx: PlotContext | None = None) -> bool:
     """Per model: size vs latency at the reference point, coloured by the task metric
     (% of fp32) where measured, else by cosine to fp32; the Pareto front of size and
     latency among the variants that meet the bar is drawn through them."""
     from quantbench.best import keeps_fidelity
 
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     panels: dict[str, list[tuple[float, float, float | None, str, bool]]] = {}
     label = "cosine to fp32"
     for model in model_order(results):
@@ -597,7 +578,7 @@ def plot_tradeoff(path: Path, results: list[CellResult], style: _Style | None = 
         for c in results:
             if c.model != model or c.status != "ok" or not c.size_bytes:
                 continue
-            ref = reference_point(c)
+            ref = reference_point(c, style.sizes)
             if ref is None:
                 continue
             if c.recipe == BASELINE:
@@ -645,13 +626,13 @@ def plot_tradeoff(path: Path, results: list[CellResult], style: _Style | None = 
 
 
 def plot_speedup_heatmap(
-    path: Path, results: list[CellResult], style: _Style | None = None
+    path: Path, results: list[CellResult], ctx: PlotContext | None = None
 ) -> bool:
     """Per model and recipe: paired speedup vs fp32 over batch size x input size (green:
     int8 wins, red: it loses; blank: not measured — ``--grid`` measures every cell)."""
     import math
 
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     rows: list[tuple[str, str, dict[tuple[int, int], float]]] = []
     for model in model_order(results):
         for recipe in style.recipe_list:
@@ -703,15 +684,15 @@ def plot_speedup_heatmap(
     return True
 
 
-def plot_samples(path: Path, results: list[CellResult], style: _Style | None = None) -> bool:
+def plot_samples(path: Path, results: list[CellResult], ctx: PlotContext | None = None) -> bool:
     """The raw timed samples at each model's reference point: one box per variant."""
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
     panels = []
     for model in model_order(results):
         boxes = []
         for recipe in style.recipe_list:
             c = find_cell(results, model, recipe)
-            ref = reference_point(c) if c is not None and c.status == "ok" else None
+            ref = reference_point(c, style.sizes) if c is not None and c.status == "ok" else None
             if ref is not None and ref.samples:
                 boxes.append((recipe, [to_ms(v, ref.unit) for v in ref.samples], ref))
         if boxes:
@@ -740,15 +721,15 @@ def plot_samples(path: Path, results: list[CellResult], style: _Style | None = N
 def plot_gflops(
     path: Path,
     results: list[CellResult],
-    bench: dict[str, Any] | None = None,
-    style: _Style | None = None,
+    ctx: PlotContext | None = None,
 ) -> bool:
     """Achieved GFLOP/s (fp32-equivalent for int8) per model and recipe at the reference
     shape, with dashed lines at the micro-benchmark's fp32 GFLOP/s and int8 GOP/s.
 
     Returns False, writing nothing, when no cell has FLOPs recorded.
     """
-    style = style or _style_for(results)
+    style = ctx or plot_context(results)
+    bench = style.bench
     groups: list[str] = []
     labels: list[str] = []
     bars: dict[str, list[_Bar]] = {}
@@ -762,7 +743,7 @@ def plot_gflops(
             if cell.status != "ok":
                 entries.append((recipe, cell.status, None))
                 continue
-            ref = reference_point(cell)
+            ref = reference_point(cell, style.sizes)
             rate = point_gflops_per_s(ref) if ref is not None else None
             if ref is None or rate is None:
                 continue

@@ -1,0 +1,145 @@
+"""The figures of a report, in one registry: file, caption, where it shows, how it is drawn.
+
+Adding a figure is one :class:`Figure` record in :data:`FIGURES` (its drawing function
+beside the others in ``report.plots``): the record's ``slot`` names the report section
+that shows it, so neither the sections nor the page need to change. The order of
+:data:`FIGURES` is the order of the figures in the report (and the order they are drawn).
+
+A figure that fails to draw does not cost the report: it is reported on stderr in one
+line, and the report says where it would have been that it could not be drawn, and why.
+
+Example::
+
+    from quantbench.report.figures import draw_figures
+    drawn = draw_figures(Path("out/plots"), results, run)
+    drawn.written  # {"size": Path("out/plots/size.png"), ...}
+    drawn.failed   # {"speedup": "ValueError: ..."} for figures that raised
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantbench.errors import first_line
+from quantbench.report import plots
+from quantbench.report.data import host_microbench
+from quantbench.report.fmt import finite, fmt_sig
+from quantbench.report.plots import PlotContext
+from quantbench.results import CellResult
+
+Draw = Callable[[Path, list[CellResult], PlotContext], bool]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: ``draw(path, results, ctx)`` writes it and returns False when the run
+    has no data for it. ``slot`` is the key of the report section that shows it
+    (``report.render.SECTIONS``); ``note(run)``, when set, is a line under the image."""
+
+    key: str
+    filename: str
+    caption: str
+    slot: str
+    draw: Draw
+    note: Callable[[dict[str, Any]], str] | None = None
+
+
+def _sweep(family: str, sweep: str) -> Draw:
+    return lambda path, results, ctx: plots.plot_latency_sweep(path, results, family, sweep, ctx)
+
+
+def _gflops_note(run: dict[str, Any]) -> str:
+    bench = host_microbench(run)
+    text = "Achieved GFLOP/s at each model's reference shape (fp32-equivalent for int8 variants)"
+    if bench:
+        refs = []
+        if finite(bench.get("fp32_gflops")):
+            refs.append(f"fp32 Linear {fmt_sig(bench['fp32_gflops'])} GFLOP/s")
+        if finite(bench.get("int8_gops")):
+            refs.append(f"dynamic int8 Linear {fmt_sig(bench['int8_gops'])} GOP/s")
+        text += "; dashed lines: the machine's measured matmul rates (" + ", ".join(refs) + ")"
+    return text + "."
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("tradeoff", "size_latency_accuracy.png", "Size vs latency vs accuracy per model",
+           "recommendation", plots.plot_tradeoff),
+    Figure("size", "size.png", "Model size per recipe (MiB)", "size", plots.plot_size),
+    Figure("vision_input_size", "vision_latency_vs_image_size.png",
+           "Vision models: latency vs image size", "latency", _sweep("vision", "input_size")),
+    Figure("vision_batch_size", "vision_latency_vs_batch_size.png",
+           "Vision models: latency vs batch size", "latency", _sweep("vision", "batch_size")),
+    Figure("text_input_size", "text_latency_vs_seq_len.png",
+           "Text models: latency vs sequence length", "latency", _sweep("text", "input_size")),
+    Figure("text_batch_size", "text_latency_vs_batch_size.png",
+           "Text models: latency vs batch size", "latency", _sweep("text", "batch_size")),
+    Figure("speedup", "speedup.png", "Paired speedup vs fp32 at the reference shape",
+           "latency", plots.plot_speedup),
+    Figure("heatmap", "speedup_heatmap.png", "Speedup vs fp32 over batch size × input size",
+           "latency", plots.plot_speedup_heatmap),
+    Figure("samples", "latency_samples.png", "Raw latency samples at the reference shape",
+           "latency", plots.plot_samples),
+    Figure("gflops", "gflops.png",
+           "Achieved GFLOP/s at the reference shape vs the machine's matmul rates", "memory",
+           plots.plot_gflops, note=_gflops_note),
+    Figure("accuracy", "accuracy_vs_latency.png", "Accuracy vs latency, with the Pareto front",
+           "accuracy", plots.plot_accuracy_pareto),
+)  # fmt: skip
+
+
+def figures_at(slot: str) -> list[Figure]:
+    """The figures a section shows, in report order."""
+    return [f for f in FIGURES if f.slot == slot]
+
+
+@dataclass
+class DrawnFigures:
+    """What :func:`draw_figures` did: key -> written file, and key -> why it failed."""
+
+    written: dict[str, Path] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def draw_figures(
+    plots_dir: Path, results: list[CellResult], run: dict[str, Any] | None = None
+) -> DrawnFigures:
+    """Draw every figure that has data into ``plots_dir``.
+
+    ``run`` (the run metadata) gives the reference sizes and adds the machine's
+    micro-benchmark rates to the GFLOP/s figure. Figure files that get no data this time
+    (or fail) are removed, so a re-render never leaves a stale figure behind. A figure
+    that raises is warned about on stderr and recorded in ``failed``; the others are
+    still drawn.
+    """
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    ctx = plots.plot_context(results, run)
+    drawn = DrawnFigures()
+    for fig in FIGURES:
+        path = plots_dir / fig.filename
+        try:
+            ok = fig.draw(path, results, ctx)
+        except Exception as exc:  # one bad figure must not cost the whole report
+            reason = first_line(exc)
+            print(
+                f"quantbench: warning: figure {fig.filename} could not be drawn: {reason}",
+                file=sys.stderr,
+            )
+            drawn.failed[fig.key] = reason
+            ok = False
+        if ok:
+            drawn.written[fig.key] = path
+        else:
+            path.unlink(missing_ok=True)
+    return drawn
+
+
+def make_plots(
+    plots_dir: Path, results: list[CellResult], run: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """Write every figure that has data into ``plots_dir``; return key -> path."""
+    return draw_figures(plots_dir, results, run).written

@@ -1,0 +1,108 @@
+"""## Environment: machine, ISA, load, micro-benchmark, engine, threads, pinning, versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quantbench.report.context import ReportContext
+from quantbench.report.data import bench_ratio, cpu_ranges, has_int8_isa, host_microbench
+from quantbench.report.findings import bench_rate
+from quantbench.report.fmt import finite, fmt_sig, md_table
+from quantbench.report.sections.latency import timing_policy_text
+
+BUSY_LOAD_PER_CORE = 0.5  # load average above this per core: the machine was busy
+
+
+def environment(ctx: ReportContext) -> list[str]:
+    """Everything about the machine and the software that the numbers depend on."""
+    run = ctx.run
+    host = run.get("host") or {}
+    flags = host.get("isa_flags")
+    flag_text = ", ".join(f"`{f}`" for f in flags) if flags else "not recorded"
+    isa = has_int8_isa(host)
+    if isa is not None:
+        flag_text += " (int8 dot-product ISA: " + ("yes" if isa else "**no**") + ")"
+    lines = [
+        f"- **CPU:** {host.get('cpu') or 'not recorded'}",
+        f"- **Cores:** {host.get('cores') if host.get('cores') is not None else 'not recorded'}",
+        f"- **ISA flags:** {flag_text}",
+        f"- **OS:** {host.get('os') or 'not recorded'}",
+    ]
+    for k, v in host.items():
+        if k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg"):
+            lines.append(f"- **{k}:** {'not recorded' if v is None else v}")
+    if "load_avg" in host:
+        lines.append(f"- **Load average at start:** {_load_text(host)}")
+    bench = host_microbench(run)
+    if bench is not None:
+        lines.append(f"- **Matmul micro-benchmark:** {_bench_text(bench)}")
+    elif "microbench" in host:
+        lines.append("- **Matmul micro-benchmark:** not run (latency not measured, or it failed)")
+    lines += [
+        f"- **Quantized engine:** `{run.get('engine') or 'not recorded'}`",
+        f"- **Threads:** {run.get('threads') if run.get('threads') is not None else 'not recorded'}",
+    ]
+    if "affinity" in run:
+        cpus = run.get("affinity")
+        lines.append(
+            f"- **CPU affinity at start:** CPUs {cpu_ranges(cpus)} ({len(set(cpus))})"
+            if isinstance(cpus, (list, tuple)) and cpus
+            else "- **CPU affinity at start:** not available on this platform"
+        )
+    if "pinned" in run:
+        threads = run.get("threads")
+        lines.append(
+            "- **Pinned:** "
+            + (
+                "yes (each model's worker pinned to "
+                + (f"{threads} CPU{'s' if threads != 1 else ''}" if threads else "its CPUs")
+                + ")"
+                if run.get("pinned")
+                else "no (the OS may move the worker between CPUs)"
+            )
+        )
+    policy = timing_policy_text(run)
+    if policy:
+        lines.append(f"- **Timing policy:** {policy}")
+    lines.append("")
+    versions = run.get("versions") or {}
+    if versions:
+        lines += md_table(["Package", "Version"], [[k, v] for k, v in versions.items()])
+    else:
+        lines.append("Library versions not recorded.")
+    return lines + [""]
+
+
+def _load_text(host: dict[str, Any]) -> str:
+    load = host.get("load_avg")
+    if not finite(load) or isinstance(load, bool):
+        return "not recorded"
+    cores = host.get("cores")
+    text = f"{load:.2f} (1-minute average"
+    if isinstance(cores, int) and cores > 0:
+        text += f", {cores} cores)"
+        if load > BUSY_LOAD_PER_CORE * cores:
+            text += " ⚠️ the machine was busy: timings may be noisy; trust paired speedups more"
+        return text
+    return text + ")"
+
+
+def _bench_text(bench: dict[str, Any]) -> str:
+    fp32, int8 = bench_rate(bench, "fp32_gflops"), bench_rate(bench, "int8_gops")
+    ratio = bench_ratio(bench)
+    parts = []
+    if fp32 is not None:
+        parts.append(f"fp32 {fmt_sig(fp32)} GFLOP/s")
+    if int8 is not None:
+        parts.append(f"int8 {fmt_sig(int8)} GOP/s")
+    text = ", ".join(parts)
+    shape = bench.get("shape")
+    setup = ["dynamic int8 Linear vs fp32 Linear"]
+    if isinstance(shape, (list, tuple)) and len(shape) == 3:
+        setup.append("M×K×N = " + "×".join(str(x) for x in shape))
+    if bench.get("threads") is not None:
+        setup.append(f"{bench['threads']} threads")
+    text += f" ({', '.join(setup)})"
+    if ratio is not None:
+        text += f": int8:fp32 = {ratio:.2f}x"
+    return text

@@ -1,0 +1,69 @@
+"""The report's opening: run id, dates, cells, and what the models' weights were."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from quantbench.report.context import ReportContext
+from quantbench.report.data import is_random_weights, model_order, weights_by_model
+from quantbench.results import CellResult
+
+
+def header(ctx: ReportContext) -> list[str]:
+    """Title, run facts, and the weights statement (a warning for random weights)."""
+    run, results = ctx.run, ctx.results
+    run_id = run.get("id") or "unnamed run"
+    started, finished = run.get("started_at"), run.get("finished_at")
+    date = str(started or finished or "not recorded")
+    if started and finished:
+        date = f"{started} → {finished}"
+    statuses: dict[str, int] = {}
+    for r in results:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    status_text = ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none"
+    rendered = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"# quantbench report: {run_id}",
+        "",
+        f"- **Run id:** `{run_id}`",
+        f"- **Date:** {date} (report rendered {rendered})",
+    ]
+    if run.get("quantbench_version"):
+        lines.append(f"- **quantbench:** {run['quantbench_version']}")
+    lines += [
+        f"- **Cells:** {len(results)} ({status_text}); models: "
+        + (", ".join(model_order(results)) or "none"),
+        "",
+    ]
+    return lines + weights_statement(run, results)
+
+
+def weights_statement(run: dict[str, Any], results: list[CellResult]) -> list[str]:
+    """Per model, where its weights came from; random weights make fidelity meaningless."""
+    weights = weights_by_model(run, results)
+    models = model_order(results)
+    random_models = [m for m in models if is_random_weights(weights.get(m))]
+    unknown = [m for m in models if m not in weights]
+    lines: list[str] = []
+    if random_models:
+        lines += [
+            f"> ⚠️ **Weights: random for {', '.join(random_models)}.** For these models the "
+            "size and latency numbers are valid, but accuracy and fidelity numbers do "
+            "**not** reflect a trained model (random weights can even give degenerate "
+            "outputs). Measure fidelity on trained weights.",
+            ">",
+        ]
+    else:
+        lines += ["> **Weights:** " + ("none recorded." if not models else "as listed."), ">"]
+    for m in models:
+        desc = weights.get(m, "not recorded")
+        flag = " (random: accuracy/fidelity not meaningful)" if m in random_models else ""
+        lines.append(f"> - `{m}`: {desc}{flag}")
+    if unknown:
+        lines += [
+            ">",
+            f"> Weights not recorded for {', '.join(unknown)}: treat their accuracy and "
+            "fidelity numbers with care.",
+        ]
+    return lines + [""]

@@ -1,0 +1,116 @@
+"""## 2. How quantization was done: engine, what each recipe does, what stayed in float,
+and the cells that did not produce results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quantbench.report.context import ReportContext
+from quantbench.report.data import (
+    BASELINE,
+    ok_cells,
+    recipe_order,
+    registered_recipe,
+    sort_cells,
+    stored_variant,
+)
+from quantbench.report.fmt import fmt_counts, md_table
+from quantbench.variants import TRANSFORMS
+
+# TODO(merge): delete once recipes carry explanation/style (the recipes' ``explanation=``).
+RECIPE_DESCRIPTIONS: dict[str, str] = {
+    "fp32": (
+        "Baseline: the model as loaded, float32 weights and activations in eager PyTorch. "
+        "Every other recipe is compared against it."
+    ),
+    "dynamic-int8": (
+        "The lab's method: `torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, "
+        "dtype=torch.qint8)`. The weights of every `nn.Linear` are stored as int8 with one "
+        "scale per tensor; activations are quantized on the fly at each call and the "
+        "results dequantized back to float. Convolutions, embeddings and normalisation "
+        "layers stay in float."
+    ),
+    "static-int8": (
+        "FX graph-mode post-training static quantization (`prepare_fx` / `convert_fx`): "
+        "Conv/Linear + ReLU (and BatchNorm) are fused, weights are int8 per output channel, "
+        "and activation scales and zero points are calibrated on {calib} before "
+        "conversion, so the quantized parts run int8 from end to end."
+    ),
+}
+GENERIC_DESCRIPTION = (
+    "No description registered for this recipe; the module counts below show what it changed."
+)
+# Said after a transform's meaning (``variants.TRANSFORMS``) in this report.
+_TRANSFORM_WHERE = {"fallback": " (the layers are listed in section 6)"}
+
+
+def calib_text(run: dict[str, Any]) -> str:
+    """How many calibration batches the spec asked for, in words."""
+    spec = run.get("spec") or {}
+    for key in ("calib_batches", "calibration_batches", "n_calib_batches", "calib"):
+        val = spec.get(key) if isinstance(spec, dict) else None
+        if isinstance(val, int) and not isinstance(val, bool):
+            return f"{val} batch{'es' if val != 1 else ''} of inputs"
+    return "a few batches of inputs (count in the run spec)"
+
+
+def recipe_text(name: str) -> str:
+    """What a stored recipe (or variant) name did: a plain recipe's explanation; else its
+    base recipe's one-line description and what each transform adds; else a generic line.
+    May hold ``{calib}``."""
+    recipe = registered_recipe(name)
+    variant = stored_variant(name)
+    if variant.name == name and variant.is_base:
+        explanation = recipe.explanation if recipe is not None else None
+        explanation = explanation or RECIPE_DESCRIPTIONS.get(name)  # TODO(merge): drop
+        if explanation:
+            return explanation
+    if recipe is None:
+        return GENERIC_DESCRIPTION
+    text = recipe.description
+    for t in variant.transforms:  # none for a name with an unknown transform
+        text += "; " + TRANSFORMS[t] + _TRANSFORM_WHERE.get(t, "")
+    return text[:1].upper() + text[1:] + "."
+
+
+def method(ctx: ReportContext) -> list[str]:
+    """Engine and threads, each recipe in words, then per cell what was quantized."""
+    run, results = ctx.run, ctx.results
+    lines = [
+        f"- **Quantized engine:** `{run.get('engine') or 'not recorded'}`",
+        f"- **Threads:** {run.get('threads') if run.get('threads') is not None else 'not recorded'}",
+        "",
+        "Recipes in this run:",
+        "",
+    ]
+    calib = calib_text(run)
+    if not results:
+        lines.append("- none")
+    for recipe in recipe_order(results):
+        lines.append(f"- **{recipe}**: {recipe_text(recipe).replace('{calib}', calib)}")
+    lines.append("")
+
+    float_rows = []
+    for c in sort_cells(ok_cells(results)):
+        if c.recipe == BASELINE:
+            continue
+        float_rows.append(
+            [c.model, c.recipe, fmt_counts(c.quantized_modules),
+             fmt_counts(c.float_modules, sep=" ") if c.float_modules else "nothing recorded",
+             "; ".join(c.notes)]
+        )  # fmt: skip
+    if float_rows:
+        lines += ["What was quantized and what stayed in float:", ""]
+        lines += md_table(["Model", "Recipe", "Quantized", "Stayed in float", "Notes"], float_rows)
+        lines.append("")
+
+    failed = [c for c in sort_cells(results) if c.status != "ok"]
+    if failed:
+        lines += ["Cells that did not produce results (each recorded with its reason):", ""]
+        lines += md_table(
+            ["Model", "Recipe", "Status", "Reason"],
+            [[c.model, c.recipe, c.status, c.error or "no reason recorded"] for c in failed],
+        )
+    else:
+        lines.append("Every cell ran (no unsupported, error or timeout cells).")
+    return lines + [""]
