@@ -254,3 +254,26 @@ def test_store_is_closed_when_the_run_fails_early(tmp_path, monkeypatch, step):
     with pytest.raises(QuantbenchError, match="cannot write run|already holds a run"):
         run(spec, progress=False)
     assert store.closed
+
+
+def test_sensitivity_imports_only_the_output_directory_helpers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, quantbench.sensitivity, quantbench.run.outdir\n"
+        "bad = [m for m in sys.modules if m in ('quantbench.runner', 'quantbench.run.pipeline',"
+        " 'quantbench.run.orchestrate', 'quantbench.run.launcher')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sensitivity_plot_is_written_atomically(tmp_path):
+    from quantbench.sensitivity import LayerEffect, Sensitivity, _plot
+
+    result = Sensitivity("m", "static-int8", "float-one", "cosine", 1.0, 0.9,
+                         [LayerEffect("fc", "Linear", 10, 0.95, 0.05)], 0.1)  # fmt: skip
+    _plot(result, tmp_path / "sensitivity.png")
+    assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["sensitivity.png"]  # no temporary left

@@ -50,6 +50,7 @@ def guarded(cell: CellResult, fn: Callable[[], Any]) -> Any:
 
 
 def delta(a: int | None, b: int | None) -> int | None:
+    """``a - b`` in bytes, never negative; None when either is unknown."""
     return max(0, a - b) if a is not None and b is not None else None
 
 

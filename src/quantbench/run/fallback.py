@@ -31,6 +31,8 @@ FP32 = Variant(BASELINE)
 
 @dataclass
 class Fallback:
+    """What the search found: the artifact, the layers it kept in float, each step."""
+
     artifact: Any
     float_layers: list[str]
     steps: list[tuple[str, float | None]]  # (layer added, score after)

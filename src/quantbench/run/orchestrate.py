@@ -38,6 +38,8 @@ from quantbench.spec import RunSpec, sweep_points
 
 @dataclass
 class RunResult:
+    """What :func:`run` made: the output directory, the run record, every cell, the report."""
+
     out_dir: Path
     run: dict[str, Any]
     results: list[CellResult]
@@ -135,7 +137,9 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
     )
 
 
-def _reopen(store: Any, run_id: str, retry_errors: bool) -> tuple[Path, dict, set]:
+def _reopen(
+    store: Any, run_id: str, retry_errors: bool
+) -> tuple[Path, dict[str, Any], set[tuple[str, str]]]:
     """A stored run to complete: its directory, its record and the cells it holds (its
     ``error`` / ``timeout`` ones deleted first with ``retry_errors``)."""
     meta = store.run_meta(run_id)

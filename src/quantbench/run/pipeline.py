@@ -104,6 +104,7 @@ class ModelRun:
         self.emit(Snapshot.of(self.cells.values()))
 
     def new_cell(self, v: Variant, **fields: Any) -> CellResult:
+        """A fresh cell for ``v``, added to :attr:`cells`."""
         cell = CellResult(
             model=self.name, recipe=v.name, family=self.lm.family, weights=self.lm.weights,
             **fields,
