@@ -12,6 +12,12 @@ from quantbench.runner import quiet_libraries
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 quiet_libraries()
 
+# Every worker of the tests (spawned, or a CLI run in a subprocess: both inherit the
+# environment) loads tests/fault_hooks.py, which does nothing unless a test sets
+# $QUANTBENCH_FAULT. Production code knows only the generic hook seam.
+FAULT_HOOK = f"{Path(__file__).with_name('fault_hooks.py')}:inject_fault"
+os.environ.setdefault("QUANTBENCH_TEST_HOOKS", FAULT_HOOK)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _store_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:

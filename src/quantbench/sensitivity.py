@@ -1,4 +1,4 @@
-"""Per-layer sensitivity, and accuracy-aware fallback built on it.
+"""Per-layer sensitivity: which layers cost a quantized model its accuracy.
 
 Sensitivity answers "my int8 model lost points: which layer did it?". For a recipe that
 can leave chosen layers in float (``dynamic-int8``, ``static-int8``, ``qat-int8``,
@@ -12,8 +12,7 @@ can leave chosen layers in float (``dynamic-int8``, ``static-int8``, ``qat-int8`
 The score is the task metric on a dataset when one is given (top-1, accuracy, embedding
 Spearman), else the cosine to fp32's outputs on the calibration inputs.
 
-Fallback: a recipe that misses the accuracy bar keeps its most sensitive layers in float,
-one at a time in ranked order, until the bar is met (or a cap is reached).
+Accuracy-aware fallback (``quantbench.run.fallback``) is built on this ranking.
 
 Example::
 
@@ -26,12 +25,15 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from quantbench.errors import UnsupportedError
+from quantbench.errors import UnsupportedError, first_line
 
 MODES = ("float-one", "quantize-one")
 
@@ -89,10 +91,28 @@ def fidelity_score(ref_module: Any, inputs: list[tuple]) -> Callable[[Any], floa
     return score
 
 
-def _quantized(lm: Any, recipe: str, ctx: Any, float_layers: set[str]) -> Any:
-    from quantbench.recipes import apply_recipe
+def quantize_except(
+    lm: Any,
+    recipe: str,
+    ctx: Any,
+    float_layers: set[str],
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """``recipe`` (with ``options`` for its config) applied to ``lm`` with ``float_layers``
+    left in float; its :class:`~quantbench.recipes.Artifact`."""
+    from quantbench.recipes import apply_recipe, get_recipe
 
-    return apply_recipe(recipe, lm, dataclasses.replace(ctx, float_layers=frozenset(float_layers)))
+    ctx = dataclasses.replace(ctx, float_layers=frozenset(float_layers))
+    if not options:
+        return apply_recipe(recipe, lm, ctx)
+    # TODO(merge): apply_recipe(recipe, lm, ctx, options) once recipes takes options
+    r = get_recipe(recipe, options)
+    if ctx.float_layers and not r.float_layers:
+        raise UnsupportedError(f"{recipe} cannot leave chosen layers in float")
+    art = r.apply(lm, r.config, ctx)
+    if ctx.float_layers:
+        art.details["float_layers"] = sorted(ctx.float_layers)
+    return art
 
 
 def layer_sensitivity(
@@ -104,8 +124,10 @@ def layer_sensitivity(
     mode: str = "float-one",
     layers: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Sensitivity:
-    """Score ``recipe`` with one layer at a time left float (or quantized); ranked."""
+    """Score ``recipe`` with one layer at a time left float (or quantized); ranked.
+    ``options``: settings of the recipe's config (``RunSpec.recipe_options``)."""
     from quantbench.recipes import get_recipe
 
     if mode not in MODES:
@@ -121,7 +143,7 @@ def layer_sensitivity(
         raise UnsupportedError(f"{recipe} finds no layer to quantize in {lm.name}")
     modules = dict(lm.module.named_modules())
     fp32 = score(lm.module)
-    full = score(_quantized(lm, recipe, ctx, set()).module)
+    full = score(quantize_except(lm, recipe, ctx, set(), options).module)
     out = []
     for i, name in enumerate(names):
         if progress:
@@ -130,7 +152,7 @@ def layer_sensitivity(
         m = modules[name]
         params = sum(p.numel() for p in m.parameters(recurse=False))
         try:
-            s = score(_quantized(lm, recipe, ctx, keep).module)
+            s = score(quantize_except(lm, recipe, ctx, keep, options).module)
         except Exception as e:  # one layer failing must not lose the others
             out.append(LayerEffect(name, type(m).__name__, params, None, None, str(e)[:200]))
             continue
@@ -138,39 +160,6 @@ def layer_sensitivity(
         out.append(LayerEffect(name, type(m).__name__, params, s, effect))
     out.sort(key=lambda e: -(e.effect if e.effect is not None else float("-inf")))
     return Sensitivity(lm.name, recipe, mode, metric, fp32, full, out, time.perf_counter() - t0)
-
-
-@dataclass
-class Fallback:
-    artifact: Any
-    float_layers: list[str]
-    steps: list[tuple[str, float | None]]  # (layer added, score after)
-    met: bool
-
-
-def fallback(
-    lm: Any,
-    recipe: str,
-    ctx: Any,
-    ranking: list[str],
-    passes: Callable[[Any], tuple[bool, float | None]],
-    max_layers: int,
-) -> Fallback:
-    """Add layers from ``ranking`` to float one at a time until ``passes(module)``."""
-    kept: list[str] = []
-    steps: list[tuple[str, float | None]] = []
-    art = None
-    ok = False
-    for name in ranking[:max_layers]:
-        kept.append(name)
-        art = _quantized(lm, recipe, ctx, set(kept))
-        ok, value = passes(art.module)
-        steps.append((name, value))
-        if ok:
-            break
-    if art is None:
-        raise UnsupportedError(f"{recipe}: no layer to leave in float")
-    return Fallback(art, kept, steps, ok)
 
 
 def analyse(
@@ -197,7 +186,8 @@ def analyse(
     from quantbench import models as zoo
     from quantbench.errors import QuantbenchError, unknown_name
     from quantbench.recipes import QuantContext, get_recipe
-    from quantbench.runner import prepare_out_dir
+    from quantbench.results import atomic_write_text
+    from quantbench.run.outdir import prepare_out_dir
     from quantbench.spec import RunSpec, dataset_arg
 
     if mode not in MODES:
@@ -249,11 +239,13 @@ def analyse(
     except QuantbenchError:
         raise
     except Exception as e:  # the recipe itself failed: one line, not a traceback
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise QuantbenchError(f"{recipe} failed on {model}: {type(e).__name__}: {first}") from None
-    (out_dir / "sensitivity.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        raise QuantbenchError(f"{recipe} failed on {model}: {first_line(e)}") from None
+    # Each file appears whole or not at all: a reader never sees half of one.
+    atomic_write_text(out_dir / "sensitivity.json", json.dumps(result.to_dict(), indent=2) + "\n")
     _plot(result, out_dir / "sensitivity.png")
-    (out_dir / "sensitivity.md").write_text(render(result, ctx.calib_source, lm.weights) + "\n")
+    atomic_write_text(
+        out_dir / "sensitivity.md", render(result, ctx.calib_source, lm.weights) + "\n"
+    )
     return result, out_dir
 
 
@@ -305,5 +297,22 @@ def _plot(result: Sensitivity, path: Any, top: int = 25) -> None:
     ax.set_title(f"{result.model} · {result.recipe}: most sensitive layers", fontsize=10)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        _save_atomic(fig, Path(path))
+    finally:
+        plt.close(fig)
+
+
+def _save_atomic(fig: Any, path: Path) -> None:
+    """Save ``fig`` as a PNG next to ``path`` under a temporary name, then rename it."""
+    from quantbench.results import file_mode
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

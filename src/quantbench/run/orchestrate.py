@@ -1,0 +1,272 @@
+"""Run an experiment: each model measured in a worker process of its own.
+
+The parent validates the spec, starts one worker per model, collects its cells as they
+finish, and rewrites ``results.json`` / ``results.csv`` after every model, so a crash,
+a kill or Ctrl-C loses at most the model in flight. A worker that dies or overruns its
+timeout leaves ``error`` / ``timeout`` cells with the reason; the run goes on.
+
+Example::
+
+    >>> from quantbench.spec import build_spec
+    >>> from quantbench.runner import run
+    >>> result = run(build_spec(overrides={"models": "resnet18", "measure": "size"}))
+    >>> result.out_dir / "report.md"                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantbench import __version__
+from quantbench.best import as_dict
+from quantbench.errors import QuantbenchError, first_line
+from quantbench.results import CellResult, write_csv, write_json
+from quantbench.run.launcher import ModelFailed, ProgressBar, run_inline, run_isolated
+from quantbench.run.outdir import prepare_out_dir, reopen_out_dir
+from quantbench.run.pipeline import recipes_for, variants_for
+from quantbench.run.process import affinity, quiet_libraries
+from quantbench.spec import RunSpec, sweep_points
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` made: the output directory, the run record, every cell, the report."""
+
+    out_dir: Path
+    run: dict[str, Any]
+    results: list[CellResult]
+    report: Path | None = None
+    interrupted: bool = False
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _store_cells(store: Any, meta: dict[str, Any], cells: list[CellResult], prog: Any) -> None:
+    """Commit each finished cell; a store that fails is reported, the exports go on."""
+    try:
+        store.write_cells(meta["id"], cells)
+    except Exception as e:
+        meta.setdefault("store_errors", []).append(first_line(e))
+        prog.write(
+            f"warning: cells not stored in {store.label}: {first_line(e)} (results.json has them)"
+        )
+
+
+def resume(
+    run_id: str, store: str | None = None, progress: bool | None = None, retry_errors: bool = False
+) -> RunResult:
+    """Finish stored run ``run_id``: measure only the cells it lacks (and, with
+    ``retry_errors``, those that ended in error or timeout)."""
+    from quantbench.spec import spec_from_dict
+    from quantbench.store import open_store
+
+    st = open_store(store, create=False)
+    try:
+        meta = st.run_meta(run_id)
+    finally:
+        st.close()
+    spec = spec_from_dict(meta.get("spec") or {})
+    spec.store = store
+    return run(spec, progress=progress, resume=run_id, retry_errors=retry_errors)
+
+
+def run_metadata(spec: RunSpec) -> dict[str, Any]:
+    """A new run's record: id, host, versions, settings; the results come later."""
+    import torch
+
+    from quantbench import env
+
+    return {
+        "id": _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        "started_at": _now(),
+        "finished_at": None,
+        "status": "running",
+        "quantbench_version": __version__,
+        "host": {**env.host(), "microbench": _microbench(spec)},
+        "versions": env.versions(),
+        "engine": spec.engine,
+        "threads": spec.threads or torch.get_num_threads(),
+        "affinity": affinity(),
+        "pinned": spec.pin,
+        "weights": {},
+        "spec": spec.to_dict(),
+    }
+
+
+def _microbench(spec: RunSpec) -> dict[str, Any] | None:
+    """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
+    if "latency" not in spec.measure:
+        return None
+    from quantbench.doctor import microbench
+
+    try:
+        return microbench(0.3, spec.threads)
+    except Exception:  # a missing engine is reported by the cells themselves
+        return None
+
+
+def _count_steps(spec: RunSpec) -> int:
+    from quantbench import models as zoo
+
+    n = 0
+    for ref in spec.models:
+        info = zoo.model_info(ref.load_name)
+        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.measure else 0)
+    return n
+
+
+def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
+    """Per model: fastest and smallest variants that keep fidelity (see quantbench.best)."""
+    from quantbench.best import recommend
+
+    return recommend(
+        results,
+        ref_sizes={"vision": spec.ref_image_size, "text": spec.ref_seq_len},
+        min_cosine=spec.min_cosine,
+        min_top1=spec.min_top1,
+    )
+
+
+def _reopen(
+    store: Any, run_id: str, retry_errors: bool
+) -> tuple[Path, dict[str, Any], set[tuple[str, str]]]:
+    """A stored run to complete: its directory, its record and the cells it holds (its
+    ``error`` / ``timeout`` ones deleted first with ``retry_errors``)."""
+    meta = store.run_meta(run_id)
+    out_dir = reopen_out_dir(meta.get("out_dir"))
+    rows = store.cell_rows(run_id)
+    if retry_errors:
+        failed = [(r["model"], r["recipe"]) for r in rows if r["status"] in ("error", "timeout")]
+        store.delete_cells(run_id, failed)
+        rows = [r for r in rows if (r["model"], r["recipe"]) not in set(failed)]
+    meta["status"] = "running"
+    meta.setdefault("resumed", []).append(_now())
+    return out_dir, meta, {(r["model"], r["recipe"]) for r in rows}
+
+
+def run(
+    spec: RunSpec,
+    progress: bool | None = None,
+    resume: str | None = None,
+    retry_errors: bool = False,
+) -> RunResult:
+    """Run ``spec``: measure every model, store each finished cell, write the exports and
+    the report; return them. ``resume``: the id of a stored run to complete (its cells
+    already stored are skipped and left untouched; with ``retry_errors`` its ``error``
+    and ``timeout`` cells are measured again and replaced)."""
+    from quantbench.store import open_store
+
+    quiet_libraries()
+    store = open_store(spec.store)
+    try:  # the store is closed however the run ends, early failures included
+        out_dir, meta, results, interrupted = _run_in(store, spec, progress, resume, retry_errors)
+    finally:
+        store.close()
+    from quantbench.report import render_report
+
+    report = render_report(out_dir, meta, results)
+    return RunResult(
+        out_dir=out_dir, run=meta, results=results, report=report, interrupted=interrupted
+    )
+
+
+def _run_in(
+    store: Any, spec: RunSpec, progress: bool | None, resume: str | None, retry_errors: bool
+) -> tuple[Path, dict[str, Any], list[CellResult], bool]:
+    """:func:`run` with its store open: (out_dir, run record, cells, interrupted)."""
+    done: set[tuple[str, str]] = set()
+    if resume:
+        out_dir, meta, done = _reopen(store, resume, retry_errors)
+    else:
+        out_dir = prepare_out_dir(spec.out)
+        meta = run_metadata(spec)
+        meta["out_dir"] = str(out_dir)
+    meta["store"] = store.label
+    try:
+        store.begin_run(meta)
+    except Exception as e:  # locked, read-only, gone away
+        raise QuantbenchError(
+            f"cannot write run {meta['id']} to {store.label}: {first_line(e)}"
+        ) from None
+    if progress is None:
+        progress = sys.stderr.isatty()
+    prog = ProgressBar(_count_steps(spec), progress)
+    results: list[CellResult] = store.cells(meta["id"]) if resume else []
+    interrupted = False
+
+    def save() -> None:
+        write_json(out_dir / "results.json", meta, results)
+        write_csv(out_dir / "results.csv", results)
+
+    save()
+
+    def on_term(signum: int, frame: Any) -> None:  # SIGTERM: stop like Ctrl-C, keep results
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        for i, ref in enumerate(spec.models, 1):
+            missing = [v for v in variants_for(spec) if (ref.name, v.name) not in done]
+            if not missing:
+                prog.write(f"[{i}/{len(spec.models)}] {ref.name}: already stored, skipped")
+                continue
+            mspec = spec
+            if len(missing) < len(recipes_for(spec)):
+                bases = list(dict.fromkeys(v.base for v in missing))
+                mspec = dataclasses.replace(spec, recipes=bases)
+            t0 = time.perf_counter()
+            try:
+                runner = run_isolated if spec.isolate else run_inline
+                cells = runner(mspec, ref, prog)
+            except Exception as e:  # a failure is this model's cells, not the run's end
+                tb = e.traceback if isinstance(e, ModelFailed) else None
+                cells = [CellResult(model=ref.name, recipe=r, status="error",
+                                    error=str(e) or type(e).__name__,
+                                    details={"traceback": tb} if tb else {})
+                         for r in recipes_for(mspec)]  # fmt: skip
+            cells = [c for c in cells if (c.model, c.recipe) not in done]
+            _store_cells(store, meta, cells, prog)
+            results.extend(cells)
+            for c in cells:
+                if c.weights:
+                    meta["weights"][c.model] = c.weights
+            save()
+            bad = [c for c in cells if c.status not in ("ok", "unsupported")]
+            state = f"{len(bad)} cell(s) failed: {bad[0].error}" if bad else "ok"
+            prog.write(
+                f"[{i}/{len(spec.models)}] {ref.name}: {time.perf_counter() - t0:.0f} s, {state}"
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+        n_models = len({c.model for c in results})
+        prog.write(
+            f"interrupted: {len(results)} cells of {n_models} model(s) are stored in "
+            f"{store.label} as run {meta['id']}; finish it with "
+            f"'quantbench run --resume {meta['id']}'"
+        )
+    finally:
+        prog.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    meta["finished_at"] = _now()
+    meta["status"] = "interrupted" if interrupted else "finished"
+    meta["recommendations"] = as_dict(recommendations(spec, results))
+    save()
+    try:
+        store.finish_run(meta)
+    except Exception as e:  # the exports above still hold everything
+        prog.write(f"warning: could not update run {meta['id']} in {store.label}: {first_line(e)}")
+    return out_dir, meta, results, interrupted

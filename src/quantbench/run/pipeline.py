@@ -1,0 +1,359 @@
+"""Measuring one model: stages over one context.
+
+``load -> quantize -> fidelity -> accuracy -> fallback -> latency``: each stage is a
+function of the :class:`ModelRun` that reads what earlier stages left in it and adds its
+own. A stage that does not apply (no ``fidelity`` in ``spec.measure``, no evaluation
+data, no ``--fallback``) returns at once. The fallback search runs after accuracy
+because on evaluation data its bar is the accuracy that stage measured; without data the
+bar is fidelity to fp32.
+
+Between stages, :func:`stage_hooks` are called with the stage's name and the context.
+They are a seam for tests (a worker killed mid-run), not a feature: none is installed
+unless a test appends to :data:`STAGE_HOOKS` or names hooks in ``$QUANTBENCH_TEST_HOOKS``
+(``module:function`` or ``path/to/file.py:function``, comma-separated), which is how a
+test reaches into a spawned worker.
+
+Example::
+
+    >>> from quantbench.spec import ModelRef, build_spec
+    >>> spec = build_spec(overrides={"models": "resnet18", "measure": "size"})
+    >>> cells = measure_model(spec, ModelRef("resnet18"), print)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantbench.errors import UnsupportedError, first_line
+from quantbench.measure import memory
+from quantbench.results import CellResult
+from quantbench.run import fallback as fb
+from quantbench.run.cells import chunked, delta, describe, guarded, mark_failed, time_point
+from quantbench.run.messages import Advance, Emit, Progress, Snapshot
+from quantbench.run.process import pin_cpus
+from quantbench.shapes import ref_size_for
+from quantbench.spec import ModelRef, RunSpec, sweep_points
+from quantbench.variants import BASELINE, Variant
+
+FP32 = Variant(BASELINE)
+
+
+def variants_for(spec: RunSpec) -> list[Variant]:
+    """fp32 is always measured: every ratio and speedup is taken against it. With
+    ``compile``, each eager torch recipe also gets a ``<recipe>+compile`` variant."""
+    base = [FP32] + [Variant(r) for r in spec.recipes if r != BASELINE]
+    if not spec.compile:
+        return base
+    from quantbench.recipes import get_recipe
+
+    def compilable(v: Variant) -> bool:
+        recipe = get_recipe(v.base)
+        return recipe.compilable or recipe.runtime == "torch-eager"  # TODO(merge): compilable only
+
+    return base + [v.with_transform("compile") for v in base if compilable(v)]
+
+
+def recipes_for(spec: RunSpec) -> list[str]:
+    """The names of :func:`variants_for`, as results and the command line spell them."""
+    return [v.name for v in variants_for(spec)]
+
+
+@dataclass
+class ModelRun:
+    """One model while it is measured: what each stage reads and fills.
+
+    ``cells`` and ``arts`` are keyed by variant; a variant whose recipe failed has a cell
+    and no artifact, one whose forward or evaluation failed loses its artifact.
+    """
+
+    spec: RunSpec
+    ref: ModelRef
+    emit: Emit
+    variants: list[Variant] = field(default_factory=list)
+    lm: Any = None  # quantbench.models.LoadedModel
+    load_s: float = 0.0
+    rss_before_load: int | None = None
+    rss_loaded: int | None = None
+    ref_size: int = 0  # the reference input size of the model's family
+    qctx: Any = None  # quantbench.recipes.QuantContext
+    data: Any = None  # quantbench.evaluate.TaskData, when data was given
+    params: int = 0
+    cells: dict[Variant, CellResult] = field(default_factory=dict)
+    arts: dict[Variant, Any] = field(default_factory=dict)
+    fidelity_inputs: tuple | None = None  # set when fidelity was measured
+    score: Callable[[Any], dict[str, Any]] | None = None  # accuracy of a module, once scored
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
+
+    @property
+    def has_eval_data(self) -> bool:
+        return self.data is not None and self.data.dataset is not None
+
+    def snapshot(self) -> None:
+        """Send every cell so far: what the parent keeps if this worker dies next."""
+        self.emit(Snapshot.of(self.cells.values()))
+
+    def new_cell(self, v: Variant, **fields: Any) -> CellResult:
+        """A fresh cell for ``v``, added to :attr:`cells`."""
+        cell = CellResult(
+            model=self.name, recipe=v.name, family=self.lm.family, weights=self.lm.weights,
+            **fields,
+        )  # fmt: skip
+        self.cells[v] = cell
+        return cell
+
+    def recipe(self, v: Variant) -> Any:
+        """``v``'s base recipe with the spec's options for it."""
+        from quantbench.recipes import get_recipe
+
+        return get_recipe(v.base, self.spec.recipe_options.get(v.base))
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def load(run: ModelRun) -> None:
+    """Load the model; build the calibration inputs; read the data, if any."""
+    import torch
+
+    from quantbench import evaluate
+    from quantbench import models as zoo
+    from quantbench.recipes import QuantContext
+
+    spec, ref = run.spec, run.ref
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    if spec.pin:
+        pin_cpus(spec.threads or torch.get_num_threads())
+    run.variants = variants_for(spec)
+    run.rss_before_load = memory.rss_bytes()
+    t0 = time.perf_counter()
+    lm = zoo.load_model(ref.load_name, ref.weights or spec.weights, spec.seed, ref.options)
+    run.load_s = time.perf_counter() - t0
+    run.rss_loaded = memory.rss_bytes()
+    run.lm = lm
+    run.ref_size = ref_size_for(lm.family, spec)
+    run.emit(Progress(f"{ref.name}: quantizing"))
+
+    run.qctx = QuantContext(
+        engine=spec.engine or "x86",
+        calib_inputs=[
+            lm.make_inputs(spec.calib_batch_size, run.ref_size, seed=1000 + i)
+            for i in range(spec.calib_batches)
+        ],
+        qat_steps=spec.qat_steps,
+        qat_lr=spec.qat_lr,
+    )
+    dataset = ref.dataset or spec.dataset
+    if dataset or ref.calibration or spec.calibration or spec.train_dataset:
+        run.emit(Progress(f"{ref.name}: reading data"))
+        data = evaluate.prepare(spec, dataset, lm, spec.calib_batch_size, ref.calibration)
+        if data.calib_inputs:
+            run.qctx.calib_inputs, run.qctx.calib_source = data.calib_inputs, data.calib_source
+        run.qctx.train_batches = data.train_batches
+        run.data = data
+
+
+def _apply(run: ModelRun, v: Variant, cell: CellResult) -> Any:
+    """Apply ``v``'s recipe, or compile its already-built artifact for ``<recipe>+compile``."""
+    recipe = run.recipe(v)
+    cell.details["recipe_config"] = recipe.config_record()
+    if not v.compiled:
+        return recipe.apply(run.lm, recipe.config, run.qctx)
+    source = v.without_last()
+    if source not in run.arts:
+        raise UnsupportedError(f"{source} did not produce an artifact to compile")
+    from quantbench.recipes.pt2 import compile_artifact
+
+    return compile_artifact(run.arts[source], run.qctx.calib_inputs[0], family=run.lm.family)
+
+
+def quantize(run: ModelRun) -> None:
+    """Build every variant's artifact; record what was quantized and its size."""
+    from quantbench.measure import size
+
+    run.params = size.count_params(run.lm.module)
+    for v in run.variants:
+        cell = run.new_cell(v, load_s=run.load_s)
+        before = memory.rss_bytes()
+        t = time.perf_counter()
+        art = guarded(cell, lambda v=v, cell=cell: _apply(run, v, cell))
+        if art is None:
+            continue
+        cell.quantize_s = time.perf_counter() - t
+        # fp32 is the loaded model itself: its memory is what loading added
+        after = memory.rss_bytes()
+        cell.memory["rss_bytes"] = (
+            delta(run.rss_loaded, run.rss_before_load) if v == FP32 else delta(after, before)
+        )
+        run.arts[v] = art
+        describe(cell, art, run.params, "size" in run.spec.measure)
+        if run.data is not None:
+            cell.notes += run.data.notes
+    run.snapshot()
+    run.emit(Advance(1))
+
+
+def fidelity(run: ModelRun) -> None:
+    """Compare each variant's outputs with fp32's on the same inputs; note its memory."""
+    from quantbench.measure import fidelity as fid
+
+    spec, lm, arts, cells = run.spec, run.lm, run.arts, run.cells
+    if "fidelity" in spec.measure and FP32 in arts:
+        run.emit(Progress(f"{run.name}: fidelity"))
+        inputs = lm.make_inputs(spec.fidelity_batch_size, run.ref_size, seed=7)
+        base = chunked(arts[FP32].module, inputs)
+        for v, art in list(arts.items()):
+            try:
+                before = memory.rss_bytes()
+                memory.reset_peak()
+                out = chunked(art.module, inputs)
+                cells[v].memory["inference_peak_bytes"] = delta(memory.peak_bytes(), before)
+                cells[v].memory["process_peak_bytes"] = memory.peak_bytes()
+                cells[v].fidelity = fid.compare(base, out, lm.is_classifier)
+            except Exception as e:
+                mark_failed(cells[v], f"forward failed: {first_line(e)}")
+                del arts[v]
+        run.fidelity_inputs = inputs
+        run.snapshot()
+    run.emit(Advance(1))
+
+
+def accuracy(run: ModelRun) -> None:
+    """Score every variant on the evaluation data (fp32's score is the bar's reference)."""
+    from quantbench import evaluate
+
+    spec, lm, arts, cells, data = run.spec, run.lm, run.arts, run.cells, run.data
+    if not run.has_eval_data or FP32 not in arts:
+        return
+    source = str(data.dataset.spec.path)
+    bs = spec.eval_batch_size
+    run.emit(Progress(f"{run.name}: accuracy on {len(data.eval_indices)} examples"))
+    ref_out, labels = evaluate.outputs(arts[FP32].module, data, bs)
+    fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
+    cells[FP32].accuracy = fp32
+
+    def scored(module: Any) -> dict[str, Any]:
+        out, _ = evaluate.outputs(module, data, bs)
+        return evaluate.score(lm, out, labels, ref_out, fp32, spec.max_accuracy_drop, source)
+
+    for v, art in list(arts.items()):
+        if v == FP32:
+            continue
+        try:
+            cells[v].accuracy = scored(art.module)
+        except Exception as e:
+            mark_failed(cells[v], f"evaluation failed: {first_line(e)}")
+            del arts[v]
+    run.score = scored
+    run.snapshot()
+
+
+def fallback(run: ModelRun) -> None:
+    """With ``spec.fallback``: a ``<recipe>+fallback`` variant for each recipe that misses
+    the bar, accuracy on the evaluation data, else fidelity to fp32."""
+    if not run.spec.fallback:
+        return
+    if run.has_eval_data:
+        if run.score is not None:
+            fb.fallbacks(run, fb.accuracy_judge(run.score))
+    elif run.fidelity_inputs is not None and FP32 in run.arts:
+        fb.fidelity_fallbacks(run, run.fidelity_inputs)
+
+
+def latency(run: ModelRun) -> None:
+    """Time the variants at every point of the sweeps, interleaved at each point."""
+    from quantbench import models as zoo
+    from quantbench.measure import latency as lat
+
+    spec, lm = run.spec, run.lm
+    if "latency" not in spec.measure:
+        return
+    policy = lat.TimingPolicy(
+        warmup=spec.warmup, max_warmup=spec.max_warmup, min_runs=spec.min_runs,
+        min_time_s=spec.min_time_s, max_time_s=spec.max_time_s,
+    )  # fmt: skip
+    info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
+    for b, s, sweep in sweep_points(spec, run.ref, info):
+        run.emit(Progress(f"{run.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}"))
+        time_point(run.arts, run.cells, lm.make_inputs(b, s, seed=11), b, s, sweep, policy)
+        run.snapshot()
+        run.emit(Advance(1))
+
+
+# (name, stage, runs under torch.inference_mode)
+STAGES: tuple[tuple[str, Callable[[ModelRun], None], bool], ...] = (
+    ("load", load, False),
+    ("quantize", quantize, False),
+    ("fidelity", fidelity, True),
+    ("accuracy", accuracy, True),
+    ("fallback", fallback, True),
+    ("latency", latency, True),
+)
+
+
+def _finish(run: ModelRun) -> list[CellResult]:
+    """The peak memory of the process; a cell with no latency point at all is an error."""
+    rss = memory.overall_peak_bytes()
+    for c in run.cells.values():
+        c.peak_rss_bytes = rss
+        if "latency" in run.spec.measure and c.status == "ok" and not c.latency:
+            c.status = "error"
+            c.error = c.notes[-1] if c.notes else "no latency point could be measured"
+    return list(run.cells.values())
+
+
+def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
+    """Load one model, apply every recipe, measure; ``emit`` reports progress and snapshots."""
+    import torch
+
+    run = ModelRun(spec, ref, emit)
+    hooks = stage_hooks()
+    for name, stage, inference in STAGES:
+        with torch.inference_mode() if inference else contextlib.nullcontext():
+            stage(run)
+        for hook in hooks:
+            hook(name, run)
+    return _finish(run)
+
+
+# --------------------------------------------------------------------------- test hooks
+
+StageHook = Callable[[str, ModelRun], None]
+
+#: Called after each stage with its name and the context. Empty in production.
+STAGE_HOOKS: list[StageHook] = []
+HOOKS_ENV = "QUANTBENCH_TEST_HOOKS"
+
+
+def stage_hooks() -> list[StageHook]:
+    """:data:`STAGE_HOOKS` plus those named in ``$QUANTBENCH_TEST_HOOKS`` (none when unset)."""
+    return [*STAGE_HOOKS, *_named_hooks(os.environ.get(HOOKS_ENV, ""))]
+
+
+@functools.cache
+def _named_hooks(value: str) -> tuple[StageHook, ...]:
+    hooks = []
+    for item in filter(None, (s.strip() for s in value.split(","))):
+        where, _, attr = item.rpartition(":")
+        if where.endswith(".py"):
+            name = f"_quantbench_hooks_{abs(hash(where))}"
+            loader = importlib.util.spec_from_file_location(name, where)
+            if loader is None or loader.loader is None:
+                raise ImportError(f"{HOOKS_ENV}: cannot load {where}")
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        hooks.append(getattr(module, attr))
+    return tuple(hooks)

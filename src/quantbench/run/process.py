@@ -1,0 +1,55 @@
+"""Settings of the process that measures: threads pinned, libraries quiet, and a worker
+that stops when its parent is gone."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def pin_cpus(n: int) -> list[int] | None:
+    """Pin this process to the first ``n`` CPUs it may use; return them (None if unsupported)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))[:n]
+        os.sched_setaffinity(0, cpus)
+        return cpus
+    except (AttributeError, OSError):
+        return None
+
+
+def affinity() -> list[int] | None:
+    """The CPUs this process may use (None where the platform cannot say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
+def quiet_libraries() -> None:
+    """Silence deprecation chatter of torch.ao / torchao / transformers on stderr."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # symbolic_shapes logs whole tracebacks at WARNING when sympy cannot simplify a guard
+    for name in ("torch.utils._pytree", "torchao", "transformers",
+                 "torch.fx.experimental.symbolic_shapes"):  # fmt: skip
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def exit_with_parent() -> None:
+    """A worker whose parent died (killed, SIGTERM) stops too instead of running on."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
