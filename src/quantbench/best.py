@@ -67,11 +67,11 @@ def keeps_fidelity(cell: CellResult, min_cosine: float, min_top1: float) -> tupl
     if cell.recipe == "fp32":
         return True, ""
     a = cell.accuracy
-    if a and a.get("passes") is not None:
-        if a["passes"]:
+    if a and a.passes is not None:
+        if a.passes:
             return True, ""
         return False, (
-            f"{a.get('metric')} {a['relative']:.1%} of fp32 < {bar_text(a.get('max_drop', 0.01))}"
+            f"{a.metric} {a.relative:.1%} of fp32 < {bar_text(a.max_drop or 0.01)}"
         )
     f = cell.fidelity
     if f is None or f.cosine is None:
@@ -130,9 +130,9 @@ def recommend(
                 top1=c.fidelity.top1_agreement if c.fidelity else None,
                 keeps_fidelity=ok,
                 why_not=why,
-                accuracy=(c.accuracy or {}).get("value"),
-                accuracy_relative=(c.accuracy or {}).get("relative"),
-                metric=(c.accuracy or {}).get("metric"),
+                accuracy=c.accuracy.value if c.accuracy else None,
+                accuracy_relative=c.accuracy.relative if c.accuracy else None,
+                metric=c.accuracy.metric if c.accuracy else None,
             ))  # fmt: skip
         keep = [c for c in cands if c.keeps_fidelity]
         timed = [c for c in keep if c.speedup is not None]

@@ -79,8 +79,8 @@ def compare(runs: list[tuple[dict[str, Any], list[CellResult]]]) -> list[Point]:
                 base_speedup=bp.speedup.median if bp.speedup else None,
                 speedup=p.speedup.median if p.speedup else None,
                 base_size=bc.size_bytes, size=c.size_bytes,
-                base_metric=(bc.accuracy or {}).get("value"),
-                metric=(c.accuracy or {}).get("value"),
+                base_metric=bc.accuracy.value if bc.accuracy else None,
+                metric=c.accuracy.value if c.accuracy else None,
             ))  # fmt: skip
     return out
 

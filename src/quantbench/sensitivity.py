@@ -225,7 +225,7 @@ def analyse(
             with torch.inference_mode():
                 got, _ = evaluate.outputs(module, data, 32)
             s = evaluate.score(lm, got, labels, ref_out, None, 0.01, "")
-            return float(s["value"])
+            return float(s.value)
 
         metric = evaluate.metric_name(lm.task, lm.family)
         metric += f" on {len(data.eval_indices)} examples of {data.dataset.spec.path}"

@@ -529,11 +529,11 @@ def plot_accuracy_pareto(
             if c.model != model or c.status != "ok" or not c.accuracy:
                 continue
             ref = reference_point(c, style.sizes)
-            rel = c.accuracy.get("relative")
+            rel = c.accuracy.relative
             if ref is None or rel is None:
                 continue
             pts.append((to_ms(ref.median, ref.unit), 100.0 * rel, c.recipe))
-            bars[model] = 100.0 * (1 - float(c.accuracy.get("max_drop", 0.01)))
+            bars[model] = 100.0 * (1 - float(c.accuracy.max_drop or 0.01))
         if pts:
             panels[model] = pts
     if not panels:
@@ -552,7 +552,7 @@ def plot_accuracy_pareto(
         ax.plot([p[0] for p in front], [p[1] for p in front], color="0.4", lw=1, ls="--",
                 zorder=2, label="Pareto front")  # fmt: skip
         ax.axhline(bars[model], color="tab:red", lw=1, ls=":", label="accuracy bar")
-        metric = next((c.accuracy.get("metric") for c in results
+        metric = next((c.accuracy.metric for c in results
                        if c.model == model and c.accuracy), "metric")  # fmt: skip
         ax.set_xlabel("latency at the reference shape (ms, median)")
         ax.set_ylabel(f"{metric} (% of fp32)")
@@ -583,8 +583,8 @@ def plot_tradeoff(path: Path, results: list[CellResult], ctx: PlotContext | None
                 continue
             if c.recipe == BASELINE:
                 q = 100.0
-            elif c.accuracy and c.accuracy.get("relative") is not None:
-                q, label = 100.0 * c.accuracy["relative"], "metric (% of fp32)"
+            elif c.accuracy and c.accuracy.relative is not None:
+                q, label = 100.0 * c.accuracy.relative, "metric (% of fp32)"
             else:
                 q = 100.0 * c.fidelity.cosine if c.fidelity and c.fidelity.cosine else None
             ok, _ = keeps_fidelity(c, 0.99, 0.99)

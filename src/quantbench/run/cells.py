@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 import sys
@@ -136,8 +135,8 @@ def time_point(
     for r, vals in samples.items():
         st = latency.summarize(vals)
         point = LatencyPoint(
-            batch_size=b, input_size=s, sweep=sweep, unit="ms",
-            samples=[round(v, 5) for v in vals], **dataclasses.asdict(st),
+            batch_size=b, input_size=s, sweep=sweep, unit="ms", stats=st,
+            samples=[round(v, 5) for v in vals],
         )  # fmt: skip
         if flops:
             point.flops = flops

@@ -70,8 +70,8 @@ def fallback(
 def judge_cached(cell: CellResult) -> bool | None:
     """Whether a measured cell meets the bar: its accuracy when scored on data, else None
     (the fidelity path sets ``details['meets_bar']``)."""
-    if cell.accuracy is not None and cell.accuracy.get("passes") is not None:
-        return bool(cell.accuracy["passes"])
+    if cell.accuracy is not None and cell.accuracy.passes is not None:
+        return bool(cell.accuracy.passes)
     return cell.details.get("meets_bar")
 
 
@@ -80,7 +80,7 @@ def accuracy_judge(scored: Callable[[Any], dict[str, Any]]) -> Judge:
 
     def judge(module: Any, cell: CellResult) -> tuple[bool, float | None]:
         cell.accuracy = scored(module)
-        return bool(cell.accuracy["passes"]), cell.accuracy["value"]
+        return bool(cell.accuracy.passes), cell.accuracy.value
 
     return judge
 

@@ -3,23 +3,21 @@ accuracy-aware fallback kept in float; without evaluation data, ## 6. Accuracy-a
 
 from __future__ import annotations
 
-from typing import Any
-
 from quantbench.report.context import ReportContext
 from quantbench.report.data import find_cell, sort_cells, stored_variant, to_ms
 from quantbench.report.fmt import fmt_mib, fmt_pct, fmt_sig, md_escape, md_table
-from quantbench.results import CellResult
+from quantbench.results import Accuracy, CellResult
 from quantbench.shapes import reference_point
 
 
-def metric_text(acc: dict[str, Any] | None) -> str:
+def metric_text(acc: Accuracy | None) -> str:
     """``top1 71.90% (99.9% of fp32)`` / ``Spearman 0.9981``; "—" when not measured."""
-    if not acc or acc.get("value") is None:
+    if not acc or acc.value is None:
         return "—"
-    v, rel = acc["value"], acc.get("relative")
-    if acc.get("metric") == "spearman":
+    v, rel = acc.value, acc.relative
+    if acc.metric == "spearman":
         return f"Spearman {v:.4f}"
-    text = f"{acc.get('metric')} {v:.2%}"
+    text = f"{acc.metric} {v:.2%}"
     return text + (f" ({rel:.1%} of fp32)" if rel is not None else "")
 
 
@@ -56,7 +54,7 @@ def fallback_lines(ctx: ReportContext) -> list[str]:
             for n, v in c.details.get("fallback_steps") or []
         )
         if c.accuracy:
-            result, met = metric_text(c.accuracy), bool(c.accuracy.get("passes"))
+            result, met = metric_text(c.accuracy), bool(c.accuracy.passes)
         else:
             f = c.fidelity
             result = f"cosine {fmt_sig(f.cosine, 4)}" if f and f.cosine is not None else "—"
@@ -103,19 +101,20 @@ def accuracy(ctx: ReportContext) -> list[str] | None:
     ]  # fmt: skip
     rows = []
     for c in cells:
-        a = c.accuracy or {}
-        if a.get("metric") == "spearman":
-            other = f"cosine mean {fmt_sig(a.get('mean_cosine'), 4)}, min {fmt_sig(a.get('min_cosine'), 4)}"
+        a = c.accuracy or Accuracy()
+        if a.metric == "spearman":
+            other = f"cosine mean {fmt_sig(a.mean_cosine, 4)}, min {fmt_sig(a.min_cosine, 4)}"
         else:
-            parts = [f"top-5 {a['top5']:.2%}"] if a.get("top5") is not None else []
-            if a.get("macro_f1") is not None:
-                parts.append(f"macro-F1 {a['macro_f1']:.4f}")
+            parts = [f"top-5 {a.top5:.2%}"] if a.top5 is not None else []
+            if a.macro_f1 is not None:
+                parts.append(f"macro-F1 {a.macro_f1:.4f}")
             other = ", ".join(parts) or "—"
-        verdict = "—" if c.recipe == "fp32" else ("pass" if a.get("passes") else "**fail**")
-        rows.append([c.model, c.recipe, metric_text(a), other, str(a.get("n", "—")), verdict])
+        verdict = "—" if c.recipe == "fp32" else ("pass" if a.passes else "**fail**")
+        n = "—" if a.n is None else str(a.n)
+        rows.append([c.model, c.recipe, metric_text(a), other, n, verdict])
     lines += md_table(["Model", "Recipe", "Metric", "Also", "Examples", "Bar"], rows)
     lines.append("")
-    sources = sorted({str((c.accuracy or {}).get("dataset")) for c in cells})
+    sources = sorted({str(c.accuracy.dataset if c.accuracy else None) for c in cells})
     lines.append(f"Evaluation data: {', '.join(f'`{md_escape(x)}`' for x in sources)}.")
     if spec.get("calibration") is None and any(
         "calibrated" in n and "synthetic" in n for c in cells for n in c.notes
