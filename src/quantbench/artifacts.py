@@ -154,12 +154,12 @@ def load_artifact(path: str | Path) -> Any:
         raise QuantbenchError(f"artifact '{p}' does not exist")
     if p.suffix == ".onnx":
         try:
-            from quantbench.recipes.onnx import OrtModule
+            from quantbench.recipes.onnx.runtime import OrtModule
         except ImportError as e:
             raise QuantbenchError(f"loading .onnx artifacts needs onnxruntime: {e}") from None
         return OrtModule(str(p))
     if p.suffix == ".pt2":
-        from quantbench.recipes.pt2 import load_pt2
+        from quantbench.recipes.pt2e import load_pt2
 
         try:
             return load_pt2(p)
