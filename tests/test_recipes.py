@@ -8,7 +8,16 @@ import torch
 from quantbench import models as zoo
 from quantbench.errors import QuantbenchError, UnsupportedError
 from quantbench.measure import fidelity, size
-from quantbench.recipes import QuantContext, apply_recipe, get_recipe, list_recipes
+from quantbench.recipes import (
+    FILE_FORMATS,
+    QuantContext,
+    Recipe,
+    apply_recipe,
+    get_recipe,
+    list_recipes,
+    recipe,
+    register,
+)
 
 RECIPES = ["fp32", "dynamic-int8", "static-int8"]
 
@@ -21,6 +30,68 @@ def test_registry_lists_every_recipe():
         assert r.description and r.runtime and r.precision
     with pytest.raises(QuantbenchError, match="Did you mean 'static-int8'"):
         get_recipe("static_int8")
+
+
+def test_registering_a_name_twice_is_refused():
+    before = {r.name: r for r in list_recipes()}
+    other = Recipe("fp32", "fp32", "torch-eager", "another fp32", lambda m, c, x: None)
+    with pytest.raises(ValueError, match="'fp32' is registered twice"):
+        register(other)
+    with pytest.raises(ValueError, match="registered twice"):
+        recipe("dynamic-int8", precision="int8", runtime="torch-eager", description="again")(
+            lambda m, c, x: None
+        )
+    with pytest.raises(ValueError, match="unknown file format 'tflite'"):
+        register(Recipe("new-recipe", "int8", "x", "y", lambda m, c, x: None, file_format="tflite"))
+    assert {r.name: r for r in list_recipes()} == before  # nothing replaced or added
+    assert register(get_recipe("fp32")) is get_recipe("fp32")  # the same object: no-op
+
+
+# Baselines: they run the model as it is and turn no layer low-precision.
+BASELINES = {"fp32", "ort-fp32"}
+
+
+@pytest.mark.parametrize("r", list_recipes(), ids=lambda r: r.name)
+def test_recipe_declares_what_it_does(r):
+    assert bool(r.quantizes) == (r.name not in BASELINES)
+    assert all(isinstance(k, str) and k for k in r.quantizes)
+    assert r.file_format in FILE_FORMATS
+    # ``+compile`` applies exactly to recipes whose artifact is an eager torch module
+    assert r.compilable == (r.runtime == "torch-eager")
+    # what ``quantbench quantize`` writes follows from where the artifact runs
+    expected = {"onnxruntime": "onnx", "torch-compile": "pt2"}.get(r.runtime, "state_dict")
+    assert r.file_format == expected
+    assert r.library in ("torch", "torchao", "onnxruntime")
+    assert r.config_version >= 1
+
+
+def test_report_prose_and_styles_live_in_the_recipes():
+    styles = {r.name: r.style for r in list_recipes() if r.style is not None}
+    assert set(styles) == set(RECIPES)
+    assert len({(s.linestyle, s.marker, s.hatch) for s in styles.values()}) == 3
+    for name in RECIPES:
+        assert get_recipe(name).explanation
+    assert "{calib}" in get_recipe("static-int8").explanation
+
+
+def test_with_options_checks_names_and_types():
+    r = get_recipe("static-int8", {"per_channel": False})
+    assert r.config.per_channel is False and get_recipe("static-int8").config.per_channel
+    with pytest.raises(QuantbenchError, match="Did you mean 'per_channel'"):
+        get_recipe("static-int8", {"per_chanel": False})
+    with pytest.raises(QuantbenchError, match="'per_channel' must be bool, got 'yes'"):
+        get_recipe("static-int8", {"per_channel": "yes"})
+    # an int where a float is expected is accepted as is
+    assert get_recipe("qat-int8", {"freeze_bn_after": 1}).config.freeze_bn_after == 1
+    with pytest.raises(QuantbenchError, match="no settings to change"):
+        Recipe("x", "fp32", "y", "z", lambda m, c, x: None).with_options({"a": 1})
+
+
+def test_config_record_holds_the_version():
+    assert get_recipe("static-int8").config_record() == {"version": 1, "per_channel": True}
+    assert get_recipe("fp32").config_record() == {"version": 1}
+    rec = get_recipe("qat-int8", {"freeze_bn_after": 0.25}).config_record()
+    assert rec["version"] == 1 and rec["freeze_bn_after"] == 0.25
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from quantbench import models as zoo
 from quantbench.errors import UnsupportedError
 from quantbench.measure import fidelity, size
 from quantbench.recipes import Artifact, QuantContext, apply_recipe, get_recipe
-from quantbench.recipes.pt2 import _native_half, compile_artifact
+from quantbench.recipes.compile import compile_artifact
+from quantbench.recipes.half import _native_half
 
 CALIB_SIZE = {"text": 16, "vision": 64}
 # (batch, size) points after compilation. Text graphs are symbolic in batch and length

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbench import __version__
-from quantbench.errors import QuantbenchError, UnsupportedError
+from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 
 FORMAT = "quantbench-artifact"
 FORMAT_VERSION = 1
@@ -113,13 +113,14 @@ def quantize_to_file(
     from quantbench import env
     from quantbench import models as zoo
     from quantbench.recipes import QuantContext, apply_recipe, get_recipe
+    from quantbench.shapes import ref_size_for
 
     get_recipe(recipe)  # unknown names fail before the model is built
     info = zoo.model_info(model)
     engine = env.check_engine(engine)
     path = check_output(output, force)
     lm = zoo.load_model(model, weights, seed, options)
-    ref_size = 128 if info.family == zoo.TEXT else 224
+    ref_size = ref_size_for(info.family)
     calib = [
         lm.make_inputs(calib_batch_size, ref_size, seed=1000 + i) for i in range(calib_batches)
     ]
@@ -153,12 +154,12 @@ def load_artifact(path: str | Path) -> Any:
         raise QuantbenchError(f"artifact '{p}' does not exist")
     if p.suffix == ".onnx":
         try:
-            from quantbench.recipes.onnx import OrtModule
+            from quantbench.recipes.onnx.runtime import OrtModule
         except ImportError as e:
             raise QuantbenchError(f"loading .onnx artifacts needs onnxruntime: {e}") from None
         return OrtModule(str(p))
     if p.suffix == ".pt2":
-        from quantbench.recipes.pt2 import load_pt2
+        from quantbench.recipes.pt2e import load_pt2
 
         try:
             return load_pt2(p)
@@ -195,7 +196,8 @@ def _rebuild(obj: dict[str, Any]) -> Any:
     try:
         module.load_state_dict(obj["state_dict"], strict=True)
     except RuntimeError as e:
+        why = first_line(e, with_type=False)
         raise QuantbenchError(
-            f"artifact does not fit {obj['model']} / {obj['recipe']}: {str(e).splitlines()[0]}"
+            f"artifact does not fit {obj['model']} / {obj['recipe']}: {why}"
         ) from None
     return art.module.eval() if hasattr(art.module, "eval") else art.module

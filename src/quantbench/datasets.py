@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantbench.errors import QuantbenchError, unknown_name
+from quantbench.errors import QuantbenchError, first_line, unknown_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -291,7 +291,9 @@ class Dataset:
             with Image.open(path) as im:
                 img = im.convert("RGB")
         except Exception as e:  # it decoded at load time: changed since?
-            raise QuantbenchError(f"cannot decode image '{path}': {_first_line(e)}") from None
+            raise QuantbenchError(
+                f"cannot decode image '{path}': {first_line(e, with_type=False)}"
+            ) from None
         return self._transform(img)
 
     def _pad(self, seqs: list[list[int]]) -> tuple[Any, Any]:
@@ -305,11 +307,6 @@ class Dataset:
             ids[row, cols] = torch.tensor(s, dtype=torch.long)
             mask[row, cols] = 1
         return ids, mask
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
 
 
 def _image_transform(spec: DatasetSpec) -> Any:
@@ -403,7 +400,7 @@ def _decode_problem(path: str) -> str | None:
         with Image.open(path) as im:
             im.load()
     except Exception as e:  # UnidentifiedImageError, OSError (truncated), DecompressionBomb...
-        return f"{type(e).__name__}: {_first_line(e)}"
+        return first_line(e)
     return None
 
 
@@ -486,7 +483,9 @@ def _load_tokenizer(spec: DatasetSpec, tokenizer_dir: str | None) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(str(d), local_files_only=True)
     except Exception as e:
-        raise QuantbenchError(f"no tokenizer in '{tokenizer_dir}': {_first_line(e)}") from None
+        raise QuantbenchError(
+            f"no tokenizer in '{tokenizer_dir}': {first_line(e, with_type=False)}"
+        ) from None
     if len(tok) <= len(set(tok.all_special_ids)):  # built from defaults: nothing real loaded
         raise QuantbenchError(
             f"no tokenizer in '{tokenizer_dir}': its vocabulary holds only special tokens"

@@ -15,7 +15,7 @@ import statistics
 import time
 from typing import Any
 
-from quantbench import env
+from quantbench import cpu, env
 
 # Matrix shape of the micro-benchmark: a BERT-base FFN layer at 128 tokens.
 M, K, N = 128, 768, 3072
@@ -63,16 +63,15 @@ def microbench(seconds: float = 1.0, threads: int | None = None) -> dict[str, An
 
 
 def warnings_for(host: dict[str, Any], threads: int, bench: dict[str, Any] | None) -> list[str]:
-    """Plain-word warnings about what will hurt results on this machine."""
+    """Plain-word warnings about what will hurt results on this machine.
+
+    ``host`` is this machine's :func:`~quantbench.env.host`; the architecture and ISA
+    questions are asked of :mod:`quantbench.cpu`, which that fingerprint is built from.
+    """
     out = []
-    flags = set(host.get("isa_flags", []))
-    if host.get("machine") in ("x86_64", "AMD64") and not flags & {
-        "avx512_vnni",
-        "avx_vnni",
-        "amx_int8",
-    }:
+    if cpu.is_x86() and not (cpu.has_vnni() or "amx_int8" in cpu.cpu_flags()):
         out.append("no VNNI/AMX int8 instructions: expect small int8 speedups (about 1.3x)")
-    if host.get("machine") in ("aarch64", "arm64") and "asimddp" not in flags:
+    if cpu.is_arm() and "asimddp" not in cpu.cpu_flags():
         out.append("no Arm dot-product instructions: int8 kernels fall back to slower paths")
     if not env.quantized_engines():
         out.append("this torch has no quantized engine: int8 recipes cannot run")

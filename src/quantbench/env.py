@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from quantbench import cpu
 from quantbench.errors import QuantbenchError
 
 # ISA features that decide how fast int8 / bf16 can be (names as in /proc/cpuinfo).
@@ -20,29 +21,14 @@ ISA_FLAGS = [
 PACKAGES = ["torch", "torchvision", "transformers", "numpy", "onnx", "onnxruntime", "torchao"]
 
 
-def _cpuinfo() -> dict[str, str]:
-    info: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    for line in text.splitlines():
-        if ":" in line:
-            k, v = (s.strip() for s in line.split(":", 1))
-            info.setdefault(k, v)
-    return info
-
-
 def cpu_model() -> str:
-    info = _cpuinfo()
+    info = cpu.cpuinfo()
     return info.get("model name") or info.get("Hardware") or platform.processor() or "unknown"
 
 
 def isa_flags() -> list[str]:
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    if platform.machine() in ("arm64", "aarch64") and not flags:
-        flags.add("neon")
+    """The CPU's flags among :data:`ISA_FLAGS`, in that order."""
+    flags = cpu.cpu_flags()
     return [f for f in ISA_FLAGS if f in flags]
 
 
@@ -69,9 +55,8 @@ def quantized_engines() -> list[str]:
 
 def default_engine() -> str:
     """The platform's quantized engine: x86 (fbgemm lineage) on x86-64, qnnpack on ARM."""
-    machine = platform.machine().lower()
     have = quantized_engines()
-    prefs = ["qnnpack"] if machine in ("arm64", "aarch64", "armv7l") else ["x86", "fbgemm"]
+    prefs = ["qnnpack"] if cpu.is_arm() else ["x86", "fbgemm"]
     for e in prefs:
         if e in have:
             return e

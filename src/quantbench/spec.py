@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantbench.errors import QuantbenchError, unknown_name
+from quantbench.errors import QuantbenchError, first_line, unknown_name
 from quantbench.shapes import LAB_REF_SIZES
 
 MEASURES = ("size", "latency", "fidelity")
@@ -164,7 +164,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise QuantbenchError(f"cannot read config '{path}': {e.strerror}") from None
     except yaml.YAMLError as e:
         raise QuantbenchError(
-            f"config '{path}' is not valid YAML: {str(e).splitlines()[0]}"
+            f"config '{path}' is not valid YAML: {first_line(e, with_type=False)}"
         ) from None
     if data is None:
         return {}
@@ -192,7 +192,7 @@ def dataset_arg(value: Any, what: str = "dataset") -> Any:
             value = yaml.safe_load(value)
         except yaml.YAMLError as e:
             raise QuantbenchError(
-                f"{what} '{value}' is not a valid inline mapping: {str(e).splitlines()[0]}"
+                f"{what} '{value}' is not a valid inline mapping: {first_line(e, with_type=False)}"
             ) from None
     return parse_dataset(value, what)
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from quantbench.errors import QuantbenchError
+from quantbench.errors import QuantbenchError, first_line
 from quantbench.results import CellResult
 
 SCHEMA_VERSION = 1
@@ -110,10 +110,6 @@ def _redact(url: str) -> str:
         return url.split("@")[-1]
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
-
-
 def _sqlite_checks(path: Path) -> None:
     """Refuse what is not an SQLite file; detect a truncated or corrupted one."""
     if path.is_dir():
@@ -141,8 +137,9 @@ def _sqlite_checks(path: Path) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as e:
+        why = first_line(e, with_type=False)
         raise QuantbenchError(
-            f"store '{path}' is corrupted ({_first_line(e)}): not replaced; move it away "
+            f"store '{path}' is corrupted ({why}): not replaced; move it away "
             "or give another --store"
         ) from None
     if rows != [("ok",)]:
@@ -236,7 +233,9 @@ class Store:
             try:
                 n += self._write_cell(run_id, cell)
             except sa.exc.SQLAlchemyError as e:  # the others are still stored
-                failed.append(f"{cell.model}/{cell.recipe}: {_first_line(e.orig or e)}")
+                failed.append(
+                    f"{cell.model}/{cell.recipe}: {first_line(e.orig or e, with_type=False)}"
+                )
         if failed:
             raise QuantbenchError(f"{len(failed)} cell(s) not stored: {'; '.join(failed)}")
         return n
@@ -388,7 +387,9 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
     try:
         engine = sa.create_engine(url)
     except Exception as e:  # bad URL, missing driver
-        raise QuantbenchError(f"cannot use store {label}: {_first_line(e)}") from None
+        raise QuantbenchError(
+            f"cannot use store {label}: {first_line(e, with_type=False)}"
+        ) from None
     is_sqlite = engine.dialect.name == "sqlite"
     if is_sqlite:
 
@@ -409,8 +410,12 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
     except sa.exc.DatabaseError as e:
         engine.dispose()
         what = "is corrupted or not a database" if is_sqlite else "is unreachable"
-        raise QuantbenchError(f"store {label} {what}: {_first_line(e.orig or e)}") from None
+        raise QuantbenchError(
+            f"store {label} {what}: {first_line(e.orig or e, with_type=False)}"
+        ) from None
     except Exception as e:
         engine.dispose()
-        raise QuantbenchError(f"cannot open store {label}: {_first_line(e)}") from None
+        raise QuantbenchError(
+            f"cannot open store {label}: {first_line(e, with_type=False)}"
+        ) from None
     return Store(engine, label)

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from quantbench.errors import QuantbenchError, unknown_name
+from quantbench.errors import QuantbenchError, first_line, unknown_name
 
 VISION, TEXT = "vision", "text"
 
@@ -53,9 +53,6 @@ ALIASES: dict[str, Alias] = {
         Alias("mnasnet", VISION, "tv", "mnasnet1_0", "mnasnet1_0", "torchvision MNASNet 1.0 (4.4M)"),
     ]
 }  # fmt: skip
-
-# Families' reference input sizes: where batch-size sweeps run and fidelity is measured.
-REFERENCE_SIZE = {VISION: 224, TEXT: 128}
 
 # Transformers whose position ids start after the padding index (RoBERTa lineage).
 _POSITION_OFFSET_TYPES = {"roberta", "longformer", "xlm-roberta", "camembert", "bart"}
@@ -148,7 +145,7 @@ def _hf_config(ref: str) -> Any:
     except Exception as e:  # OSError offline, ValueError on a bad directory
         where = "directory" if Path(ref).exists() else "Hugging Face model id"
         raise QuantbenchError(
-            f"cannot read the config of {where} '{ref}': {_first_line(e)}"
+            f"cannot read the config of {where} '{ref}': {first_line(e, with_type=False)}"
         ) from None
 
 
@@ -173,11 +170,6 @@ def model_info(name: str) -> ModelInfo:
     if _is_image_classifier(config):
         return ModelInfo(name, VISION, None, f"Hugging Face {ref}")
     return ModelInfo(name, TEXT, _hf_max_positions(config), f"Hugging Face {ref}")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
 
 
 def load_model(
@@ -279,9 +271,10 @@ def _load_tv(
         try:
             module = torchvision.models.get_model(builder, weights="DEFAULT", **kwargs)
         except Exception as e:
+            why = first_line(e, with_type=False)
             raise QuantbenchError(
                 f"cannot load pretrained torchvision weights for {builder}: not in the torch hub "
-                f"cache ({_torch_hub_dir()}) and download failed: {_first_line(e)}. "
+                f"cache ({_torch_hub_dir()}) and download failed: {why}. "
                 f"Use --weights random or a local state_dict file"
             ) from None
         desc = f"pretrained (torchvision {builder} DEFAULT)"
@@ -333,7 +326,7 @@ def _py_factory(ref: str) -> Any:
         except Exception as e:
             del sys.modules[mod_name]
             raise QuantbenchError(
-                f"model file '{path_text}' failed to import: {type(e).__name__}: {_first_line(e)}"
+                f"model file '{path_text}' failed to import: {first_line(e)}"
             ) from None
     if not hasattr(mod, attr):
         names = [n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n))]
@@ -350,7 +343,9 @@ def _load_py(name: str, ref: str, weights: str, options: dict[str, Any]) -> Load
     try:
         module = factory(**kwargs)
     except Exception as e:
-        raise QuantbenchError(f"model 'py:{ref}' could not be built: {_first_line(e)}") from None
+        raise QuantbenchError(
+            f"model 'py:{ref}' could not be built: {first_line(e, with_type=False)}"
+        ) from None
     if not isinstance(module, torch.nn.Module):
         raise QuantbenchError(
             f"model 'py:{ref}' built a {type(module).__name__}, not a torch module"
@@ -544,8 +539,9 @@ def _load_hf(name: str, config: Any, hub_id: str, weights: str, seed: int) -> Lo
             offline = (
                 " (offline, and not in the Hugging Face cache)" if not Path(source).exists() else ""
             )
+            why = first_line(e, with_type=False)
             raise QuantbenchError(
-                f"cannot load pretrained weights for {name} from '{source}'{offline}: {_first_line(e)}"
+                f"cannot load pretrained weights for {name} from '{source}'{offline}: {why}"
             ) from None
     model.eval()
     src_dir = Path(source).expanduser() if source and Path(source).expanduser().is_dir() else None

@@ -196,14 +196,17 @@ def apply_recipe(name: str, model: Any, ctx: QuantContext) -> Artifact:
     return art
 
 
+# The modules whose import registers recipes, in listing order (fp32 first).
+_BUILTIN = ("eager", "onnx", "torchao", "pt2e", "half")
+
+
 def _load_builtin() -> None:
     # Importing the runtime families registers their recipes; the optional ones (ONNX
     # Runtime, torchao / PT2E) register only where their libraries import.
     import contextlib
+    import importlib
 
-    from quantbench.recipes import eager  # noqa: F401
-
-    with contextlib.suppress(ImportError):
-        from quantbench.recipes import onnx  # noqa: F401
-    with contextlib.suppress(ImportError):
-        from quantbench.recipes import pt2  # noqa: F401
+    importlib.import_module("quantbench.recipes.eager")
+    for family in _BUILTIN[1:]:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"quantbench.recipes.{family}")

@@ -1,4 +1,5 @@
-"""PyTorch eager-mode recipes: the fp32 baseline, the lab's dynamic int8, FX static int8.
+"""PyTorch eager-mode recipes: the fp32 baseline, the lab's dynamic int8, FX static int8
+and FX quantization-aware training (qat-int8).
 
 These use ``torch.ao.quantization``, which torch 2.14 still ships but marks deprecated;
 where a future torch drops it, the recipes report ``unsupported`` instead of crashing.
@@ -11,8 +12,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from quantbench.errors import UnsupportedError
-from quantbench.recipes import Artifact, QuantContext, Recipe, register
+from quantbench.errors import UnsupportedError, first_line
+from quantbench.recipes import Artifact, QuantContext, RecipeStyle, recipe
 
 
 def _ao() -> Any:
@@ -31,6 +32,20 @@ class Fp32Config:
     pass
 
 
+@recipe(
+    "fp32",
+    precision="fp32",
+    runtime="torch-eager",
+    description="the unquantized model, as built (the baseline every ratio is taken against)",
+    config=Fp32Config(),
+    quantizes=(),
+    compilable=True,
+    explanation=(
+        "Baseline: the model as loaded, float32 weights and activations in eager PyTorch. "
+        "Every other recipe is compared against it."
+    ),
+    style=RecipeStyle("-", "o", ""),
+)
 def _fp32(model: Any, config: Fp32Config, ctx: QuantContext) -> Artifact:
     return Artifact("fp32", model.module)
 
@@ -42,6 +57,27 @@ class DynamicInt8Config:
     dtype: str = "qint8"
 
 
+@recipe(
+    "dynamic-int8",
+    precision="int8 weights (Linear), dynamic activations",
+    runtime="torch-eager",
+    description=(
+        "the lab's method: torch.ao.quantization.quantize_dynamic over every nn.Linear; "
+        "weights stored as qint8 (per tensor), activations quantized on the fly per batch"
+    ),
+    config=DynamicInt8Config(),
+    float_layers=True,
+    quantizes=("Linear",),
+    compilable=True,
+    explanation=(
+        "The lab's method: `torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, "
+        "dtype=torch.qint8)`. The weights of every `nn.Linear` are stored as int8 with one "
+        "scale per tensor; activations are quantized on the fly at each call and the "
+        "results dequantized back to float. Convolutions, embeddings and normalisation "
+        "layers stay in float."
+    ),
+    style=RecipeStyle("--", "s", "///"),
+)
 def _dynamic_int8(model: Any, config: DynamicInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
@@ -80,6 +116,26 @@ def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
     return ao.QConfigMapping().set_global(ao.QConfig(activation=act, weight=weight))
 
 
+@recipe(
+    "static-int8",
+    precision="int8 weights and activations (Conv, Linear)",
+    runtime="torch-eager",
+    description=(
+        "FX graph-mode post-training static quantization: Conv/BN/ReLU fused, per-channel "
+        "int8 weights, activation ranges calibrated on sample batches, real int8 kernels"
+    ),
+    config=StaticInt8Config(),
+    float_layers=True,
+    quantizes=("Conv", "Linear"),
+    compilable=True,
+    explanation=(
+        "FX graph-mode post-training static quantization (`prepare_fx` / `convert_fx`): "
+        "Conv/Linear + ReLU (and BatchNorm) are fused, weights are int8 per output channel, "
+        "and activation scales and zero points are calibrated on {calib} before "
+        "conversion, so the quantized parts run int8 from end to end."
+    ),
+    style=RecipeStyle(":", "^", "xxx"),
+)
 def _static_int8(model: Any, config: StaticInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
@@ -117,7 +173,7 @@ def _prepare(prepare: Any, module: Any, qmap: Any, example: tuple) -> Any:
     try:
         return prepare(module, qmap, example)
     except Exception as e:  # torch.fx tracing errors have many types
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = first_line(e, with_type=False)
         raise UnsupportedError(f"model is not symbolically traceable by torch.fx: {msg}") from None
 
 
@@ -129,6 +185,19 @@ class QatInt8Config:
     freeze_observers_after: float = 0.75
 
 
+@recipe(
+    "qat-int8",
+    precision="int8 weights and activations (Conv, Linear)",
+    runtime="torch-eager",
+    description=(
+        "quantization-aware training (FX): fake-quantized fine-tuning on labelled data "
+        "(--train-dataset, --qat-steps), then converted to static int8 like static-int8"
+    ),
+    config=QatInt8Config(),
+    float_layers=True,
+    quantizes=("Conv", "Linear"),
+    compilable=True,
+)
 def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
@@ -176,28 +245,3 @@ def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
         details={"qat_steps": ctx.qat_steps, "qat_lr": ctx.qat_lr,
                  "loss_first": losses[0], "loss_last": losses[-1]},
     )  # fmt: skip
-
-
-register(Recipe(
-    "fp32", "fp32", "torch-eager",
-    "the unquantized model, as built (the baseline every ratio is taken against)",
-    _fp32, Fp32Config(),
-))  # fmt: skip
-register(Recipe(
-    "dynamic-int8", "int8 weights (Linear), dynamic activations", "torch-eager",
-    "the lab's method: torch.ao.quantization.quantize_dynamic over every nn.Linear; "
-    "weights stored as qint8 (per tensor), activations quantized on the fly per batch",
-    _dynamic_int8, DynamicInt8Config(), float_layers=True,
-))  # fmt: skip
-register(Recipe(
-    "static-int8", "int8 weights and activations (Conv, Linear)", "torch-eager",
-    "FX graph-mode post-training static quantization: Conv/BN/ReLU fused, per-channel "
-    "int8 weights, activation ranges calibrated on sample batches, real int8 kernels",
-    _static_int8, StaticInt8Config(), float_layers=True,
-))  # fmt: skip
-register(Recipe(
-    "qat-int8", "int8 weights and activations (Conv, Linear)", "torch-eager",
-    "quantization-aware training (FX): fake-quantized fine-tuning on labelled data "
-    "(--train-dataset, --qat-steps), then converted to static int8 like static-int8",
-    _qat_int8, QatInt8Config(), float_layers=True,
-))  # fmt: skip

@@ -1,0 +1,235 @@
+"""torchao recipes: ``torchao.quantization.quantize_`` on every ``nn.Linear``, then
+``torch.compile`` (torchao's int8 paths are decomposed into plain aten ops that are only
+fast once Inductor fuses them).
+
+- ``torchao-int8-dynamic`` / ``torchao-int8-weight-only``: int8 Linear weights, with
+  int8 activations per token or fp32 activations.
+- ``torchao-int4-weight-only``: only where this torchao has a CPU int4 kernel.
+
+torchao is imported when a recipe is applied: without it the recipes are listed and
+report ``unsupported``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from quantbench.errors import UnsupportedError, first_line
+from quantbench.recipes import Artifact, QuantContext, Recipe, register
+from quantbench.recipes.compile import compile_module, dynamic_for, dynamic_label, warm_batches
+from quantbench.recipes.sizes import fill_sizes
+
+
+@dataclass(frozen=True)
+class TorchaoConfig:
+    """A torchao ``quantize_`` config applied to every ``nn.Linear`` (torchao's default).
+
+    ``compile``: run the result under ``torch.compile`` (the recipes do: torchao's int8
+    linear is plain aten ops that only Inductor turns into fused int8 GEMMs).
+    """
+
+    scheme: str  # "int8-dynamic" | "int8-weight-only" | "int4-weight-only"
+    compile: bool = True
+    freezing: bool = False
+    int4_group_size: int = 128
+
+
+def _torchao() -> Any:
+    try:
+        import torchao.quantization as tq
+    except ImportError as e:
+        raise UnsupportedError(f"torchao is not installed: {e}") from None
+    return tq
+
+
+def torchao_version() -> str:
+    """The installed torchao's version ("?" when its metadata is missing)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torchao")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return "?"
+
+
+def _int4_cpu_format(tq: Any) -> Any:
+    """The Int4WeightOnlyConfig packing format that has a CPU kernel, or raise.
+
+    torchao 0.18 has none: ``plain``/``preshuffled`` call mslk (CUDA) kernels,
+    ``plain_int32`` is XPU/NPU only, ``tile_packed_to_4d`` is tinygemm (CUDA, bf16);
+    the old ``Int4CPULayout`` was removed. A later torchao may bring one back as an
+    ``opaque``/``cpu`` format, which is picked up here.
+    """
+    try:
+        from torchao.quantization.quantize_.workflows.int4.int4_packing_format import (
+            Int4PackingFormat,
+        )
+    except ImportError:
+        Int4PackingFormat = None  # noqa: N806
+    formats = [f.value for f in Int4PackingFormat] if Int4PackingFormat is not None else []
+    cpu = [f for f in formats if "cpu" in f or "opaque" in f]
+    if not hasattr(tq, "Int4WeightOnlyConfig") or not cpu:
+        raise UnsupportedError(
+            f"torchao {torchao_version()} has no CPU int4 weight-only kernel: "
+            f"Int4WeightOnlyConfig packing formats are {', '.join(formats) or 'unknown'} "
+            "(plain/preshuffled need mslk CUDA kernels, plain_int32 is XPU/NPU only, "
+            "tile_packed_to_4d is tinygemm on CUDA); the CPU layout (Int4CPULayout) "
+            "was removed"
+        )
+    return cpu[0]
+
+
+def _torchao_quant_config(tq: Any, config: TorchaoConfig) -> Any:
+    if config.scheme == "int8-dynamic":
+        cls = getattr(tq, "Int8DynamicActivationInt8WeightConfig", None)
+        if cls is None:
+            raise UnsupportedError(
+                f"torchao {torchao_version()} has no Int8DynamicActivationInt8WeightConfig"
+            )
+        # Per-token activations, per-channel weights (torchao's default granularity).
+        # set_inductor_config would set Inductor options process-wide (and they are for
+        # Triton/CUDA anyway).
+        return cls(set_inductor_config=False)
+    if config.scheme == "int8-weight-only":
+        cls = getattr(tq, "Int8WeightOnlyConfig", None)
+        if cls is None:
+            raise UnsupportedError(f"torchao {torchao_version()} has no Int8WeightOnlyConfig")
+        return cls(set_inductor_config=False)
+    if config.scheme == "int4-weight-only":
+        fmt = _int4_cpu_format(tq)
+        return tq.Int4WeightOnlyConfig(
+            group_size=config.int4_group_size, int4_packing_format=fmt, set_inductor_config=False
+        )
+    raise ValueError(f"unknown torchao scheme {config.scheme!r}")
+
+
+def _linear_kind(weight: Any) -> str | None:
+    """How a Linear weight is quantized by torchao, or None if it is a plain tensor."""
+    name = type(weight).__name__
+    if name in ("Parameter", "Tensor"):
+        return None
+    if name.startswith("Int8"):
+        return "int8 dynamic" if getattr(weight, "act_quant_kwargs", None) else "int8 weight-only"
+    if name.startswith("Int4"):
+        return "int4 weight-only"
+    return name
+
+
+def _torchao_counts(module: Any) -> tuple[dict[str, int], dict[str, int]]:
+    import torch
+
+    from quantbench.measure import size
+
+    quant: Counter[str] = Counter()
+    for m in module.modules():
+        if isinstance(m, torch.nn.Linear):
+            kind = _linear_kind(m.weight)
+            if kind is not None:
+                quant[f"Linear ({kind})"] += 1
+    floats = size.float_modules(module)
+    n_q = sum(quant.values())
+    if n_q and "Linear" in floats:
+        floats["Linear"] -= n_q
+        if floats["Linear"] <= 0:
+            del floats["Linear"]
+    return dict(sorted(quant.items())), floats
+
+
+def _torchao_apply(model: Any, config: TorchaoConfig, ctx: QuantContext) -> Artifact:
+    import torch
+
+    tq = _torchao()
+    qconfig = _torchao_quant_config(tq, config)
+    name = f"torchao-{config.scheme}"
+    if not any(isinstance(m, torch.nn.Linear) for m in model.module.modules()):
+        raise UnsupportedError(
+            "the model has no nn.Linear layer, and torchao's quantize_ configs quantize "
+            "Linear weights only"
+        )
+    m = copy.deepcopy(model.module).eval()
+    t = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tq.quantize_(m, qconfig)
+    except (ImportError, NotImplementedError, RuntimeError, AssertionError) as e:
+        raise UnsupportedError(f"torchao {config.scheme} failed on CPU: {first_line(e)}") from None
+    quantize_s = time.perf_counter() - t
+    quant, floats = _torchao_counts(m)
+    if not quant:
+        raise UnsupportedError(
+            f"torchao {config.scheme} quantized no Linear layer (shapes not supported)"
+        )
+    notes = []
+    if model.family != "text":
+        notes.append(
+            "torchao quantizes nn.Linear only: convolutions stay fp32 "
+            f"({sum(quant.values())} Linear layer(s) quantized)"
+        )
+    details: dict[str, Any] = {
+        "compiled": config.compile,
+        "freezing": config.freezing and config.compile,
+        "torchao": torchao_version(),
+        "config": type(qconfig).__name__,
+        "quantize_s": round(quantize_s, 3),
+    }
+    if config.scheme == "int8-weight-only":
+        notes.append(
+            "weight-only int8 with fp32 activations: Inductor's int8 weight-only GEMM "
+            "(_weight_int8pack_mm) takes bf16 activations only, so an fp32 model "
+            "dequantizes weights on the fly: a size win, not a speed win"
+        )
+    module: Any = m
+    compile_s = None
+    if config.compile:
+        inductor = {"freezing": True} if config.freezing else {}
+        dynamic = dynamic_for(model.family)
+        warm = warm_batches(ctx.calib_inputs)
+        module, compile_s, graphs = compile_module(m, warm, inductor, dynamic)
+        details["graphs_compiled"] = graphs
+        details["dynamic_shapes"] = dynamic_label(dynamic)
+    art = Artifact(
+        name,
+        module,
+        runtime="torchao",
+        notes=notes,
+        quantized_modules=quant,
+        float_modules=floats,
+        compile_s=compile_s,
+        details=details,
+    )
+    return fill_sizes(art, m.state_dict())
+
+
+# (name, scheme, precision, description): one apply function, three configs.
+_RECIPES = [
+    ("torchao-int8-dynamic", "int8-dynamic",
+     "int8 weights (Linear, per channel), int8 activations per token",
+     "torchao quantize_(Int8DynamicActivationInt8WeightConfig) on every nn.Linear, run "
+     "under torch.compile (dynamic shapes; compile time reported apart)"),
+    ("torchao-int8-weight-only", "int8-weight-only",
+     "int8 weights (Linear, per channel), fp32 activations",
+     "torchao quantize_(Int8WeightOnlyConfig) on every nn.Linear, run under torch.compile; "
+     "shrinks Linear weights 4x, computes in fp32"),
+    ("torchao-int4-weight-only", "int4-weight-only", "int4 weights (Linear, groups of 128)",
+     "torchao quantize_(Int4WeightOnlyConfig) with a CPU packing format, where this torchao "
+     "has a CPU int4 kernel"),
+]  # fmt: skip
+for _name, _scheme, _precision, _description in _RECIPES:
+    register(
+        Recipe(
+            name=_name,
+            precision=_precision,
+            runtime="torchao",
+            description=_description,
+            apply=_torchao_apply,
+            config=TorchaoConfig(_scheme),
+            quantizes=("Linear",),
+            library="torchao",
+        )
+    )
