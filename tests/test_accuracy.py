@@ -58,14 +58,14 @@ def digits_run(tmp_path_factory, digits_dir, digits_model) -> Path:
 def test_digits_accuracy_per_recipe(digits_run: Path) -> None:
     cells = _cells(digits_run)
     fp32 = cells["fp32"].accuracy
-    assert fp32["metric"] == "top1" and fp32["n"] == 597
-    assert fp32["value"] > 0.90  # a real trained model, not random weights
-    assert {"top1", "top5", "macro_f1"} <= set(fp32)
+    assert fp32.metric == "top1" and fp32.n == 597
+    assert fp32.value > 0.90  # a real trained model, not random weights
+    assert None not in (fp32.top1, fp32.top5, fp32.macro_f1)
     static = cells["static-int8"].accuracy
-    assert static["relative"] >= 0.98 and static["passes"] is not None
+    assert static.relative >= 0.98 and static.passes is not None
     for r in ("dynamic-int8", "ort-static-int8", "qat-int8"):
         assert cells[r].status == "ok", (r, cells[r].error)
-        assert cells[r].accuracy["relative"] > 0.95, r
+        assert cells[r].accuracy.relative > 0.95, r
     # calibrated on real images, said so
     assert any("of" in n and "digits" in n and "train" in n for n in cells["static-int8"].notes)
     assert cells["qat-int8"].details["qat_steps"] == 30
@@ -141,7 +141,7 @@ def test_text_classifier_metrics_for_each_recipe(tmp_path, sentiment) -> None:
     })  # fmt: skip
     result = run(spec, progress=False)
     cells = {c.recipe: c for c in result.results}
-    assert cells["fp32"].accuracy["value"] > 0.9  # it learnt the task
+    assert cells["fp32"].accuracy.value > 0.9  # it learnt the task
     for r in ["fp32", *recipes]:
         c = cells[r]
         if c.status == "unsupported":  # bf16 on CPUs without native support
@@ -162,7 +162,7 @@ def test_sentence_embeddings_on_a_real_pretrained_model(tmp_path) -> None:
     })  # fmt: skip
     result = run(spec, progress=False)
     cells = {c.recipe: c for c in result.results}
-    assert cells["fp32"].accuracy["spearman"] == pytest.approx(1.0)
+    assert cells["fp32"].accuracy.spearman == pytest.approx(1.0)
     lab, ort = cells["dynamic-int8"].accuracy, cells["ort-dynamic-int8"].accuracy
     assert lab["n"] == 80 and 0.85 < lab["mean_cosine"] < 0.999
     # per-channel weights (ORT) keep the embeddings closer than the lab's per-tensor path

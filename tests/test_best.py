@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from quantbench.best import recommend
-from quantbench.results import CellResult, Fidelity, LatencyPoint, Speedup
+from quantbench.results import CellResult, Fidelity, LatencyPoint, Speedup, Stats
 
 
 def _pt(b, s, median, speedup=None):
     return LatencyPoint(
-        batch_size=b, input_size=s, sweep="input_size", unit="ms", mean=median, std=0.0,
-        median=median, p90=median, p99=median, min=median, n=10, ci_low=median,
-        ci_high=median, verdict="stable", samples=[median] * 10,
+        batch_size=b, input_size=s, sweep="input_size", unit="ms",
+        stats=Stats(mean=median, std=0.0, median=median, p90=median, p99=median, min=median,
+                    n=10, ci_low=median, ci_high=median, verdict="stable"),
+        samples=[median] * 10,
         speedup=Speedup(speedup, speedup * 0.95, speedup * 1.05, 10) if speedup else None,
     )  # fmt: skip
 

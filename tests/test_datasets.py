@@ -26,7 +26,6 @@ from quantbench.errors import QuantbenchError
 from quantbench.measure.accuracy import (
     classification_metrics,
     embedding_fidelity,
-    mean_pool,
     relative,
 )
 
@@ -475,17 +474,6 @@ def test_classification_metrics():
 
     with pytest.raises(ValueError):
         classification_metrics(torch.zeros(3, 2), torch.zeros(2))
-
-
-def test_mean_pool():
-    import torch
-
-    hidden = torch.tensor(
-        [[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [0.0, 0.0], [0.0, 0.0]]]
-    )
-    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
-    assert mean_pool(hidden, mask).tolist() == [[2.0, 3.0], [5.0, 6.0]]
-    assert mean_pool(hidden, torch.zeros(2, 3)).tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
 def test_embedding_fidelity():

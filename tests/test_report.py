@@ -15,7 +15,16 @@ from quantbench.report.data import batch_sweep_points, input_sweep_points
 from quantbench.report.figures import FIGURES
 from quantbench.report.fmt import md_escape, md_table
 from quantbench.report.render import render_markdown
-from quantbench.results import CellResult, Fidelity, LatencyPoint, Speedup, read_json, write_json
+from quantbench.results import (
+    Accuracy,
+    CellResult,
+    Fidelity,
+    LatencyPoint,
+    Speedup,
+    Stats,
+    read_json,
+    write_json,
+)
 from quantbench.shapes import ref_sizes, reference_point
 
 PNG_MAGIC = b"\x89PNG"
@@ -92,9 +101,10 @@ def _pt(
         sp = Speedup(median=speedup, ci_low=speedup * 0.95, ci_high=speedup * 1.04, n=10)
     return LatencyPoint(
         batch_size=batch, input_size=size, sweep=sweep, unit="ms",
-        mean=median * 1.01, std=median * 0.03, median=median, p90=median * 1.05,
-        p99=median * 1.1, min=median * 0.97, n=20, ci_low=median * 0.97,
-        ci_high=median * 1.03, verdict=verdict, samples=[median] * 20, speedup=sp,
+        stats=Stats(mean=median * 1.01, std=median * 0.03, median=median, p90=median * 1.05,
+                    p99=median * 1.1, min=median * 0.97, n=20, ci_low=median * 0.97,
+                    ci_high=median * 1.03, verdict=verdict),
+        samples=[median] * 20, speedup=sp,
         flops=flops, gflops_per_s=flops / (median / 1e3) / 1e9 if flops else None,
     )  # fmt: skip
 
@@ -196,9 +206,9 @@ def make_results(
     if new_fields:  # task metrics on real data, and an accuracy-aware fallback variant
 
         def acc(value, rel, passes):
-            return {"dataset": "data/val|imgs", "metric": "top1", "value": value,
-                    "relative": rel, "passes": passes, "max_drop": 0.01, "top5": 0.9,
-                    "macro_f1": value - 0.01, "n": 500}  # fmt: skip
+            return Accuracy(dataset="data/val|imgs", metric="top1", value=value,
+                            relative=rel, passes=passes, max_drop=0.01, top5=0.9,
+                            macro_f1=value - 0.01, n=500)  # fmt: skip
 
         for c in res:
             if c.model == "mobilenet_v2" and c.status == "ok":

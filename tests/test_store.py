@@ -18,14 +18,15 @@ import yaml
 from conftest import fast_overrides
 from quantbench.cli import main
 from quantbench.errors import QuantbenchError
-from quantbench.results import CellResult, LatencyPoint, Speedup
+from quantbench.results import CellResult, LatencyPoint, Speedup, Stats
 from quantbench.store import SCHEMA_VERSION, open_store
 
 
 def _point(ms: float, speedup: float | None = None, b: int = 1, s: int = 32) -> LatencyPoint:
     return LatencyPoint(
-        batch_size=b, input_size=s, sweep="input_size", unit="ms", mean=ms, std=0.01,
-        median=ms, p90=ms, p99=ms, min=ms, n=3, ci_low=ms, ci_high=ms, verdict="stable",
+        batch_size=b, input_size=s, sweep="input_size", unit="ms",
+        stats=Stats(mean=ms, std=0.01, median=ms, p90=ms, p99=ms, min=ms, n=3, ci_low=ms,
+                    ci_high=ms, verdict="stable"),
         samples=[ms, ms * 1.01, ms * 0.99],
         speedup=Speedup(speedup, speedup, speedup, 3) if speedup else None,
     )  # fmt: skip

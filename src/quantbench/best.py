@@ -70,9 +70,7 @@ def keeps_fidelity(cell: CellResult, min_cosine: float, min_top1: float) -> tupl
     if a and a.passes is not None:
         if a.passes:
             return True, ""
-        return False, (
-            f"{a.metric} {a.relative:.1%} of fp32 < {bar_text(a.max_drop or 0.01)}"
-        )
+        return False, (f"{a.metric} {a.relative:.1%} of fp32 < {bar_text(a.max_drop or 0.01)}")
     f = cell.fidelity
     if f is None or f.cosine is None:
         return False, "fidelity not measured"

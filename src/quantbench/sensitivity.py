@@ -100,19 +100,10 @@ def quantize_except(
 ) -> Any:
     """``recipe`` (with ``options`` for its config) applied to ``lm`` with ``float_layers``
     left in float; its :class:`~quantbench.recipes.Artifact`."""
-    from quantbench.recipes import apply_recipe, get_recipe
+    from quantbench.recipes import apply_recipe
 
     ctx = dataclasses.replace(ctx, float_layers=frozenset(float_layers))
-    if not options:
-        return apply_recipe(recipe, lm, ctx)
-    # TODO(merge): apply_recipe(recipe, lm, ctx, options) once recipes takes options
-    r = get_recipe(recipe, options)
-    if ctx.float_layers and not r.float_layers:
-        raise UnsupportedError(f"{recipe} cannot leave chosen layers in float")
-    art = r.apply(lm, r.config, ctx)
-    if ctx.float_layers:
-        art.details["float_layers"] = sorted(ctx.float_layers)
-    return art
+    return apply_recipe(recipe, lm, ctx, options)
 
 
 def layer_sensitivity(

@@ -55,20 +55,6 @@ def classification_metrics(logits: Any, labels: Any) -> dict[str, float]:
     return out
 
 
-def mean_pool(hidden: Any, attention_mask: Any) -> Any:
-    """Mean over the unmasked tokens (sentence-transformers pooling): (B, T, H) -> (B, H).
-
-    Example::
-
-        >>> import torch
-        >>> h = torch.tensor([[[1.0], [3.0], [100.0]]])
-        >>> mean_pool(h, torch.tensor([[1, 1, 0]])).tolist()
-        [[2.0]]
-    """
-    mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-
-
 def embedding_fidelity(ref: Any, got: Any) -> dict[str, float | None]:
     """How well ``got`` embeddings (N, H) keep ``ref``'s: per-row cosine, and whether
     retrieval ranking survives (Spearman correlation of the pairwise cosine similarities).

@@ -183,11 +183,14 @@ def list_recipes() -> list[Recipe]:
     return list(RECIPES.values())
 
 
-def apply_recipe(name: str, model: Any, ctx: QuantContext) -> Artifact:
-    """Quantize ``model`` (a :class:`~quantbench.models.LoadedModel`) with recipe ``name``."""
+def apply_recipe(
+    name: str, model: Any, ctx: QuantContext, options: dict[str, Any] | None = None
+) -> Artifact:
+    """Quantize ``model`` (a :class:`~quantbench.models.LoadedModel`) with recipe ``name``,
+    ``options`` overriding fields of its config."""
     from quantbench.errors import UnsupportedError
 
-    r = get_recipe(name)
+    r = get_recipe(name, options)
     if ctx.float_layers and not r.float_layers:
         raise UnsupportedError(f"{name} cannot leave chosen layers in float")
     art = r.apply(model, r.config, ctx)

@@ -48,12 +48,6 @@ _COMBINED_LEGEND_MAX = 6  # above this many lines, split the legend into models 
 _DPI = 120
 
 
-# TODO(merge): delete once recipes carry explanation/style (the recipes' ``style=``).
-_KNOWN_STYLES = {
-    "fp32": RecipeStyle("-", "o", ""),
-    "dynamic-int8": RecipeStyle("--", "s", "///"),
-    "static-int8": RecipeStyle(":", "^", "xxx"),
-}
 _EXTRA_LINESTYLES: list[Any] = ["-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3))]
 _EXTRA_MARKERS = ["D", "v", "P", "X", "*", "h", "<", ">"]
 _EXTRA_HATCHES = ["...", "\\\\\\", "+++", "ooo", "---", "|||"]
@@ -66,7 +60,7 @@ def _declared_style(name: str) -> RecipeStyle | None:
         return None
     recipe = registered_recipe(name)
     style = recipe.style if recipe is not None else None
-    return style or _KNOWN_STYLES.get(name)
+    return style
 
 
 def recipe_styles(recipes: Sequence[str]) -> dict[str, RecipeStyle]:

@@ -56,7 +56,7 @@ def variants_for(spec: RunSpec) -> list[Variant]:
 
     def compilable(v: Variant) -> bool:
         recipe = get_recipe(v.base)
-        return recipe.compilable or recipe.runtime == "torch-eager"  # TODO(merge): compilable only
+        return recipe.compilable
 
     return base + [v.with_transform("compile") for v in base if compilable(v)]
 
@@ -173,7 +173,7 @@ def _apply(run: ModelRun, v: Variant, cell: CellResult) -> Any:
     source = v.without_last()
     if source not in run.arts:
         raise UnsupportedError(f"{source} did not produce an artifact to compile")
-    from quantbench.recipes.pt2 import compile_artifact
+    from quantbench.recipes.compile import compile_artifact
 
     return compile_artifact(run.arts[source], run.qctx.calib_inputs[0], family=run.lm.family)
 

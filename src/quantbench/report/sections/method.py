@@ -17,26 +17,6 @@ from quantbench.report.data import (
 from quantbench.report.fmt import fmt_counts, md_table
 from quantbench.variants import TRANSFORMS
 
-# TODO(merge): delete once recipes carry explanation/style (the recipes' ``explanation=``).
-RECIPE_DESCRIPTIONS: dict[str, str] = {
-    "fp32": (
-        "Baseline: the model as loaded, float32 weights and activations in eager PyTorch. "
-        "Every other recipe is compared against it."
-    ),
-    "dynamic-int8": (
-        "The lab's method: `torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, "
-        "dtype=torch.qint8)`. The weights of every `nn.Linear` are stored as int8 with one "
-        "scale per tensor; activations are quantized on the fly at each call and the "
-        "results dequantized back to float. Convolutions, embeddings and normalisation "
-        "layers stay in float."
-    ),
-    "static-int8": (
-        "FX graph-mode post-training static quantization (`prepare_fx` / `convert_fx`): "
-        "Conv/Linear + ReLU (and BatchNorm) are fused, weights are int8 per output channel, "
-        "and activation scales and zero points are calibrated on {calib} before "
-        "conversion, so the quantized parts run int8 from end to end."
-    ),
-}
 GENERIC_DESCRIPTION = (
     "No description registered for this recipe; the module counts below show what it changed."
 )
@@ -62,7 +42,6 @@ def recipe_text(name: str) -> str:
     variant = stored_variant(name)
     if variant.name == name and variant.is_base:
         explanation = recipe.explanation if recipe is not None else None
-        explanation = explanation or RECIPE_DESCRIPTIONS.get(name)  # TODO(merge): drop
         if explanation:
             return explanation
     if recipe is None:
