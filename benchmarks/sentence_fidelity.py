@@ -44,7 +44,7 @@ def main() -> None:
     result = run(spec)
     cells = {c.recipe: c for c in result.results}
     base = cells["fp32"]
-    print(f"\nall-MiniLM-L6-v2 (pretrained), {SENTENCES.name}: run {result.run['id']}\n")
+    print(f"\nall-MiniLM-L6-v2 (pretrained), {SENTENCES.name}: run {result.run.id}\n")
     print("| recipe | size MiB (ratio) | mean cosine | min cosine | Spearman | bar | speedup |")
     print("|---|---|---|---|---|---|---|")
     for r in ["fp32", *RECIPES]:

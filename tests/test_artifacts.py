@@ -90,6 +90,7 @@ def test_load_artifact_rejects_other_files(tmp_path):
         quantbench.load_artifact(tmp_path / "missing.pt")
 
 
+@pytest.mark.slow
 def test_pt2e_artifact_is_a_pt2_program(tmp_path, capsys):
     out = tmp_path / "m.pt2"
     args = ["quantize", "squeezenet", "--recipe", "pt2e-static-int8", "--calib-batches", "1"]

@@ -87,6 +87,7 @@ def test_registry_runtimes():
     assert {n: get_recipe(n).runtime for n in expected} == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["torchao-int8-dynamic", "torchao-int8-weight-only"])
 def test_torchao_int8_on_text(text, arts, recipe):
     art = arts("text", recipe)
@@ -122,6 +123,7 @@ def test_torchao_needs_a_linear_layer():
         apply_recipe("torchao-int8-dynamic", m, _ctx(m))
 
 
+@pytest.mark.slow
 def test_pt2e_static_on_vision(vision, arts):
     art = arts("vision", "pt2e-static-int8")
     assert isinstance(art, Artifact), art
@@ -144,6 +146,7 @@ def test_pt2e_static_on_vision(vision, arts):
     assert size.state_dict_bytes(art.module) < art.size_bytes
 
 
+@pytest.mark.slow
 def test_pt2e_static_on_text(text, arts):
     art = arts("text", "pt2e-static-int8")
     assert isinstance(art, Artifact), art

@@ -170,6 +170,7 @@ def _config(tmp_path: Path, models: list[str]) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_stores_every_cell_once(tmp_path, tiny_bert_dir, tiny_classifier_dir):
     db = tmp_path / "q.db"
     models = ["squeezenet", f"hf:{tiny_bert_dir}", f"hf:{tiny_classifier_dir}"]
@@ -212,6 +213,7 @@ def test_sigkill_then_resume_stores_every_cell_once(tmp_path, tiny_bert_dir, tin
         assert con.execute("select count(*) from cells").fetchone()[0] == 6
 
 
+@pytest.mark.slow
 def test_run_writes_to_the_store_as_it_goes(tmp_path, capsys):
     db = tmp_path / "q.db"
     cfg = _config(tmp_path, ["squeezenet"])
@@ -311,6 +313,7 @@ def pg_url():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_postgresql_store(pg_url, tmp_path, capsys):
     import sqlalchemy as sa
 
@@ -342,6 +345,7 @@ def test_postgresql_store(pg_url, tmp_path, capsys):
         open_store(pg_url)
 
 
+@pytest.mark.slow
 def test_resume_retry_errors_replaces_failed_cells(tmp_path, monkeypatch, capsys):
     db = tmp_path / "q.db"
     cfg = _config(tmp_path, ["squeezenet", "resnet18"])

@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         counts[c.status] = counts.get(c.status, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"{len(result.results)} cells: {summary}")
-    for model, rec in result.run.get("recommendations", {}).items():
+    for model, rec in (result.run.recommendations or {}).items():
         parts = []
         if rec["fastest"] and rec["fastest"]["speedup"] is not None:
             parts.append(f"fastest {rec['fastest']['recipe']} ({rec['fastest']['speedup']:.2f}x)")
@@ -229,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         if parts:
             print(f"  {model}: {', '.join(parts)} (keeping fidelity)")
-    print(f"stored:  run {result.run['id']} in {result.run.get('store')}")
+    print(f"stored:  run {result.run.id} in {result.run.store}")
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report:  {result.report} (and report.html)")
     return 130 if result.interrupted else 0
@@ -368,8 +368,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         pt = reference_point(c, sizes) if c.latency else None
         sp = f"{pt.speedup.median:.2f}x" if pt and pt.speedup else ("1.00x" if pt else "—")
         size = f"{c.size_bytes / 2**20:.1f}" if c.size_bytes else "—"
-        acc = c.accuracy or {}
-        metric = f"{acc.get('metric')} {acc['value']:.4f}" if acc.get("value") is not None else ""
+        acc = c.accuracy
+        metric = f"{acc.metric} {acc.value:.4f}" if acc and acc.value is not None else ""
         if not metric and c.fidelity and c.fidelity.cosine is not None:
             metric = f"cosine {c.fidelity.cosine:.4f}"
         print(f"{c.model:16s} {c.recipe:28s} {c.status:11s} {size:>9s} {sp:>8s}  {metric}")

@@ -251,6 +251,52 @@ class CellResult:
         return cls(**d)
 
 
+@dataclass
+class RunMeta:
+    """One run's record: who ran what where (``run`` in results.json, a row of ``runs`` in
+    the store). Keys a newer quantbench wrote are kept in ``extra`` and written back."""
+
+    id: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    status: str = "running"  # running | finished | interrupted
+    quantbench_version: str | None = None
+    host: dict[str, Any] = field(default_factory=dict)  # machine fingerprint (quantbench.env)
+    versions: dict[str, str] = field(default_factory=dict)
+    engine: str | None = None
+    threads: int | None = None
+    affinity: list[int] | None = None
+    pinned: bool = False
+    weights: dict[str, str] = field(default_factory=dict)  # model -> weights description
+    spec: dict[str, Any] = field(default_factory=dict)  # RunSpec.to_dict()
+    out_dir: str | None = None
+    store: str | None = None
+    resumed: list[str] = field(default_factory=list)  # when --resume continued it
+    store_errors: list[str] = field(default_factory=list)
+    recommendations: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # Written only once they hold something (results.json has never had them empty).
+    _OPTIONAL = ("resumed", "store_errors", "recommendations", "out_dir", "store")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "extra" or (f.name in self._OPTIONAL and not v):
+                continue
+            d[f.name] = copy.deepcopy(v)
+        d.update(copy.deepcopy(self.extra))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunMeta:
+        known = _known(cls, d)
+        known.pop("extra", None)
+        extra = {k: v for k, v in d.items() if k not in known and k != "extra"}
+        return cls(**known, extra=extra)
+
+
 def file_mode() -> int:
     """The mode a plain new file gets under this process's umask (mkstemp gives 0600)."""
     mask = os.umask(0)
@@ -272,16 +318,16 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def json_doc(run: dict[str, Any], results: list[CellResult]) -> dict[str, Any]:
+def json_doc(run: RunMeta | dict[str, Any], results: list[CellResult]) -> dict[str, Any]:
     """What results.json holds (and ``quantbench export --format json`` prints)."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": run,
+        "run": run.to_dict() if isinstance(run, RunMeta) else run,
         "results": [r.to_dict() for r in results],
     }
 
 
-def write_json(path: Path, run: dict[str, Any], results: list[CellResult]) -> None:
+def write_json(path: Path, run: RunMeta | dict[str, Any], results: list[CellResult]) -> None:
     atomic_write_text(path, json.dumps(json_doc(run, results), indent=1) + "\n")
 
 
@@ -319,10 +365,10 @@ def csv_text(results: list[CellResult]) -> str:
             )
         if r.accuracy:
             base.update(
-                metric=r.accuracy.get("metric"),
-                metric_value=r.accuracy.get("value"),
-                metric_relative=r.accuracy.get("relative"),
-                meets_accuracy_bar=r.accuracy.get("passes"),
+                metric=r.accuracy.metric,
+                metric_value=r.accuracy.value,
+                metric_relative=r.accuracy.relative,
+                meets_accuracy_bar=r.accuracy.passes,
             )
         if not r.latency:
             w.writerow(base)

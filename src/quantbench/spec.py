@@ -319,12 +319,6 @@ def validate(spec: RunSpec) -> None:
     for m in spec.measure:
         if m not in MEASURES:
             raise unknown_name("measure", m, MEASURES)
-    has_data = spec.dataset is not None or any(ref.dataset for ref in spec.models)
-    if spec.fallback and "fidelity" not in spec.measure and not has_data:
-        raise QuantbenchError(
-            "--fallback needs a bar to meet: give --dataset (the accuracy bar) or measure "
-            "fidelity (add 'fidelity' to --measure)"
-        )
     for name in (
         "calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs",
         "calibration_samples", "eval_batch_size", "fallback_max_layers", "qat_steps",
@@ -342,6 +336,12 @@ def validate(spec: RunSpec) -> None:
     d = spec.max_accuracy_drop
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
         raise QuantbenchError(f"max-accuracy-drop must be a fraction in [0, 1), got {d!r}")
+    has_data = spec.dataset is not None or any(ref.dataset for ref in spec.models)
+    if spec.fallback and "fidelity" not in spec.measure and not has_data:
+        raise QuantbenchError(
+            "--fallback (or --max-accuracy-drop) needs a bar to meet: give --dataset (the "
+            "accuracy bar) or measure fidelity (add 'fidelity' to --measure)"
+        )
     _positive(spec.qat_lr, "qat-lr", integer=False)
     _positive(spec.min_time_s, "min-time", integer=False, allow_zero=True)
     _positive(spec.max_time_s, "max-time", integer=False)

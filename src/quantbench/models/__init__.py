@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line, unknown_name
+from quantbench.results import Family
 
-VISION, TEXT = "vision", "text"
+VISION, TEXT = Family.VISION, Family.TEXT
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,12 @@ from typing import Any
 from quantbench import __version__
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, first_line
-from quantbench.results import CellResult, write_csv, write_json
+from quantbench.results import CellResult, RunMeta, write_csv, write_json
 from quantbench.run.launcher import ModelFailed, ProgressBar, run_inline, run_isolated
 from quantbench.run.outdir import prepare_out_dir, reopen_out_dir
 from quantbench.run.pipeline import recipes_for, variants_for
 from quantbench.run.process import affinity, quiet_libraries
+from quantbench.shapes import ref_sizes
 from quantbench.spec import RunSpec, sweep_points
 
 
@@ -41,7 +42,7 @@ class RunResult:
     """What :func:`run` made: the output directory, the run record, every cell, the report."""
 
     out_dir: Path
-    run: dict[str, Any]
+    run: RunMeta
     results: list[CellResult]
     report: Path | None = None
     interrupted: bool = False
@@ -51,12 +52,12 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _store_cells(store: Any, meta: dict[str, Any], cells: list[CellResult], prog: Any) -> None:
+def _store_cells(store: Any, meta: RunMeta, cells: list[CellResult], prog: Any) -> None:
     """Commit each finished cell; a store that fails is reported, the exports go on."""
     try:
-        store.write_cells(meta["id"], cells)
+        store.write_cells(meta.id, cells)
     except Exception as e:
-        meta.setdefault("store_errors", []).append(first_line(e))
+        meta.store_errors.append(first_line(e))
         prog.write(
             f"warning: cells not stored in {store.label}: {first_line(e)} (results.json has them)"
         )
@@ -80,27 +81,25 @@ def resume(
     return run(spec, progress=progress, resume=run_id, retry_errors=retry_errors)
 
 
-def run_metadata(spec: RunSpec) -> dict[str, Any]:
+def run_metadata(spec: RunSpec) -> RunMeta:
     """A new run's record: id, host, versions, settings; the results come later."""
     import torch
 
     from quantbench import env
 
-    return {
-        "id": _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
-        "started_at": _now(),
-        "finished_at": None,
-        "status": "running",
-        "quantbench_version": __version__,
-        "host": {**env.host(), "microbench": _microbench(spec)},
-        "versions": env.versions(),
-        "engine": spec.engine,
-        "threads": spec.threads or torch.get_num_threads(),
-        "affinity": affinity(),
-        "pinned": spec.pin,
-        "weights": {},
-        "spec": spec.to_dict(),
-    }
+    return RunMeta(
+        id=_dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        started_at=_now(),
+        status="running",
+        quantbench_version=__version__,
+        host={**env.host(), "microbench": _microbench(spec)},
+        versions=env.versions(),
+        engine=spec.engine,
+        threads=spec.threads or torch.get_num_threads(),
+        affinity=affinity(),
+        pinned=spec.pin,
+        spec=spec.to_dict(),
+    )
 
 
 def _microbench(spec: RunSpec) -> dict[str, Any] | None:
@@ -131,7 +130,7 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
 
     return recommend(
         results,
-        ref_sizes={"vision": spec.ref_image_size, "text": spec.ref_seq_len},
+        ref_sizes=ref_sizes(spec),
         min_cosine=spec.min_cosine,
         min_top1=spec.min_top1,
     )
@@ -139,18 +138,18 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
 
 def _reopen(
     store: Any, run_id: str, retry_errors: bool
-) -> tuple[Path, dict[str, Any], set[tuple[str, str]]]:
+) -> tuple[Path, RunMeta, set[tuple[str, str]]]:
     """A stored run to complete: its directory, its record and the cells it holds (its
     ``error`` / ``timeout`` ones deleted first with ``retry_errors``)."""
-    meta = store.run_meta(run_id)
-    out_dir = reopen_out_dir(meta.get("out_dir"))
+    meta = RunMeta.from_dict(store.run_meta(run_id))
+    out_dir = reopen_out_dir(meta.out_dir)
     rows = store.cell_rows(run_id)
     if retry_errors:
         failed = [(r["model"], r["recipe"]) for r in rows if r["status"] in ("error", "timeout")]
         store.delete_cells(run_id, failed)
         rows = [r for r in rows if (r["model"], r["recipe"]) not in set(failed)]
-    meta["status"] = "running"
-    meta.setdefault("resumed", []).append(_now())
+    meta.status = "running"
+    meta.resumed.append(_now())
     return out_dir, meta, {(r["model"], r["recipe"]) for r in rows}
 
 
@@ -174,7 +173,7 @@ def run(
         store.close()
     from quantbench.report import render_report
 
-    report = render_report(out_dir, meta, results)
+    report = render_report(out_dir, meta.to_dict(), results)
     return RunResult(
         out_dir=out_dir, run=meta, results=results, report=report, interrupted=interrupted
     )
@@ -182,7 +181,7 @@ def run(
 
 def _run_in(
     store: Any, spec: RunSpec, progress: bool | None, resume: str | None, retry_errors: bool
-) -> tuple[Path, dict[str, Any], list[CellResult], bool]:
+) -> tuple[Path, RunMeta, list[CellResult], bool]:
     """:func:`run` with its store open: (out_dir, run record, cells, interrupted)."""
     done: set[tuple[str, str]] = set()
     if resume:
@@ -190,18 +189,18 @@ def _run_in(
     else:
         out_dir = prepare_out_dir(spec.out)
         meta = run_metadata(spec)
-        meta["out_dir"] = str(out_dir)
-    meta["store"] = store.label
+        meta.out_dir = str(out_dir)
+    meta.store = store.label
     try:
-        store.begin_run(meta)
+        store.begin_run(meta.to_dict())
     except Exception as e:  # locked, read-only, gone away
         raise QuantbenchError(
-            f"cannot write run {meta['id']} to {store.label}: {first_line(e)}"
+            f"cannot write run {meta.id} to {store.label}: {first_line(e)}"
         ) from None
     if progress is None:
         progress = sys.stderr.isatty()
     prog = ProgressBar(_count_steps(spec), progress)
-    results: list[CellResult] = store.cells(meta["id"]) if resume else []
+    results: list[CellResult] = store.cells(meta.id) if resume else []
     interrupted = False
 
     def save() -> None:
@@ -242,7 +241,7 @@ def _run_in(
             results.extend(cells)
             for c in cells:
                 if c.weights:
-                    meta["weights"][c.model] = c.weights
+                    meta.weights[c.model] = c.weights
             save()
             bad = [c for c in cells if c.status not in ("ok", "unsupported")]
             state = f"{len(bad)} cell(s) failed: {bad[0].error}" if bad else "ok"
@@ -254,19 +253,19 @@ def _run_in(
         n_models = len({c.model for c in results})
         prog.write(
             f"interrupted: {len(results)} cells of {n_models} model(s) are stored in "
-            f"{store.label} as run {meta['id']}; finish it with "
-            f"'quantbench run --resume {meta['id']}'"
+            f"{store.label} as run {meta.id}; finish it with "
+            f"'quantbench run --resume {meta.id}'"
         )
     finally:
         prog.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    meta["finished_at"] = _now()
-    meta["status"] = "interrupted" if interrupted else "finished"
-    meta["recommendations"] = as_dict(recommendations(spec, results))
+    meta.finished_at = _now()
+    meta.status = "interrupted" if interrupted else "finished"
+    meta.recommendations = as_dict(recommendations(spec, results))
     save()
     try:
-        store.finish_run(meta)
+        store.finish_run(meta.to_dict())
     except Exception as e:  # the exports above still hold everything
-        prog.write(f"warning: could not update run {meta['id']} in {store.label}: {first_line(e)}")
+        prog.write(f"warning: could not update run {meta.id} in {store.label}: {first_line(e)}")
     return out_dir, meta, results, interrupted
