@@ -134,7 +134,7 @@ def quantize_to_file(
         "engine": engine,
         "seed": seed,
         "options": dict(options or {}),
-        "family": lm.family,
+        "family": str(lm.family),
         "weights": lm.weights,
     }
     size = save_artifact(art, path, meta)

@@ -281,6 +281,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         for r in list_recipes():
             print(f"{r.name:27s} {r.runtime:13s} {r.description}")
+            settings = {k: v for k, v in r.config_record().items() if k != "version"}
+            facts = [f"quantizes {', '.join(r.quantizes) or 'nothing'}", f"ships {r.file_format}"]
+            if settings:
+                facts.append("settings " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
+            print(f"{'':27s} {'':13s} ({'; '.join(facts)})")
+        print("\nSettings go in a config file as recipe_options: {RECIPE: {SETTING: VALUE}}.")
     elif args.what == "datasets":
         from quantbench.datasets import list_kinds
 

@@ -366,7 +366,7 @@ def _write_pt2(gm: Any, example: tuple, family: str, freezing: bool) -> tuple[Pa
     ep = torch.export.export(gm, example, dynamic_shapes=ds, strict=False)
     ep.example_inputs = None
     path = Path(tempfile.mkdtemp(prefix="quantbench-pt2e-")) / "model.pt2"
-    meta = {"family": family, "freezing": freezing, "recipe": "pt2e-static-int8"}
+    meta = {"family": str(family), "freezing": freezing, "recipe": "pt2e-static-int8"}
     torch.export.save(ep, str(path), extra_files={PT2_META: json.dumps(meta)})
     return path, time.perf_counter() - t
 
