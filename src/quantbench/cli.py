@@ -214,25 +214,63 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
         result = run(spec, progress=args.progress)
+    return print_run_summary(result)
+
+
+def print_run_summary(result: Any) -> int:
+    """The lines a run ends with; the exit code: 130 interrupted, 1 when no cell
+    succeeded, else 0."""
     counts: dict[str, int] = {}
     for c in result.results:
-        counts[c.status] = counts.get(c.status, 0) + 1
+        counts[str(c.status)] = counts.get(str(c.status), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"{len(result.results)} cells: {summary}")
-    for model, rec in (result.run.recommendations or {}).items():
-        parts = []
-        if rec["fastest"] and rec["fastest"]["speedup"] is not None:
-            parts.append(f"fastest {rec['fastest']['recipe']} ({rec['fastest']['speedup']:.2f}x)")
-        if rec["smallest"] and rec["smallest"]["size_ratio"] is not None:
-            parts.append(
-                f"smallest {rec['smallest']['recipe']} ({rec['smallest']['size_ratio']:.2f} of fp32)"
-            )
-        if parts:
-            print(f"  {model}: {', '.join(parts)} (keeping fidelity)")
+    for line in recommendation_lines(result.run.spec, result.run.recommendations, result.results):
+        print(f"  {line}")
     print(f"stored:  run {result.run.id} in {result.run.store}")
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report:  {result.report} (and report.html)")
-    return 130 if result.interrupted else 0
+    if result.interrupted:
+        return 130
+    if not counts.get("ok"):
+        failed = [c for c in result.results if c.error]
+        why = f": {failed[0].model} / {failed[0].recipe}: {failed[0].error}" if failed else ""
+        print(f"quantbench: no cell succeeded{why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def recommendation_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cells: list) -> list:
+    """Per model: the fastest and smallest variants, and what they were judged on. Only
+    a bar that was measured is claimed: without fidelity or accuracy the variants are
+    ranked by size and speed alone, and the line says so."""
+    lines = []
+    for model, rec in (recs or {}).items():
+        mine = [c for c in cells if c.model == model]
+        judged = "fidelity" in (spec.get("measure") or []) or any(c.accuracy for c in mine)
+        parts = []
+        if judged:
+            fast, small = rec.get("fastest"), rec.get("smallest")
+            if fast and fast["speedup"] is not None:
+                parts.append(f"fastest {fast['recipe']} ({fast['speedup']:.2f}x)")
+            if small and small["size_ratio"] is not None:
+                parts.append(f"smallest {small['recipe']} ({small['size_ratio']:.2f} of fp32)")
+            bar = "keeping accuracy" if any(c.accuracy for c in mine) else "keeping fidelity"
+            if parts:
+                lines.append(f"{model}: {', '.join(parts)} ({bar})")
+            continue
+        base = next((c for c in mine if c.recipe == "fp32" and c.size_bytes), None)
+        sized = [c for c in mine if c.status == "ok" and c.size_bytes and c.recipe != "fp32"]
+        if base and sized:
+            c = min(sized, key=lambda c: c.size_bytes)
+            parts.append(f"smallest {c.recipe} ({c.size_bytes / base.size_bytes:.2f} of fp32)")
+        timed = [c for c in rec.get("candidates") or [] if c.get("speedup") is not None]
+        fast = max(timed, key=lambda c: c["speedup"]) if timed else None
+        if fast and fast["recipe"] != "fp32":
+            parts.append(f"fastest {fast['recipe']} ({fast['speedup']:.2f}x)")
+        if parts:
+            lines.append(f"{model}: {', '.join(parts)} (fidelity not measured: not judged)")
+    return lines
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -379,6 +417,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         if not metric and c.fidelity and c.fidelity.cosine is not None:
             metric = f"cosine {c.fidelity.cosine:.4f}"
         print(f"{c.model:16s} {c.recipe:28s} {c.status:11s} {size:>9s} {sp:>8s}  {metric}")
+    failed = [c for c in cells if c.status != "ok"]
+    if failed:
+        print("\nwhy cells did not succeed:")
+        for c in failed:
+            print(f"  {c.model} / {c.recipe} ({c.status}): {c.error or 'no reason recorded'}")
     return 0
 
 

@@ -43,7 +43,9 @@ class TaskData:
 
 def check_family(ds_spec: Any, family: str, model: str, what: str) -> None:
     """A dataset of the other family (images for a text model, ...) is an input error."""
-    kind_family = "vision" if ds_spec.kind == "imagefolder" else "text"
+    from quantbench.datasets import kind_family as family_of
+
+    kind_family = family_of(ds_spec)
     if kind_family != family:
         raise QuantbenchError(
             f"{what} '{ds_spec.path}' is {ds_spec.kind} data but model '{model}' is a "

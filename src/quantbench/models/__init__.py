@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -23,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from quantbench import memory
 from quantbench.errors import QuantbenchError, first_line, unknown_name
 from quantbench.results import Family
 
@@ -110,7 +112,7 @@ def _shipped_config(stem: str) -> Any:
 def _split(name: str) -> tuple[str, str]:
     """'hf:x' -> ('hf', 'x'); 'tv:x' -> ('tv', 'x'); 'py:f.py:C' -> ('py', 'f.py:C');
     alias -> ('alias', name)."""
-    for prefix in ("hf:", "tv:", "py:"):
+    for prefix in ("hf:", "tv:", "py:", "mem:"):
         if name.startswith(prefix):
             rest = name[len(prefix) :]
             if not rest:
@@ -167,6 +169,9 @@ def model_info(name: str) -> ModelInfo:
     if kind == "py":
         _py_factory(ref)
         return ModelInfo(name, VISION, None, f"{ref} (your own module)")
+    if kind == "mem":
+        m = memory.get(name, "model")
+        return ModelInfo(name, m.family, m.max_input_size, m.description)
     config = _hf_config(ref)
     if _is_image_classifier(config):
         return ModelInfo(name, VISION, None, f"Hugging Face {ref}")
@@ -190,6 +195,8 @@ def load_model(
     torch.manual_seed(seed)
     if kind == "py":
         return _load_py(name, ref, weights, options)
+    if kind == "mem":
+        return _load_memory(name)
     if kind == "tv" or (kind == "alias" and ALIASES[ref].source == "tv"):
         builder = ALIASES[ref].target if kind == "alias" else ref
         if kind == "tv" and builder not in _tv_builders():
@@ -367,6 +374,54 @@ def _load_py(name: str, ref: str, weights: str, options: dict[str, Any]) -> Load
         make_inputs=_vision_inputs, description=f"{ref} (your own module)",
         num_outputs=int(outputs) if outputs else None,
     )  # fmt: skip
+
+
+def _load_memory(name: str) -> LoadedModel:
+    """A module handed to the Python API, as its own copy (quantizing never touches yours)."""
+    import copy
+
+    m = memory.get(name, "model")
+    return dataclasses.replace(m, module=copy.deepcopy(m.module).eval(), notes=list(m.notes))
+
+
+def in_memory_model(
+    module: Any,
+    name: str | None = None,
+    family: str = VISION,
+    make_inputs: Callable[..., tuple] | None = None,
+    max_input_size: int | None = None,
+    num_outputs: int | None = None,
+) -> str:
+    """Register an ``nn.Module`` for the Python API; returns its model name (``mem:model:...``).
+
+    ``make_inputs(batch_size, input_size, seed=0) -> tuple`` builds synthetic inputs for
+    calibration and timing; images of ``3 x size x size`` by default for vision models.
+    A text model needs ``make_inputs`` unless it has a Hugging Face ``config.vocab_size``.
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise QuantbenchError(f"a model must be a torch.nn.Module, got {type(module).__name__}")
+    family = Family(family) if family in (VISION, TEXT) else family
+    if family not in (VISION, TEXT):
+        raise unknown_name("family", str(family), [VISION, TEXT])
+    if make_inputs is None:
+        if family == VISION:
+            make_inputs = _vision_inputs
+        elif getattr(getattr(module, "config", None), "vocab_size", None):
+            make_inputs = _text_inputs_factory(module.config)
+        else:
+            raise QuantbenchError(
+                "a text model given as a module needs make_inputs(batch_size, seq_len, seed)"
+            )
+    label = name or type(module).__name__
+    lm = LoadedModel(
+        name=label, family=family, module=module, weights="as given (in-memory module)",
+        random_weights=False, is_classifier=num_outputs is not None or family == VISION,
+        max_input_size=max_input_size, make_inputs=make_inputs,
+        description=f"{type(module).__name__} (in-memory module)", num_outputs=num_outputs,
+    )  # fmt: skip
+    return memory.put("model", lm, label)
 
 
 def _degenerate(module: Any) -> bool:

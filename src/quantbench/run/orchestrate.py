@@ -163,8 +163,11 @@ def run(
     the report; return them. ``resume``: the id of a stored run to complete (its cells
     already stored are skipped and left untouched; with ``retry_errors`` its ``error``
     and ``timeout`` cells are measured again and replaced)."""
+    from quantbench.api import check_main_guard
     from quantbench.store import open_store
 
+    if spec.isolate:  # workers re-import the calling script: it needs a __main__ guard
+        check_main_guard("run")
     quiet_libraries()
     store = open_store(spec.store)
     try:  # the store is closed however the run ends, early failures included

@@ -58,6 +58,13 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
         "the artifact's size over fp32's.",
         "",
     ]
+    if "fidelity" not in (spec.get("measure") or []) and not any(c.accuracy for c in ctx.results):
+        lines += [
+            "> ⚠️ This run measured neither fidelity nor accuracy, so no quantized variant is "
+            "known to keep fidelity and none is recommended; add `fidelity` to `--measure` "
+            "(or give `--dataset`) to judge them.",
+            "",
+        ]
     lines += md_table(
         ["Model", "Reference shape", "Fastest", "Speedup [CI]", "Size ratio", "Fidelity / accuracy",
          "Smallest", "Size ratio", "Why the others lost"],

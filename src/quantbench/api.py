@@ -1,0 +1,181 @@
+"""The Python API: the CLI's commands as functions, taking names or objects.
+
+Everything the command line does is one call here, and the same validation applies:
+bad input raises :class:`~quantbench.errors.QuantbenchError` with one clear line.
+
+Example (see README "Python API")::
+
+    import quantbench
+    result = quantbench.run(models=["resnet18"], recipes=["dynamic-int8"], measure=["size"])
+    print(result.report, [(c.recipe, c.size_bytes) for c in result.results])
+
+In-memory objects: a ``torch.nn.Module`` as a model, a DataLoader or any iterable of
+batches as ``dataset`` / ``calibration`` / ``train_dataset``, and ``eval_fn(model) ->
+float`` as the metric the accuracy bar, the recommendation and the fallback search
+judge by. A run that uses one measures its models in this process (workers could not
+see them) and says so in a note.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from quantbench import memory
+from quantbench.errors import QuantbenchError
+
+ModelArg = Any  # a model name, an nn.Module, or a mapping (a config file's model entry)
+
+
+def model(
+    module: Any,
+    name: str | None = None,
+    family: str = "vision",
+    make_inputs: Callable[..., tuple] | None = None,
+    num_outputs: int | None = None,
+) -> dict[str, str]:
+    """An in-memory module as a model entry for :func:`run` (``name`` labels it in results).
+
+    ``make_inputs(batch_size, input_size, seed=0) -> tuple`` builds synthetic inputs
+    (default for vision: ``3 x size x size`` images)."""
+    from quantbench.models import in_memory_model
+
+    source = in_memory_model(module, name, family, make_inputs, num_outputs=num_outputs)
+    return {"name": memory.label(source), "source": source}
+
+
+def _model_entry(m: ModelArg) -> Any:
+    try:
+        import torch
+
+        if isinstance(m, torch.nn.Module):
+            return model(m)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return m
+
+
+def _data_arg(value: Any, what: str) -> Any:
+    """A path, a mapping, or batches (registered in memory): what a spec takes."""
+    if value is None or isinstance(value, (str, Path, dict)):
+        return str(value) if isinstance(value, Path) else value
+    if isinstance(value, Iterable):
+        from quantbench.datasets import memory_dataset
+
+        return memory_dataset(value, what)
+    raise QuantbenchError(
+        f"{what} must be a path, a mapping or batches, got {type(value).__name__}"
+    )
+
+
+def run(
+    models: ModelArg | list[ModelArg] | None = None,
+    recipes: str | list[str] | None = None,
+    *,
+    preset: str | None = None,
+    config: str | Path | None = None,
+    dataset: Any = None,
+    calibration: Any = None,
+    train_dataset: Any = None,
+    eval_fn: Callable[[Any], float] | None = None,
+    progress: bool = False,
+    **settings: Any,
+) -> Any:
+    """Measure ``models`` x ``recipes`` (plus every setting of ``quantbench run``, by its
+    key: ``measure``, ``image_sizes``, ``out``, ``store``, ...); a
+    :class:`~quantbench.runner.RunResult`. Unknown settings are an error."""
+    from quantbench.run.orchestrate import run as _run
+    from quantbench.spec import build_spec
+
+    overrides = dict(settings)
+    if models is not None:
+        listed = models if isinstance(models, (list, tuple)) else [models]
+        overrides["models"] = [_model_entry(m) for m in listed]
+    if recipes is not None:
+        overrides["recipes"] = recipes
+    for key, value in (("dataset", dataset), ("calibration", calibration),
+                       ("train_dataset", train_dataset)):  # fmt: skip
+        if value is not None:
+            overrides[key] = _data_arg(value, key)
+    if eval_fn is not None:
+        if not callable(eval_fn):
+            raise QuantbenchError("eval_fn must be a function: eval_fn(model) -> float")
+        overrides["eval_fn"] = memory.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
+    spec = build_spec(preset=preset, config=config, overrides=overrides)
+    if uses_memory(spec):
+        spec.isolate = False  # a worker process could not see this process's objects
+    return _run(spec, progress=progress)
+
+
+def uses_memory(spec: Any) -> bool:
+    """Whether a spec refers to objects held by this process (models, data, eval_fn)."""
+    names = [getattr(r, "source", None) or r.name for r in spec.models]
+    data = [spec.dataset, spec.calibration, spec.train_dataset]
+    data += [d for r in spec.models for d in (r.dataset, r.calibration)]
+    names += [d.get("path") for d in data if isinstance(d, dict)]
+    names.append(getattr(spec, "eval_fn", None))
+    return any(memory.is_memory(n) for n in names)
+
+
+def load_artifact(path: str | Path) -> Any:
+    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module."""
+    from quantbench.artifacts import load_artifact as _load
+
+    return _load(path)
+
+
+# --------------------------------------------------------------------------- __main__ guard
+
+
+def check_main_guard(what: str) -> None:
+    """Refuse to start worker processes from a script's top level without a
+    ``if __name__ == "__main__":`` guard.
+
+    Workers are started with ``spawn``: each imports the script again, so an unguarded
+    call would run again in every worker (which Python then stops, and every cell would
+    read "worker exited with code 1"). Found here, before anything runs, from the
+    calling line's place in the script's source.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not str(path).endswith(".py"):
+        return  # an interactive session, python -c, a notebook: nothing is re-imported
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals is not main.__dict__:
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_name != "<module>":
+        return  # called from a function the script defines (its caller decides)
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return
+    if not _inside_main_guard(tree, frame.f_lineno):
+        raise QuantbenchError(
+            f"{what}() is called at the top level of {Path(path).name} (line {frame.f_lineno}) "
+            'without an `if __name__ == "__main__":` guard; each worker process imports the '
+            "script again, so put the call under that guard"
+        )
+
+
+def _inside_main_guard(tree: ast.Module, line: int) -> bool:
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_main_test(node.test):
+            end = getattr(node, "end_lineno", None) or line
+            if node.lineno <= line <= end:
+                return True
+    return False
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s.id for s in sides if isinstance(s, ast.Name)]
+    consts = [s.value for s in sides if isinstance(s, ast.Constant)]
+    return names == ["__name__"] and consts == ["__main__"]
