@@ -147,17 +147,7 @@ def test_commands_on_stored_runs(tmp_path, capsys):
     assert doc["run"]["id"] == "base" and len(doc["results"]) == 2
     assert main(["export", "base", "--format", "csv", "-o", str(tmp_path / "b.csv"), *s]) == 0
     assert "static-int8" in (tmp_path / "b.csv").read_text()
-    out_dir = tmp_path / "cmp"
-    args = ["compare", "base", "slower", *s, "--out", str(out_dir)]
-    assert main(args) == 0
-    text = capsys.readouterr().out
-    assert "| m1 | static-int8 | 1 × 32 | 4.000 | 6.000 | +50.0% |" in text
-    assert (out_dir / "compare_latency.png").is_file() and (out_dir / "compare.md").is_file()
-    assert main([*args, "--fail-if-slower", "60"]) == 0
-    assert main([*args, "--fail-if-slower", "10"]) == 1  # the planted regression
-    capsys.readouterr()
-    assert main(["compare", "base", "other", *s, "--out", str(out_dir)]) == 2
-    assert "share no measured cells" in capsys.readouterr().err
+    # compare (significance, gates) is tested in test_compare.py
     assert main(["report", "base", *s, "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.html").is_file()
 
@@ -328,8 +318,10 @@ def test_postgresql_store(pg_url, tmp_path, capsys):
     meta, cells = st.load_run("pg-base")
     assert cells[1].latency[0].samples == pytest.approx([4.0, 4.04, 3.96])
     st.close()
+    # 3 samples a side: a 20% slowdown is too few to test, so not failed (test_compare.py)
     assert main(["compare", "pg-base", "pg-slow", "--store", pg_url, "--out",
-                 str(tmp_path / "c"), "--fail-if-slower", "10"]) == 1  # fmt: skip
+                 str(tmp_path / "c"), "--fail-if-slower", "10"]) == 0  # fmt: skip
+    assert "too few samples (3 vs 3), not failed" in capsys.readouterr().out
     # a real run into PostgreSQL
     cfg = _config(tmp_path, ["squeezenet"])
     assert main(["run", "--config", str(cfg), "--store", pg_url, "--out",

@@ -158,14 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         help="compare stored runs side by side (latency, paired speedup, size, accuracy)",
         description="The first run is the baseline; every later one is compared with it on "
-        "the cells they share. Writes compare.md and plots to --out.",
+        "the cells they share, each latency change tested for significance on the raw "
+        "samples. Writes compare.md and plots to --out. Gates (for CI) are all evaluated; "
+        "exit 1 when any fails. The store is only read.",
     )
     p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     p.add_argument("--store", help="results database (default ./quantbench.db)")
     p.add_argument("--out", help="output directory (default quantbench-runs/compare-...)")
-    p.add_argument("--fail-if-slower", type=float, metavar="PCT",
-                   help="exit 1 when a shared point is slower than the baseline by more than "
-                   "PCT percent (for CI)")  # fmt: skip
+    p.add_argument("--fail-if-slower", metavar="PCT",
+                   help="exit 1 when a shared point is significantly slower than the baseline "
+                   "by more than PCT percent")  # fmt: skip
+    p.add_argument("--fail-if-less-accurate", metavar="PP",
+                   help="exit 1 when a variant's accuracy dropped by more than PP percentage "
+                   "points")  # fmt: skip
+    p.add_argument("--fail-if-larger", metavar="PCT",
+                   help="exit 1 when a variant's size grew by more than PCT percent")  # fmt: skip
     p = sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
     p.add_argument("--threads", type=int, help="threads for the micro-benchmark")
     p.add_argument("--seconds", type=float, default=1.0, help="micro-benchmark duration")
@@ -450,14 +457,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from quantbench.compare import regressions, run_compare
+    from quantbench.compare import run_compare
 
-    text, out, points = run_compare(args.run_ids, args.store, args.out, args.fail_if_slower)
-    print(text)
-    print(f"written: {out / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
-    if args.fail_if_slower is not None and regressions(points, args.fail_if_slower):
-        return 1
-    return 0
+    res = run_compare(args.run_ids, args.store, args.out, args.fail_if_slower,
+                      args.fail_if_less_accurate, args.fail_if_larger)  # fmt: skip
+    print(res.text)
+    print(f"written: {res.out_dir / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
+    return 1 if res.gates.failed else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

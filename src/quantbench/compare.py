@@ -1,10 +1,15 @@
 """Compare stored runs: the cells they share, side by side.
 
 The first run is the baseline. For every (model, recipe, batch size, input size) point
-that a later run also measured: both latency medians and the change, both paired
-speedups vs fp32 (each taken inside its own run, so machine drift cancels), sizes and
-task metrics. ``--fail-if-slower PCT`` turns a latency increase beyond PCT percent into
-exit status 1, for CI.
+that a later run also measured: both latency medians and the change, whether the change
+is significant (Mann-Whitney U on both runs' raw samples, so timing noise is not taken
+for a regression), both paired speedups vs fp32 (each taken inside its own run, so
+machine drift cancels), sizes and task metrics.
+
+Gates, for CI (:func:`gates`; every gate is evaluated and reported, exit status 1 when
+any fails): ``--fail-if-slower PCT`` fails on a *significant* latency increase beyond PCT
+percent, ``--fail-if-less-accurate PP`` on an accuracy drop of more than PP percentage
+points, ``--fail-if-larger PCT`` on a size increase beyond PCT percent.
 
 Example::
 
@@ -15,12 +20,16 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from quantbench.errors import QuantbenchError
+from quantbench.measure.significance import ALPHA, MIN_SAMPLES, Significance, compare_samples
 from quantbench.results import CellResult
+
+_EPS = 1e-9  # a change exactly at the threshold is not beyond it, whatever float rounding
 
 
 @dataclass
@@ -39,6 +48,27 @@ class Point:
     size: int | None
     base_metric: float | None
     metric: float | None
+    # Mann-Whitney U on both runs' raw samples at this point (None: not computed)
+    significance: Significance | None = None
+    base_run: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """The verdict: significant, not significant, or too few samples (N vs M)."""
+        sig = self.significance
+        if sig is None:
+            return "too few samples"
+        if sig.p_value is None:
+            return f"too few samples ({sig.n_old} vs {sig.n_new})"
+        return sig.verdict
+
+    @property
+    def significant(self) -> bool:
+        return self.significance is not None and self.significance.significant
+
+    @property
+    def p_text(self) -> str:
+        return "—" if self.significance is None else self.significance.p_text
 
 
 def pct_change(base: float, new: float) -> float:
@@ -81,20 +111,196 @@ def compare(runs: list[tuple[dict[str, Any], list[CellResult]]]) -> list[Point]:
                 base_size=bc.size_bytes, size=c.size_bytes,
                 base_metric=bc.accuracy.value if bc.accuracy else None,
                 metric=c.accuracy.value if c.accuracy else None,
+                significance=compare_samples(bp.samples, p.samples),
+                base_run=base_meta["id"],
             ))  # fmt: skip
     return out
 
 
 def regressions(points: list[Point], pct: float) -> list[Point]:
+    """Points slower than the baseline by more than ``pct`` percent, by median alone."""
     return [p for p in points if p.change_pct > pct]
+
+
+GATE_FLAGS = {
+    "slower_pct": "--fail-if-slower",
+    "less_accurate_pp": "--fail-if-less-accurate",
+    "larger_pct": "--fail-if-larger",
+}
+
+
+def check_threshold(name: str, value: float | str | None) -> float | None:
+    """A gate threshold as a float (None: gate not asked for). Refuses, as a one-line
+    QuantbenchError (exit 2), text that is not a number and a number that is negative, NaN
+    or infinite. ``name`` is a key of :data:`GATE_FLAGS` or the flag itself."""
+    if value is None:
+        return None
+    flag = GATE_FLAGS.get(name, name).lstrip("-")
+    unit = "percentage points" if "accurate" in flag else "a percentage"
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+        shown = format(value, "g") if isinstance(value, float) else repr(value)
+        raise QuantbenchError(f"{flag} must be {unit} >= 0, got {shown}")
+    return number
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One offending (model, recipe[, shape]) of one gate, in one compared run."""
+
+    gate: str  # "--fail-if-slower", "--fail-if-less-accurate" or "--fail-if-larger"
+    threshold: float
+    run: str
+    base_run: str
+    model: str
+    recipe: str
+    shape: tuple[int, int] | None  # (batch size, input size) for latency; None otherwise
+    detail: str
+
+    def where(self) -> str:
+        shape = f" · {self.shape[0]} × {self.shape[1]}" if self.shape else ""
+        return f"{self.model} · {self.recipe}{shape} ({self.run} vs {self.base_run})"
+
+    def line(self) -> str:
+        return f"FAILED {self.gate} {self.threshold:g}: {self.where()}: {self.detail}"
+
+
+@dataclass
+class GateReport:
+    """What the gates found: failures (exit 1) and notes (why something did not fail,
+    or that a gate had nothing to check)."""
+
+    failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)  # "--fail-if-slower 10", ...
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def lines(self) -> list[str]:
+        """One line per failure and per note, then a one-line summary."""
+        if not self.checked:
+            return []
+        out = [f.line() for f in self.failures] + list(self.notes)
+        gates_ = ", ".join(self.checked)
+        out.append(
+            f"{len(self.failures)} gate failure(s) ({gates_})." if self.failures
+            else f"All gates passed ({gates_})."
+        )  # fmt: skip
+        return out
+
+
+def _per_cell(points: list[Point]) -> list[Point]:
+    """One point per (run, model, recipe): size and accuracy belong to the cell."""
+    seen: dict[tuple[str, str, str], Point] = {}
+    for p in points:
+        seen.setdefault((p.run, p.model, p.recipe), p)
+    return list(seen.values())
+
+
+def gate_report(
+    points: list[Point],
+    slower_pct: float | None = None,
+    less_accurate_pp: float | None = None,
+    larger_pct: float | None = None,
+) -> GateReport:
+    """Evaluate every requested gate (None: not requested) on the compared points.
+
+    - slower: a point fails when its median is more than ``slower_pct`` percent above the
+      baseline's *and* the change is significant; a slowdown that is not (or cannot be
+      tested) is noted as not failed, since timing noise alone must not fail CI.
+    - less accurate: a cell fails when ``accuracy.value`` (a fraction) dropped by more
+      than ``less_accurate_pp`` percentage points; cells without accuracy in both runs
+      are skipped, and when none has it that is noted (not a silent pass).
+    - larger: a cell fails when ``size_bytes`` grew by more than ``larger_pct`` percent.
+    """
+    slower_pct = check_threshold("slower_pct", slower_pct)
+    less_accurate_pp = check_threshold("less_accurate_pp", less_accurate_pp)
+    larger_pct = check_threshold("larger_pct", larger_pct)
+    rep = GateReport()
+    runs = list(dict.fromkeys(p.run for p in points))
+    cells = _per_cell(points)
+
+    if slower_pct is not None:
+        gate = GATE_FLAGS["slower_pct"]
+        rep.checked.append(f"{gate} {slower_pct:g}")
+        for p in points:
+            if p.change_pct - slower_pct <= _EPS:
+                continue
+            detail = f"{p.change_pct:+.1f}% ({p.base_ms:.3f} → {p.ms:.3f} ms), {p.verdict}"
+            if p.significance is not None and p.significance.p_value is not None:
+                t = p.p_text
+                detail += f", p{t}" if t.startswith("<") else f", p={t}"
+            f = Failure(gate, slower_pct, p.run, p.base_run, p.model, p.recipe,
+                        (p.batch_size, p.input_size), detail)  # fmt: skip
+            if p.significant:
+                rep.failures.append(f)
+            else:
+                rep.notes.append(f"{gate} {slower_pct:g}: {f.where()}: {detail}, not failed")
+
+    if less_accurate_pp is not None:
+        gate = GATE_FLAGS["less_accurate_pp"]
+        rep.checked.append(f"{gate} {less_accurate_pp:g}")
+        for run in runs:
+            both = [p for p in cells if p.run == run
+                    and p.base_metric is not None and p.metric is not None]  # fmt: skip
+            if not both:
+                base = next(p.base_run for p in points if p.run == run)
+                rep.notes.append(f"{gate} {less_accurate_pp:g}: no shared cell has accuracy "
+                                 f"in both {base} and {run}; nothing checked")  # fmt: skip
+            for p in both:
+                assert p.base_metric is not None and p.metric is not None
+                drop = (p.base_metric - p.metric) * 100.0
+                if drop - less_accurate_pp > _EPS:
+                    rep.failures.append(Failure(
+                        gate, less_accurate_pp, p.run, p.base_run, p.model, p.recipe, None,
+                        f"accuracy {p.base_metric:.4f} → {p.metric:.4f} "
+                        f"(-{drop:.2f} points)",
+                    ))  # fmt: skip
+
+    if larger_pct is not None:
+        gate = GATE_FLAGS["larger_pct"]
+        rep.checked.append(f"{gate} {larger_pct:g}")
+        for run in runs:
+            both = [p for p in cells if p.run == run and p.base_size and p.size is not None]
+            if not both:
+                base = next(p.base_run for p in points if p.run == run)
+                rep.notes.append(f"{gate} {larger_pct:g}: no shared cell has a size in "
+                                 f"both {base} and {run}; nothing checked")  # fmt: skip
+            for p in both:
+                assert p.base_size and p.size is not None
+                grew = pct_change(p.base_size, p.size)
+                if grew - larger_pct > _EPS:
+                    rep.failures.append(Failure(
+                        gate, larger_pct, p.run, p.base_run, p.model, p.recipe, None,
+                        f"size {p.base_size:,} → {p.size:,} bytes ({grew:+.1f}%)",
+                    ))  # fmt: skip
+    return rep
+
+
+def gates(
+    points: list[Point],
+    slower_pct: float | None = None,
+    less_accurate_pp: float | None = None,
+    larger_pct: float | None = None,
+) -> list[Failure]:
+    """The failures of every requested gate (empty: all passed); see :func:`gate_report`."""
+    return gate_report(points, slower_pct, less_accurate_pp, larger_pct).failures
 
 
 def _f(x: float | None, fmt: str) -> str:
     return "—" if x is None else format(x, fmt)
 
 
-def render(runs: list[dict[str, Any]], points: list[Point], fail_pct: float | None) -> str:
-    """Markdown: the runs compared (machine, date), then one table per later run."""
+def render(
+    runs: list[dict[str, Any]], points: list[Point], report: GateReport | None = None
+) -> str:
+    """Markdown: the runs compared (machine, date), one table per later run, then what
+    the gates found (one line per failure or note)."""
     from quantbench.report.fmt import md_escape
 
     lines = ["# quantbench compare", "", "| Run | Date | Machine | Status |", "|---|---|---|---|"]
@@ -110,28 +316,33 @@ def render(runs: list[dict[str, Any]], points: list[Point], fail_pct: float | No
         lines += [
             f"## `{md_escape(m['id'])}` vs `{md_escape(runs[0]['id'])}`", "",
             "Latency is the median of each run's samples; change > 0 means slower. Speedups "
-            "are paired vs fp32 inside each run.", "",
-            "| Model | Recipe | Batch × size | Baseline ms | ms | Change | Speedup (base → new) "
-            "| Size MiB (base → new) | Metric (base → new) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "are paired vs fp32 inside each run. Significance: two-sided Mann-Whitney U on "
+            f"both runs' raw samples, p < {ALPHA:g}; fewer than {MIN_SAMPLES} samples a side "
+            "is too few to test.", "",
+            "| Model | Recipe | Batch × size | Baseline ms | ms | Change | Significance | p "
+            "| Speedup (base → new) | Size MiB (base → new) | Metric (base → new) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]  # fmt: skip
+        failed = {(f.run, f.model, f.recipe, f.shape) for f in report.failures} if report else set()
         for p in pts:
-            flag = " ⚠️" if fail_pct is not None and p.change_pct > fail_pct else ""
+            key = (p.run, p.model, p.recipe, (p.batch_size, p.input_size))
+            flag = " ⚠️" if key in failed else ""
             size = (f"{_f(p.base_size and p.base_size / 2**20, '.1f')} → "
                     f"{_f(p.size and p.size / 2**20, '.1f')}")  # fmt: skip
             lines.append(
                 f"| {md_escape(p.model)} | {md_escape(p.recipe)} | {p.batch_size} × "
                 f"{p.input_size} | {p.base_ms:.3f} | {p.ms:.3f} | {p.change_pct:+.1f}%{flag} | "
+                f"{p.verdict} | {p.p_text} | "
                 f"{_f(p.base_speedup, '.2f')}x → {_f(p.speedup, '.2f')}x | {size} | "
                 f"{_f(p.base_metric, '.4f')} → {_f(p.metric, '.4f')} |"
             )
         lines.append("")
-    if fail_pct is not None:
-        bad = regressions(points, fail_pct)
-        lines.append(
-            f"**{len(bad)} point(s) slower than the baseline by more than {fail_pct:g}%.**"
-            if bad else f"No point is slower than the baseline by more than {fail_pct:g}%."
-        )  # fmt: skip
+    if report is not None and report.checked:
+        lines += ["## Gates", ""]
+        gate_lines = report.lines()
+        if len(gate_lines) > 1:
+            lines += [f"- {md_escape(x)}" for x in gate_lines[:-1]] + [""]
+        lines.append(f"**{gate_lines[-1]}**")
     lines += ["", "![latency change](compare_latency.png)", "",
               "![speedups](compare_speedup.png)", ""]  # fmt: skip
     return "\n".join(lines)
@@ -158,10 +369,11 @@ def plot(out_dir: Path, points: list[Point]) -> list[Path]:
               + (f" [{p.run}]" if len({q.run for q in points}) > 1 else "") for p in points]  # fmt: skip
     h = max(2.5, 0.28 * len(points) + 1.2)
     fig, ax = plt.subplots(figsize=(9, h))
-    colors = ["tab:red" if p.change_pct > 0 else "tab:green" for p in points]
+    colors = ["silver" if not p.significant else "tab:red" if p.change_pct > 0 else "tab:green"
+              for p in points]  # fmt: skip
     ax.barh(labels, [p.change_pct for p in points], color=colors)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("latency change vs the baseline run (%; > 0 = slower)")
+    ax.set_xlabel("latency change vs the baseline run (%; > 0 = slower; grey = not significant)")
     ax.tick_params(axis="y", labelsize=7)
     ax.invert_yaxis()
     fig.tight_layout()
@@ -187,31 +399,46 @@ def plot(out_dir: Path, points: list[Point]) -> list[Path]:
     return paths
 
 
+class CompareResult(NamedTuple):
+    text: str  # compare.md, as printed
+    out_dir: Path
+    points: list[Point]
+    gates: GateReport
+
+
 def run_compare(
     run_ids: list[str],
     store: str | None = None,
     out: str | None = None,
-    fail_if_slower: float | None = None,
-) -> tuple[str, Path, list[Point]]:
-    """Load the runs from the store, compare, write compare.md and the plots to ``out``
-    (atomically: a reader never sees half a file)."""
+    fail_if_slower: float | str | None = None,
+    fail_if_less_accurate: float | str | None = None,
+    fail_if_larger: float | str | None = None,
+) -> CompareResult:
+    """Load the runs from the store (read only), compare, evaluate the gates, write
+    compare.md and the plots to ``out`` (atomically: a reader never sees half a file).
+    ``result.gates.failed`` is what should make CI fail. Thresholds may be given as text
+    (the CLI passes its arguments through, so bad ones fail here, exit 2)."""
     from quantbench.results import atomic_write_text
     from quantbench.store import open_store
 
-    if fail_if_slower is not None and fail_if_slower < 0:
-        raise QuantbenchError(f"fail-if-slower must be a percentage >= 0, got {fail_if_slower:g}")
+    thresholds = {  # checked before the store or the disk is touched
+        "slower_pct": check_threshold("slower_pct", fail_if_slower),
+        "less_accurate_pp": check_threshold("less_accurate_pp", fail_if_less_accurate),
+        "larger_pct": check_threshold("larger_pct", fail_if_larger),
+    }
     st = open_store(store, create=False)
     try:
         runs = [st.load_run(r) for r in run_ids]
     finally:
         st.close()
     points = compare(runs)
+    report = gate_report(points, **thresholds)
     out_dir = Path(out) if out else Path("quantbench-runs") / ("compare-" + "-vs-".join(run_ids))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise QuantbenchError(f"cannot write to '{out_dir}': {e.strerror or e}") from None
-    text = render([m for m, _ in runs], points, fail_if_slower)
+    text = render([m for m, _ in runs], points, report)
     atomic_write_text(out_dir / "compare.md", text + "\n")
     plot(out_dir, points)
-    return text, out_dir, points
+    return CompareResult(text, out_dir, points, report)

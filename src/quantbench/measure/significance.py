@@ -11,10 +11,13 @@ Example::
     (True, 0.2)
     >>> compare_samples(a, a).significant
     False
+    >>> compare_samples(a, []).verdict  # a point stored without raw samples
+    'too few samples'
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
@@ -25,7 +28,8 @@ MIN_SAMPLES = 5  # fewer than this on either side: no test (too little to tell)
 @dataclass(frozen=True)
 class Significance:
     """``change``: relative change of the median, ``(new - old) / old`` (+0.10 = 10% slower).
-    ``p_value`` is None when either side had fewer than :data:`MIN_SAMPLES` samples."""
+    ``p_value`` is None when either side had fewer than :data:`MIN_SAMPLES` samples
+    (``change`` is NaN when a side has none)."""
 
     change: float
     p_value: float | None
@@ -39,9 +43,20 @@ class Significance:
             return "too few samples"
         return "significant" if self.significant else "not significant"
 
+    @property
+    def p_text(self) -> str:
+        """The p-value for a table: ``"—"`` when untested, ``"<0.0001"`` when tiny."""
+        if self.p_value is None or math.isnan(self.p_value):
+            return "—"
+        return "<0.0001" if self.p_value < 1e-4 else f"{self.p_value:.4f}"
+
 
 def compare_samples(old: list[float], new: list[float], alpha: float = ALPHA) -> Significance:
-    """Median change from ``old`` to ``new`` and whether the samples differ significantly."""
+    """Median change from ``old`` to ``new`` and whether the samples differ significantly.
+
+    Either side may be empty (old stores kept no samples): then there is nothing to test."""
+    if not old or not new:
+        return Significance(float("nan"), None, False, len(old), len(new))
     m_old, m_new = statistics.median(old), statistics.median(new)
     change = (m_new - m_old) / m_old if m_old else float("nan")
     if min(len(old), len(new)) < MIN_SAMPLES:
