@@ -120,6 +120,25 @@ def uses_memory(spec: Any) -> bool:
     return any(memory.is_memory(n) for n in names)
 
 
+def compare(
+    run_ids: list[str],
+    store: str | None = None,
+    out: str | Path | None = None,
+    *,
+    fail_if_slower: float | None = None,
+    fail_if_less_accurate: float | None = None,
+    fail_if_larger: float | None = None,
+) -> Any:
+    """Compare stored runs (the first is the baseline); a
+    :class:`~quantbench.compare.CompareResult` whose ``gates.failed`` lists what failed."""
+    from quantbench.compare import run_compare
+
+    return run_compare(
+        list(run_ids), store, None if out is None else str(out), fail_if_slower,
+        fail_if_less_accurate, fail_if_larger,
+    )  # fmt: skip
+
+
 def load_artifact(path: str | Path) -> Any:
     """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module."""
     from quantbench.artifacts import load_artifact as _load
