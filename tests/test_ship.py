@@ -257,3 +257,19 @@ def test_quantize_bad_input_is_one_line(tmp_path, sentiment, capsys):
     err = capsys.readouterr().err
     assert "exists; use --force" in err and err.count("\n") == 1 and out.read_bytes() == b"keep"
     assert not list(tmp_path.glob(".q.pt.*"))
+
+
+def test_qat_artifact_reloads(tmp_path, digits_dir, digits_model):
+    from conftest import digits_spec
+
+    model, weights = digits_model
+    cfg = tmp_path / "qat.yaml"
+    cfg.write_text(yaml.safe_dump({"train_dataset": digits_spec(digits_dir / "train"),
+                                   "qat_steps": 5, "weights": str(weights)}))  # fmt: skip
+    q = tmp_path / "qat.pt"
+    argv = ["quantize", model, "--recipe", "qat-int8", "--config", str(cfg), "-o", str(q)]
+    assert main(argv) == 0
+    loaded = quantbench.load_artifact(q)
+    _same_tensors(loaded.state_dict(), _tensors(q))  # the structure fits every tensor
+    with torch.inference_mode():
+        assert loaded(torch.randn(2, 3, 16, 16)).shape == (2, 10)

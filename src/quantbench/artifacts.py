@@ -193,9 +193,9 @@ def _rebuild(obj: dict[str, Any]) -> Any:
         obj["engine"],
         [x],
         float_layers=frozenset(obj.get("float_layers") or ()),
-        # qat-int8 rebuilds its structure with one step; the weights are replaced below
+        # qat-int8 rebuilds its structure in two steps (one observes); weights are replaced below
         train_batches=[(x, torch.zeros(1, dtype=torch.long))],
-        qat_steps=1,
+        qat_steps=2,
     )
     if obj["recipe"] != "fp32":
         torch.backends.quantized.engine = obj["engine"]
