@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -68,8 +70,12 @@ def test_quantize_unsupported_and_bad_names(tmp_path, tiny_bert_dir, capsys):
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     from quantbench import artifacts
 
-    def boom(*a, **k):
-        raise OSError("disk full")
+    real_save = torch.save
+
+    def boom(obj, f, *a, **k):  # sizing (into memory) works; writing the file fails
+        if isinstance(f, (str, os.PathLike)):
+            raise OSError("disk full")
+        return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(torch, "save", boom)
     out = tmp_path / "m.pt"

@@ -6,9 +6,14 @@
   ``torch.export.load(path).module()`` runs it; :func:`load_artifact` also compiles it
   with Inductor freezing, as the recipe was measured.
 - torch recipes write a checkpoint holding the quantized state_dict and what is needed
-  to rebuild its structure (model, recipe, engine). It loads with
-  ``torch.load(weights_only=True)`` — no pickled code — and :func:`load_artifact` turns
-  it back into a callable module by rebuilding the architecture and loading the weights.
+  to rebuild its structure (model, recipe and its settings, engine, layers left in
+  float). It loads with ``torch.load(weights_only=True)`` — no pickled code — and
+  :func:`load_artifact` turns it back into a callable module by rebuilding the
+  architecture and loading the weights. A ``py:<file>:<obj>`` model's checkpoint also
+  holds the file's text, so it rebuilds anywhere, without the file.
+
+``quantbench quantize`` and ``quantbench run --save-artifacts`` write these files through
+the same code (:mod:`quantbench.build`).
 
 Example::
 
@@ -22,14 +27,15 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quantbench import __version__
-from quantbench.errors import QuantbenchError, UnsupportedError, first_line
+from quantbench.errors import QuantbenchError, first_line
 
 FORMAT = "quantbench-artifact"
 FORMAT_VERSION = 1
@@ -37,10 +43,20 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Written:
+    """What ``quantize`` wrote: ``size_bytes`` is the file's; ``measured_bytes`` is the
+    cell's ``size_bytes`` as ``run`` reports it (a state_dict artifact's file adds the
+    metadata that rebuilds it)."""
+
     path: Path
     size_bytes: int
     recipe: str
     runtime: str
+    variant: str = ""
+    sha256: str = ""
+    measured_bytes: int | None = None
+    calibration: str | None = None  # the recipe's calibration note, when it calibrates
+    notes: list[str] = field(default_factory=list)
+    accuracy: dict[str, Any] | None = None  # on --dataset, when given
 
 
 def _atomic_write(dst: Path, write: Any) -> None:
@@ -109,36 +125,15 @@ def quantize_to_file(
     force: bool = False,
     options: dict[str, Any] | None = None,
 ) -> Written:
-    """Quantize ``model`` with ``recipe`` and write the deployable artifact to ``output``."""
-    from quantbench import env
-    from quantbench import models as zoo
-    from quantbench.recipes import QuantContext, apply_recipe, get_recipe
-    from quantbench.shapes import ref_size_for
+    """Quantize ``model`` with ``recipe`` and write the deployable artifact to ``output``,
+    as ``run`` builds it (see :func:`quantbench.build.quantize` for the other settings).
+    ``options`` are the model's (``num_classes``)."""
+    from quantbench.build import quantize
 
-    get_recipe(recipe)  # unknown names fail before the model is built
-    info = zoo.model_info(model)
-    engine = env.check_engine(engine)
-    path = check_output(output, force)
-    lm = zoo.load_model(model, weights, seed, options)
-    ref_size = ref_size_for(info.family)
-    calib = [
-        lm.make_inputs(calib_batch_size, ref_size, seed=1000 + i) for i in range(calib_batches)
-    ]
-    try:
-        art = apply_recipe(recipe, lm, QuantContext(engine, calib))
-    except UnsupportedError as e:
-        raise QuantbenchError(f"recipe {recipe} does not apply to {model}: {e}") from None
-    meta = {
-        "model": model,
-        "recipe": recipe,
-        "engine": engine,
-        "seed": seed,
-        "options": dict(options or {}),
-        "family": str(lm.family),
-        "weights": lm.weights,
-    }
-    size = save_artifact(art, path, meta)
-    return Written(path=path, size_bytes=size, recipe=recipe, runtime=art.runtime)
+    return quantize(
+        model, recipe, output, force=force, model_options=options, weights=weights,
+        engine=engine, seed=seed, calib_batches=calib_batches, calib_batch_size=calib_batch_size,
+    )  # fmt: skip
 
 
 def load_artifact(path: str | Path) -> Any:
@@ -187,11 +182,24 @@ def _rebuild(obj: dict[str, Any]) -> Any:
     from quantbench.recipes import QuantContext, apply_recipe
 
     # Random weights suffice: every tensor is replaced by the artifact's state_dict.
-    lm = zoo.load_model(obj["model"], "random", obj.get("seed", 0), obj.get("options"))
+    seed = obj.get("seed", 0)
+    if obj.get("model_source"):
+        lm = _py_model(obj["model"], obj["model_source"], seed, obj.get("options") or {})
+    else:
+        lm = zoo.load_model(obj["model"], "random", seed, obj.get("options"))
     size = 16 if lm.family == zoo.TEXT else 32
-    ctx = QuantContext(obj["engine"], [lm.make_inputs(1, size, seed=0)])
-    torch.backends.quantized.engine = obj["engine"]
-    art = apply_recipe(obj["recipe"], lm, ctx)
+    x = lm.make_inputs(1, size, seed=0)
+    ctx = QuantContext(
+        obj["engine"],
+        [x],
+        float_layers=frozenset(obj.get("float_layers") or ()),
+        # qat-int8 rebuilds its structure in two steps (one observes); weights are replaced below
+        train_batches=[(x, torch.zeros(1, dtype=torch.long))],
+        qat_steps=2,
+    )
+    if obj["recipe"] != "fp32":
+        torch.backends.quantized.engine = obj["engine"]
+    art = apply_recipe(obj["recipe"], lm, ctx, obj.get("recipe_options") or None)
     module = getattr(art.module, "_orig_mod", art.module)
     try:
         module.load_state_dict(obj["state_dict"], strict=True)
@@ -201,3 +209,36 @@ def _rebuild(obj: dict[str, Any]) -> Any:
             f"artifact does not fit {obj['model']} / {obj['recipe']}: {why}"
         ) from None
     return art.module.eval() if hasattr(art.module, "eval") else art.module
+
+
+def _py_model(name: str, source: dict[str, Any], seed: int, options: dict[str, Any]) -> Any:
+    """A ``py:`` model rebuilt from the source text stored in its artifact: executed in a
+    fresh module named after the file (no path is looked up, nothing is registered)."""
+    import types
+
+    import torch
+
+    from quantbench import models as zoo
+
+    file, attr = str(source.get("file") or "model.py"), str(source.get("obj") or "")
+    stem = re.sub(r"\W", "_", Path(file).stem) or "model"
+    mod = types.ModuleType(stem)
+    mod.__file__ = file
+    try:
+        exec(compile(str(source.get("text", "")), file, "exec"), mod.__dict__)
+        factory = getattr(mod, attr)
+        kwargs = {"num_classes": int(options["num_classes"])} if "num_classes" in options else {}
+        torch.manual_seed(seed)
+        module = factory(**kwargs)
+    except Exception as e:
+        raise QuantbenchError(
+            f"the model source stored in the artifact ({file}:{attr}) does not build: "
+            f"{first_line(e)}"
+        ) from None
+    if not isinstance(module, torch.nn.Module):
+        raise QuantbenchError(f"{file}:{attr} built a {type(module).__name__}, not a torch module")
+    return zoo.LoadedModel(
+        name=name, family=zoo.VISION, module=module.eval(), weights="the artifact's",
+        random_weights=False, is_classifier=True, max_input_size=None,
+        make_inputs=zoo._vision_inputs, description=f"{file}:{attr} (from the artifact)",
+    )  # fmt: skip

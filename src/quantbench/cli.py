@@ -59,6 +59,7 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--pin", action="store_true", help="pin each worker to --threads CPUs")
     p.add_argument("--compile", action="store_true",
                    help="also time each eager torch recipe under torch.compile (<recipe>+compile)")  # fmt: skip
+    p.add_argument("--save-artifacts", action="store_true", help="write each measured variant's file to <out>/artifacts/<model>/<variant>.<ext>")  # fmt: skip
     g = p.add_argument_group("accuracy on real data")
     g.add_argument("--dataset", help="evaluation data: an ImageFolder directory, a .csv/.jsonl "
                    "of labelled text, or a .txt of sentences (see README)")  # fmt: skip
@@ -99,11 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize",
         help="quantize one model with one recipe and write the deployable artifact",
-        description="Write what a user ships: an .onnx file for ONNX Runtime recipes, or a "
-        "weights-only torch checkpoint that quantbench.load_artifact(PATH) turns back into a "
-        "callable module.",
+        description="Write what a user ships: an .onnx file for ONNX Runtime recipes, a .pt2 "
+        "program for pt2e-static-int8, or a weights-only torch checkpoint that "
+        "quantbench.load_artifact(PATH) turns back into a callable module. It is built as "
+        "'quantbench run' builds it for the same settings (--config takes a run's): the same "
+        "calibration, recipe settings and seed, and with --fallback the same +fallback search.",
     )
-    p.add_argument("model", help="alias, hf:<id-or-dir> or tv:<name>")
+    p.add_argument("model", help="alias, hf:<id-or-dir>, tv:<name>, py:<file>:<obj>, or a "
+                   "model named in --config")  # fmt: skip
     p.add_argument("--recipe", required=True, help="recipe name (see 'quantbench list recipes')")
     p.add_argument(
         "--output",
@@ -111,10 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="file to write (.onnx for ort-* recipes, .pt2 for pt2e-static-int8)",
     )
-    p.add_argument("--weights", default="auto", help="random | pretrained | PATH")
+    p.add_argument("--config", metavar="FILE.yaml", help="a run config: its calibration, "
+                   "recipe_options, seed, engine, weights, dataset... (flags override it)")  # fmt: skip
+    p.add_argument("--weights", help="random | pretrained | PATH (default: as for run)")
     p.add_argument("--engine", help="quantized engine (default: the platform's)")
-    p.add_argument("--calib-batches", type=int, default=8, help="calibration batches")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calib-batches", type=int, help="synthetic calibration batches (default 8)")
+    p.add_argument("--seed", type=int, help="seed for random weights and inputs (default 0)")
+    p.add_argument("--calibration", help="calibration data for static recipes (as for run)")
+    p.add_argument("--dataset", help="evaluation data: the accuracy bar of --fallback")
+    p.add_argument("--max-accuracy-drop", type=float, help="the bar: keep >= (1 - X) of fp32's "
+                   "metric (default 0.01); implies --fallback")  # fmt: skip
+    p.add_argument("--fallback", action="store_true", help="when the recipe misses the bar, "
+                   "ship its +fallback variant (sensitive layers kept in float), as run does")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p = sub.add_parser(
         "sensitivity",
@@ -203,6 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["compile"] = True
     if args.grid:
         overrides["grid"] = True
+    if args.save_artifacts:
+        overrides["save_artifacts"] = True
     overrides["store"] = args.store
     if args.retry_errors and not args.resume:
         raise QuantbenchError("--retry-errors needs --resume RUN_ID")
@@ -220,6 +234,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
+        if spec.save_artifacts and not spec.out:  # workers write there: name it up front
+            from quantbench.spec import default_out_dir
+
+            spec.out = str(default_out_dir())
         result = run(spec, progress=args.progress)
     return print_run_summary(result)
 
@@ -237,6 +255,7 @@ def print_run_summary(result: Any) -> int:
     print(f"stored:  run {result.run.id} in {result.run.store}")
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report:  {result.report} (and report.html)")
+    _print_artifacts(result)
     if result.interrupted:
         return 130
     if not counts.get("ok"):
@@ -280,16 +299,39 @@ def recommendation_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cell
     return lines
 
 
-def cmd_quantize(args: argparse.Namespace) -> int:
-    from quantbench.artifacts import quantize_to_file
+def _print_artifacts(result: Any) -> None:
+    """Where ``--save-artifacts`` wrote the variants' files (nothing when it was off)."""
+    cells = [c for c in result.results if c.details.get("artifact")]
+    missed = [c for c in result.results if any("artifact not saved" in n for n in c.notes)]
+    if not cells and not missed:
+        return
+    files = {c.details["artifact"]["path"]: c.details["artifact"]["bytes"] for c in cells}
+    total = sum(files.values()) / 2**20
+    print(f"artifacts: {result.out_dir / 'artifacts'} ({len(files)} files, {total:.1f} MiB"
+          f"{f'; {len(missed)} not saved, see their notes' if missed else ''})")  # fmt: skip
 
-    if args.calib_batches <= 0:
-        raise QuantbenchError(f"calib-batches must be an integer > 0, got {args.calib_batches}")
-    w = quantize_to_file(
-        args.model, args.recipe, args.output, weights=args.weights, engine=args.engine,
-        seed=args.seed, calib_batches=args.calib_batches, force=args.force,
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from quantbench.build import quantize
+
+    w = quantize(
+        args.model, args.recipe, args.output, config=args.config, force=args.force,
+        weights=args.weights, engine=args.engine, seed=args.seed,
+        calib_batches=args.calib_batches, calibration=args.calibration, dataset=args.dataset,
+        fallback=True if args.fallback else None, max_accuracy_drop=args.max_accuracy_drop,
     )  # fmt: skip
-    print(f"wrote {w.path} ({w.size_bytes / 2**20:.1f} MiB, {w.recipe}, runtime {w.runtime})")
+    print(f"wrote {w.path} ({w.size_bytes / 2**20:.2f} MiB, {w.size_bytes} bytes, {w.variant}, "
+          f"runtime {w.runtime})")  # fmt: skip
+    if w.measured_bytes is not None and w.measured_bytes != w.size_bytes:
+        print(f"size:  {w.measured_bytes} bytes as 'run' reports it (the state_dict; the file "
+              f"adds {w.size_bytes - w.measured_bytes} bytes of metadata to rebuild it)")  # fmt: skip
+    print(f"calibration: {w.calibration or f'none ({w.recipe} does not calibrate activations)'}")
+    if w.accuracy is not None:
+        a, bar = w.accuracy, "met" if w.accuracy.get("passes") else "missed"
+        rel = f"{a['relative']:.1%} of fp32; " if a.get("relative") is not None else ""
+        print(f"accuracy: {a['metric']} {a['value']:.4f} on {a['dataset']} ({rel}bar {bar})")
+    for note in w.notes:
+        print(note)
     return 0
 
 

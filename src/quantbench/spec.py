@@ -105,6 +105,7 @@ class RunSpec:
     pin: bool = False
     compile: bool = False  # add <recipe>+compile variants of the eager torch recipes
     grid: bool = False  # time every batch size x input size, not only the two sweeps
+    save_artifacts: bool = False  # write each measured variant's file under <out>/artifacts/
     # Accuracy on real data (issue 5). Dataset specs are dicts (see quantbench.datasets).
     dataset: dict[str, Any] | None = None  # evaluation data for every model (per-model wins)
     limit: int | None = None  # evaluate on a seeded subset of this many examples

@@ -137,7 +137,9 @@ def fallbacks(run: ModelRun, judge: Judge) -> None:
         t = time.perf_counter()
 
         def search(r: str = v.base, name: str = fv.name, options: Any = options) -> tuple:
-            # Quantizing (and qat-int8's training) needs autograd-capable tensors.
+            # Quantizing (and qat-int8's training) needs autograd-capable tensors. Seeded
+            # per search, as each recipe is: `quantize --fallback` finds what `run` found.
+            torch.manual_seed(spec.seed)
             with torch.inference_mode(False):
                 score = sensitivity.fidelity_score(arts[FP32].module, ctx.calib_inputs[:4])
                 sens = sensitivity.layer_sensitivity(

@@ -7,6 +7,12 @@ data, no ``--fallback``) returns at once. The fallback search runs after accurac
 because on evaluation data its bar is the accuracy that stage measured; without data the
 bar is fidelity to fp32.
 
+The stages up to ``fallback`` (:data:`BUILD_STAGES`, :func:`build_model`) make the
+artifacts; ``quantbench quantize`` runs exactly those and ships one of them, so the file
+it writes is the one ``run`` measured for the same settings. With ``spec.save_artifacts``
+:func:`measure_model` writes every measured variant's file after the stages
+(:func:`quantbench.build.save_variants`).
+
 Between stages, :func:`stage_hooks` are called with the stage's name and the context.
 They are a seam for tests (a worker killed mid-run), not a feature: none is installed
 unless a test appends to :data:`STAGE_HOOKS` or names hooks in ``$QUANTBENCH_TEST_HOOKS``
@@ -166,9 +172,14 @@ def load(run: ModelRun) -> None:
 
 def _apply(run: ModelRun, v: Variant, cell: CellResult) -> Any:
     """Apply ``v``'s recipe, or compile its already-built artifact for ``<recipe>+compile``."""
+    import torch
+
     recipe = run.recipe(v)
     cell.details["recipe_config"] = recipe.config_record()
     if not v.compiled:
+        # Seeded per variant: what a recipe draws does not depend on which ran before it,
+        # so `quantize` with one recipe builds what `run` built among several.
+        torch.manual_seed(run.spec.seed)
         return recipe.apply(run.lm, recipe.config, run.qctx)
     source = v.without_last()
     if source not in run.arts:
@@ -291,15 +302,19 @@ def latency(run: ModelRun) -> None:
         run.emit(Advance(1))
 
 
-# (name, stage, runs under torch.inference_mode)
-STAGES: tuple[tuple[str, Callable[[ModelRun], None], bool], ...] = (
+Stage = tuple[str, Callable[[ModelRun], None], bool]
+
+# (name, stage, runs under torch.inference_mode). The first five build the artifacts
+# (what `quantize` runs too); latency times them.
+BUILD_STAGES: tuple[Stage, ...] = (
     ("load", load, False),
     ("quantize", quantize, False),
     ("fidelity", fidelity, True),
     ("accuracy", accuracy, True),
     ("fallback", fallback, True),
-    ("latency", latency, True),
 )
+TIME_STAGES: tuple[Stage, ...] = (("latency", latency, True),)
+STAGES: tuple[Stage, ...] = (*BUILD_STAGES, *TIME_STAGES)
 
 
 def _finish(run: ModelRun) -> list[CellResult]:
@@ -313,17 +328,36 @@ def _finish(run: ModelRun) -> list[CellResult]:
     return list(run.cells.values())
 
 
-def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
-    """Load one model, apply every recipe, measure; ``emit`` reports progress and snapshots."""
+def _run_stages(run: ModelRun, stages: tuple[Stage, ...]) -> None:
     import torch
 
-    run = ModelRun(spec, ref, emit)
     hooks = stage_hooks()
-    for name, stage, inference in STAGES:
+    for name, stage, inference in stages:
         with torch.inference_mode() if inference else contextlib.nullcontext():
             stage(run)
         for hook in hooks:
             hook(name, run)
+
+
+def build_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> ModelRun:
+    """Load -> calibration inputs -> quantize (-> fidelity / accuracy as the bar needs ->
+    fallback search): every variant's artifact, untimed. ``quantbench quantize`` ships one
+    of them; :func:`measure_model` builds the same way, then times them."""
+    run = ModelRun(spec, ref, emit)
+    _run_stages(run, BUILD_STAGES)
+    return run
+
+
+def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
+    """Load one model, apply every recipe, measure; ``emit`` reports progress and snapshots.
+    With ``spec.save_artifacts`` each measured variant's file is written afterwards."""
+    run = build_model(spec, ref, emit)
+    _run_stages(run, TIME_STAGES)
+    if spec.save_artifacts:
+        from quantbench.build import save_variants
+
+        emit(Progress(f"{ref.name}: saving artifacts"))
+        save_variants(run)
     return _finish(run)
 
 
