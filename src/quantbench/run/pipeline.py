@@ -38,9 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantbench.errors import UnsupportedError, first_line
+from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.measure import memory
-from quantbench.results import CellResult
+from quantbench.results import Accuracy, CellResult
 from quantbench.run import fallback as fb
 from quantbench.run.cells import chunked, delta, describe, guarded, mark_failed, time_point
 from quantbench.run.messages import Advance, Emit, Progress, Snapshot
@@ -103,7 +103,8 @@ class ModelRun:
 
     @property
     def has_eval_data(self) -> bool:
-        return self.data is not None and self.data.dataset is not None
+        """Whether variants are scored on a task: evaluation data, or the API's eval_fn."""
+        return bool(self.spec.eval_fn) or (self.data is not None and self.data.dataset is not None)
 
     def snapshot(self) -> None:
         """Send every cell so far: what the parent keeps if this worker dies next."""
@@ -247,6 +248,9 @@ def accuracy(run: ModelRun) -> None:
     spec, lm, arts, cells, data = run.spec, run.lm, run.arts, run.cells, run.data
     if not run.has_eval_data or FP32 not in arts:
         return
+    if spec.eval_fn:
+        _score_all(run, _eval_fn_scorer(run))
+        return
     source = str(data.dataset.spec.path)
     bs = spec.eval_batch_size
     run.emit(Progress(f"{run.name}: accuracy on {len(data.eval_indices)} examples"))
@@ -258,16 +262,52 @@ def accuracy(run: ModelRun) -> None:
         out, _ = evaluate.outputs(module, data, bs)
         return evaluate.score(lm, out, labels, ref_out, fp32, spec.max_accuracy_drop, source)
 
-    for v, art in list(arts.items()):
+    _score_all(run, scored)
+
+
+def _score_all(run: ModelRun, scored: Callable[[Any], Accuracy]) -> None:
+    """Every variant but fp32 (already scored) through ``scored``; a failure is its cell's."""
+    for v, art in list(run.arts.items()):
         if v == FP32:
             continue
         try:
-            cells[v].accuracy = scored(art.module)
+            run.cells[v].accuracy = scored(art.module)
         except Exception as e:
-            mark_failed(cells[v], f"evaluation failed: {first_line(e)}")
-            del arts[v]
+            mark_failed(run.cells[v], f"evaluation failed: {first_line(e)}")
+            del run.arts[v]
     run.score = scored
     run.snapshot()
+
+
+def _eval_fn_scorer(run: ModelRun) -> Callable[[Any], Accuracy]:
+    """The Python API's ``eval_fn(model) -> float`` as the metric: fp32's value is the
+    reference, and the bar is the same fraction of it as for any task metric."""
+    import torch
+
+    from quantbench import memory as held  # objects handed to the Python API
+
+    fn = held.get(run.spec.eval_fn, "eval_fn")
+    name, drop = held.label(run.spec.eval_fn), run.spec.max_accuracy_drop
+
+    def value(module: Any) -> float:
+        with torch.inference_mode(False):  # the user's code decides its own mode
+            out = fn(module)
+        if isinstance(out, bool) or not isinstance(out, (int, float)) or out != out:
+            raise QuantbenchError(f"eval_fn {name} must return a number, got {out!r}")
+        return float(out)
+
+    base = value(run.arts[FP32].module)
+
+    def scored(module: Any) -> Accuracy:
+        v = value(module)
+        rel = v / base if base else None
+        passes = None if rel is None else bool(rel >= 1 - drop - 1e-12)
+        return Accuracy(metric=name, value=v, relative=rel, passes=passes, max_drop=drop,
+                        dataset=f"eval_fn {name}")  # fmt: skip
+
+    run.cells[FP32].accuracy = Accuracy(metric=name, value=base, relative=1.0 if base else None,
+                                        max_drop=drop, dataset=f"eval_fn {name}")  # fmt: skip
+    return scored
 
 
 def fallback(run: ModelRun) -> None:
