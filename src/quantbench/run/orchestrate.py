@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import signal
 import sys
@@ -225,7 +224,7 @@ def _run_in(
             mspec = spec
             if len(missing) < len(recipes_for(spec)):
                 bases = list(dict.fromkeys(v.base for v in missing))
-                mspec = dataclasses.replace(spec, recipes=bases)
+                mspec = spec.model_copy(update={"recipes": bases})
             t0 = time.perf_counter()
             try:
                 runner = run_isolated if spec.isolate else run_inline
