@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
@@ -138,10 +139,10 @@ Flag = Annotated[bool, Field(strict=True)]
 Text = Annotated[str, Field(strict=True)]
 IntList = Annotated[list[PosInt], BeforeValidator(_int_list)]
 NameList = Annotated[list[Text], BeforeValidator(_name_list)]
-Mapping_ = dict[str, Any]
+AnyMap = dict[str, Any]
 
 
-def _expects(annotation: Any, metadata: list[Any] = ()) -> str | None:  # type: ignore[assignment]
+def _expects(annotation: Any, metadata: Sequence[Any] = ()) -> str | None:
     """What a field of this annotation (and constraints) expects, in words; None for
     types of no constrained kind (mappings, models)."""
     args = [a for a in get_args(annotation) if a is not type(None)]
@@ -238,7 +239,7 @@ class ModelRef(_Settings):
     weights: Text | None = Field(
         None, description="random | pretrained | PATH for this model (default: the run's)"
     )
-    options: Mapping_ = Field(
+    options: AnyMap = Field(
         default_factory=dict, description="model options, e.g. {num_classes: 10}"
     )
     image_sizes: IntList | None = Field(
@@ -251,10 +252,10 @@ class ModelRef(_Settings):
         None, description="what to load when `name` is only a label: tv:<arch>, hf:<dir>, "
         "py:<file>:<obj> (in a file: source torchvision|hf|python with arch/path)",
     )  # fmt: skip
-    dataset: Mapping_ | None = Field(
+    dataset: AnyMap | None = Field(
         None, description="this model's evaluation data (else the run's `dataset`)"
     )
-    calibration: Mapping_ | None = Field(
+    calibration: AnyMap | None = Field(
         None, description="this model's calibration data (else the run's `calibration`)"
     )
 
@@ -407,7 +408,7 @@ class RunSpec(_Settings):
     grid: Flag = Field(
         False, description="time every batch size x input size, not only the two sweeps"
     )
-    dataset: Mapping_ | None = Field(
+    dataset: AnyMap | None = Field(
         None,
         description="evaluation data for every model (a path or {path, kind, ...}; "
         "a model's own wins)",
@@ -415,7 +416,7 @@ class RunSpec(_Settings):
     limit: PosInt | None = Field(
         None, description="evaluate on a seeded subset of this many examples"
     )
-    calibration: Mapping_ | None = Field(
+    calibration: AnyMap | None = Field(
         None, description="calibration data for static recipes (same forms as dataset)"
     )
     calibration_samples: PosInt = Field(
@@ -429,7 +430,7 @@ class RunSpec(_Settings):
         False, description="add <recipe>+fallback variants that keep sensitive layers float"
     )
     fallback_max_layers: PosInt = Field(8, description="... at most this many layers")
-    train_dataset: Mapping_ | None = Field(None, description="labelled data for qat-int8")
+    train_dataset: AnyMap | None = Field(None, description="labelled data for qat-int8")
     qat_steps: PosInt = Field(100, description="qat-int8 fine-tuning steps")
     qat_lr: PosFloat = Field(1e-4, description="qat-int8 learning rate")
     out: Text | None = Field(
@@ -443,7 +444,7 @@ class RunSpec(_Settings):
         "lab", description="the preset the file's and the flags' settings apply over: "
         + ", ".join(PRESETS),
     )  # fmt: skip
-    recipe_options: Annotated[dict[str, Mapping_], BeforeValidator(_recipe_options)] = Field(
+    recipe_options: Annotated[dict[str, AnyMap], BeforeValidator(_recipe_options)] = Field(
         default_factory=dict,
         description="a recipe's own settings, {recipe: {setting: value}} (quantbench list "
         "recipes shows them)",
