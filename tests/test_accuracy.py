@@ -194,7 +194,7 @@ def test_qat_needs_training_data_and_a_traceable_model(tmp_path, tiny_bert_dir):
         (["--models", "distilbert", "--dataset", "TEXT"], "needs a local directory"),
         (["--dataset", "TEXT"], "is text data but model"),
         (["--calibration", "{path: DIGITS, kind: text}"], "calibration"),
-        (["--max-accuracy-drop", "1.5"], "max-accuracy-drop"),
+        (["--max-accuracy-drop", "1.5"], "max_accuracy_drop"),
         (["--fallback"], "--fallback (or --max-accuracy-drop) needs a bar to meet"),
     ],
 )

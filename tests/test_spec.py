@@ -69,13 +69,30 @@ def test_example_yaml_is_valid():
             "unknown recipe 'int4'.*Valid recipes: .*dynamic-int8, .*fp32, .*static-int8",
         ),
         ({"measure": "speed"}, "unknown measure 'speed'"),
-        ({"image_sizes": "64,-1"}, "image sizes must be positive integers, got '-1'"),
-        ({"seq_lens": "32,1.5"}, "seq lens must be positive integers, got '1.5'"),
+        ({"image_sizes": "64,-1"}, "setting 'image_sizes' must be positive integers, got '-1'"),
+        ({"seq_lens": "32,1.5"}, "setting 'seq_lens' must be positive integers, got '1.5'"),
         ({"vision_batch_sizes": "0"}, "positive integers, got '0'"),
         ({"image_sizes": "a"}, "positive integers, got 'a'"),
         ({"models": "bert", "seq_lens": "128,1024"}, "1024 is beyond bert's maximum of 512"),
-        ({"threads": 0}, "threads must be an integer > 0"),
-        ({"min_runs": 0}, "min-runs must be an integer > 0"),
+        ({"threads": 0}, "setting 'threads' must be an integer > 0, got 0"),
+        ({"min_runs": -1}, "^setting 'min_runs' must be an integer > 0, got -1$"),
+        ({"min_runs": True}, "setting 'min_runs' must be an integer > 0, got True"),
+        ({"warmup": -1}, "setting 'warmup' must be an integer >= 0, got -1"),
+        ({"min_time_s": "fast"}, "setting 'min_time_s' must be a number >= 0, got 'fast'"),
+        ({"max_accuracy_drop": 1}, r"setting 'max_accuracy_drop' must be a fraction in \[0, 1\)"),
+        ({"min_cosine": 1.5}, "setting 'min_cosine' must be a number between 0 and 1"),
+        ({"pin": "yes"}, "setting 'pin' must be true or false, got 'yes'"),
+        ({"ref_batch": 0}, "setting 'ref_batch' must be an integer > 0, got 0"),
+        ({"ref_seq_len": 0}, "setting 'ref_seq_len' must be an integer > 0, got 0"),
+        ({"models": "bert", "ref_seq_len": 600}, "600 is beyond bert's maximum of 512"),
+        ({"timeout_s": 0.1}, "timeout_s .* must be longer than min_time_s"),
+        ({"modles": "resnet18"}, "^unknown setting 'modles'. Did you mean 'models'\\? Valid"),
+        ({"preset": "fast"}, "unknown preset 'fast'"),
+        (
+            {"models": [{"name": "resnet18", "wieghts": "random"}]},
+            "^model 'resnet18': unknown setting 'wieghts'. Did you mean 'weights'",
+        ),
+        ({"recipe_options": "{static-int8: [1]}"}, "must be a mapping of settings"),
         ({"engine": "fbgem"}, "quantized engine 'fbgem' is not available"),
         ({"weights": "/nonexistent.pt"}, "not 'random', 'pretrained' or an existing path"),
     ],
@@ -91,10 +108,10 @@ def test_bad_yaml(tmp_path):
     with pytest.raises(QuantbenchError, match="not valid YAML"):
         build_spec(config=p)
     p.write_text("modles: [resnet18]\n")
-    with pytest.raises(QuantbenchError, match="unknown config key 'modles'. Did you mean 'models'"):
+    with pytest.raises(QuantbenchError, match="unknown setting 'modles'. Did you mean 'models'"):
         build_spec(config=p)
     p.write_text("models:\n  - name: resnet18\n    colour: red\n")
-    with pytest.raises(QuantbenchError, match="unknown keys"):
+    with pytest.raises(QuantbenchError, match="model 'resnet18': unknown setting 'colour'"):
         build_spec(config=p)
     with pytest.raises(QuantbenchError, match="cannot read config"):
         build_spec(config=tmp_path / "missing.yaml")
@@ -118,7 +135,6 @@ def test_recipes_all_and_the_targets_preset():
 
 
 def test_example_yaml_documents_every_key():
-    import dataclasses
     import re
     from pathlib import Path
 
@@ -126,7 +142,7 @@ def test_example_yaml_documents_every_key():
 
     text = (Path(__file__).parent.parent / "examples" / "lab.yaml").read_text()
     keys = set(re.findall(r"^#?\s*([a-z0-9_]+):", text, flags=re.M))
-    missing = {f.name for f in dataclasses.fields(RunSpec)} - keys
+    missing = set(RunSpec.model_fields) - keys
     assert not missing, f"examples/lab.yaml does not document {sorted(missing)}"
 
 
@@ -148,3 +164,135 @@ def test_own_models_example_parses(tmp_path, monkeypatch):
     ]  # fmt: skip
     assert refs[0].options == {"num_classes": 10} and refs[0].dataset["crop"] == 224
     assert refs[2].calibration["kind"] == "text" and refs[1].calibration["crop"] == 16
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_one_model_same_names_and_stored_form():
+    from quantbench.spec import ModelRef, RunSpec, spec_from_dict
+
+    spec = RunSpec()
+    assert spec.min_time_s == 0.5 and spec.timeout_s is None and spec.isolate is True
+    assert spec.ref_batch is None and spec.ref_image_size is None and spec.ref_seq_len is None
+    assert [m.name for m in spec.models] == LAB_MODELS and ModelRef("x").load_name == "x"
+    assert spec.to_dict() == spec.model_dump()
+    # a stored spec from an older or newer quantbench: unknown keys are dropped
+    d = build_spec(overrides={"models": "resnet18", "measure": "size"}).to_dict()
+    d["a_future_setting"] = 1
+    d["models"][0]["a_future_key"] = 2
+    again = spec_from_dict(d)
+    assert again.models[0].name == "resnet18" and again.measure == ["size"]
+    assert spec.model_copy(update={"recipes": ["fp32"]}).recipes == ["fp32"]
+
+
+def test_python_construction_and_assignment_are_checked_in_one_line():
+    from quantbench.spec import ModelRef, RunSpec
+
+    with pytest.raises(
+        QuantbenchError, match="^setting 'min_runs' must be an integer > 0, got -1$"
+    ):
+        RunSpec(min_runs=-1)
+    with pytest.raises(QuantbenchError, match="unknown setting 'modles'. Did you mean 'models'"):
+        RunSpec(modles=["resnet18"])
+    spec = RunSpec()
+    with pytest.raises(QuantbenchError, match="setting 'qat_lr' must be a number > 0"):
+        spec.qat_lr = 0
+    with pytest.raises(QuantbenchError, match="^model 'x': setting 'image_sizes' must be posi"):
+        ModelRef("x", image_sizes=[0])
+    with pytest.raises(QuantbenchError, match="model 'x': unknown setting 'wieghts'"):
+        ModelRef("x", wieghts="random")
+    with pytest.raises(QuantbenchError, match="model 'a': setting 'seq_lens' must be positive"):
+        RunSpec(models=[{"name": "a", "seq_lens": "8,x"}])
+    assert RunSpec(image_sizes="32,16,16").image_sizes == [16, 32]
+    assert RunSpec(vision_batch_sizes=4).vision_batch_sizes == [4]
+
+
+def test_batch_sizes_sets_both_families_and_a_familys_own_key_wins(tmp_path):
+    from quantbench.spec import RunSpec
+
+    assert RunSpec(batch_sizes=[1, 2]).text_batch_sizes == [1, 2]
+    spec = build_spec(overrides={"batch_sizes": "1,2", "vision_batch_sizes": "4"})
+    assert spec.vision_batch_sizes == [4] and spec.text_batch_sizes == [1, 2]
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("vision_batch_sizes: [8]\nbatch_sizes: [1]\n")
+    assert build_spec(config=cfg).vision_batch_sizes == [8]
+    # a flag beats the file, even the file's own family key
+    assert build_spec(config=cfg, overrides={"batch_sizes": "2"}).vision_batch_sizes == [2]
+
+
+def test_preset_in_the_file_and_precedence(tmp_path):
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("preset: quick\nmin_runs: 5\nthreads: 1\n")
+    spec = build_spec(config=cfg, overrides={"threads": 2})
+    assert [m.name for m in spec.models] == ["resnet18", "distilbert"]  # the file's preset
+    assert spec.preset == "quick" and spec.min_time_s == 0.2  # ... its values
+    assert spec.min_runs == 5 and spec.threads == 2  # file > preset, flags > file
+    spec = build_spec(preset="targets", config=cfg)  # --preset beats the file's
+    assert spec.preset == "targets" and spec.image_sizes == [224] and spec.min_runs == 5
+    cfg.write_text("preset: fast\n")
+    with pytest.raises(QuantbenchError, match="unknown preset 'fast'"):
+        build_spec(config=cfg)
+
+
+def test_unknown_python_override_is_refused():
+    with pytest.raises(QuantbenchError, match="^unknown setting 'modles'. Did you mean 'models'"):
+        build_spec(overrides={"modles": "resnet18"})
+
+
+def test_json_schema_describes_every_setting():
+    from quantbench.spec import RunSpec
+
+    schema = RunSpec.model_json_schema()
+    props = schema["properties"]
+    assert set(RunSpec.model_fields) | {"batch_sizes"} == set(props)
+    assert all(p.get("description") for p in props.values())
+    assert schema["additionalProperties"] is False
+    assert props["min_runs"]["exclusiveMinimum"] == 0
+    assert props["max_accuracy_drop"]["exclusiveMaximum"] == 1
+
+
+# --------------------------------------------------------------------------- reference shape
+
+
+@pytest.mark.parametrize(
+    "overrides, shape, batch_sweep",
+    [
+        ({"image_sizes": "16,32"}, (1, 32), [(2, 32)]),  # the sweep's size nearest 224
+        ({"image_sizes": "192,256"}, (1, 192), [(2, 192)]),  # a tie: the smaller
+        ({"image_sizes": "16,32", "ref_image_size": 16}, (1, 16), [(2, 16)]),
+        ({"image_sizes": "16,32", "ref_image_size": 100}, (1, 100), [(1, 100), (2, 100)]),
+        ({"image_sizes": "16,32", "ref_batch": 4}, (4, 32), [(2, 32), (4, 32)]),
+        ({}, (1, 224), [(2, 224)]),
+    ],
+)
+def test_reference_shape_is_a_measured_point(overrides, shape, batch_sweep):
+    from quantbench.spec import reference_shape
+
+    spec = build_spec(overrides={"models": "resnet18", "batch_sizes": "1,2", **overrides})
+    ref, info = spec.models[0], model_info("resnet18")
+    assert reference_shape(spec, ref, info) == shape
+    pts = sweep_points(spec, ref, info)
+    assert [(b, s) for b, s, w in pts if w == "batch_size"] == batch_sweep
+    assert (shape[0], shape[1]) in {(b, s) for b, s, _ in pts}
+
+
+def test_reference_shape_text_and_per_model_sweeps():
+    from quantbench.spec import reference_shape
+
+    with pytest.raises(QuantbenchError, match="600 is beyond bert's maximum of 512"):
+        build_spec(overrides={"models": "bert", "seq_lens": "8,16,600"})
+    spec = build_spec(overrides={"models": [{"name": "bert", "seq_lens": [8, 16]}]})
+    assert reference_shape(spec, spec.models[0], model_info("bert")) == (1, 16)
+
+
+def test_ref_sizes_hold_only_explicit_settings():
+    from quantbench.shapes import ref_size_for, ref_sizes
+
+    spec = build_spec(overrides={"models": "resnet18", "image_sizes": "16,32"})
+    assert ref_sizes(spec) == {} and ref_sizes(spec.to_dict()) == {}
+    assert ref_size_for("vision", spec) == 32  # calibration / fidelity inputs: measured size
+    assert ref_sizes({"ref_image_size": 224, "ref_seq_len": 128}) == {"vision": 224, "text": 128}
+    spec.ref_batch, spec.ref_image_size = 4, 16
+    assert ref_sizes(spec) == {"vision": 16, "batch": 4}
+    assert ref_size_for("vision", spec) == 16 and ref_size_for("text", None) == 128

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from quantbench import __version__
@@ -20,17 +21,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run(sub: Any) -> None:
+    """The ``run`` subcommand. Every setting of the model (quantbench.spec.RunSpec) is a
+    flag: ``--`` + its key with ``_`` as ``-``, dest the key (a test walks the fields)."""
     p = sub.add_parser(
         "run",
         help="quantize models and measure size, latency sweeps and fidelity",
         description="Quantize models with each recipe and measure size, latency sweeps and "
         "fidelity; write results.json, results.csv, plots/ and report.md. With no arguments, "
-        "runs the lab: eight models, fp32 + dynamic-int8 + static-int8, both sweeps.",
+        "runs the lab: eight models, fp32 + dynamic-int8 + static-int8, both sweeps. "
+        "Settings: flags > --config file > the preset (--preset, else the file's) > "
+        "defaults; 'quantbench schema' lists them all.",
     )
     p.add_argument(
         "--preset",
         help="lab (default: the full lab), quick (a few minutes) or targets "
-        "(every recipe at the reference shape)",
+        "(every recipe at the reference shape); wins over the file's preset",
     )
     p.add_argument("--config", metavar="FILE.yaml", help="experiment file (see examples/)")
     p.add_argument("--models", help="comma-separated: aliases, hf:<id-or-dir>, tv:<name>")
@@ -38,28 +43,52 @@ def _add_run(sub: Any) -> None:
         "--recipes",
         help="comma-separated recipe names, or 'all' (see 'quantbench list recipes')",
     )
-    p.add_argument("--batch-sizes", help="batch sweep, both families (e.g. 1,2,4,8)")
-    p.add_argument("--image-sizes", help="image-size sweep in px at batch 1 (e.g. 64,128,224)")
-    p.add_argument("--seq-lens", help="sequence-length sweep at batch 1 (e.g. 32,128,512)")
-    p.add_argument("--measure", help="comma-separated subset of size,latency,fidelity")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
-    p.add_argument("--weights", help="random | pretrained | PATH (default: random for aliases)")
-    p.add_argument("--engine", help="quantized engine (default: x86 on x86-64, qnnpack on ARM)")
-    p.add_argument("--out", help="output directory (default: quantbench-runs/<timestamp>)")
-    p.add_argument("--seed", type=int, help="seed for random weights and inputs (default 0)")
-    p.add_argument("--calib-batches", type=int, help="calibration batches for static recipes")
-    p.add_argument("--warmup", type=int, help="untimed passes before timing (default 2)")
-    p.add_argument("--min-runs", type=int, help="timed passes per point, at least (default 10)")
-    p.add_argument("--min-time", type=float, dest="min_time_s", help="seconds per point, at least")
-    p.add_argument("--max-time", type=float, dest="max_time_s", help="cap on extra timing, s")
-    p.add_argument(
-        "--timeout", type=float, dest="timeout_s", help="seconds per model, then stop it"
-    )
-    p.add_argument("--max-warmup", type=int, help="cap on warm-up passes until settled (20)")
-    p.add_argument("--pin", action="store_true", help="pin each worker to --threads CPUs")
-    p.add_argument("--compile", action="store_true",
+    p.add_argument("--recipe-options", metavar="MAPPING", help="a recipe's own settings as an "
+                   "inline YAML/JSON mapping, e.g. '{static-int8: {per_channel: false}}'")  # fmt: skip
+    g = p.add_argument_group("sweeps and the reference shape")
+    g.add_argument("--batch-sizes", help="batch sweep, both families (e.g. 1,2,4,8)")
+    g.add_argument("--vision-batch-sizes", help="batch sweep of vision models")
+    g.add_argument("--text-batch-sizes", help="batch sweep of text models")
+    g.add_argument("--image-sizes", help="image-size sweep in px at batch 1 (e.g. 64,128,224)")
+    g.add_argument("--seq-lens", help="sequence-length sweep at batch 1 (e.g. 32,128,512)")
+    g.add_argument("--ref-batch", type=int, help="reference batch the report quotes "
+                   "(default 1; added to the batch sweep)")  # fmt: skip
+    g.add_argument("--ref-image-size", type=int, help="reference image size: the batch sweep "
+                   "runs there (default: the sweep's size nearest 224 px)")  # fmt: skip
+    g.add_argument("--ref-seq-len", type=int, help="reference sequence length: the batch "
+                   "sweep runs there (default: the sweep's length nearest 128)")  # fmt: skip
+    g.add_argument("--grid", action=argparse.BooleanOptionalAction, default=None,
+                   help="time every batch size x input size (fills the speedup heatmap; the "
+                   "sweeps alone time a cross)")  # fmt: skip
+    g = p.add_argument_group("measuring")
+    g.add_argument("--measure", help="comma-separated subset of size,latency,fidelity")
+    g.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    g.add_argument("--weights", help="random | pretrained | PATH (default: random for aliases)")
+    g.add_argument("--engine", help="quantized engine (default: x86 on x86-64, qnnpack on ARM)")
+    g.add_argument("--seed", type=int, help="seed for random weights and inputs (default 0)")
+    g.add_argument("--calib-batches", type=int, help="calibration batches for static recipes")
+    g.add_argument("--calib-batch-size", type=int, help="inputs per calibration batch (4)")
+    g.add_argument("--fidelity-batch-size", type=int, help="inputs compared with fp32 (4)")
+    g.add_argument("--warmup", type=int, help="untimed passes before timing (default 2)")
+    g.add_argument("--min-runs", type=int, help="timed passes per point, at least (default 10)")
+    g.add_argument("--min-time-s", "--min-time", type=float, dest="min_time_s",
+                   help="seconds per point, at least (0.5)")  # fmt: skip
+    g.add_argument("--max-time-s", "--max-time", type=float, dest="max_time_s",
+                   help="cap on timing per point, s (30)")  # fmt: skip
+    g.add_argument("--timeout-s", "--timeout", type=float, dest="timeout_s",
+                   help="seconds per model, then stop it")  # fmt: skip
+    g.add_argument("--max-warmup", type=int, help="cap on warm-up passes until settled (20)")
+    g.add_argument("--min-cosine", type=float, help="keeps fidelity: cosine to fp32 >= (0.99)")
+    g.add_argument("--min-top1", type=float, help="... and top-1 agreement >= (0.99)")
+    g.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                   help="each model in a worker process (default; --no-isolate: this process)")  # fmt: skip
+    g.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                   help="pin each worker to --threads CPUs")  # fmt: skip
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="also time each eager torch recipe under torch.compile (<recipe>+compile)")  # fmt: skip
-    p.add_argument("--save-artifacts", action="store_true", help="write each measured variant's file to <out>/artifacts/<model>/<variant>.<ext>")  # fmt: skip
+    g.add_argument("--save-artifacts", action=argparse.BooleanOptionalAction, default=None,
+                   help="write each measured variant's file to "
+                   "<out>/artifacts/<model>/<variant>.<ext>")  # fmt: skip
     g = p.add_argument_group("accuracy on real data")
     g.add_argument("--dataset", help="evaluation data: an ImageFolder directory, a .csv/.jsonl "
                    "of labelled text, or a .txt of sentences (see README)")  # fmt: skip
@@ -67,26 +96,34 @@ def _add_run(sub: Any) -> None:
     g.add_argument("--calibration", help="calibration data for static recipes (same forms as "
                    "--dataset; the same file is split, disjoint from evaluation)")  # fmt: skip
     g.add_argument("--calibration-samples", type=int, help="calibration examples (default 128)")
+    g.add_argument("--eval-batch-size", type=int, help="batch size when scoring (default 32)")
     g.add_argument("--max-accuracy-drop", type=float,
                    help="the bar: keep >= (1 - X) of fp32's metric (default 0.01); implies "
                    "--fallback")  # fmt: skip
-    g.add_argument("--fallback", action="store_true",
+    g.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=None,
                    help="add <recipe>+fallback variants that keep sensitive layers in float "
                    "until the bar is met")  # fmt: skip
+    g.add_argument("--fallback-max-layers", type=int, help="... at most N layers (default 8)")
     g.add_argument("--train-dataset", help="labelled training data for qat-int8")
     g.add_argument("--qat-steps", type=int, help="qat-int8 fine-tuning steps (default 100)")
     g.add_argument("--qat-lr", type=float, help="qat-int8 learning rate (default 1e-4)")
+    p.add_argument("--out", help="output directory (default: quantbench-runs/<timestamp>)")
     p.add_argument("--store", help="results database: a path or SQLAlchemy URL "
                    "(default ./quantbench.db, or $QUANTBENCH_STORE)")  # fmt: skip
     p.add_argument("--resume", metavar="RUN_ID", help="finish a stored run: measure only "
                    "the cells it lacks (its settings come from the store)")  # fmt: skip
-    p.add_argument("--grid", action="store_true", help="time every batch size x input size "
-                   "(fills the speedup heatmap; the sweeps alone time a cross)")  # fmt: skip
     p.add_argument("--retry-errors", action="store_true", help="with --resume: measure the "
                    "cells that ended in error or timeout again, replacing them")  # fmt: skip
-    p.add_argument("--no-isolate", action="store_true", help="measure in this process")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")  # fmt: skip
+
+
+def _add_verbosity(p: argparse.ArgumentParser, default: Any) -> None:
+    """-v/-q; on subcommands too, there with suppressed defaults (not to reset the top's)."""
+    p.add_argument("-v", "--verbose", action="count", default=default,
+                   help="more output: -v per-stage progress lines, -vv also tracebacks")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="only errors and the final result lines")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,8 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quantize deep-learning models and measure what it buys and costs.",
     )
     parser.add_argument("--version", action="version", version=f"quantbench {__version__}")
+    _add_verbosity(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_run(sub)
+    sub.add_parser(
+        "schema",
+        help="print the run settings' JSON Schema (every key, type, default, description)",
+        description="The JSON Schema of a run's settings: the keys of an experiment file "
+        "(examples/lab.yaml), of Python overrides, and (as --key-with-dashes) of the run flags.",
+    )
     p = sub.add_parser(
         "quantize",
         help="quantize one model with one recipe and write the deployable artifact",
@@ -188,40 +232,77 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
     p.add_argument("--threads", type=int, help="threads for the micro-benchmark")
     p.add_argument("--seconds", type=float, default=1.0, help="micro-benchmark duration")
+    for p in sub.choices.values():
+        _add_verbosity(p, argparse.SUPPRESS)
     return parser
+
+
+def _verbosity(args: argparse.Namespace) -> int:
+    """-1 with -q, else the number of -v (0: the default output)."""
+    return -1 if getattr(args, "quiet", None) else int(getattr(args, "verbose", None) or 0)
+
+
+@contextlib.contextmanager
+def _run_output(level: int) -> Iterator[None]:
+    """The run's stderr lines at this verbosity: -q keeps warnings and the interruption
+    notice only; -v adds the run's per-stage progress messages as lines when there is no
+    progress bar. (The run reports through ``orchestrate.ProgressBar``; this wraps it.)"""
+    if level == 0:
+        yield
+        return
+    from quantbench.run import orchestrate
+
+    base = orchestrate.ProgressBar
+
+    class Lines(base):  # type: ignore[misc, valid-type]
+        def text(self, s: str) -> None:
+            super().text(s)
+            if level > 0 and self.bar is None:
+                print(f"  {s}", file=sys.stderr, flush=True)
+
+        def write(self, s: str) -> None:
+            if level < 0 and not s.startswith(("warning", "interrupted")):
+                return
+            super().write(s)
+
+    orchestrate.ProgressBar = Lines  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        orchestrate.ProgressBar = base  # type: ignore[misc]
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The run flags as settings: every RunSpec key whose flag was given (None: unset)."""
+    from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec
+
+    keys = [k for k in [*RunSpec.model_fields, BATCH_SIZES_ALIAS] if k != "preset"]
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if args.max_accuracy_drop is not None and args.fallback is None:
+        overrides["fallback"] = True  # a bar implies trying to meet it
+    return overrides
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of the run settings (quantbench.spec.RunSpec)."""
+    import json
+
+    from quantbench.spec import RunSpec
+
+    print(json.dumps(RunSpec.model_json_schema(), indent=2))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from quantbench.runner import run
     from quantbench.spec import build_spec
 
-    overrides = {
-        k: getattr(args, k)
-        for k in ("models", "recipes", "image_sizes", "seq_lens", "measure", "threads", "weights",
-                  "engine", "out", "seed", "calib_batches", "warmup", "min_runs", "min_time_s",
-                  "max_time_s", "timeout_s", "max_warmup", "dataset", "limit", "calibration",
-                  "calibration_samples", "max_accuracy_drop", "train_dataset", "qat_steps",
-                  "qat_lr")
-    }  # fmt: skip
-    if args.fallback or args.max_accuracy_drop is not None:
-        overrides["fallback"] = True
-    if args.batch_sizes is not None:
-        overrides["vision_batch_sizes"] = overrides["text_batch_sizes"] = args.batch_sizes
-    if args.no_isolate:
-        overrides["isolate"] = False
-    if args.pin:
-        overrides["pin"] = True
-    if args.compile:
-        overrides["compile"] = True
-    if args.grid:
-        overrides["grid"] = True
-    if args.save_artifacts:
-        overrides["save_artifacts"] = True
-    overrides["store"] = args.store
+    overrides = run_overrides(args)
     if args.retry_errors and not args.resume:
         raise QuantbenchError("--retry-errors needs --resume RUN_ID")
+    progress = False if _verbosity(args) < 0 and args.progress is None else args.progress
     if args.resume:
-        given = [k for k, v in overrides.items() if v is not None and k != "store"]
+        given = [k for k in overrides if k != "store"]
         given += ["--preset"] * bool(args.preset) + ["--config"] * bool(args.config)
         if given:
             raise QuantbenchError(
@@ -229,16 +310,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         from quantbench.runner import resume
 
-        result = resume(
-            args.resume, store=args.store, progress=args.progress, retry_errors=args.retry_errors
-        )
+        with _run_output(_verbosity(args)):
+            result = resume(
+                args.resume, store=args.store, progress=progress, retry_errors=args.retry_errors
+            )
     else:
         spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
-        if spec.save_artifacts and not spec.out:  # workers write there: name it up front
-            from quantbench.spec import default_out_dir
-
-            spec.out = str(default_out_dir())
-        result = run(spec, progress=args.progress)
+        with _run_output(_verbosity(args)):
+            result = run(spec, progress=progress)
     return print_run_summary(result)
 
 
@@ -530,6 +609,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "sensitivity": cmd_sensitivity,
     "doctor": cmd_doctor,
+    "schema": cmd_schema,
 }
 
 
@@ -540,6 +620,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if getattr(args, "quiet", None) and getattr(args, "verbose", None):
+        print("quantbench: error: -q and -v cannot be combined", file=sys.stderr)
+        return EXIT_USAGE
+    if _verbosity(args) >= 2:  # tracebacks: the CLI's and every worker's
+        os.environ["QUANTBENCH_DEBUG"] = "1"
     from quantbench.runner import quiet_libraries
 
     quiet_libraries()

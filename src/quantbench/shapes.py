@@ -1,14 +1,18 @@
 """The reference shape: the one (batch, input size) point a run's single-number claims
 use (the recommendation, the speedup table, "why slow", artifacts' example inputs).
 
-Defined once, so a report never quotes two shapes. The lab's reference is batch 1 at
-224 px (vision) / 128 tokens (text); a run's spec may set others. A point is only ever
+Defined once, so a report never quotes two shapes. A run's spec may set the reference
+(``ref_batch``, ``ref_image_size``, ``ref_seq_len``); where it does not, the reference is
+the point the run's batch sweep ran at (``quantbench.spec.reference_shape``: the sweep
+size nearest the lab's 224 px / 128 tokens) at the smallest batch. A point is only ever
 taken where it was measured.
 
 Example::
 
-    >>> ref_sizes({"ref_image_size": 160})
-    {'vision': 160, 'text': 128}
+    >>> ref_sizes({"ref_image_size": 160, "ref_seq_len": None})
+    {'vision': 160}
+    >>> ref_sizes({"ref_batch": 4})
+    {'batch': 4}
 """
 
 from __future__ import annotations
@@ -20,31 +24,57 @@ from typing import Any
 # The lab's reference input sizes; the spec's defaults.
 LAB_REF_SIZES: dict[str, int] = {"vision": 224, "text": 128}
 LAB_REF_BATCH = 1
+# The key of ``ref_sizes``' mapping that holds the spec's reference batch, when it sets one.
+BATCH = "batch"
+
+
+def _getter(spec: Mapping[str, Any] | Any) -> Any:
+    return spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
 
 
 def ref_sizes(spec: Mapping[str, Any] | Any | None = None) -> dict[str, int]:
-    """Reference input size per family from a spec (a RunSpec or its dict), else the lab's."""
+    """The reference shape a spec (a RunSpec or its dict) sets explicitly: input size
+    per family ("vision"/"text") and, under ``BATCH``, the batch. A family the spec
+    leaves automatic is absent, so :func:`reference_point` takes the size its batch
+    sweep ran at. Without a spec: the lab's sizes."""
     if spec is None:
         return dict(LAB_REF_SIZES)
-    get = spec.get if isinstance(spec, Mapping) else lambda k, d: getattr(spec, k, d)
-    return {
-        "vision": int(get("ref_image_size", None) or LAB_REF_SIZES["vision"]),
-        "text": int(get("ref_seq_len", None) or LAB_REF_SIZES["text"]),
-    }
+    get = _getter(spec)
+    out: dict[str, int] = {}
+    for key, name in (("ref_image_size", "vision"), ("ref_seq_len", "text"), ("ref_batch", BATCH)):
+        value = get(key, None)
+        if value:
+            out[name] = int(value)
+    return out
 
 
 def ref_size_for(family: str | None, spec: Mapping[str, Any] | Any | None = None) -> int:
-    """The reference input size of one family (vision when unknown)."""
-    return ref_sizes(spec).get(family or "vision", LAB_REF_SIZES["vision"])
+    """The reference input size of one family (vision when unknown) for inputs built
+    before measuring (calibration, fidelity): the spec's explicit size, else its sweep
+    size nearest the lab's, else the lab's."""
+    family = family if family in LAB_REF_SIZES else "vision"
+    if spec is None:
+        return LAB_REF_SIZES[family]
+    explicit = ref_sizes(spec)
+    if family in explicit:
+        return explicit[family]
+    lab = LAB_REF_SIZES[family]
+    sweep = _getter(spec)("image_sizes" if family == "vision" else "seq_lens", None)
+    if sweep:
+        return min((int(s) for s in sweep), key=lambda s: (abs(s - lab), s))
+    return lab
 
 
 def _inferred_size(cell: Any) -> int | None:
-    """Without a spec: the input size shared by the batch-size sweep, else the largest."""
+    """Without an explicit size: the input size shared by the batch-size sweep, else (a
+    batch sweep of batch 1 alone) the measured size nearest the lab's (ties: the smaller),
+    as ``quantbench.spec.reference_shape`` chose it."""
     sizes = [p.input_size for p in cell.latency if p.sweep == "batch_size"]
     if sizes:
         return Counter(sizes).most_common(1)[0][0]
     if cell.latency:
-        return max(p.input_size for p in cell.latency)
+        lab = LAB_REF_SIZES.get(getattr(cell, "family", None) or "vision", LAB_REF_SIZES["vision"])
+        return min({p.input_size for p in cell.latency}, key=lambda s: (abs(s - lab), s))
     return None
 
 
@@ -61,10 +91,15 @@ def reference_input_size(cell: Any, sizes: Mapping[str, int] | None = None) -> i
 
 
 def reference_point(cell: Any, sizes: Mapping[str, int] | None = None) -> Any:
-    """The smallest batch measured at the reference input size (the input-size sweep's
-    point first when both sweeps hold it); None without latency."""
+    """The point measured at the reference input size and the reference batch
+    (``sizes[BATCH]``, where the spec sets it and it was measured), else the smallest
+    batch there (the input-size sweep's point first when both sweeps hold it); None
+    without latency."""
     size = reference_input_size(cell, sizes)
     if size is None:
         return None
     at = [p for p in cell.latency if p.input_size == size]
+    want = (sizes or {}).get(BATCH)
+    if want and any(p.batch_size == want for p in at):
+        at = [p for p in at if p.batch_size == want]
     return min(at, key=lambda p: (p.batch_size, p.sweep != "input_size"))

@@ -1,6 +1,11 @@
 """Experiment spec: what to run (models x recipes x sweeps x measures), presets, YAML.
 
-Everything is validated here, before any model is built, so bad input costs nothing.
+One typed settings model (:class:`RunSpec`, pydantic) is shared by the CLI flags, the
+YAML file and Python overrides: the same names everywhere (a key ``min_time_s`` is the
+flag ``--min-time-s``), the same checks, one-line errors. Plain value checks live in the
+model; the checks that need the world (models, weights files, datasets, engines) are in
+:func:`validate`. Everything is checked before any model is built, so bad input costs
+nothing.
 
 Example::
 
@@ -12,14 +17,23 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
 
 from quantbench.errors import QuantbenchError, first_line, unknown_name
-from quantbench.shapes import LAB_REF_SIZES
+from quantbench.shapes import LAB_REF_BATCH, LAB_REF_SIZES
 
 MEASURES = ("size", "latency", "fidelity")
 
@@ -56,81 +70,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-
-@dataclass
-class ModelRef:
-    """One model entry: name plus optional per-model weights, options and sweeps."""
-
-    name: str
-    weights: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    image_sizes: list[int] | None = None
-    seq_lens: list[int] | None = None
-    source: str | None = None  # what to load when ``name`` is only a label: tv:<arch>, hf:<dir>
-    dataset: dict[str, Any] | None = None  # this model's evaluation data (else the run's)
-    calibration: dict[str, Any] | None = None  # this model's calibration data (else the run's)
-
-    @property
-    def load_name(self) -> str:
-        return self.source or self.name
+# A setting that is not a field: sets both families' batch sweeps (a family's own key,
+# given in the same place, wins).
+BATCH_SIZES_ALIAS = "batch_sizes"
 
 
-@dataclass
-class RunSpec:
-    models: list[ModelRef] = field(default_factory=lambda: [ModelRef(m) for m in LAB_MODELS])
-    recipes: list[str] = field(default_factory=lambda: list(LAB_RECIPES))
-    image_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_IMAGE_SIZES))
-    vision_batch_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
-    seq_lens: list[int] | None = None  # None: family default, plus 1024 for long models
-    text_batch_sizes: list[int] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
-    ref_image_size: int = LAB_REF_SIZES["vision"]
-    ref_seq_len: int = LAB_REF_SIZES["text"]
-    measure: list[str] = field(default_factory=lambda: list(MEASURES))
-    weights: str = "auto"
-    engine: str | None = None
-    threads: int | None = None
-    seed: int = 0
-    calib_batches: int = 8
-    calib_batch_size: int = 4
-    fidelity_batch_size: int = 4
-    warmup: int = 2
-    min_runs: int = 10
-    min_time_s: float = 0.5
-    max_time_s: float = 30.0
-    max_warmup: int = 20
-    min_cosine: float = 0.99  # "keeps fidelity": cosine to fp32 at least this
-    min_top1: float = 0.99  # ... and top-1 agreement (classifiers) at least this
-    timeout_s: float | None = None
-    isolate: bool = True
-    pin: bool = False
-    compile: bool = False  # add <recipe>+compile variants of the eager torch recipes
-    grid: bool = False  # time every batch size x input size, not only the two sweeps
-    save_artifacts: bool = False  # write each measured variant's file under <out>/artifacts/
-    # Accuracy on real data (issue 5). Dataset specs are dicts (see quantbench.datasets).
-    dataset: dict[str, Any] | None = None  # evaluation data for every model (per-model wins)
-    limit: int | None = None  # evaluate on a seeded subset of this many examples
-    calibration: dict[str, Any] | None = None  # calibration data for static recipes
-    calibration_samples: int = 128
-    eval_batch_size: int = 32
-    max_accuracy_drop: float = 0.01  # pass: metric >= (1 - this) x fp32's (MLPerf: 99%)
-    fallback: bool = False  # add <recipe>+fallback variants that keep sensitive layers float
-    fallback_max_layers: int = 8
-    train_dataset: dict[str, Any] | None = None  # labelled data for qat-int8
-    qat_steps: int = 100
-    qat_lr: float = 1e-4
-    out: str | None = None
-    store: str | None = None  # results database: a path or SQLAlchemy URL (default ./quantbench.db)
-    preset: str = "lab"
-    # Per-recipe config overrides, {recipe: {field: value}} (see Recipe.with_options).
-    recipe_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-_INT_LISTS = ("image_sizes", "vision_batch_sizes", "seq_lens", "text_batch_sizes")
-_FIELDS = {f.name for f in dataclasses.fields(RunSpec)}
-_REF_FIELDS = {f.name for f in dataclasses.fields(ModelRef)}
+# --------------------------------------------------------------------------- value types
 
 
 def parse_int_list(text: str | list[Any], what: str) -> list[int]:
@@ -148,6 +93,7 @@ def parse_int_list(text: str | list[Any], what: str) -> list[int]:
 
 
 def parse_name_list(text: str | list[Any], what: str) -> list[str]:
+    """'a, b,a' or ['a', 'b'] -> ['a', 'b'] (order kept, duplicates dropped)."""
     items = text.split(",") if isinstance(text, str) else [str(x) for x in text]
     out = [s.strip() for s in items if s.strip()]
     if not out:
@@ -155,7 +101,428 @@ def parse_name_list(text: str | list[Any], what: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _predicate(e: QuantbenchError, what: str) -> str:
+    """'<what> must be ...' -> 'must be ...' (the model adds the setting's name)."""
+    text = str(e)
+    return text[len(what) + 1 :] if text.startswith(what + " ") else text
+
+
+def _int_list(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]  # a sweep of one
+    if value is None or not isinstance(value, (str, list, tuple)):
+        return value  # the type check reports it
+    try:
+        return parse_int_list(value if isinstance(value, str) else list(value), "_")
+    except QuantbenchError as e:
+        raise ValueError(_predicate(e, "_")) from None
+
+
+def _name_list(value: Any) -> Any:
+    if not isinstance(value, (str, list, tuple)):
+        return value
+    try:
+        return parse_name_list(value if isinstance(value, str) else list(value), "_")
+    except QuantbenchError as e:
+        raise ValueError(_predicate(e, "_")) from None
+
+
+# Constrained scalars (strict: no bools for numbers, no strings for numbers). What each
+# expects, in words, is what a bad value's one-line error says.
+PosInt = Annotated[int, Field(strict=True, gt=0)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+PosFloat = Annotated[float, Field(strict=True, gt=0)]
+NonNegFloat = Annotated[float, Field(strict=True, ge=0)]
+UnitFloat = Annotated[float, Field(strict=True, ge=0, le=1)]
+Fraction = Annotated[float, Field(strict=True, ge=0, lt=1)]
+Flag = Annotated[bool, Field(strict=True)]
+Text = Annotated[str, Field(strict=True)]
+IntList = Annotated[list[PosInt], BeforeValidator(_int_list)]
+NameList = Annotated[list[Text], BeforeValidator(_name_list)]
+AnyMap = dict[str, Any]
+
+
+def _expects(annotation: Any, metadata: Sequence[Any] = ()) -> str | None:
+    """What a field of this annotation (and constraints) expects, in words; None for
+    types of no constrained kind (mappings, models)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Annotated:
+        base, *extra = get_args(annotation)
+        meta = list(metadata)
+        for m in extra:
+            meta += m.metadata if isinstance(m, FieldInfo) else [m]
+        return _expects(base, meta)
+    if get_origin(annotation) is list:
+        item = _expects(args[0]) if args else None
+        return "positive integers" if item == "an integer > 0" else "a list"
+    if args and get_origin(annotation) is not dict:  # Optional[X]
+        return _expects(args[0], metadata)
+    kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    if annotation not in kind:
+        return None
+    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower(), None) for m in metadata}
+    if bounds.get("Ge") == 0 and bounds.get("Le") == 1:
+        return f"{kind[annotation]} between 0 and 1"
+    if bounds.get("Ge") == 0 and bounds.get("Lt") == 1:
+        return "a fraction in [0, 1)"
+    for name, op in (("Gt", ">"), ("Ge", ">=")):
+        if name in bounds:
+            return f"{kind[annotation]} {op} {bounds[name]}"
+    return kind[annotation]
+
+
+def _settings_error(
+    e: ValidationError, model: type[BaseModel], data: Any = None
+) -> QuantbenchError:
+    """Pydantic's (multi-line) error as one line, e.g. ``setting 'min_runs' must be an
+    integer > 0, got -1``; an unknown key is named with the closest valid one."""
+    err = e.errors(include_url=False)[0]
+    loc = list(err["loc"])
+    prefix = ""
+    if model is RunSpec and len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        entries = data.get("models") if isinstance(data, dict) else None
+        name: Any = None
+        if isinstance(entries, list) and loc[1] < len(entries):
+            entry = entries[loc[1]]
+            name = entry.get("name") if isinstance(entry, dict) else getattr(entry, "name", entry)
+        prefix = f"model '{name}': " if name is not None else f"models[{loc[1]}]: "
+        model, loc = ModelRef, loc[2:]
+    elif model is ModelRef and isinstance(data, dict) and "name" in data:
+        prefix = f"model '{data['name']}': "
+    key = str(loc[0]) if loc else "name"
+    if err["type"] == "extra_forbidden":
+        valid = list(model.model_fields) + ([BATCH_SIZES_ALIAS] if model is RunSpec else [])
+        return QuantbenchError(prefix + str(unknown_name("setting", key, valid)))
+    if err["type"] == "missing":
+        return QuantbenchError(f"{prefix}setting '{key}' is required")
+    if err["type"] == "value_error":
+        text = str(err["ctx"]["error"])
+        return QuantbenchError(
+            prefix + (f"setting '{key}' {text}" if text.startswith("must") else text)
+        )
+    field = model.model_fields.get(key)
+    words = _expects(field.annotation, field.metadata) if field is not None else None
+    if words is None:
+        words = err["msg"].removeprefix("Input should be ")
+    return QuantbenchError(f"{prefix}setting '{key}' must be {words}, got {err['input']!r}")
+
+
+class _Settings(BaseModel):
+    """A pydantic model whose validation errors are one-line QuantbenchErrors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise _settings_error(e, type(self), data) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:
+            raise _settings_error(e, type(self)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-friendly dict (what a run stores; ``spec_from_dict`` reads it)."""
+        return self.model_dump()
+
+
+class ModelRef(_Settings):
+    """One model entry: name plus optional per-model weights, options and sweeps."""
+
+    name: Text = Field(
+        description="an alias (quantbench list models), hf:<id-or-dir>, tv:<builder>, "
+        "py:<file>:<obj>, or a label when `source` says what to load"
+    )
+    weights: Text | None = Field(
+        None, description="random | pretrained | PATH for this model (default: the run's)"
+    )
+    options: AnyMap = Field(
+        default_factory=dict, description="model options, e.g. {num_classes: 10}"
+    )
+    image_sizes: IntList | None = Field(
+        None, description="this model's image-size sweep in px (default: the run's)"
+    )
+    seq_lens: IntList | None = Field(
+        None, description="this model's sequence-length sweep (default: the run's)"
+    )
+    source: Text | None = Field(
+        None, description="what to load when `name` is only a label: tv:<arch>, hf:<dir>, "
+        "py:<file>:<obj> (in a file: source torchvision|hf|python with arch/path)",
+    )  # fmt: skip
+    dataset: AnyMap | None = Field(
+        None, description="this model's evaluation data (else the run's `dataset`)"
+    )
+    calibration: AnyMap | None = Field(
+        None, description="this model's calibration data (else the run's `calibration`)"
+    )
+
+    def __init__(self, name: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        super().__init__(**data)
+
+    @property
+    def load_name(self) -> str:
+        """What the model zoo loads: ``source`` when set, else ``name``."""
+        return self.source or self.name
+
+
+def _models(value: Any) -> Any:
+    """'a,b' or ['a', {'name': 'b', ...}, ModelRef] -> entries ModelRef validates."""
+    if isinstance(value, str):
+        value = _name_list(value)
+    if not isinstance(value, (list, tuple)):
+        return value
+    return [{"name": v} if isinstance(v, str) else v for v in value]
+
+
+def _recipe_options(value: Any) -> Any:
+    """An inline YAML/JSON mapping (the CLI flag) or a mapping of mappings."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(
+                f"recipe_options '{value}' is not a valid inline mapping: "
+                f"{first_line(e, with_type=False)}"
+            ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            "recipe_options must map recipe names to settings, e.g. "
+            "{ort-static-int8: {calibrate_method: entropy}}"
+        )
+    for r, options in value.items():
+        if not isinstance(options, dict):
+            raise ValueError(f"recipe_options for '{r}' must be a mapping of settings")
+    return {str(r): dict(o) for r, o in value.items()}
+
+
+def _schema_extra(schema: dict[str, Any]) -> None:
+    """The JSON Schema also lists ``batch_sizes`` (sets both families' batch sweeps)."""
+    schema["properties"][BATCH_SIZES_ALIAS] = {
+        "title": "Batch Sizes",
+        "description": "batch sweep of both families (a family's own key wins); "
+        "not stored: it sets vision_batch_sizes and text_batch_sizes",
+        "type": "array",
+        "items": {"type": "integer", "exclusiveMinimum": 0},
+    }
+
+
+class RunSpec(_Settings):
+    """Every setting of a run. The same names are YAML keys, Python overrides and CLI
+    flags (``--`` + the key with ``_`` as ``-``); ``quantbench schema`` prints them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        title="quantbench run settings",
+        json_schema_extra=_schema_extra,
+    )
+
+    models: Annotated[list[ModelRef], BeforeValidator(_models)] = Field(
+        default_factory=lambda: [ModelRef(m) for m in LAB_MODELS],
+        description="models to measure: names (aliases, hf:<id-or-dir>, tv:<builder>, "
+        "py:<file>:<obj>) or entries {name, source, arch, path, weights, num_classes, "
+        "dataset, calibration, image_sizes, seq_lens}; default: the eight lab models",
+    )
+    recipes: NameList = Field(
+        default_factory=lambda: list(LAB_RECIPES),
+        description="recipe names (quantbench list recipes), or 'all'",
+    )
+    image_sizes: IntList = Field(
+        default_factory=lambda: list(DEFAULT_IMAGE_SIZES),
+        description="vision: latency vs image size (px, square), at batch 1",
+    )
+    vision_batch_sizes: IntList = Field(
+        default_factory=lambda: list(DEFAULT_BATCH_SIZES),
+        description="vision: latency vs batch size, at the reference image size",
+    )
+    seq_lens: IntList | None = Field(
+        None,
+        description="text: latency vs sequence length, at batch 1 (default: "
+        "32..512, plus 1024 for long-context models)",
+    )
+    text_batch_sizes: IntList = Field(
+        default_factory=lambda: list(DEFAULT_BATCH_SIZES),
+        description="text: latency vs batch size, at the reference sequence length",
+    )
+    ref_batch: PosInt | None = Field(
+        None,
+        description="the reference batch size the report's single numbers quote (default "
+        f"{LAB_REF_BATCH}); added to the batch sweeps",
+    )
+    ref_image_size: PosInt | None = Field(
+        None,
+        description="the reference image size (px): the batch sweep runs there and the "
+        f"report quotes it (default: the model's sweep size nearest {LAB_REF_SIZES['vision']})",
+    )
+    ref_seq_len: PosInt | None = Field(
+        None,
+        description="the reference sequence length: the batch sweep runs there and the "
+        f"report quotes it (default: the model's sweep size nearest {LAB_REF_SIZES['text']})",
+    )
+    measure: NameList = Field(
+        default_factory=lambda: list(MEASURES), description="any of size, latency, fidelity"
+    )
+    weights: Text = Field(
+        "auto", description="random | pretrained | PATH (auto: the default per model)"
+    )
+    engine: Text | None = Field(
+        None, description="quantized engine (default: x86 on x86-64, qnnpack on ARM)"
+    )
+    threads: PosInt | None = Field(None, description="torch intra-op threads (default: torch's)")
+    seed: NonNegInt = Field(0, description="seed for random weights and inputs")
+    calib_batches: PosInt = Field(8, description="static recipes: calibration batches")
+    calib_batch_size: PosInt = Field(4, description="... of this many inputs each")
+    fidelity_batch_size: PosInt = Field(
+        4, description="inputs the outputs are compared with fp32 on"
+    )
+    warmup: NonNegInt = Field(2, description="untimed passes per point and variant")
+    min_runs: PosInt = Field(10, description="timed passes per point and variant, at least")
+    min_time_s: NonNegFloat = Field(
+        0.5, description="... and at least this much time (s) per point and variant"
+    )
+    max_time_s: PosFloat = Field(30.0, description="cap on timing per point and variant (s)")
+    max_warmup: NonNegInt = Field(
+        20, description="cap on warm-up passes until two agree within 10%"
+    )
+    min_cosine: UnitFloat = Field(
+        0.99, description='"keeps fidelity": cosine to fp32 at least this ...'
+    )
+    min_top1: UnitFloat = Field(
+        0.99, description="... and top-1 agreement (classifiers) at least this"
+    )
+    timeout_s: PosFloat | None = Field(
+        None, description="seconds per model worker, then its cells become 'timeout'"
+    )
+    isolate: Flag = Field(True, description="each model in a worker process of its own")
+    pin: Flag = Field(False, description="pin each worker to `threads` CPUs")
+    compile: Flag = Field(
+        False, description="add <recipe>+compile variants of the eager torch recipes"
+    )
+    grid: Flag = Field(
+        False, description="time every batch size x input size, not only the two sweeps"
+    )
+    save_artifacts: Flag = Field(
+        False,
+        description="write each measured variant's deployable file under <out>/artifacts/ "
+        "(the bytes that were timed and sized)",
+    )
+    eval_fn: str | None = Field(
+        None,
+        description="Python API only: the metric function handed to quantbench.run "
+        "(eval_fn(model) -> float), held in that process as mem:eval_fn:<name>",
+    )
+    dataset: AnyMap | None = Field(
+        None,
+        description="evaluation data for every model (a path or {path, kind, ...}; "
+        "a model's own wins)",
+    )
+    limit: PosInt | None = Field(
+        None, description="evaluate on a seeded subset of this many examples"
+    )
+    calibration: AnyMap | None = Field(
+        None, description="calibration data for static recipes (same forms as dataset)"
+    )
+    calibration_samples: PosInt = Field(
+        128, description="calibration examples taken from `calibration`"
+    )
+    eval_batch_size: PosInt = Field(32, description="batch size when scoring the evaluation data")
+    max_accuracy_drop: Fraction = Field(
+        0.01, description="the accuracy bar: keep >= (1 - this) x fp32's metric (MLPerf: 99%)"
+    )
+    fallback: Flag = Field(
+        False, description="add <recipe>+fallback variants that keep sensitive layers float"
+    )
+    fallback_max_layers: PosInt = Field(8, description="... at most this many layers")
+    train_dataset: AnyMap | None = Field(None, description="labelled data for qat-int8")
+    qat_steps: PosInt = Field(100, description="qat-int8 fine-tuning steps")
+    qat_lr: PosFloat = Field(1e-4, description="qat-int8 learning rate")
+    out: Text | None = Field(
+        None, description="output directory (default: quantbench-runs/<timestamp>)"
+    )
+    store: Text | None = Field(
+        None,
+        description="results database: a path or SQLAlchemy URL (default ./quantbench.db)",
+    )
+    preset: Text = Field(
+        "lab", description="the preset the file's and the flags' settings apply over: "
+        + ", ".join(PRESETS),
+    )  # fmt: skip
+    recipe_options: Annotated[dict[str, AnyMap], BeforeValidator(_recipe_options)] = Field(
+        default_factory=dict,
+        description="a recipe's own settings, {recipe: {setting: value}} (quantbench list "
+        "recipes shows them)",
+    )
+
+    @classmethod
+    def _expand_batch_sizes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and BATCH_SIZES_ALIAS in data:
+            data = dict(data)
+            bs = data.pop(BATCH_SIZES_ALIAS)
+            data.setdefault("vision_batch_sizes", bs)
+            data.setdefault("text_batch_sizes", bs)
+        return data
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**self._expand_batch_sizes(data))
+
+    @field_validator("recipes")
+    @classmethod
+    def _all_recipes(cls, value: list[str]) -> list[str]:
+        if "all" in value:  # every registered recipe, in registry order
+            from quantbench.recipes import list_recipes
+
+            value = list(dict.fromkeys([r.name for r in list_recipes()] + value))
+            value.remove("all")
+        return value
+
+    @field_validator("measure")
+    @classmethod
+    def _known_measures(cls, value: list[str]) -> list[str]:
+        for m in value:
+            if m not in MEASURES:
+                raise ValueError(str(unknown_name("measure", m, MEASURES)))
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: list[ModelRef]) -> list[ModelRef]:
+        seen: set[str] = set()
+        for ref in value:
+            if ref.name in seen:
+                raise ValueError(f"model '{ref.name}' is listed twice")
+            seen.add(ref.name)
+        return value
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(str(unknown_name("preset", value, PRESETS)))
+        return value
+
+
+_FIELDS = set(RunSpec.model_fields)
+_REF_FIELDS = set(ModelRef.model_fields)
+_KEYS = sorted(_FIELDS | {BATCH_SIZES_ALIAS})
+
+
+def _check_keys(data: dict[str, Any], where: str = "") -> None:
+    """Refuse an unknown setting, naming the closest valid one."""
+    for key in data:
+        if key not in _FIELDS and key != BATCH_SIZES_ALIAS:
+            e = unknown_name("setting", str(key), _KEYS)
+            raise QuantbenchError(f"{where}{e}") if where else e
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    """An experiment file's settings (unknown keys refused; values checked later)."""
     import yaml
 
     p = Path(path)
@@ -171,13 +538,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise QuantbenchError(f"config '{path}' must be a mapping of settings")
-    if "batch_sizes" in data:  # one key for both families, as the CLI flag
-        bs = data.pop("batch_sizes")
-        data.setdefault("vision_batch_sizes", bs)
-        data.setdefault("text_batch_sizes", bs)
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise unknown_name("config key", unknown[0], sorted(_FIELDS - {"preset"}))
+    _check_keys(data, f"config '{path}': ")
     return data
 
 
@@ -198,19 +559,32 @@ def dataset_arg(value: Any, what: str = "dataset") -> Any:
     return parse_dataset(value, what)
 
 
+# The keys of a model entry in a file (or an override): ModelRef's, plus shorthands.
+_ENTRY_KEYS = sorted(_REF_FIELDS | {"arch", "path", "num_classes"})
+
+
 def _model_ref(entry: Any) -> ModelRef:
+    """A model entry of a file or an override (a name, or a mapping with the shorthands
+    ``source: torchvision|hf|python``, ``arch``, ``path``, ``num_classes``) as a ModelRef;
+    its datasets are read (cheap checks) now."""
+    if isinstance(entry, ModelRef):
+        return entry
     if isinstance(entry, str):
         return ModelRef(entry)
     if not isinstance(entry, dict) or "name" not in entry:
         raise QuantbenchError(f"a model entry needs a 'name', got {entry!r}")
     e = dict(entry)
-    ref = ModelRef(name=str(e.pop("name")), weights=e.pop("weights", None))
-    source = e.pop("source", None)
-    arch, path = e.pop("arch", None), e.pop("path", None)
-    if source is not None:
+    name = str(e["name"])
+    for key in e:
+        if key not in _ENTRY_KEYS:
+            raise QuantbenchError(
+                f"model '{name}': {unknown_name('setting', str(key), _ENTRY_KEYS)}"
+            )
+    source, arch, path = e.pop("source", None), e.pop("arch", None), e.pop("path", None)
+    if source is not None and not (isinstance(source, str) and ":" in source):
         kinds = {"torchvision": "tv", "hf": "hf", "python": "py"}
         if source not in kinds:
-            raise unknown_name(f"model '{ref.name}': source", str(source), sorted(kinds))
+            raise unknown_name(f"model '{name}': source", str(source), sorted(kinds))
         kind = kinds[source]
         needs = {
             "tv": (arch, "arch (a torchvision builder, e.g. resnet18)"),
@@ -219,40 +593,46 @@ def _model_ref(entry: Any) -> ModelRef:
         }
         target, need = needs[kind]
         if not target:
-            raise QuantbenchError(f"model '{ref.name}': source {source} needs {need}")
-        ref.source = f"py:{path}:{arch}" if kind == "py" else f"{kind}:{target}"
-        if kind == "tv" and path is not None and ref.weights is None:
-            ref.weights = str(path)  # the state_dict file
+            raise QuantbenchError(f"model '{name}': source {source} needs {need}")
+        e["source"] = f"py:{path}:{arch}" if kind == "py" else f"{kind}:{target}"
+        if kind == "tv" and path is not None and e.get("weights") is None:
+            e["weights"] = str(path)  # the state_dict file
+    elif source is not None:
+        e["source"] = source  # already what to load: tv:<arch>, hf:<dir>, py:<file>:<obj>
     elif arch is not None or path is not None:
-        raise QuantbenchError(f"model '{ref.name}': arch/path need a source (torchvision or hf)")
-    if "dataset" in e:
-        ref.dataset = dataset_arg(e.pop("dataset"), f"model '{ref.name}': dataset").to_dict()
-    if "calibration" in e:
-        ref.calibration = dataset_arg(
-            e.pop("calibration"), f"model '{ref.name}': calibration"
-        ).to_dict()
-    for key in ("image_sizes", "seq_lens"):
-        if key in e:
-            setattr(ref, key, parse_int_list(e.pop(key), f"{ref.name}: {key}"))
+        raise QuantbenchError(f"model '{name}': arch/path need a source (torchvision or hf)")
+    for key in ("dataset", "calibration"):
+        if e.get(key) is not None:
+            e[key] = dataset_arg(e[key], f"model '{name}': {key}").to_dict()
     if "num_classes" in e:
-        ref.options["num_classes"] = parse_int_list([e.pop("num_classes")], "num_classes")[0]
-    if e:
-        raise QuantbenchError(
-            f"model '{ref.name}': unknown keys {sorted(e)} (valid: name, source, arch, path, "
-            "weights, num_classes, dataset, calibration, image_sizes, seq_lens)"
-        )
+        e["options"] = {**(e.get("options") or {}), "num_classes": e.pop("num_classes")}
+    ref = ModelRef(**e)
+    if "num_classes" in ref.options:
+        n = ref.options["num_classes"]
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise QuantbenchError(
+                f"model '{name}': setting 'num_classes' must be an integer > 0, got {n!r}"
+            )
     return ref
 
 
 def spec_from_dict(d: dict[str, Any]) -> RunSpec:
-    """The RunSpec a stored run was made with (``RunSpec.to_dict``), validated again."""
+    """The RunSpec a stored run was made with (``RunSpec.to_dict``), validated again.
+    Keys an older or newer quantbench stored that this one lacks are dropped."""
     known = {k: v for k, v in d.items() if k in _FIELDS}
-    models = [ModelRef(**{k: v for k, v in m.items() if k in _REF_FIELDS})
-              for m in known.pop("models", [])]  # fmt: skip
+    known["models"] = [
+        {k: v for k, v in m.items() if k in _REF_FIELDS} if isinstance(m, dict) else m
+        for m in known.get("models") or []
+    ]
     spec = RunSpec(**known)
-    spec.models = models
     validate(spec)
     return spec
+
+
+def _layer(data: dict[str, Any]) -> dict[str, Any]:
+    """One source of settings with ``batch_sizes`` expanded into both families (a
+    family's own key in the same source wins)."""
+    return RunSpec._expand_batch_sizes(data)
 
 
 def build_spec(
@@ -260,118 +640,74 @@ def build_spec(
     config: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RunSpec:
-    """Preset, then YAML config, then CLI overrides (later wins); validated."""
-    preset = preset or "lab"
-    if preset not in PRESETS:
-        raise unknown_name("preset", preset, PRESETS)
-    merged: dict[str, Any] = dict(PRESETS[preset])
-    if config is not None:
-        merged.update(load_yaml(config))
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    spec = RunSpec(preset=preset)
-    for key, value in merged.items():
-        if key == "models":
-            models = value if isinstance(value, list) else parse_name_list(value, "models")
+    """Settings from, later winning: the defaults, the preset (``preset``, else the
+    overrides' or the file's ``preset``), the YAML ``config``, the ``overrides`` (CLI
+    flags or Python; None values are unset). Unknown keys are refused; validated."""
+    given = dict(overrides or {})
+    _check_keys(given)
+    given = {k: v for k, v in given.items() if v is not None}
+    file = load_yaml(config) if config is not None else {}
+    name = preset or given.pop("preset", None) or file.get("preset") or "lab"
+    if not isinstance(name, str) or name not in PRESETS:
+        raise unknown_name("preset", str(name), PRESETS)
+    merged: dict[str, Any] = {}
+    for layer in (PRESETS[name], file, given):
+        merged.update(_layer(layer))
+    merged["preset"] = name
+    if "models" in merged:
+        models = merged["models"]
+        if isinstance(models, str):
+            models = parse_name_list(models, "models")
+        if isinstance(models, (list, tuple)):
             if not models:
                 raise QuantbenchError("models must not be empty")
-            value = [_model_ref(m) for m in models]
-        elif key == "recipes":
-            value = parse_name_list(value, "recipes")
-            if "all" in value:  # every registered recipe, in registry order
-                from quantbench.recipes import list_recipes
-
-                value = list(dict.fromkeys([r.name for r in list_recipes()] + value))
-                value.remove("all")
-        elif key == "measure":
-            value = parse_name_list(value, "measure")
-        elif key in _INT_LISTS:
-            value = parse_int_list(value, key.replace("_", " "))
-        elif key in ("dataset", "calibration", "train_dataset") and value is not None:
-            value = dataset_arg(value, key.replace("_", " ")).to_dict()
-        setattr(spec, key, value)
+            merged["models"] = [_model_ref(m) for m in models]
+    for key in ("dataset", "calibration", "train_dataset"):
+        if merged.get(key) is not None:
+            merged[key] = dataset_arg(merged[key], key.replace("_", " ")).to_dict()
+    spec = RunSpec(**merged)
     validate(spec)
     return spec
 
 
-def _positive(value: Any, what: str, integer: bool = True, allow_zero: bool = False) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or value < 0 or (value == 0 and not allow_zero):
-        kind = "an integer" if integer else "a number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise QuantbenchError(f"{what} must be {kind} {bound}, got {value!r}")
-
-
 def validate(spec: RunSpec) -> None:
-    """Check names, values and model limits; raise QuantbenchError on the first problem."""
+    """The checks that need the world (the model checks each value on its own): recipes
+    and their options, models and their limits, weights files, datasets, the engine, and
+    settings that must agree. Raise QuantbenchError on the first problem."""
     from quantbench import models as zoo
     from quantbench.recipes import get_recipe
 
+    if not spec.models:
+        raise QuantbenchError("models must not be empty")
     for r in spec.recipes:
         get_recipe(r)
-    if not isinstance(spec.recipe_options, dict):
-        raise QuantbenchError(
-            "recipe_options must map recipe names to settings, e.g. "
-            "{ort-static-int8: {calibrate_method: entropy}}"
-        )
     for r, options in spec.recipe_options.items():
-        if not isinstance(options, dict):
-            raise QuantbenchError(f"recipe_options for '{r}' must be a mapping of settings")
         get_recipe(str(r), options)
-    for m in spec.measure:
-        if m not in MEASURES:
-            raise unknown_name("measure", m, MEASURES)
-    for name in (
-        "calib_batches", "calib_batch_size", "fidelity_batch_size", "min_runs",
-        "calibration_samples", "eval_batch_size", "fallback_max_layers", "qat_steps",
-    ):  # fmt: skip
-        _positive(getattr(spec, name), name.replace("_", "-"))
-    _positive(spec.warmup, "warmup", allow_zero=True)
-    _positive(spec.max_warmup, "max-warmup", allow_zero=True)
-    for name in ("min_cosine", "min_top1"):
-        v = getattr(spec, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-            raise QuantbenchError(f"{name.replace('_', '-')} must be between 0 and 1, got {v!r}")
-    _positive(spec.seed, "seed", allow_zero=True)
-    if spec.limit is not None:
-        _positive(spec.limit, "limit")
-    d = spec.max_accuracy_drop
-    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
-        raise QuantbenchError(f"max-accuracy-drop must be a fraction in [0, 1), got {d!r}")
     has_data = spec.dataset is not None or any(ref.dataset for ref in spec.models)
     if spec.fallback and "fidelity" not in spec.measure and not has_data:
         raise QuantbenchError(
             "--fallback (or --max-accuracy-drop) needs a bar to meet: give --dataset (the "
             "accuracy bar) or measure fidelity (add 'fidelity' to --measure)"
         )
-    _positive(spec.qat_lr, "qat-lr", integer=False)
-    _positive(spec.min_time_s, "min-time", integer=False, allow_zero=True)
-    _positive(spec.max_time_s, "max-time", integer=False)
-    if spec.timeout_s is not None:
-        _positive(spec.timeout_s, "timeout", integer=False)
-        if spec.timeout_s <= spec.min_time_s:
-            raise QuantbenchError(
-                f"timeout ({spec.timeout_s:g} s per model) must be longer than min-time "
-                f"({spec.min_time_s:g} s per point): no point could finish"
-            )
-    if spec.threads is not None:
-        _positive(spec.threads, "threads")
-    _positive(spec.ref_image_size, "ref-image-size")
-    _positive(spec.ref_seq_len, "ref-seq-len")
+    if spec.timeout_s is not None and spec.timeout_s <= spec.min_time_s:
+        raise QuantbenchError(
+            f"timeout_s ({spec.timeout_s:g} s per model) must be longer than min_time_s "
+            f"({spec.min_time_s:g} s per point): no point could finish"
+        )
     from quantbench.env import check_engine
+    from quantbench.shapes import ref_size_for
 
     if any(r != "fp32" for r in spec.recipes):
         spec.engine = check_engine(spec.engine)
     elif spec.engine is not None:
         check_engine(spec.engine)
-    seen = set()
     for ref in spec.models:
-        if ref.name in seen:
-            raise QuantbenchError(f"model '{ref.name}' is listed twice")
-        seen.add(ref.name)
         info = zoo.model_info(ref.load_name)
         if info.family == zoo.TEXT and "latency" in spec.measure:
             limit = info.max_input_size
-            for n in sweep_sizes(spec, ref, info) + [spec.ref_seq_len]:
+            # the sweep, the reference point, and the calibration / fidelity inputs
+            sizes = sweep_sizes(spec, ref, info) + [reference_shape(spec, ref, info)[1]]
+            for n in sizes + [ref_size_for(zoo.TEXT, spec)]:
                 if limit is not None and n > limit:
                     raise QuantbenchError(
                         f"sequence length {n} is beyond {ref.name}'s maximum of {limit} positions"
@@ -448,14 +784,31 @@ def sweep_sizes(spec: RunSpec, ref: ModelRef, info: Any) -> list[int]:
     return sizes
 
 
-def sweep_points(spec: RunSpec, ref: ModelRef, info: Any) -> list[tuple[int, int, str]]:
-    """(batch_size, input_size, sweep) for one model: size sweep at batch 1, then the
-    batch sweep at the reference size. The shared point is listed once."""
+def reference_shape(spec: RunSpec, ref: ModelRef, info: Any) -> tuple[int, int]:
+    """(batch, input size) of one model's reference point: the point the report's single
+    numbers quote, and where the batch sweep runs. The size is ``ref_image_size`` /
+    ``ref_seq_len`` when set (then measured there), else the model's sweep size nearest
+    the lab's 224 px / 128 tokens (ties: the smaller); the batch is ``ref_batch``, else 1.
+    Never a shape that is not measured: :func:`sweep_points` includes it."""
     from quantbench.models import TEXT
 
-    text = info.family == TEXT
-    ref_size = spec.ref_seq_len if text else spec.ref_image_size
-    batches = spec.text_batch_sizes if text else spec.vision_batch_sizes
+    family = "text" if info.family == TEXT else "vision"
+    size = spec.ref_seq_len if family == "text" else spec.ref_image_size
+    if size is None:
+        lab = LAB_REF_SIZES[family]
+        size = min(sweep_sizes(spec, ref, info), key=lambda s: (abs(s - lab), s))
+    return spec.ref_batch or LAB_REF_BATCH, size
+
+
+def sweep_points(spec: RunSpec, ref: ModelRef, info: Any) -> list[tuple[int, int, str]]:
+    """(batch_size, input_size, sweep) for one model: size sweep at batch 1, then the
+    batch sweep (with the reference batch) at the reference size. The shared point is
+    listed once."""
+    from quantbench.models import TEXT
+
+    ref_batch, ref_size = reference_shape(spec, ref, info)
+    batches = spec.text_batch_sizes if info.family == TEXT else spec.vision_batch_sizes
+    batches = sorted(set(batches) | {ref_batch})
     points = [(1, s, "input_size") for s in sweep_sizes(spec, ref, info)]
     have = {(b, s) for b, s, _ in points}
     points += [(b, ref_size, "batch_size") for b in batches if (b, ref_size) not in have]
@@ -467,5 +820,6 @@ def sweep_points(spec: RunSpec, ref: ModelRef, info: Any) -> list[tuple[int, int
 
 
 def default_out_dir() -> Path:
+    """quantbench-runs/<timestamp>."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("quantbench-runs") / stamp

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import signal
 import sys
@@ -225,10 +224,11 @@ def _run_in(
             if not missing:
                 prog.write(f"[{i}/{len(spec.models)}] {ref.name}: already stored, skipped")
                 continue
-            mspec = spec
+            # Workers write artifacts into the run's directory, named even when --out was not.
+            mspec = spec.model_copy(update={"out": str(out_dir)})
             if len(missing) < len(recipes_for(spec)):
                 bases = list(dict.fromkeys(v.base for v in missing))
-                mspec = dataclasses.replace(spec, recipes=bases)
+                mspec = mspec.model_copy(update={"recipes": bases})
             t0 = time.perf_counter()
             try:
                 runner = run_isolated if spec.isolate else run_inline
