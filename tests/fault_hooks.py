@@ -1,5 +1,5 @@
 """Stage hooks for the isolation tests, loaded into every worker by conftest through
-``$QUANTBENCH_TEST_HOOKS`` (see ``quantbench.run.pipeline``).
+``$QUANTBENCH_TEST_HOOKS`` (see ``quantbench.runner.pipeline``).
 
 ``QUANTBENCH_FAULT=<model>:<kill|crash|hang|raise>[,...]`` makes that model's worker
 fail after its sizes are measured, as an OOM kill, a segfault-like exit, a hang or a

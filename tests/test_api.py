@@ -25,28 +25,34 @@ def _script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
 
 
 def test_a_script_without_a_main_guard_is_told_in_one_line(tmp_path) -> None:
-    out = _script(tmp_path, f"""
+    out = _script(
+        tmp_path,
+        f"""
         import quantbench
         try:
             quantbench.run(models=["squeezenet"], recipes=["fp32"], measure=["size"],
                            out={str(tmp_path / "o")!r}, store={str(tmp_path / "q.db")!r})
         except quantbench.QuantbenchError as e:
             print("REFUSED:", e)
-    """)
+    """,
+    )
     assert "REFUSED: run() is called at the top level of script.py (line 4)" in out.stdout
     assert '__name__ == "__main__"' in out.stdout
     assert not (tmp_path / "o").exists()  # refused before anything ran
 
 
 def test_a_guarded_script_runs_its_workers(tmp_path) -> None:
-    out = _script(tmp_path, f"""
+    out = _script(
+        tmp_path,
+        f"""
         import quantbench
 
         if __name__ == "__main__":
             r = quantbench.run(models=["squeezenet"], recipes=["fp32"], measure=["size"],
                                out={str(tmp_path / "o")!r}, store={str(tmp_path / "q.db")!r})
             print("STATUS", [str(c.status) for c in r.results])
-    """)
+    """,
+    )
     assert "STATUS ['ok']" in out.stdout, out.stderr
 
 
@@ -109,5 +115,7 @@ def test_the_readme_example_runs(tmp_path) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "python_api.py")],
                          capture_output=True, text=True, cwd=ROOT, timeout=600)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = {ln.split()[0]: ln for ln in out.stdout.splitlines() if ln.startswith(("fp32", "static"))}
+    lines = {
+        ln.split()[0]: ln for ln in out.stdout.splitlines() if ln.startswith(("fp32", "static"))
+    }
     assert "bar met" in lines["static-int8"] and "top1 0.9" in lines["fp32"]

@@ -173,8 +173,8 @@ def test_messages_round_trip_through_a_pipe():
     import multiprocessing as mp
 
     from quantbench.results import CellResult
-    from quantbench.run.launcher import Collector, ProgressBar
-    from quantbench.run.messages import Advance, Done, Failed, Progress, Snapshot
+    from quantbench.runner.launcher import Collector, ProgressBar
+    from quantbench.runner.messages import Advance, Done, Failed, Progress, Snapshot
 
     cell = CellResult(model="m", recipe="static-int8", size_bytes=123, notes=["n"])
     sent = [Progress("m: quantizing"), Advance(2), Snapshot.of([cell]),
@@ -199,7 +199,7 @@ def _raise_after(stage_name):
 
 
 def test_failure_keeps_one_line_error_and_whole_traceback(tmp_path, monkeypatch, capfd):
-    from quantbench.run import pipeline
+    from quantbench.runner import pipeline
 
     monkeypatch.delenv("QUANTBENCH_DEBUG", raising=False)
     monkeypatch.setattr(pipeline, "STAGE_HOOKS", [_raise_after("quantize")])
@@ -214,7 +214,7 @@ def test_failure_keeps_one_line_error_and_whole_traceback(tmp_path, monkeypatch,
 
 
 def test_debug_prints_the_traceback(tmp_path, monkeypatch, capfd):
-    from quantbench.run import pipeline
+    from quantbench.runner import pipeline
 
     monkeypatch.setenv("QUANTBENCH_DEBUG", "1")
     monkeypatch.setattr(pipeline, "STAGE_HOOKS", [_raise_after("load")])
@@ -227,7 +227,7 @@ def test_debug_prints_the_traceback(tmp_path, monkeypatch, capfd):
 
 def test_fault_hook_is_inert_unless_installed(tmp_path, monkeypatch):
     from conftest import FAULT_HOOK
-    from quantbench.run import pipeline
+    from quantbench.runner import pipeline
 
     monkeypatch.delenv(pipeline.HOOKS_ENV, raising=False)
     monkeypatch.setenv("QUANTBENCH_FAULT", "tv:squeezenet1_1:raise")
@@ -278,9 +278,9 @@ def test_sensitivity_imports_only_the_output_directory_helpers():
     import sys
 
     code = (
-        "import sys, quantbench.sensitivity, quantbench.run.outdir\n"
-        "bad = [m for m in sys.modules if m in ('quantbench.runner', 'quantbench.run.pipeline',"
-        " 'quantbench.run.orchestrate', 'quantbench.run.launcher')]\n"
+        "import sys, quantbench.sensitivity, quantbench.runner.outdir\n"
+        "bad = [m for m in sys.modules if m in ('quantbench.runner', 'quantbench.runner.pipeline',"
+        " 'quantbench.runner.orchestrate', 'quantbench.runner.launcher')]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -160,7 +160,7 @@ def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):
     from quantbench.models import load_model
     from quantbench.recipes import Artifact, QuantContext
     from quantbench.results import CellResult
-    from quantbench.run.pipeline import ModelRun
+    from quantbench.runner.pipeline import ModelRun
     from quantbench.spec import ModelRef, RunSpec
     from quantbench.variants import Variant
 

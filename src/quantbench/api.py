@@ -87,7 +87,7 @@ def run(
     """Measure ``models`` x ``recipes`` (plus every setting of ``quantbench run``, by its
     key: ``measure``, ``image_sizes``, ``out``, ``store``, ...); a
     :class:`~quantbench.runner.RunResult`. Unknown settings are an error."""
-    from quantbench.run.orchestrate import run as _run
+    from quantbench.runner.orchestrate import run as _run
     from quantbench.spec import build_spec
 
     overrides = dict(settings)
@@ -108,6 +108,38 @@ def run(
     if uses_memory(spec):
         spec.isolate = False  # a worker process could not see this process's objects
     return _run(spec, progress=progress)
+
+
+def quantize(
+    model: ModelArg,
+    recipe: str,
+    output: str | Path,
+    *,
+    config: str | Path | None = None,
+    force: bool = False,
+    calibration: Any = None,
+    dataset: Any = None,
+    eval_fn: Callable[[Any], float] | None = None,
+    **settings: Any,
+) -> Any:
+    """Write the artifact ``run`` measures for ``model`` x ``recipe`` with the same
+    settings (calibration data, ``recipe_options``, ``fallback`` with ``dataset`` or
+    ``eval_fn`` as its bar, ...); a :class:`~quantbench.artifacts.Written`.
+
+    An in-memory module's state_dict artifact is rebuilt by this process only (it holds
+    the module); ONNX (``ort-*``) and ``.pt2`` artifacts run anywhere."""
+    from quantbench.build import quantize as _quantize
+
+    entry = _model_entry(model)
+    name = entry["source"] if isinstance(entry, dict) and "source" in entry else entry
+    if not isinstance(name, str):
+        raise QuantbenchError(f"model must be a name or an nn.Module, got {type(model).__name__}")
+    for key, value in (("calibration", calibration), ("dataset", dataset)):
+        if value is not None:
+            settings[key] = _data_arg(value, key)
+    if eval_fn is not None:
+        settings["eval_fn"] = memory.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
+    return _quantize(name, recipe, output, config=config, force=force, **settings)
 
 
 def uses_memory(spec: Any) -> bool:

@@ -1,6 +1,6 @@
 """From a model to the file that ships: the one code path ``run`` and ``quantize`` share.
 
-Both commands build artifacts with :func:`quantbench.run.pipeline.build_model` (load ->
+Both commands build artifacts with :func:`quantbench.runner.pipeline.build_model` (load ->
 calibration inputs -> quantize -> fallback search, from a :class:`~quantbench.spec.RunSpec`)
 and write them with :func:`write_variant`:
 
@@ -31,7 +31,7 @@ from quantbench.variants import Variant
 
 if TYPE_CHECKING:
     from quantbench.artifacts import Written
-    from quantbench.run.pipeline import ModelRun
+    from quantbench.runner.pipeline import ModelRun
     from quantbench.spec import ModelRef, RunSpec
 
 ARTIFACTS_DIR = "artifacts"
@@ -241,7 +241,7 @@ def quantize(
     seed, calib_batches, calibration, dataset, fallback, max_accuracy_drop, ...)."""
     from quantbench.artifacts import Written, check_output
     from quantbench.recipes import get_recipe
-    from quantbench.run.pipeline import build_model
+    from quantbench.runner.pipeline import build_model
 
     r = get_recipe(recipe)  # unknown names fail before anything is built
     path = check_output(output, force)

@@ -250,7 +250,7 @@ def _run_output(level: int) -> Iterator[None]:
     if level == 0:
         yield
         return
-    from quantbench.run import orchestrate
+    from quantbench.runner import orchestrate
 
     base = orchestrate.ProgressBar
 

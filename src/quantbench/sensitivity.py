@@ -12,7 +12,7 @@ can leave chosen layers in float (``dynamic-int8``, ``static-int8``, ``qat-int8`
 The score is the task metric on a dataset when one is given (top-1, accuracy, embedding
 Spearman), else the cosine to fp32's outputs on the calibration inputs.
 
-Accuracy-aware fallback (``quantbench.run.fallback``) is built on this ranking.
+Accuracy-aware fallback (``quantbench.runner.fallback``) is built on this ranking.
 
 Example::
 
@@ -178,7 +178,7 @@ def analyse(
     from quantbench.errors import QuantbenchError, unknown_name
     from quantbench.recipes import QuantContext, get_recipe
     from quantbench.results import atomic_write_text
-    from quantbench.run.outdir import prepare_out_dir
+    from quantbench.runner.outdir import prepare_out_dir
     from quantbench.spec import RunSpec, dataset_arg
 
     if mode not in MODES:

@@ -28,10 +28,10 @@ from quantbench import __version__
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.results import CellResult, RunMeta, write_csv, write_json
-from quantbench.run.launcher import ModelFailed, ProgressBar, run_inline, run_isolated
-from quantbench.run.outdir import prepare_out_dir, reopen_out_dir
-from quantbench.run.pipeline import recipes_for, variants_for
-from quantbench.run.process import affinity, quiet_libraries
+from quantbench.runner.launcher import ModelFailed, ProgressBar, run_inline, run_isolated
+from quantbench.runner.outdir import prepare_out_dir, reopen_out_dir
+from quantbench.runner.pipeline import recipes_for, variants_for
+from quantbench.runner.process import affinity, quiet_libraries
 from quantbench.shapes import ref_sizes
 from quantbench.spec import RunSpec, sweep_points
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from quantbench.errors import UnsupportedError
 from quantbench.results import CellResult
-from quantbench.run.cells import chunked, describe, guarded
-from quantbench.run.messages import Progress, Snapshot
+from quantbench.runner.cells import chunked, describe, guarded
+from quantbench.runner.messages import Progress, Snapshot
 from quantbench.variants import BASELINE, Variant
 
 if TYPE_CHECKING:
-    from quantbench.run.pipeline import ModelRun
+    from quantbench.runner.pipeline import ModelRun
 
 # judge(module, cell): record the module's accuracy (or fidelity) in ``cell``; say whether
 # it meets the bar, and the value the bar is checked on.

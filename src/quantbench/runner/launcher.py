@@ -14,10 +14,10 @@ from typing import Any
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.measure import memory
 from quantbench.results import CellResult
-from quantbench.run.cells import current_traceback
-from quantbench.run.messages import Advance, Done, Failed, Message, Progress, Snapshot
-from quantbench.run.pipeline import measure_model, recipes_for
-from quantbench.run.process import exit_with_parent, quiet_libraries
+from quantbench.runner.cells import current_traceback
+from quantbench.runner.messages import Advance, Done, Failed, Message, Progress, Snapshot
+from quantbench.runner.pipeline import measure_model, recipes_for
+from quantbench.runner.process import exit_with_parent, quiet_libraries
 from quantbench.spec import ModelRef, RunSpec
 
 

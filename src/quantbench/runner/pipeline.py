@@ -41,10 +41,10 @@ from typing import Any
 from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.measure import memory
 from quantbench.results import Accuracy, CellResult
-from quantbench.run import fallback as fb
-from quantbench.run.cells import chunked, delta, describe, guarded, mark_failed, time_point
-from quantbench.run.messages import Advance, Emit, Progress, Snapshot
-from quantbench.run.process import pin_cpus
+from quantbench.runner import fallback as fb
+from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
+from quantbench.runner.messages import Advance, Emit, Progress, Snapshot
+from quantbench.runner.process import pin_cpus
 from quantbench.shapes import ref_size_for
 from quantbench.spec import ModelRef, RunSpec, sweep_points
 from quantbench.variants import BASELINE, Variant
