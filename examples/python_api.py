@@ -71,8 +71,9 @@ def main() -> None:
     )  # fmt: skip
     for c in result.results:
         acc = c.accuracy
+        bar = "reference" if c.recipe == "fp32" else f"bar {'met' if acc.passes else 'missed'}"
         print(f"{c.recipe:14s} {c.status:5s} {c.size_bytes / 1024:7.1f} KiB  "
-              f"top1 {acc.value:.3f} ({acc.relative:.1%} of fp32, bar {'met' if acc.passes else 'missed'})")  # fmt: skip
+              f"top1 {acc.value:.3f} ({acc.relative:.1%} of fp32, {bar})")  # fmt: skip
     print(f"report: {result.report}")
 
 

@@ -261,3 +261,27 @@ def test_local_state_dict_run(tmp_path, resnet18_state_dict):
     assert doc["run"]["weights"]["tv:resnet18"] == str(resnet18_state_dict)
     assert [r["recipe"] for r in doc["results"]] == ["fp32", "static-int8"]
     assert "random" not in (out / "report.md").read_text().split("## 1.")[0].lower()
+
+
+def test_summary_claims_only_what_was_measured(tmp_path, capsys):
+    """A size-only run ranks by size and says the variants were not judged."""
+    assert main(["run", "--models", "squeezenet", "--measure", "size", "--out",
+                 str(tmp_path / "o"), "--store", str(tmp_path / "q.db")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("squeezenet:"))
+    assert "smallest static-int8" in line and "not judged" in line
+    assert "keeping fidelity" not in out
+
+
+def test_no_cell_succeeded_exits_1_and_show_says_why(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QUANTBENCH_FAULT", "squeezenet:crash")  # tests/fault_hooks.py
+    db = str(tmp_path / "q.db")
+    assert main(["run", "--models", "squeezenet", "--recipes", "fp32", "--measure", "size",
+                 "--out", str(tmp_path / "o"), "--store", db]) == 1  # fmt: skip
+    captured = capsys.readouterr()
+    assert "no cell succeeded: squeezenet / fp32: worker exited with code 3" in captured.err
+    run_id = json.loads((tmp_path / "o" / "results.json").read_text())["run"]["id"]
+    assert main(["show", run_id, "--store", db]) == 0
+    out = capsys.readouterr().out
+    assert "why cells did not succeed:" in out
+    assert "squeezenet / fp32 (error): worker exited with code 3" in out

@@ -306,7 +306,8 @@ def _eval_fn_scorer(run: ModelRun) -> Callable[[Any], Accuracy]:
                         dataset=f"eval_fn {name}")  # fmt: skip
 
     run.cells[FP32].accuracy = Accuracy(metric=name, value=base, relative=1.0 if base else None,
-                                        max_drop=drop, dataset=f"eval_fn {name}")  # fmt: skip
+                                        passes=True if base else None, max_drop=drop,
+                                        dataset=f"eval_fn {name}")  # fmt: skip
     return scored
 
 
