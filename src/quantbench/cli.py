@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from quantbench import __version__
@@ -242,36 +241,6 @@ def _verbosity(args: argparse.Namespace) -> int:
     return -1 if getattr(args, "quiet", None) else int(getattr(args, "verbose", None) or 0)
 
 
-@contextlib.contextmanager
-def _run_output(level: int) -> Iterator[None]:
-    """The run's stderr lines at this verbosity: -q keeps warnings and the interruption
-    notice only; -v adds the run's per-stage progress messages as lines when there is no
-    progress bar. (The run reports through ``orchestrate.ProgressBar``; this wraps it.)"""
-    if level == 0:
-        yield
-        return
-    from quantbench.runner import orchestrate
-
-    base = orchestrate.ProgressBar
-
-    class Lines(base):  # type: ignore[misc, valid-type]
-        def text(self, s: str) -> None:
-            super().text(s)
-            if level > 0 and self.bar is None:
-                print(f"  {s}", file=sys.stderr, flush=True)
-
-        def write(self, s: str) -> None:
-            if level < 0 and not s.startswith(("warning", "interrupted")):
-                return
-            super().write(s)
-
-    orchestrate.ProgressBar = Lines  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        orchestrate.ProgressBar = base  # type: ignore[misc]
-
-
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The run flags as settings: every RunSpec key whose flag was given (None: unset)."""
     from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec
@@ -310,14 +279,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         from quantbench.runner import resume
 
-        with _run_output(_verbosity(args)):
-            result = resume(
-                args.resume, store=args.store, progress=progress, retry_errors=args.retry_errors
-            )
+        result = resume(
+            args.resume,
+            store=args.store,
+            progress=progress,
+            retry_errors=args.retry_errors,
+            verbosity=_verbosity(args),
+        )
     else:
         spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
-        with _run_output(_verbosity(args)):
-            result = run(spec, progress=progress)
+        result = run(spec, progress=progress, verbosity=_verbosity(args))
     return print_run_summary(result)
 
 

@@ -71,10 +71,14 @@ def error_cells(spec: RunSpec, ref: ModelRef, status: str, reason: str,
 
 
 class ProgressBar:
-    """A tqdm bar on stderr, or plain lines when disabled."""
+    """A tqdm bar on stderr, or plain lines when disabled.
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    ``verbosity``: -1 keeps only warnings and the interruption notice; 1 also prints each
+    stage's progress as a line when there is no bar; 0 is in between."""
+
+    def __init__(self, total: int, enabled: bool, verbosity: int = 0) -> None:
         self.bar = None
+        self.verbosity = verbosity
         if enabled:
             from tqdm import tqdm
 
@@ -83,12 +87,16 @@ class ProgressBar:
     def text(self, s: str) -> None:
         if self.bar is not None:
             self.bar.set_description_str(s[:60])
+        elif self.verbosity > 0:
+            print(f"  {s}", file=sys.stderr, flush=True)
 
     def advance(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
 
     def write(self, s: str) -> None:
+        if self.verbosity < 0 and not s.startswith(("warning", "interrupted")):
+            return
         if self.bar is not None:
             self.bar.write(s, file=sys.stderr)
         else:

@@ -63,7 +63,11 @@ def _store_cells(store: Any, meta: RunMeta, cells: list[CellResult], prog: Any) 
 
 
 def resume(
-    run_id: str, store: str | None = None, progress: bool | None = None, retry_errors: bool = False
+    run_id: str,
+    store: str | None = None,
+    progress: bool | None = None,
+    retry_errors: bool = False,
+    verbosity: int = 0,
 ) -> RunResult:
     """Finish stored run ``run_id``: measure only the cells it lacks (and, with
     ``retry_errors``, those that ended in error or timeout)."""
@@ -77,7 +81,9 @@ def resume(
         st.close()
     spec = spec_from_dict(meta.get("spec") or {})
     spec.store = store
-    return run(spec, progress=progress, resume=run_id, retry_errors=retry_errors)
+    return run(
+        spec, progress=progress, resume=run_id, retry_errors=retry_errors, verbosity=verbosity
+    )
 
 
 def run_metadata(spec: RunSpec) -> RunMeta:
@@ -157,11 +163,13 @@ def run(
     progress: bool | None = None,
     resume: str | None = None,
     retry_errors: bool = False,
+    verbosity: int = 0,
 ) -> RunResult:
     """Run ``spec``: measure every model, store each finished cell, write the exports and
     the report; return them. ``resume``: the id of a stored run to complete (its cells
     already stored are skipped and left untouched; with ``retry_errors`` its ``error``
-    and ``timeout`` cells are measured again and replaced)."""
+    and ``timeout`` cells are measured again and replaced). ``verbosity``: -1 quiet (only
+    warnings), 0 normal, 1 a line per stage when there is no progress bar."""
     from quantbench.api import check_main_guard
     from quantbench.store import open_store
 
@@ -170,7 +178,9 @@ def run(
     quiet_libraries()
     store = open_store(spec.store)
     try:  # the store is closed however the run ends, early failures included
-        out_dir, meta, results, interrupted = _run_in(store, spec, progress, resume, retry_errors)
+        out_dir, meta, results, interrupted = _run_in(
+            store, spec, progress, resume, retry_errors, verbosity
+        )
     finally:
         store.close()
     from quantbench.report import render_report
@@ -182,7 +192,12 @@ def run(
 
 
 def _run_in(
-    store: Any, spec: RunSpec, progress: bool | None, resume: str | None, retry_errors: bool
+    store: Any,
+    spec: RunSpec,
+    progress: bool | None,
+    resume: str | None,
+    retry_errors: bool,
+    verbosity: int = 0,
 ) -> tuple[Path, RunMeta, list[CellResult], bool]:
     """:func:`run` with its store open: (out_dir, run record, cells, interrupted)."""
     done: set[tuple[str, str]] = set()
@@ -201,7 +216,7 @@ def _run_in(
         ) from None
     if progress is None:
         progress = sys.stderr.isatty()
-    prog = ProgressBar(_count_steps(spec), progress)
+    prog = ProgressBar(_count_steps(spec), progress, verbosity)
     results: list[CellResult] = store.cells(meta.id) if resume else []
     interrupted = False
 
