@@ -129,7 +129,10 @@ class Recipe:
                     f"recipe '{self.name}' setting '{key}' must be "
                     f"{type(current).__name__}, got {value!r}"
                 )
-        return dataclasses.replace(self, config=dataclasses.replace(self.config, **options))
+        config = dataclasses.replace(self.config, **options)
+        if hasattr(config, "check"):  # values the config itself can refuse (block sizes...)
+            config.check()
+        return dataclasses.replace(self, config=config)
 
     def config_record(self) -> dict[str, Any]:
         """The settings as stored in each cell: ``{"version": n, **fields}``."""
