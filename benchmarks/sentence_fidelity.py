@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from quantbench.best import reference_point
 from quantbench.runner import quiet_libraries, run
+from quantbench.shapes import reference_point
 from quantbench.spec import build_spec
 
 RECIPES = [
     "dynamic-int8", "ort-dynamic-int8", "ort-static-int8", "torchao-int8-dynamic",
-    "torchao-int8-weight-only", "pt2e-static-int8", "bf16",
+    "torchao-int8-weight-only", "pt2e-static-int8", "bf16", "ort-int4-weight-only",
 ]  # fmt: skip
 SENTENCES = Path(__file__).resolve().parent.parent / "examples" / "data" / "sentences.txt"
 
@@ -54,7 +54,7 @@ def main() -> None:
             continue
         a = c.accuracy or {}
         size = f"{c.size_bytes / 2**20:.1f} ({c.size_bytes / base.size_bytes:.2f})"
-        pt = reference_point(c, 128)
+        pt = reference_point(c, {"text": 128})
         sp = pt.speedup if pt and pt.speedup else None
         speed = f"{sp.median:.2f}x [{sp.ci_low:.2f}, {sp.ci_high:.2f}]" if sp else "1.00x"
         bar = "—" if r == "fp32" else ("pass" if a.get("passes") else "fail")

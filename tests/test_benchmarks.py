@@ -19,3 +19,12 @@ def test_targets_verdicts():
     assert "| resnet18 | static-int8 4.50x (yes) |" in text
     assert t.is_int8("static-int8+fallback") and not t.is_int8("ort-fp32")
     assert not t.is_int8("bf16+compile")
+
+
+def test_every_benchmark_and_example_imports():
+    """A renamed or removed function must not leave a benchmark or example broken."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    for path in [*root.glob("benchmarks/*.py"), *root.glob("examples/*.py")]:
+        load_script(str(path.relative_to(root)), f"import_check_{path.stem}")
