@@ -41,6 +41,25 @@ def test_a_script_without_a_main_guard_is_told_in_one_line(tmp_path) -> None:
     assert not (tmp_path / "o").exists()  # refused before anything ran
 
 
+def test_an_unguarded_call_through_a_function_is_found_too(tmp_path) -> None:
+    out = _script(
+        tmp_path,
+        f"""
+        import quantbench
+
+        def main():
+            quantbench.run(models=["squeezenet"], recipes=["fp32"], measure=["size"],
+                           out={str(tmp_path / "o")!r}, store={str(tmp_path / "q.db")!r})
+
+        try:
+            main()
+        except quantbench.QuantbenchError as e:
+            print("REFUSED:", e)
+    """,
+    )
+    assert "REFUSED: run() is called at the top level of script.py (line 9)" in out.stdout
+
+
 def test_a_guarded_script_runs_its_workers(tmp_path) -> None:
     out = _script(
         tmp_path,

@@ -157,3 +157,30 @@ def as_dict(recs: dict[str, Recommendation]) -> dict[str, Any]:
     import dataclasses
 
     return {m: dataclasses.asdict(r) for m, r in recs.items()}
+
+
+def summary_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cells: list) -> list[str]:
+    """Per model, the line a run ends with (``recs`` in :func:`as_dict` form). Only a bar
+    that was measured is claimed: without fidelity or accuracy the variants are ranked by
+    size and speed alone, and the line says they were not judged."""
+    lines = []
+    for model, rec in (recs or {}).items():
+        scored = any(c.accuracy for c in cells if c.model == model)
+        if "fidelity" in (spec.get("measure") or []) or scored:
+            fast, small = rec.get("fastest"), rec.get("smallest")
+            bar = "keeping accuracy" if scored else "keeping fidelity"
+        else:  # nothing judged: the candidates themselves, fp32 aside
+            cands = [c for c in rec.get("candidates") or [] if c["recipe"] != "fp32"]
+            timed = [c for c in cands if c.get("speedup") is not None]
+            sized = [c for c in cands if c.get("size_ratio") is not None]
+            fast = max(timed, key=lambda c: c["speedup"]) if timed else None
+            small = min(sized, key=lambda c: c["size_ratio"]) if sized else None
+            bar = "fidelity not measured: not judged"
+        parts = []
+        if small and small["size_ratio"] is not None:
+            parts.append(f"smallest {small['recipe']} ({small['size_ratio']:.2f} of fp32)")
+        if fast and fast["speedup"] is not None:
+            parts.insert(0, f"fastest {fast['recipe']} ({fast['speedup']:.2f}x)")
+        if parts:
+            lines.append(f"{model}: {', '.join(parts)} ({bar})")
+    return lines

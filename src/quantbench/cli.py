@@ -300,7 +300,9 @@ def print_run_summary(result: Any) -> int:
         counts[str(c.status)] = counts.get(str(c.status), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     print(f"{len(result.results)} cells: {summary}")
-    for line in recommendation_lines(result.run.spec, result.run.recommendations, result.results):
+    from quantbench.best import summary_lines
+
+    for line in summary_lines(result.run.spec, result.run.recommendations, result.results):
         print(f"  {line}")
     print(f"stored:  run {result.run.id} in {result.run.store}")
     print(f"results: {result.out_dir / 'results.json'}")
@@ -314,39 +316,6 @@ def print_run_summary(result: Any) -> int:
         print(f"quantbench: no cell succeeded{why}", file=sys.stderr)
         return 1
     return 0
-
-
-def recommendation_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cells: list) -> list:
-    """Per model: the fastest and smallest variants, and what they were judged on. Only
-    a bar that was measured is claimed: without fidelity or accuracy the variants are
-    ranked by size and speed alone, and the line says so."""
-    lines = []
-    for model, rec in (recs or {}).items():
-        mine = [c for c in cells if c.model == model]
-        judged = "fidelity" in (spec.get("measure") or []) or any(c.accuracy for c in mine)
-        parts = []
-        if judged:
-            fast, small = rec.get("fastest"), rec.get("smallest")
-            if fast and fast["speedup"] is not None:
-                parts.append(f"fastest {fast['recipe']} ({fast['speedup']:.2f}x)")
-            if small and small["size_ratio"] is not None:
-                parts.append(f"smallest {small['recipe']} ({small['size_ratio']:.2f} of fp32)")
-            bar = "keeping accuracy" if any(c.accuracy for c in mine) else "keeping fidelity"
-            if parts:
-                lines.append(f"{model}: {', '.join(parts)} ({bar})")
-            continue
-        base = next((c for c in mine if c.recipe == "fp32" and c.size_bytes), None)
-        sized = [c for c in mine if c.status == "ok" and c.size_bytes and c.recipe != "fp32"]
-        if base and sized:
-            c = min(sized, key=lambda c: c.size_bytes)
-            parts.append(f"smallest {c.recipe} ({c.size_bytes / base.size_bytes:.2f} of fp32)")
-        timed = [c for c in rec.get("candidates") or [] if c.get("speedup") is not None]
-        fast = max(timed, key=lambda c: c["speedup"]) if timed else None
-        if fast and fast["recipe"] != "fp32":
-            parts.append(f"fastest {fast['recipe']} ({fast['speedup']:.2f}x)")
-        if parts:
-            lines.append(f"{model}: {', '.join(parts)} (fidelity not measured: not judged)")
-    return lines
 
 
 def _print_artifacts(result: Any) -> None:

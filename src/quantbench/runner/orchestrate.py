@@ -170,7 +170,7 @@ def run(
     already stored are skipped and left untouched; with ``retry_errors`` its ``error``
     and ``timeout`` cells are measured again and replaced). ``verbosity``: -1 quiet (only
     warnings), 0 normal, 1 a line per stage when there is no progress bar."""
-    from quantbench.api import check_main_guard
+    from quantbench.runner.guard import check_main_guard
     from quantbench.store import open_store
 
     if spec.isolate:  # workers re-import the calling script: it needs a __main__ guard
