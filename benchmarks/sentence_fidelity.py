@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from quantbench.results import Accuracy
 from quantbench.runner import quiet_libraries, run
 from quantbench.shapes import reference_point
 from quantbench.spec import build_spec
@@ -26,6 +27,30 @@ RECIPES = [
     "torchao-int8-weight-only", "pt2e-static-int8", "bf16", "ort-int4-weight-only",
 ]  # fmt: skip
 SENTENCES = Path(__file__).resolve().parent.parent / "examples" / "data" / "sentences.txt"
+
+
+def table(results: list) -> list[str]:
+    """The markdown table of a run's cells (also for a stored run: ``read_json``)."""
+    cells = {c.recipe: c for c in results}
+    base = cells["fp32"]
+    lines = [
+        "| recipe | size MiB (ratio) | mean cosine | min cosine | Spearman | bar | speedup |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in [x for x in ["fp32", *RECIPES] if x in cells]:
+        c = cells[r]
+        if c.status != "ok":
+            lines.append(f"| {r} | {c.status}: {(c.error or '')[:60]} | | | | | |")
+            continue
+        a = c.accuracy or Accuracy()
+        size = f"{c.size_bytes / 2**20:.1f} ({c.size_bytes / base.size_bytes:.2f})"
+        pt = reference_point(c, {"text": 128})
+        sp = pt.speedup if pt and pt.speedup else None
+        speed = f"{sp.median:.2f}x [{sp.ci_low:.2f}, {sp.ci_high:.2f}]" if sp else "1.00x"
+        bar = "—" if r == "fp32" else ("pass" if a.passes else "fail")
+        lines.append(f"| {r} | {size} | {a.mean_cosine or 0:.4f} | {a.min_cosine or 0:.4f} "
+                     f"| {a.spearman or 0:.4f} | {bar} | {speed} |")  # fmt: skip
+    return lines
 
 
 def main() -> None:
@@ -42,24 +67,8 @@ def main() -> None:
         "out": args.out,
     })  # fmt: skip
     result = run(spec)
-    cells = {c.recipe: c for c in result.results}
-    base = cells["fp32"]
     print(f"\nall-MiniLM-L6-v2 (pretrained), {SENTENCES.name}: run {result.run.id}\n")
-    print("| recipe | size MiB (ratio) | mean cosine | min cosine | Spearman | bar | speedup |")
-    print("|---|---|---|---|---|---|---|")
-    for r in ["fp32", *RECIPES]:
-        c = cells[r]
-        if c.status != "ok":
-            print(f"| {r} | {c.status}: {(c.error or '')[:60]} | | | | | |")
-            continue
-        a = c.accuracy or {}
-        size = f"{c.size_bytes / 2**20:.1f} ({c.size_bytes / base.size_bytes:.2f})"
-        pt = reference_point(c, {"text": 128})
-        sp = pt.speedup if pt and pt.speedup else None
-        speed = f"{sp.median:.2f}x [{sp.ci_low:.2f}, {sp.ci_high:.2f}]" if sp else "1.00x"
-        bar = "—" if r == "fp32" else ("pass" if a.get("passes") else "fail")
-        print(f"| {r} | {size} | {a.get('mean_cosine', 0):.4f} | {a.get('min_cosine', 0):.4f} "
-              f"| {a.get('spearman', 0):.4f} | {bar} | {speed} |")  # fmt: skip
+    print("\n".join(table(result.results)))
     print(f"\nreport: {result.report}")
 
 

@@ -28,3 +28,18 @@ def test_every_benchmark_and_example_imports():
     root = Path(__file__).parent.parent
     for path in [*root.glob("benchmarks/*.py"), *root.glob("examples/*.py")]:
         load_script(str(path.relative_to(root)), f"import_check_{path.stem}")
+
+
+def test_sentence_table_from_cells():
+    from quantbench.results import Accuracy, CellResult
+
+    t = load_script("benchmarks/sentence_fidelity.py", "sentence_bench")
+    cells = [
+        CellResult("m", "fp32", size_bytes=100, accuracy=Accuracy(mean_cosine=1.0, spearman=1.0)),
+        CellResult("m", "ort-int4-weight-only", size_bytes=16,
+                   accuracy=Accuracy(mean_cosine=0.97, min_cosine=0.9, spearman=0.96, passes=False)),
+        CellResult("m", "bf16", status="unsupported", error="no native bf16"),
+    ]  # fmt: skip
+    text = "\n".join(t.table(cells))
+    assert "| ort-int4-weight-only | 0.0 (0.16) | 0.9700 | 0.9000 | 0.9600 | fail | 1.00x |" in text
+    assert "| bf16 | unsupported: no native bf16 |" in text
