@@ -27,6 +27,8 @@ from typing import Any
 from quantbench.best import recommend
 from quantbench.recipes import get_recipe
 from quantbench.results import CellResult, read_json
+from quantbench.shapes import ref_sizes
+from quantbench.variants import base_of
 
 SPEEDUP_TARGETS = {"bert": 3.0, "resnet18": 3.5}
 EVERY_MODEL_SPEEDUP = 2.0
@@ -35,15 +37,14 @@ MAX_SIZE_RATIO = 0.28
 
 def is_int8(recipe: str) -> bool:
     """int8 recipes (and their +compile, +fallback variants); ort-fp32, bf16, fp16 are not."""
-    return "int8" in get_recipe(recipe.partition("+")[0]).precision.lower()
+    return "int8" in get_recipe(base_of(recipe)).precision.lower()
 
 
 def evaluate(run: dict[str, Any], results: list[CellResult]) -> tuple[list[str], bool]:
     """Lines to print (a markdown table and the verdicts), and whether all targets hold."""
     spec = run.get("spec") or {}
-    refs = {"vision": spec.get("ref_image_size", 224), "text": spec.get("ref_seq_len", 128)}
     recs = recommend(
-        results, ref_sizes=refs, min_cosine=spec.get("min_cosine", 0.99),
+        results, ref_sizes=ref_sizes(spec), min_cosine=spec.get("min_cosine", 0.99),
         min_top1=spec.get("min_top1", 0.99),
     )  # fmt: skip
     host = run.get("host") or {}

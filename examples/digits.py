@@ -97,14 +97,14 @@ def main() -> None:
     print("\n| recipe | top-1 | % of fp32 | macro-F1 | bar | size KiB | speedup (1 x 16 px) |")
     print("|---|---|---|---|---|---|---|")
     for c in result.results:
-        a = c.accuracy or {}
+        a = c.accuracy
         pt = next((p for p in c.latency if (p.batch_size, p.input_size) == (1, SIZE)), None)
         sp = f"{pt.speedup.median:.2f}x" if pt and pt.speedup else ("1.00x" if pt else "—")
-        bar = "—" if c.recipe == "fp32" else ("pass" if a.get("passes") else "fail")
-        if c.status != "ok":
+        if c.status != "ok" or a is None:
             print(f"| {c.recipe} | {c.status}: {c.error} | | | | | |")
             continue
-        print(f"| {c.recipe} | {a['value']:.2%} | {a['relative']:.1%} | {a['macro_f1']:.4f} | "
+        bar = "—" if c.recipe == "fp32" else ("pass" if a.passes else "fail")
+        print(f"| {c.recipe} | {a.value:.2%} | {a.relative:.1%} | {a.macro_f1:.4f} | "
               f"{bar} | {c.size_bytes / 1024:.0f} | {sp} |")  # fmt: skip
     print(f"\nreport: {result.report}")
 

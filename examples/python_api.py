@@ -30,7 +30,9 @@ def digits_batches(batch_size: int = 64) -> tuple[list, list]:
     y = torch.tensor(d.target)
     split = 1200
     train = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, split, batch_size)]
-    test = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(split, len(y), batch_size)]
+    test = [
+        (x[i : i + batch_size], y[i : i + batch_size]) for i in range(split, len(y), batch_size)
+    ]
     return train, test
 
 
