@@ -354,3 +354,21 @@ def test_resume_retry_errors_replaces_failed_cells(tmp_path, monkeypatch, capsys
     with sqlite3.connect(db) as con:
         after = con.execute("select model || ' ' || recipe, status from cells").fetchall()
     assert sorted(after) == sorted((k, "ok") for k in before)  # each once, all ok now
+
+
+def test_sweep_runs_groups_runs_by_sweep_id(tmp_path):
+    from quantbench.errors import QuantbenchError
+    from quantbench.store import open_store
+
+    st = open_store(tmp_path / "s.db")
+    for i, (sid, node) in enumerate([("sw1", "a"), ("sw1", "b"), ("sw2", "a"), (None, None)]):
+        meta = {"id": f"r{i}", "started_at": f"2026-01-0{i + 1}", "host": {"hostname": node}}
+        if sid:
+            meta.update(sweep_id=sid, node=node)
+        st.begin_run(meta)
+    got = st.sweep_runs("sw1")
+    assert [m["id"] for m in got] == ["r0", "r1"]
+    assert [m["node"] for m in got] == ["a", "b"]
+    with pytest.raises(QuantbenchError, match="sweeps: sw1, sw2"):
+        st.sweep_runs("nope")
+    st.close()

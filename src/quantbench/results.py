@@ -274,10 +274,22 @@ class RunMeta:
     resumed: list[str] = field(default_factory=list)  # when --resume continued it
     store_errors: list[str] = field(default_factory=list)
     recommendations: dict[str, Any] | None = None
+    # A sweep across machines (``--executor ray``): the runs of one sweep share this id,
+    # one run per machine; ``node`` names the machine the run was placed on.
+    sweep_id: str | None = None
+    node: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # Written only once they hold something (results.json has never had them empty).
-    _OPTIONAL = ("resumed", "store_errors", "recommendations", "out_dir", "store")
+    _OPTIONAL = (
+        "resumed",
+        "store_errors",
+        "recommendations",
+        "out_dir",
+        "store",
+        "sweep_id",
+        "node",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}

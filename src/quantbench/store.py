@@ -222,6 +222,26 @@ class Store:
                     spec=json.loads(m["spec"]))  # fmt: skip
         return meta
 
+    def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
+        """The metadata of every run of sweep ``sweep_id`` (one per machine), oldest first;
+        an unknown sweep is a :class:`QuantbenchError` naming the recent ones."""
+        with self.engine.connect() as con:
+            rows = con.execute(
+                self.t["runs"].select().order_by(self.t["runs"].c.started_at)
+            ).fetchall()
+        metas = []
+        sweeps: list[str] = []
+        for row in rows:
+            sid = json.loads(row._mapping["meta"] or "{}").get("sweep_id")
+            if sid and sid not in sweeps:
+                sweeps.append(sid)
+            if sid == sweep_id:
+                metas.append(self.run_meta(row._mapping["id"]))
+        if not metas:
+            known = ", ".join(sweeps[-5:]) or "none yet"
+            raise QuantbenchError(f"no sweep '{sweep_id}' in store {self.label} (sweeps: {known})")
+        return metas
+
     # -------------------------------------------------------------- cells
     def write_cells(self, run_id: str, cells: Iterable[CellResult]) -> int:
         """Insert finished cells, each in its own transaction; a cell already stored for
