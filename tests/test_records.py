@@ -64,11 +64,11 @@ def test_statuses_print_as_their_values() -> None:
 
 
 def test_run_meta_keeps_keys_it_does_not_know() -> None:
-    d = {"id": "r1", "status": "finished", "spec": {"models": []}, "sweep_id": "s9"}
+    d = {"id": "r1", "status": "finished", "spec": {"models": []}, "future_key": "s9"}
     meta = RunMeta.from_dict(d)
-    assert meta.id == "r1" and meta.extra == {"sweep_id": "s9"}
+    assert meta.id == "r1" and meta.extra == {"future_key": "s9"}
     out = meta.to_dict()
-    assert out["sweep_id"] == "s9" and "resumed" not in out and "extra" not in out
+    assert out["future_key"] == "s9" and "resumed" not in out and "extra" not in out
 
 
 def test_read_json_checks_the_schema(tmp_path) -> None:
