@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from quantbench.machines import MachineComparison
     from quantbench.results import CellResult
 
-__all__ = ["render_report"]
+__all__ = ["render_report", "render_sweep_report"]
 
 
 def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult]) -> Path:
@@ -43,5 +44,26 @@ def render_report(out_dir: Path, run: dict[str, Any], results: list[CellResult])
     text = render_markdown(run, results, drawn.written, plots_rel="plots", failed=drawn.failed)
     atomic_write_text(path, text)
     title = f"quantbench report: {run.get('id', '')}"
+    atomic_write_text(out_dir / "report.html", render_html(text, out_dir, title))
+    return path
+
+
+def render_sweep_report(out_dir: Path, cmp: MachineComparison) -> Path:
+    """The report across machines (``quantbench report --sweep``): ``out_dir/plots/`` (one
+    figure per model), ``report.md`` and the self-contained ``report.html``; return the
+    path of report.md. A figure that fails to draw is warned about and said in the report.
+    """
+    from quantbench.report.figures import draw_sweep_figures
+    from quantbench.report.html import render_html
+    from quantbench.report.render import render_sweep_markdown
+    from quantbench.results import atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn = draw_sweep_figures(out_dir / "plots", cmp)
+    path = out_dir / "report.md"
+    text = render_sweep_markdown(cmp, drawn.written, "plots", drawn.failed)
+    atomic_write_text(path, text)
+    title = f"quantbench report: {cmp.title}"
     atomic_write_text(out_dir / "report.html", render_html(text, out_dir, title))
     return path

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quantbench.report.figures import figures_at
+from quantbench.report.figures import figures_at, sweep_figure_key
 from quantbench.report.fmt import md_escape
 from quantbench.results import CellResult
 from quantbench.shapes import ref_sizes
+
+if TYPE_CHECKING:
+    from quantbench.machines import MachineComparison
 
 
 @dataclass
@@ -95,3 +98,36 @@ class ReportContext:
     def has_figures(self, slot: str) -> bool:
         """Whether section ``slot`` has a figure to show, or a failed one to mention."""
         return any(f.key in self.figures or f.key in self.failed for f in figures_at(slot))
+
+
+@dataclass
+class SweepContext:
+    """The inputs of a report across machines (``report --sweep``; ``compare --sweep``
+    writes the same sections): the comparison, its figures (``report.figures``'
+    :func:`~quantbench.report.figures.sweep_figure_key` -> file) and the ones that failed,
+    and the page's first heading."""
+
+    cmp: MachineComparison
+    heading: str
+    figures: dict[str, Path] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    plots_rel: str = "plots"
+
+    def model_figure_lines(self, model: str, slot: str) -> list[str]:
+        """The figures of ``model`` that section ``slot`` shows, or why each is missing."""
+        from quantbench.report.figures import SWEEP_FIGURES
+
+        lines: list[str] = []
+        for fig in SWEEP_FIGURES:
+            if fig.slot != slot:
+                continue
+            key = sweep_figure_key(fig, model)
+            if key in self.figures:
+                rel = f"{self.plots_rel}/" if self.plots_rel not in ("", ".") else ""
+                name = Path(self.figures[key]).name
+                alt = md_escape(model).replace("[", "(").replace("]", ")")
+                lines += [f"![{alt}: {fig.caption}]({rel}{name})", ""]
+            elif key in self.failed:
+                lines += [f"⚠️ Figure *{fig.caption}* of {md_escape(model)} could not be "
+                          f"drawn: {md_escape(self.failed[key])}", ""]  # fmt: skip
+        return lines

@@ -5,6 +5,9 @@ beside the others in ``report.plots``): the record's ``slot`` names the report s
 that shows it, so neither the sections nor the page need to change. The order of
 :data:`FIGURES` is the order of the figures in the report (and the order they are drawn).
 
+A comparison across machines (``report --sweep``) has its own registry,
+:data:`SWEEP_FIGURES`: figures drawn once per model, from ``report.plots_sweep``.
+
 A figure that fails to draw does not cost the report: it is reported on stderr in one
 line, and the report says where it would have been that it could not be drawn, and why.
 
@@ -18,18 +21,22 @@ Example::
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantbench.errors import first_line
-from quantbench.report import plots
+from quantbench.report import plots, plots_sweep
 from quantbench.report.data import host_microbench
 from quantbench.report.fmt import finite, fmt_sig
 from quantbench.report.plots import PlotContext
 from quantbench.results import CellResult
+
+if TYPE_CHECKING:
+    from quantbench.machines import MachineComparison, ModelTable
 
 Draw = Callable[[Path, list[CellResult], PlotContext], bool]
 
@@ -143,3 +150,75 @@ def make_plots(
 ) -> dict[str, Path]:
     """Write every figure that has data into ``plots_dir``; return key -> path."""
     return draw_figures(plots_dir, results, run).written
+
+
+# ----------------------------------------------------------- a sweep across machines
+
+
+@dataclass(frozen=True)
+class ModelFigure:
+    """A figure of a comparison across machines (``report --sweep``, ``compare --sweep``),
+    drawn once per model: ``draw(path, comparison, table)`` writes it and returns False
+    when the model has no data for it; ``filename`` holds ``{model}``; ``slot`` is the key
+    of the section that shows it (``report.render.SWEEP_SECTIONS``)."""
+
+    key: str
+    filename: str
+    caption: str
+    slot: str
+    draw: Callable[[Path, MachineComparison, ModelTable], bool]
+
+
+SWEEP_FIGURES: tuple[ModelFigure, ...] = (
+    ModelFigure("machines", "machines_{model}.png",
+                "Speedup vs fp32 and latency per recipe, one bar per machine", "sweep_models",
+                plots_sweep.plot_machines),
+)  # fmt: skip
+
+
+def model_slugs(models: list[str]) -> dict[str, str]:
+    """A file-name-safe, distinct name per model (``hf:./my dir`` -> ``hf_my_dir``)."""
+    out: dict[str, str] = {}
+    for m in models:
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", m).strip("_") or "model"
+        base, i = slug, 2
+        while slug in out.values():
+            slug, i = f"{base}-{i}", i + 1
+        out[m] = slug
+    return out
+
+
+def sweep_figure_key(fig: ModelFigure, model: str) -> str:
+    """The key a model's figure is written under in :class:`DrawnFigures`."""
+    return f"{fig.key}:{model}"
+
+
+def draw_sweep_figures(plots_dir: Path, cmp: MachineComparison) -> DrawnFigures:
+    """Draw every :data:`SWEEP_FIGURES` figure of every model into ``plots_dir``; keys are
+    :func:`sweep_figure_key`. As :func:`draw_figures`: a figure that raises is warned
+    about and recorded in ``failed``, one without data (or failed) leaves no file."""
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    slugs = model_slugs([t.model for t in cmp.tables])
+    drawn = DrawnFigures()
+    for table in cmp.tables:
+        for fig in SWEEP_FIGURES:
+            key = sweep_figure_key(fig, table.model)
+            path = plots_dir / fig.filename.format(model=slugs[table.model])
+            try:
+                ok = fig.draw(path, cmp, table)
+            except Exception as exc:  # one bad figure must not cost the others
+                reason = first_line(exc)
+                print(f"quantbench: warning: figure {path.name} could not be drawn: {reason}",
+                      file=sys.stderr)  # fmt: skip
+                drawn.failed[key] = reason
+                ok = False
+            if ok:
+                drawn.written[key] = path
+            else:
+                path.unlink(missing_ok=True)
+    for fig in SWEEP_FIGURES:  # a model no longer compared leaves no stale figure behind
+        for old in plots_dir.glob(fig.filename.format(model="*")):
+            if old not in drawn.written.values():
+                old.unlink(missing_ok=True)
+    return drawn

@@ -16,31 +16,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from quantbench.report.context import ReportContext
+from quantbench.report.context import ReportContext, SweepContext
 from quantbench.report.sections import (
     accuracy,
     discussion,
     environment,
     header,
     latency,
+    machines,
     method,
     recommendation,
     size,
 )
 from quantbench.results import CellResult
 
+if TYPE_CHECKING:
+    from quantbench.machines import MachineComparison
+
 
 @dataclass(frozen=True)
 class Section:
     """One section of report.md: ``render(ctx)`` gives the lines under ``title`` (None or
     empty: the section is left out). ``title`` None: the section writes its own heading.
-    ``key`` is what a figure's ``slot`` names (``report.figures``)."""
+    ``key`` is what a figure's ``slot`` names (``report.figures``). ``ctx`` is a
+    :class:`ReportContext` in :data:`SECTIONS`, a :class:`SweepContext` in
+    :data:`SWEEP_SECTIONS`."""
 
     key: str
     title: str | None
-    render: Callable[[ReportContext], list[str] | None]
+    render: Callable[[Any], list[str] | None]
 
 
 # The report, top to bottom. "accuracy" and "fallback" exclude each other: section 6 is
@@ -60,6 +66,24 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+# A report across machines (``report --sweep``; compare.md of ``compare --sweep``).
+SWEEP_SECTIONS: tuple[Section, ...] = (
+    Section("sweep_header", None, machines.header),
+    Section("sweep_models", "## Models across machines", machines.models),
+    Section("sweep_machines", "## Machines", machines.machines),
+)
+
+
+def _sections(sections: tuple[Section, ...], ctx: Any) -> list[str]:
+    lines: list[str] = []
+    for section in sections:
+        body = section.render(ctx)
+        if not body:
+            continue
+        lines += ([section.title, ""] if section.title else []) + body
+    return lines
+
+
 def render_markdown(
     run: dict[str, Any],
     results: list[CellResult],
@@ -75,12 +99,22 @@ def render_markdown(
     True
     """
     ctx = ReportContext.build(run, results, figures, failed, plots_rel)
-    lines: list[str] = []
-    for section in SECTIONS:
-        body = section.render(ctx)
-        if not body:
-            continue
-        lines += ([section.title, ""] if section.title else []) + body
+    lines = _sections(SECTIONS, ctx)
     # A failed figure whose section was left out is still said, at the end.
     lines += ctx.failure_lines()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_sweep_markdown(
+    cmp: MachineComparison,
+    figures: dict[str, Path] | None = None,
+    plots_rel: str = "plots",
+    failed: dict[str, str] | None = None,
+    heading: str | None = None,
+) -> str:
+    """The report across machines: :data:`SWEEP_SECTIONS` for ``cmp``; ``figures`` and
+    ``failed`` are keyed by ``report.figures.sweep_figure_key``; ``heading`` (default
+    ``quantbench report: sweep ID``) is the page's title."""
+    heading = heading or f"quantbench report: {cmp.title}"
+    ctx = SweepContext(cmp, heading, dict(figures or {}), dict(failed or {}), plots_rel)
+    return "\n".join(_sections(SWEEP_SECTIONS, ctx)).rstrip() + "\n"

@@ -1,0 +1,334 @@
+"""Compare machines: the runs of one sweep (or any stored runs) side by side, one column
+per machine.
+
+A sweep across machines stores one ordinary run per machine, all with the same
+``sweep_id`` (``quantbench.store.Store.sweep_runs``). Here each run is a *machine*: per
+model, a table with a row per recipe and a column per machine, each cell holding the
+speedup vs fp32 *on that machine* (paired, taken inside the run, so no two machines'
+clocks are ever divided), the median latency and the artifact size, all at the run's
+own reference point (``quantbench.shapes.reference_point``); then each machine's
+fingerprint (CPU, cores, int8 ISA, GPU, torch). This is not the baseline-vs-new diff of
+``quantbench.compare``: no machine is a baseline and there are no gates.
+
+Example::
+
+    >>> short_cpu("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz")
+    'Xeon Platinum 8375C'
+    >>> short_cpu("AMD EPYC 7B13 64-Core Processor")
+    'EPYC 7B13'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from quantbench.errors import QuantbenchError
+from quantbench.report.data import (
+    BASELINE,
+    find_cell,
+    model_family,
+    model_order,
+    point_speedup,
+    recipe_order,
+    to_ms,
+)
+from quantbench.report.fmt import fmt_mib, md_escape, md_table, unit_word
+from quantbench.results import CellResult
+from quantbench.shapes import ref_sizes, reference_point
+
+# int8 dot-product instructions, best first, as /proc/cpuinfo names them.
+INT8_ISA = (
+    ("amx_int8", "AMX-INT8"),
+    ("avx512_vnni", "AVX512-VNNI"),
+    ("avx_vnni", "AVX-VNNI"),
+    ("i8mm", "Arm I8MM"),
+    ("asimddp", "Arm dot product"),
+)
+_CPU_NOISE = re.compile(r"\((?:R|TM)\)|\bCPU\b|\bProcessor\b|\b\d+-Core\b|@.*$", re.I)
+
+
+@dataclass
+class Machine:
+    """One run of the comparison, seen as the machine it ran on."""
+
+    run_id: str
+    label: str
+    meta: dict[str, Any]
+    cells: list[CellResult]
+
+    @property
+    def host(self) -> dict[str, Any]:
+        return self.meta.get("host") or {}
+
+
+@dataclass
+class Entry:
+    """One (recipe, machine) cell of a model's table, at the machine's reference point."""
+
+    status: str
+    speedup: float | None = None  # vs fp32 on the same machine
+    paired: bool = True  # False: a ratio of two medians (no paired rounds stored)
+    ci: tuple[float, float] | None = None  # the paired speedup's confidence interval
+    ms: float | None = None  # median latency
+    size_bytes: int | None = None
+    shape: tuple[int, int] | None = None  # (batch size, input size)
+    reason: str | None = None  # why a cell that is not ok is not
+
+
+@dataclass
+class ModelTable:
+    """A model across machines: ``entries[(recipe, run_id)]`` (absent: not run there)."""
+
+    model: str
+    family: str | None
+    recipes: list[str]
+    entries: dict[tuple[str, str], Entry] = field(default_factory=dict)
+
+
+@dataclass
+class MachineComparison:
+    """Machines (runs) and, per model, their table; ``sweep_id`` when they are a sweep."""
+
+    machines: list[Machine]
+    tables: list[ModelTable]
+    sweep_id: str | None = None
+
+    @property
+    def title(self) -> str:
+        if self.sweep_id:
+            return f"sweep {self.sweep_id}"
+        return "runs " + ", ".join(m.run_id for m in self.machines)
+
+
+def short_cpu(name: str | None) -> str:
+    """A CPU's model name without trademarks, frequency and vendor prefix."""
+    text = " ".join(_CPU_NOISE.sub(" ", name or "").split())
+    text = re.sub(r"^(AMD|Intel)\s+", "", text)
+    return text[:28]
+
+
+def gpu_names(host: dict[str, Any]) -> list[str]:
+    """The GPUs a fingerprint records (``gpu``/``gpus``: a name, a dict with ``name``, or a
+    list of either); empty when none is recorded."""
+    raw = host.get("gpus", host.get("gpu"))
+    items = raw if isinstance(raw, list) else [raw] if raw else []
+    names = [str(g.get("name") or "") if isinstance(g, dict) else str(g) for g in items]
+    return [n for n in names if n]
+
+
+def short_gpu(names: list[str]) -> str:
+    """``["NVIDIA H200", "NVIDIA H200"]`` -> ``2× H200``."""
+    if not names:
+        return ""
+    first = re.sub(r"^NVIDIA\s+", "", names[0])
+    return f"{len(names)}× {first}" if len(names) > 1 else first
+
+
+def machine_label(meta: dict[str, Any]) -> str:
+    """The node (else the hostname, else the run id) and the short GPU (else CPU) name."""
+    host = meta.get("host") or {}
+    name = meta.get("node") or host.get("hostname") or meta.get("id") or "?"
+    short = short_gpu(gpu_names(host)) or short_cpu(host.get("cpu"))
+    return f"{name} · {short}" if short else str(name)
+
+
+def int8_isa(host: dict[str, Any]) -> str:
+    """The int8 dot-product instructions a CPU has, or what it has instead."""
+    flags = host.get("isa_flags")
+    if flags is None:
+        return "not recorded"
+    have = {str(f).lower() for f in flags}
+    found = [label for flag, label in INT8_ISA if flag in have]
+    if found:
+        return ", ".join(found)
+    for flag, label in (("avx512f", "AVX512"), ("avx2", "AVX2"), ("asimd", "NEON")):
+        if flag in have:
+            return f"none ({label} only)"
+    return "none"
+
+
+def _entry(cells: list[CellResult], cell: CellResult, sizes: dict[str, int]) -> Entry:
+    if cell.status != "ok":
+        reason = (cell.error or "").strip().splitlines()
+        return Entry(str(cell.status), size_bytes=cell.size_bytes,
+                     reason=reason[0] if reason else None)  # fmt: skip
+    entry = Entry("ok", size_bytes=cell.size_bytes)
+    ref = reference_point(cell, sizes)
+    if ref is None:
+        return entry
+    entry.ms = to_ms(ref.median, ref.unit)
+    entry.shape = (ref.batch_size, ref.input_size)
+    sp = point_speedup(ref, find_cell(cells, cell.model, BASELINE))
+    if sp is not None:
+        entry.speedup, entry.paired = sp.median, sp.paired
+        if sp.ci_low is not None and sp.ci_high is not None:
+            entry.ci = (sp.ci_low, sp.ci_high)
+    return entry
+
+
+def _labels(metas: list[dict[str, Any]]) -> list[str]:
+    labels = [machine_label(m) for m in metas]
+    return [f"{lab} ({m['id']})" if labels.count(lab) > 1 else lab
+            for lab, m in zip(labels, metas, strict=True)]  # fmt: skip
+
+
+def build(
+    runs: list[tuple[dict[str, Any], list[CellResult]]], sweep_id: str | None = None
+) -> MachineComparison:
+    """The comparison of ``runs`` (metadata, cells), each a machine, in the order given."""
+    if not runs:
+        raise QuantbenchError("no runs to compare")
+    metas = [m for m, _ in runs]
+    machines = [Machine(m["id"], lab, m, list(cells))
+                for (m, cells), lab in zip(runs, _labels(metas), strict=True)]  # fmt: skip
+    everything = [c for m in machines for c in m.cells]
+    tables = []
+    for model in model_order(everything):
+        mine = [c for c in everything if c.model == model]
+        table = ModelTable(model, model_family(mine, model), recipe_order(mine))
+        for m in machines:
+            sizes = ref_sizes(m.meta.get("spec") if isinstance(m.meta.get("spec"), dict) else {})
+            for recipe in table.recipes:
+                cell = find_cell(m.cells, model, recipe)
+                if cell is not None:
+                    table.entries[(recipe, m.run_id)] = _entry(m.cells, cell, sizes)
+        tables.append(table)
+    return MachineComparison(machines, tables, sweep_id)
+
+
+def load(
+    run_ids: list[str] | None = None, sweep_id: str | None = None, store: str | None = None
+) -> MachineComparison:
+    """The comparison of a sweep's runs, or of the runs given, read from the store."""
+    from quantbench.store import open_store
+
+    if bool(run_ids) == bool(sweep_id):
+        raise QuantbenchError("compare machines: give run ids or a sweep id, not both")
+    st = open_store(store, create=False)
+    try:
+        ids = [m["id"] for m in st.sweep_runs(sweep_id)] if sweep_id else list(run_ids or [])
+        runs = [st.load_run(r) for r in dict.fromkeys(ids)]
+    finally:
+        st.close()
+    return build(runs, sweep_id)
+
+
+# ------------------------------------------------------------------------------ markdown
+
+
+def _shape_text(shape: tuple[int, int] | None, family: str | None) -> str:
+    return "—" if shape is None else f"{shape[0]} × {shape[1]} {unit_word(family)}".rstrip()
+
+
+def entry_text(entry: Entry | None) -> str:
+    """``2.31x · 4.12 ms · 11.3 MiB``; the status (and reason) of a cell that is not ok."""
+    if entry is None:
+        return "not run"
+    if entry.status != "ok":
+        why = f": {entry.reason[:80]}" if entry.reason else ""
+        return f"{entry.status}{why}"
+    speedup = "—" if entry.speedup is None else f"{entry.speedup:.2f}x"
+    if entry.speedup is not None and not entry.paired:
+        speedup += " (unpaired)"
+    ms = "—" if entry.ms is None else f"{entry.ms:.3g} ms"
+    return f"{speedup} · {ms} · {fmt_mib(entry.size_bytes)} MiB"
+
+
+def model_lines(cmp: MachineComparison, table: ModelTable) -> list[str]:
+    """The model's reference shape(s) and its table: a row per recipe, a column per machine."""
+    shapes = {m.run_id: next((e.shape for (_, r), e in table.entries.items()
+                              if r == m.run_id and e.shape), None)
+              for m in cmp.machines}  # fmt: skip
+    distinct = {s for s in shapes.values() if s is not None}
+    if len(distinct) == 1:
+        where = f"{_shape_text(distinct.pop(), table.family)} on every machine that measured it"
+    else:
+        where = "; ".join(f"{md_escape(m.label)}: {_shape_text(shapes[m.run_id], table.family)}"
+                          for m in cmp.machines)  # fmt: skip
+    rows = [[recipe] + [entry_text(table.entries.get((recipe, m.run_id))) for m in cmp.machines]
+            for recipe in table.recipes]  # fmt: skip
+    return [f"Reference shape (batch × input size): {where}.", "",
+            *md_table(["Recipe", *(m.label for m in cmp.machines)], rows), ""]  # fmt: skip
+
+
+CELL_LEGEND = (
+    "Each cell: speedup vs fp32 **on the same machine** (paired: the median of per-round "
+    "fp32/variant ratios timed side by side, so no two machines' clocks are divided) · "
+    "median latency · artifact size, at that run's reference shape. Latencies of different "
+    "machines are separate measurements, each with its own threads and load."
+)
+
+
+def fingerprint_rows(cmp: MachineComparison) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the machines table: an attribute per row, a machine per column."""
+
+    def row(name: str, get: Any) -> list[str]:
+        return [name] + [("—" if (v := get(m)) in (None, "", []) else str(v)) for m in cmp.machines]
+
+    rows = [
+        row("Run", lambda m: f"{m.run_id} ({m.meta.get('status', '?')})"),
+        row("Node", lambda m: m.meta.get("node")),
+        row("Hostname", lambda m: m.host.get("hostname")),
+        row("CPU", lambda m: m.host.get("cpu")),
+        row("Cores", lambda m: m.host.get("cores")),
+        row("Architecture", lambda m: m.host.get("machine")),
+        row("int8 dot product", lambda m: int8_isa(m.host)),
+        row("ISA flags", lambda m: ", ".join(m.host.get("isa_flags") or [])),
+        row("GPU", lambda m: ", ".join(gpu_names(m.host)) or "none recorded"),
+        row("OS", lambda m: m.host.get("os")),
+        row("Quantized engine", lambda m: m.meta.get("engine")),
+        row("Threads", lambda m: m.meta.get("threads")),
+        row("torch", lambda m: (m.meta.get("versions") or {}).get("torch")),
+    ]
+    # Other libraries only where the machines differ: the versions that can explain a gap.
+    packages = dict.fromkeys(k for m in cmp.machines for k in (m.meta.get("versions") or {}))
+    for pkg in packages:
+        values = {(m.meta.get("versions") or {}).get(pkg) for m in cmp.machines}
+        if pkg != "torch" and len(values) > 1:
+            rows.append(row(pkg, lambda m, p=pkg: (m.meta.get("versions") or {}).get(p)))
+    return ["", *(m.label for m in cmp.machines)], rows
+
+
+def fingerprint_lines(cmp: MachineComparison) -> list[str]:
+    """The machines table (markdown)."""
+    headers, rows = fingerprint_rows(cmp)
+    return [*md_table(headers, rows), ""]
+
+
+class MachinesResult(NamedTuple):
+    text: str  # compare.md, as printed
+    out_dir: Path
+    comparison: MachineComparison
+    figures: dict[str, Path]  # report.figures.sweep_figure_key -> written file
+
+
+def run_compare_machines(
+    run_ids: list[str] | None = None,
+    sweep_id: str | None = None,
+    store: str | None = None,
+    out: str | None = None,
+) -> MachinesResult:
+    """Load a sweep (or runs) from the store (read only), write compare.md (the sections of
+    ``report --sweep``) and one figure per model to ``out`` (default ``quantbench-runs/compare-sweep-ID`` or
+    ``compare-machines-RUN-...``)."""
+    from quantbench.report.figures import draw_sweep_figures
+    from quantbench.report.render import render_sweep_markdown
+    from quantbench.results import atomic_write_text
+
+    cmp = load(run_ids, sweep_id, store)
+    name = (
+        f"compare-sweep-{sweep_id}" if sweep_id else "compare-machines-" + "-".join(run_ids or [])
+    )
+    out_dir = Path(out) if out else Path("quantbench-runs") / re.sub(r"[^\w.-]+", "_", name)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QuantbenchError(f"cannot write to '{out_dir}': {e.strerror or e}") from None
+    drawn = draw_sweep_figures(out_dir, cmp)
+    heading = f"quantbench compare: machines ({cmp.title})"
+    text = render_sweep_markdown(cmp, drawn.written, ".", drawn.failed, heading)
+    atomic_write_text(out_dir / "compare.md", text)
+    return MachinesResult(text, out_dir, cmp, drawn.written)
