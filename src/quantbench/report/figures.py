@@ -1,7 +1,7 @@
 """The figures of a report, in one registry: file, caption, where it shows, how it is drawn.
 
 Adding a figure is one :class:`Figure` record in :data:`FIGURES` (its drawing function
-beside the others in ``report.plots``): the record's ``slot`` names the report section
+in a module of the ``report.plots`` package): the record's ``slot`` names the report section
 that shows it, so neither the sections nor the page need to change. The order of
 :data:`FIGURES` is the order of the figures in the report (and the order they are drawn).
 
@@ -32,7 +32,7 @@ from quantbench.errors import first_line
 from quantbench.report import plots, plots_sweep
 from quantbench.report.data import host_microbench
 from quantbench.report.fmt import finite, fmt_sig
-from quantbench.report.plots import PlotContext
+from quantbench.report.plots.style import PlotContext
 from quantbench.results import CellResult
 
 if TYPE_CHECKING:
