@@ -101,9 +101,9 @@ def test_digits_sensitivity_command(tmp_path, digits_dir, digits_model, capsys) 
     assert 0.9 < result["fp32_score"] <= 1 and 0.9 < result["quantized_score"] <= 1
     assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert "| 1 | `" in (out / "sensitivity.md").read_text()
-    # quantize-one mode; an ORT recipe cannot leave layers float: one line, exit 2
+    # quantize-one mode; a recipe that cannot leave layers float (bf16): one line, exit 2
     assert main([*args[:-1], str(tmp_path / "s2"), "--mode", "quantize-one"]) == 0
-    assert main([*args[:3], "ort-static-int8", *args[4:-1], str(tmp_path / "s3")]) == 2
+    assert main([*args[:3], "bf16", *args[4:-1], str(tmp_path / "s3")]) == 2
     assert "cannot leave single layers in float" in capsys.readouterr().err
     assert main([*args[:-1], str(tmp_path / "s4"), "--mode", "one"]) == 2
 

@@ -2,7 +2,8 @@
 
 Sensitivity answers "my int8 model lost points: which layer did it?". For a recipe that
 can leave chosen layers in float (``dynamic-int8``, ``static-int8``, ``qat-int8``,
-``pt2e-static-int8``), each quantizable layer is measured in turn:
+``pt2e-static-int8`` and the ONNX Runtime ones, which leave the nodes a layer became out
+of quantization), each quantizable layer is measured in turn:
 
 - ``float-one``: everything quantized except that layer; its effect is how much of the
   loss keeping it in float wins back (score minus the fully quantized score);
@@ -64,13 +65,30 @@ class Sensitivity:
 
 
 def quantizable_layers(lm: Any, recipe: str) -> list[str]:
-    """Names of the modules ``recipe`` would quantize (Linear; Conv too for static ones)."""
+    """Names of the modules ``recipe`` would quantize (Linear; Conv too for static ones;
+    for ONNX Runtime recipes the modules behind the ops they quantize: embeddings too
+    where they quantize Gather)."""
     import torch
 
+    from quantbench.recipes import get_recipe
+
+    convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     kinds: tuple[type, ...] = (torch.nn.Linear,)
-    if recipe != "dynamic-int8":
-        kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    r = get_recipe(recipe)
+    if r.library == "onnxruntime":
+        by_op = {"MatMul": (torch.nn.Linear,), "Gemm": (torch.nn.Linear,), "Conv": convs,
+                 "Gather": (torch.nn.Embedding,)}  # fmt: skip
+        kinds = tuple(dict.fromkeys(k for op in r.quantizes for k in by_op.get(op, ())))
+    elif recipe != "dynamic-int8":
+        kinds = (torch.nn.Linear, *convs)
     return [n for n, m in lm.module.named_modules() if n and isinstance(m, kinds)]
+
+
+def rankable_recipes() -> list[str]:
+    """The recipes that can leave chosen layers in float, so rank and fall back."""
+    from quantbench.recipes import list_recipes
+
+    return [r.name for r in list_recipes() if r.float_layers]
 
 
 def fidelity_score(ref_module: Any, inputs: list[tuple]) -> Callable[[Any], float]:
@@ -126,7 +144,7 @@ def layer_sensitivity(
     if not get_recipe(recipe).float_layers:
         raise UnsupportedError(
             f"{recipe} cannot leave chosen layers in float, so its layers cannot be ranked "
-            "(use dynamic-int8, static-int8, qat-int8 or pt2e-static-int8)"
+            f"(use one of {', '.join(rankable_recipes())})"
         )
     t0 = time.perf_counter()
     names = layers if layers is not None else quantizable_layers(lm, recipe)
@@ -186,7 +204,7 @@ def analyse(
     if not get_recipe(recipe).float_layers:
         raise QuantbenchError(
             f"recipe {recipe} cannot leave single layers in float; use one of "
-            "dynamic-int8, static-int8, qat-int8, pt2e-static-int8"
+            f"{', '.join(rankable_recipes())}"
         )
     if limit is not None and limit <= 0:
         raise QuantbenchError(f"limit must be an integer > 0, got {limit}")

@@ -13,7 +13,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +191,14 @@ def export_check(model: Any, module: Any, inputs: list[tuple]) -> dict[str, Any]
 
 @dataclass
 class Export:
-    """The shared fp32 export of one model: its file, the seconds it took, its check."""
+    """The shared fp32 export of one model: its file, the seconds it took, its check, and
+    what recipes derive from it alone (``cache``: the preprocessed graph, calibration
+    ranges), made once and reused by every recipe and every fallback step."""
 
     path: Path
     seconds: float
     check: dict[str, Any]
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 # One fp32 export per loaded model, shared by every ORT recipe applied to it (Longformer

@@ -116,3 +116,146 @@ def graph_facts(path: str | os.PathLike) -> dict[str, Any]:
         "size_bytes": sum(os.path.getsize(f) for f in files if f.is_file()),
         "opset": opset,
     }
+
+
+_GEMM_PARTS = ("Transpose", "MatMul", "Add")  # onnxruntime's ONNXModel.replace_gemm_with_matmul
+# Ops onnxruntime's WeightBiasQuantization gives int8 weights at load when they read a
+# DequantizeLinear output (MatMul too: MatMulAddFusion may first make it a Gemm).
+_REQUANTIZED_AT_LOAD = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+
+
+def _scope_atom(qualified: str) -> str:
+    """The name torch's TorchScript exporter gives a module in its scoped node names:
+    the qualified name from its last non-numeric atom (``layer.0``, ``features.0.0``),
+    as ``torch.onnx.utils._unqualified_variable_name`` builds it."""
+    atoms = qualified.split(".")
+    for i in range(len(atoms) - 1, -1, -1):
+        if not atoms[i].isnumeric():
+            return ".".join(atoms[i:])
+    return qualified
+
+
+def node_modules(node_names: list[str], module: Any) -> dict[str, str]:
+    """Node name -> the torch module (qualified name, as ``named_modules`` gives it) whose
+    forward produced the node, for the names an exported graph took from module scopes.
+
+    The exporter (``dynamo=False``) names a node ``/<scope>/.../<scope>/<Op>[_k]`` with
+    one scope per module *called*, each scope the module's name from its last non-numeric
+    atom: ``/model/encoder/layer.0/attention/self/query/MatMul`` is
+    ``model.encoder.layer.0.attention.self.query`` (the ModuleList ``layer`` is never
+    called), ``/features/features.0/features.0.0/Conv`` is ``features.0.0``. Each scope
+    resolves to the nearest descendant module of the one before with that name; nodes
+    outside any module (or whose scopes resolve to none) are left out.
+    """
+    by_atom: dict[str, list[str]] = {}
+    for name, _ in module.named_modules():
+        if name:
+            by_atom.setdefault(_scope_atom(name), []).append(name)
+    resolved: dict[tuple[str, ...], str | None] = {(): ""}
+
+    def resolve(scopes: tuple[str, ...]) -> str | None:
+        if scopes in resolved:
+            return resolved[scopes]
+        parent = resolve(scopes[:-1])
+        found = None
+        if parent is not None:
+            prefix = f"{parent}." if parent else ""
+            below = [n for n in by_atom.get(scopes[-1], ()) if n.startswith(prefix)]
+            depth = {n: n.count(".") for n in below}
+            nearest = [n for n in below if depth[n] == min(depth.values())]
+            found = nearest[0] if len(nearest) == 1 else None  # ambiguous: no guess
+        resolved[scopes] = found
+        return found
+
+    out = {}
+    for node in node_names:
+        if not node.startswith("/"):
+            continue
+        scopes = tuple(node[1:].split("/")[:-1])
+        owner = resolve(scopes) if scopes else None
+        if owner:
+            out[node] = owner
+    return out
+
+
+def layer_nodes(
+    path: str | os.PathLike, module: Any, layers: Any, gemm_parts: bool = False
+) -> dict[str, list[str]]:
+    """Each of ``layers`` (torch module names of ``module``, the model exported to
+    ``path``) -> the names of the nodes it became (its own and its submodules').
+    ``gemm_parts``: also the names ``quantize_dynamic`` gives the Transpose, MatMul and Add
+    it rewrites each Gemm into before it quantizes (``<gemm>_MatMul``, ...).
+
+    A layer that became no node (not a module of the model, or never called in its
+    forward) is a :class:`~quantbench.errors.QuantbenchError`: a layer asked to stay
+    float must not be quietly quantized.
+
+    Example::
+
+        >>> layer_nodes("bert.onnx", lm.module, ["model.encoder.layer.0.output.dense"])
+        ...                                                             # doctest: +SKIP
+        {'model.encoder.layer.0.output.dense': ['/model/encoder/layer.0/output/dense/MatMul',
+                                                '/model/encoder/layer.0/output/dense/Add']}
+    """
+    import onnx
+
+    from quantbench.errors import QuantbenchError
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    owners = node_modules([n.name for n in g.node], module)
+    gemms = {n.name for n in g.node if n.op_type == "Gemm"}
+    out: dict[str, list[str]] = {}
+    for layer in sorted(layers):
+        out[layer] = [n for n, m in owners.items() if m == layer or m.startswith(f"{layer}.")]
+        if gemm_parts:
+            out[layer] += [f"{n}_{p}" for n in out[layer] if n in gemms for p in _GEMM_PARTS]
+    missing = [layer for layer, nodes in out.items() if not nodes]
+    if missing:
+        raise QuantbenchError(
+            f"layer(s) {', '.join(missing)} map to no node of the exported ONNX graph "
+            f"(not modules of the model, or not called in its forward), so they cannot be "
+            f"left in float"
+        )
+    return out
+
+
+def shield_float_nodes(path: str | os.PathLike, nodes: list[str]) -> list[str]:
+    """Keep onnxruntime from quantizing ``nodes`` (left float by the quantizer) when it
+    loads ``path``; rewrites the file when needed and returns the nodes it shielded.
+
+    onnxruntime's WeightBiasQuantization, a basic-level graph optimization every session
+    runs by default, gives a Conv / ConvTranspose / Gemm whose input comes from a
+    DequantizeLinear and whose weight is a float initializer per-tensor int8 weights:
+    it undoes ``nodes_to_exclude`` for any excluded node that reads a quantized
+    activation (and per tensor, worse than the per-channel weights it replaced). A
+    single-input ``Sum`` (a copy) between the DequantizeLinear and the node breaks the
+    pattern, so the node runs in float in any onnxruntime session, not only in ours.
+    """
+    import onnx
+
+    m = onnx.load(str(path))
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    wanted = set(nodes)
+    shielded: list[str] = []
+    new_nodes = []
+    for n in g.node:
+        src = producer.get(n.input[0]) if n.input else None
+        if (
+            n.name in wanted
+            and n.op_type in _REQUANTIZED_AT_LOAD
+            and src is not None
+            and src.op_type == "DequantizeLinear"
+        ):
+            copied = f"{n.input[0]}_float_copy_for_{n.name}"
+            new_nodes.append(
+                onnx.helper.make_node("Sum", [n.input[0]], [copied], name=f"{n.name}_keep_float")
+            )
+            n.input[0] = copied
+            shielded.append(n.name)
+        new_nodes.append(n)
+    if shielded:
+        g.ClearField("node")
+        g.node.extend(new_nodes)
+        onnx.save(m, str(path))
+    return shielded

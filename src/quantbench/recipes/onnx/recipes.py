@@ -5,6 +5,7 @@ entropy / percentile calibration variants."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import shutil
@@ -22,7 +23,7 @@ from quantbench.recipes import Artifact, QuantContext, Recipe, recipe, register
 from quantbench.recipes.eager import calibration_note
 from quantbench.recipes.onnx.calibrate import CALIBRATE_METHODS, calibrate
 from quantbench.recipes.onnx.export import INPUT_NAMES, Export, exported
-from quantbench.recipes.onnx.graph import graph_facts
+from quantbench.recipes.onnx.graph import graph_facts, layer_nodes, shield_float_nodes
 from quantbench.recipes.onnx.runtime import PROVIDER, RUNTIME, OrtModule, require
 
 
@@ -85,6 +86,71 @@ def _preprocess(src: Path, scratch: str, notes: list[str]) -> Path:
         return src
 
 
+def _prepared(exp: Export, notes: list[str]) -> Path:
+    """:func:`_preprocess` of the shared export, made once per export: every recipe, and
+    every step of a fallback search, quantizes the same preprocessed graph."""
+    hit = exp.cache.get("preprocessed")
+    if hit is None or not hit[0].is_file():
+        scratch = Path(tempfile.mkdtemp(prefix="pre-", dir=exp.path.parent))
+        said: list[str] = []
+        hit = exp.cache["preprocessed"] = (_preprocess(exp.path, str(scratch), said), said)
+    notes += hit[1]
+    return hit[0]
+
+
+def _digest(batches: list[tuple]) -> str:
+    h = hashlib.sha256()
+    for b in batches:
+        for t in b:
+            a = t.detach().contiguous().numpy()
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _calibrated(
+    exp: Export, src: Path, op_types: tuple[str, ...] | None, method: str, names: list[str],
+    batches: list[tuple],
+) -> Path:  # fmt: skip
+    """:func:`calibrate`'s cache for these settings and batches, computed once per export
+    (the ranges depend on the fp32 graph alone, not on which nodes stay float)."""
+    key = ("calibration", str(src), op_types, method, tuple(names), _digest(batches))
+    hit = exp.cache.get(key)
+    if hit is None or not hit.is_file():
+        with tempfile.TemporaryDirectory(prefix="quantbench-ort-calib-") as scratch:
+            with _quiet(scratch):
+                made = calibrate(src, scratch, op_types, method, names, batches)
+            fd, kept = tempfile.mkstemp(prefix="calib-", suffix=".json", dir=exp.path.parent)
+            os.close(fd)
+            hit = Path(shutil.copyfile(made, kept))
+        exp.cache[key] = hit
+    return hit
+
+
+def _float_nodes(src: Path, model: Any, ctx: QuantContext, gemm_parts: bool = False) -> list[str]:
+    """The nodes of ``src`` that ``ctx.float_layers`` (torch module names) became: what
+    the quantizer is told to leave alone (``nodes_to_exclude``)."""
+    if not ctx.float_layers:
+        return []
+    nodes = layer_nodes(src, model.module, ctx.float_layers, gemm_parts)
+    return sorted({n for ns in nodes.values() for n in ns})
+
+
+def _shield(path: Path, exclude: list[str], notes: list[str]) -> None:
+    """:func:`shield_float_nodes`, said in a note when it had to."""
+    shielded = shield_float_nodes(path, exclude) if exclude else []
+    if shielded:
+        notes.append(
+            f"{len(shielded)} node(s) left float read a dequantized input: a copy (Sum) before "
+            "each keeps onnxruntime's WeightBiasQuantization from giving them int8 weights "
+            "at load"
+        )
+
+
+def _excluded(nodes: list[str]) -> dict[str, Any]:
+    return {"float_nodes": nodes} if nodes else {}
+
+
 @dataclass(frozen=True)
 class OrtFp32Config:
     pass
@@ -141,6 +207,7 @@ def _reduce_range(setting: bool | None) -> bool:
         "activations quantized on the fly"
     ),
     config=OrtDynamicInt8Config(),
+    float_layers=True,
     quantizes=("MatMul", "Gather", "Conv"),
     file_format="onnx",
     library="onnxruntime",
@@ -160,18 +227,23 @@ def _ort_dynamic_int8(model: Any, config: OrtDynamicInt8Config, ctx: QuantContex
     reduce_range = _reduce_range(config.reduce_range)
     t = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch:
-            src = _preprocess(exp.path, scratch, notes) if config.preprocess else exp.path
-            with _quiet(scratch):
-                quantize_dynamic(
-                    str(src),
-                    str(path),
-                    op_types_to_quantize=list(op_types),
-                    per_channel=config.per_channel,
-                    reduce_range=reduce_range,
-                    weight_type=QuantType.QInt8,
-                    extra_options={"MatMulConstBOnly": True},
-                )
+        src = _prepared(exp, notes) if config.preprocess else exp.path
+        exclude = _float_nodes(src, model, ctx, gemm_parts=True)
+        with (
+            tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch,
+            _quiet(scratch),
+        ):
+            quantize_dynamic(
+                str(src),
+                str(path),
+                op_types_to_quantize=list(op_types),
+                per_channel=config.per_channel,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=exclude,
+                extra_options={"MatMulConstBOnly": True},
+            )
+        _shield(path, exclude, notes)
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
@@ -180,7 +252,8 @@ def _ort_dynamic_int8(model: Any, config: OrtDynamicInt8Config, ctx: QuantContex
         art = _artifact(
             "ort-dynamic-int8", path, out_dir, exp, quantize_s, notes,
             {"per_channel": config.per_channel, "reduce_range": reduce_range,
-             "op_types": list(op_types), "weight_type": "int8", "activation_type": "uint8"},
+             "op_types": list(op_types), "weight_type": "int8", "activation_type": "uint8",
+             **_excluded(exclude)},
         )  # fmt: skip
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -231,6 +304,7 @@ class OrtInt4Config:
         "tables as GatherBlockQuantized; activations stay float"
     ),
     config=OrtInt4Config(),
+    float_layers=True,
     quantizes=("MatMul", "Gather"),
     file_format="onnx",
     library="onnxruntime",
@@ -249,6 +323,7 @@ def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
     try:
         with tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch:
             src = _preprocess(exp.path, scratch, notes)
+            exclude = _float_nodes(src, model, ctx)
             graph = onnx.load(str(src))
             if config.embeddings:
                 # int4 embedding tables need opset 21; the quantizer would only relabel the
@@ -261,6 +336,7 @@ def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
                     graph, bits=4, block_size=config.block_size,
                     is_symmetric=config.symmetric, accuracy_level=config.accuracy_level,
                     op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)),
+                    nodes_to_exclude=exclude,
                 )  # fmt: skip
                 q.process()
                 q.model.save_model_to_file(str(path), use_external_data_format=False)
@@ -268,7 +344,8 @@ def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
         art = _artifact(
             "ort-int4-weight-only", path, out_dir, exp, quantize_s, notes,
             {"bits": 4, "block_size": config.block_size, "symmetric": config.symmetric,
-             "accuracy_level": config.accuracy_level, "op_types": list(ops)},
+             "accuracy_level": config.accuracy_level, "op_types": list(ops),
+             **_excluded(exclude)},
         )  # fmt: skip
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -350,6 +427,7 @@ _STATIC_QUANTIZES = ("Conv", "MatMul", "Gemm", "Gather")
         "calibrated by min/max on sample batches"
     ),
     config=OrtStaticInt8Config(),
+    float_layers=True,
     quantizes=_STATIC_QUANTIZES,
     file_format="onnx",
     library="onnxruntime",
@@ -370,28 +448,34 @@ def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext)
     op_types = config.op_types or (("MatMul", "Gemm", "Gather") if model.family == "text" else None)
     t = time.perf_counter()
     try:
-        with tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch:
-            src = _preprocess(exp.path, scratch, notes)
-            with _quiet(scratch):
-                cache = calibrate(
-                    src, scratch, op_types, config.calibrate_method, names, ctx.calib_inputs
-                )
-                quantize_static(
-                    str(src),
-                    str(path),
-                    None,
-                    quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=list(op_types) if op_types else None,
-                    per_channel=config.per_channel,
-                    reduce_range=config.reduce_range,
-                    activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
-                    weight_type=QuantType.QInt8,
-                    calibrate_method=getattr(
-                        CalibrationMethod, CALIBRATE_METHODS[config.calibrate_method]
-                    ),
-                    calibration_cache_path=str(cache),
-                    extra_options={"ActivationSymmetric": act == "int8", "WeightSymmetric": True},
-                )
+        src = _prepared(exp, notes)
+        exclude = _float_nodes(src, model, ctx)
+        cache = _calibrated(exp, src, op_types, config.calibrate_method, names, ctx.calib_inputs)
+        with (
+            tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch,
+            _quiet(scratch),
+        ):
+            quantize_static(
+                str(src),
+                str(path),
+                None,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types) if op_types else None,
+                per_channel=config.per_channel,
+                reduce_range=config.reduce_range,
+                activation_type=QuantType.QUInt8 if act == "uint8" else QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=getattr(
+                    CalibrationMethod, CALIBRATE_METHODS[config.calibrate_method]
+                ),
+                calibration_cache_path=str(cache),
+                nodes_to_exclude=exclude,
+                extra_options={"ActivationSymmetric": act == "int8", "WeightSymmetric": True},
+            )
+        _shield(path, exclude, notes)
+    except QuantbenchError:  # a float layer that is no node: not the quantizer's failure
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     except Exception as e:
         shutil.rmtree(out_dir, ignore_errors=True)
         first = first_line(e, with_type=False)
@@ -406,7 +490,8 @@ def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext)
             f"ort-static-int8{suffix}", path, out_dir, exp, quantize_s, notes,
             {"format": "QDQ", "calibrate_method": config.calibrate_method,
              "op_types": list(op_types) if op_types else "all",
-             "per_channel": config.per_channel, "weight_type": "int8", "activation_type": act},
+             "per_channel": config.per_channel, "weight_type": "int8", "activation_type": act,
+             **_excluded(exclude)},
         )  # fmt: skip
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -424,6 +509,7 @@ for _method, _how in (("entropy", "entropy (KL)"), ("percentile", "99.999th-perc
             ),
             apply=_ort_static_int8,
             config=OrtStaticInt8Config(calibrate_method=_method),
+            float_layers=True,
             quantizes=_STATIC_QUANTIZES,
             file_format="onnx",
             library="onnxruntime",
