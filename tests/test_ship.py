@@ -155,7 +155,9 @@ def test_fallback_and_onnx_artifacts_match_quantize(tmp_path, capsys):
 
     a, b = inits(out / ort["path"]), inits(qo)
     assert a and a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
-    assert "ort-static-int8+fallback" in capsys.readouterr().out and ofb["details"]["float_nodes"]
+    text = capsys.readouterr().out
+    assert "ort-static-int8+fallback" in text and ofb["details"]["float_nodes"]
+    assert "calibration: activations calibrated (minmax) on" in text
 
 
 def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):

@@ -253,7 +253,8 @@ def quantize(
     v = _pick(run, recipe, model)
     record = write_variant(run, v, path)
     cell, art = run.cells[v], run.arts[v]
-    calib = next((n for n in cell.notes if "calibrated on" in n), None)
+    # "calibrated on ..." (torch) or "calibrated (minmax) on ..." (ONNX Runtime)
+    calib = next((n for n in cell.notes if re.search(r"calibrated (\([^)]*\) )?on ", n)), None)
     return Written(
         path=path,
         size_bytes=record["bytes"],
