@@ -166,6 +166,15 @@ def probe_nodes(ray: Any) -> list[Node]:
     return nodes
 
 
+def _usable(ray: Any, warnings: list[str]) -> list[Node]:
+    """:func:`probe_nodes`, warning about each node quantbench cannot run on."""
+    nodes = probe_nodes(ray)
+    for n in nodes:
+        if n.error:
+            _warn(f"node {n.describe()} left out: {n.error}", warnings)
+    return nodes
+
+
 def _cause(e: Exception) -> str:
     """A Ray error in one line: the node's own exception where there is one."""
     cause = getattr(e, "cause", None)
@@ -216,11 +225,7 @@ def run_sweep(
     store = open_store(spec.store)
     owned = _connect(ray, spec.ray_address)
     try:
-        nodes = probe_nodes(ray)
-        for n in nodes:
-            if n.error:
-                _warn(f"node {n.describe()} left out: {n.error}", warnings)
-        chosen = select(nodes, spec.on)
+        chosen = select(_usable(ray, warnings), spec.on)
         for group in shared_machines(chosen):
             _warn(f"nodes {', '.join(n.node_id[:8] for n in group)} are one machine "
                   f"({group[0].hostname}): their timings share its CPUs", warnings)  # fmt: skip
@@ -277,7 +282,7 @@ def resume_sweep(
         spec = spec_from_dict(runs[0].get("spec") or {})
         spec.store = store
         owned = _connect(ray, ray_address or spec.ray_address)
-        where = match_runs(runs, probe_nodes(ray))
+        where = match_runs(runs, _usable(ray, warnings))
         books = []
         for r in runs:
             node = where[r["id"]]
