@@ -209,3 +209,27 @@ def test_a_local_run_never_imports_ray(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "PYTHONPATH": src}, timeout=300)  # fmt: skip
     assert out.returncode == 0 and "no ray" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_task_ray_lost_leaves_error_cells_saying_why():
+    ray = pytest.importorskip("ray")
+    from quantbench.results import CellResult
+    from quantbench.runner import ray_executor as rx
+    from quantbench.spec import ModelRef
+
+    ex = ray.exceptions
+    for error, reason in [
+        (ex.NodeDiedError("gone"), "ray node died: pi5 is dead or unreachable"),
+        (ex.WorkerCrashedError(), "ray worker died: the task measuring on pi5 was killed"),
+        (ex.OutOfMemoryError("oom"), "ray killed the task on pi5: the node ran out of memory"),
+    ]:
+        assert rx._failure(ray, error, "pi5") == reason
+    spec = _spec(recipes=["dynamic-int8"])
+    ref = ModelRef("tv:squeezenet1_1")
+    sized = CellResult(model=ref.name, recipe="fp32", size_bytes=123)
+    book = rx._NodeRun(_nodes()[2], None, Path("."), [], set(), [])
+    book.current, book.partial = ("pi5 [1/1]", ref, spec, 0.0), {"fp32": sized}
+    cells = {c.recipe: c for c in rx._lost(book, "ray node died: pi5 is dead or unreachable")}
+    assert set(cells) == {"fp32", "dynamic-int8"}
+    assert all(c.status == "error" and c.details["lost"] for c in cells.values())
+    assert cells["fp32"].size_bytes == 123  # measured before: kept
