@@ -223,8 +223,9 @@ def run_sweep(
     root = Path(spec.out) if spec.out else default_out_dir()
     warnings: list[str] = []
     store = open_store(spec.store)
-    owned = _connect(ray, spec.ray_address)
+    owned = False
     try:
+        owned = _connect(ray, spec.ray_address)
         chosen = select(_usable(ray, warnings), spec.on)
         for group in shared_machines(chosen):
             _warn(f"nodes {', '.join(n.node_id[:8] for n in group)} are one machine "
