@@ -5,6 +5,9 @@
 fail after its sizes are measured, as an OOM kill, a segfault-like exit, a hang or a
 Python error would. Without ``QUANTBENCH_FAULT`` the hook does nothing. A hanging worker
 writes its pid to ``$QUANTBENCH_FAULT_PIDFILE`` first, when that is set.
+
+``QUANTBENCH_RECORD_MODULES=<dir>`` makes each worker write ``<dir>/<pid>.json`` after
+loading its model: whether Ray is imported in the process that measures.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from typing import Any
 
 FAULT_ENV = "QUANTBENCH_FAULT"
+MODULES_ENV = "QUANTBENCH_RECORD_MODULES"
 
 
 def faults() -> dict[str, str]:
@@ -25,6 +29,13 @@ def faults() -> dict[str, str]:
 
 def inject_fault(stage: str, run: Any) -> None:
     """After the quantize stage (its cells already sent), fail as ``$QUANTBENCH_FAULT`` says."""
+    if stage == "load" and os.environ.get(MODULES_ENV):
+        import json
+        import sys
+        from pathlib import Path
+
+        record = {"model": run.ref.name, "ray": "ray" in sys.modules}
+        Path(os.environ[MODULES_ENV], f"{os.getpid()}.json").write_text(json.dumps(record))
     if stage != "quantize":
         return
     kind = faults().get(run.ref.name)

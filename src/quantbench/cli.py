@@ -110,7 +110,16 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--store", help="results database: a path or SQLAlchemy URL "
                    "(default ./quantbench.db, or $QUANTBENCH_STORE)")  # fmt: skip
     p.add_argument("--resume", metavar="RUN_ID", help="finish a stored run: measure only "
-                   "the cells it lacks (its settings come from the store)")  # fmt: skip
+                   "the cells it lacks (its settings come from the store); a sweep id "
+                   "resumes the sweep on its Ray cluster")  # fmt: skip
+    g = p.add_argument_group("sweeps across machines (Ray)")
+    g.add_argument("--executor", help="local (default) or ray: one run per node of a Ray "
+                   "cluster, under one sweep id")  # fmt: skip
+    g.add_argument("--ray-address", help="the Ray cluster's address: HOST:6379 or auto "
+                   "(default: $RAY_ADDRESS, else a local Ray)")  # fmt: skip
+    g.add_argument("--on", metavar="SELECTOR,...", help="the nodes: all (default), cpu:vnni, "
+                   "cpu:arm, cpu:x86, cpu:<ISA flag>, gpu, a custom resource or hostname, "
+                   "KEY=VALUE (node label), node:<id>; a node matching any runs")  # fmt: skip
     p.add_argument("--retry-errors", action="store_true", help="with --resume: measure the "
                    "cells that ended in error or timeout again, replacing them")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -279,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise QuantbenchError("--retry-errors needs --resume RUN_ID")
     progress = False if _verbosity(args) < 0 and args.progress is None else args.progress
     if args.resume:
-        given = [k for k in overrides if k != "store"]
+        given = [k for k in overrides if k not in ("store", "ray_address")]
         given += ["--preset"] * bool(args.preset) + ["--config"] * bool(args.config)
         if given:
             raise QuantbenchError(
@@ -293,11 +302,36 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress=progress,
             retry_errors=args.retry_errors,
             verbosity=_verbosity(args),
+            ray_address=args.ray_address,
         )
     else:
         spec = build_spec(preset=args.preset, config=args.config, overrides=overrides)
         result = run(spec, progress=progress, verbosity=_verbosity(args))
+    if hasattr(result, "sweep_id"):  # --executor ray: a run per node
+        return print_sweep_summary(result)
     return print_run_summary(result)
+
+
+def print_sweep_summary(sweep: Any) -> int:
+    """The lines a sweep ends with: each node's run, then how to compare them; the exit
+    code as for a run (130 interrupted, 1 when no cell of any node succeeded)."""
+    ok = 0
+    for r in sweep.runs:
+        counts: dict[str, int] = {}
+        for c in r.results:
+            counts[str(c.status)] = counts.get(str(c.status), 0) + 1
+        ok += counts.get("ok", 0)
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells"
+        print(f"{r.run.node}: run {r.run.id}: {len(r.results)} cells: {summary}")
+        print(f"  report: {r.report}")
+    print(f"stored:  sweep {sweep.sweep_id} ({len(sweep.runs)} runs) in {sweep.store}")
+    print(f"compare with: quantbench compare --sweep {sweep.sweep_id}")
+    if sweep.interrupted:
+        return 130
+    if not ok:
+        print("quantbench: no cell succeeded on any node", file=sys.stderr)
+        return 1
+    return 0
 
 
 def print_run_summary(result: Any) -> int:

@@ -278,6 +278,9 @@ class RunMeta:
     # one run per machine; ``node`` names the machine the run was placed on.
     sweep_id: str | None = None
     node: str | None = None
+    # The Ray node the run was placed on (id, address, resources, labels): what a resumed
+    # sweep finds it again by (quantbench.runner.sweeps.match_runs).
+    ray_node: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # Written only once they hold something (results.json has never had them empty).
@@ -289,6 +292,7 @@ class RunMeta:
         "store",
         "sweep_id",
         "node",
+        "ray_node",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from quantbench.errors import QuantbenchError, first_line, unknown_name
 from quantbench.shapes import LAB_REF_BATCH, LAB_REF_SIZES
 
 MEASURES = ("size", "latency", "fidelity")
+EXECUTORS = ("local", "ray")
 
 DEFAULT_IMAGE_SIZES = [64, 128, 160, 224, 256]
 DEFAULT_SEQ_LENS = [32, 64, 128, 256, 512]
@@ -459,6 +460,19 @@ class RunSpec(_Settings):
         description="a recipe's own settings, {recipe: {setting: value}} (quantbench list "
         "recipes shows them)",
     )
+    executor: Text = Field(
+        "local", description="local: measure on this machine; ray: a sweep across the nodes "
+        "of a Ray cluster, one run per node under one sweep id (pip install 'quantbench[ray]')",
+    )  # fmt: skip
+    ray_address: Text | None = Field(
+        None, description="executor ray: the cluster's address (HOST:6379 or auto); default: "
+        "$RAY_ADDRESS, else a Ray started on this machine, else a new local one",
+    )  # fmt: skip
+    on: NameList | None = Field(
+        None, description="executor ray: the nodes to run on, any of: all (default), "
+        "cpu:vnni, cpu:arm, cpu:x86, cpu:<ISA flag>, gpu, a custom resource or hostname, "
+        "KEY=VALUE (a node label), node:<id prefix>",
+    )  # fmt: skip
 
     @classmethod
     def _expand_batch_sizes(cls, data: Any) -> Any:
@@ -507,6 +521,37 @@ class RunSpec(_Settings):
             raise ValueError(str(unknown_name("preset", value, PRESETS)))
         return value
 
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        if value not in EXECUTORS:
+            raise ValueError(str(unknown_name("executor", value, EXECUTORS)))
+        return value
+
+    @field_validator("ray_address")
+    @classmethod
+    def _no_ray_client(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("ray://"):
+            raise ValueError(
+                f"ray_address {value}: Ray Client (ray://) cannot stream a model's cells as "
+                "it measures; give the cluster's address HOST:6379 (what 'ray start --head' "
+                "printed) or auto, from a machine in the cluster's network"
+            )
+        return value
+
+    @field_validator("on")
+    @classmethod
+    def _known_selectors(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            from quantbench.runner.sweeps import check_selector
+
+            for sel in value:
+                try:
+                    check_selector(sel)
+                except QuantbenchError as e:
+                    raise ValueError(str(e)) from None
+        return value
+
 
 _FIELDS = set(RunSpec.model_fields)
 _REF_FIELDS = set(ModelRef.model_fields)
@@ -538,6 +583,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise QuantbenchError(f"config '{path}' must be a mapping of settings")
+    if True in data and "on" not in data:  # YAML 1.1 reads the key `on:` as true
+        data["on"] = data.pop(True)
     _check_keys(data, f"config '{path}': ")
     return data
 
@@ -694,13 +741,16 @@ def validate(spec: RunSpec) -> None:
             f"timeout_s ({spec.timeout_s:g} s per model) must be longer than min_time_s "
             f"({spec.min_time_s:g} s per point): no point could finish"
         )
-    from quantbench.env import check_engine
     from quantbench.shapes import ref_size_for
 
-    if any(r != "fp32" for r in spec.recipes):
-        spec.engine = check_engine(spec.engine)
-    elif spec.engine is not None:
-        check_engine(spec.engine)
+    if spec.executor != "ray" and (spec.on is not None or spec.ray_address is not None):
+        raise QuantbenchError("--on and --ray-address need --executor ray")
+    if spec.executor == "ray" and spec.eval_fn:
+        raise QuantbenchError(
+            "eval_fn lives in this Python process: Ray nodes cannot call it; give --dataset"
+        )
+    if spec.executor != "ray":  # on Ray, each node resolves its own (ARM: qnnpack)
+        resolve_engine(spec)
     for ref in spec.models:
         info = zoo.model_info(ref.load_name)
         if info.family == zoo.TEXT and "latency" in spec.measure:
@@ -723,6 +773,17 @@ def validate(spec: RunSpec) -> None:
             # architecture is an input error, found before any measurement starts.
             zoo.load_model(ref.load_name, weights, spec.seed, ref.options)
         _check_data(spec, ref, info)
+
+
+def resolve_engine(spec: RunSpec) -> None:
+    """Set ``spec.engine`` to this machine's default when a recipe needs one; raise when
+    the engine given is not available here."""
+    from quantbench.env import check_engine
+
+    if any(r != "fp32" for r in spec.recipes):
+        spec.engine = check_engine(spec.engine)
+    elif spec.engine is not None:
+        check_engine(spec.engine)
 
 
 def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:

@@ -10,7 +10,10 @@
 - :mod:`~quantbench.runner.fallback`: the accuracy-aware fallback search;
 - :mod:`~quantbench.runner.messages`: what a worker tells its parent;
 - :mod:`~quantbench.runner.process`: settings of the measuring process;
-- :mod:`~quantbench.runner.outdir`: the output directory.
+- :mod:`~quantbench.runner.outdir`: the output directory;
+- :mod:`~quantbench.runner.ray_executor`: ``--executor ray``, a sweep across the nodes
+  of a Ray cluster (what a node runs: :mod:`~quantbench.runner.ray_node`; selectors and
+  node matching, without Ray: :mod:`~quantbench.runner.sweeps`).
 
 The public names below are importable from here (``from quantbench.runner import run``)
 but load lazily, so that importing one module (``outdir`` from ``sensitivity``) loads
@@ -37,6 +40,7 @@ _PUBLIC = {
     "RunResult": "orchestrate", "recommendations": "orchestrate", "resume": "orchestrate",
     "run": "orchestrate", "run_metadata": "orchestrate",
     "prepare_out_dir": "outdir",
+    "SweepResult": "ray_executor", "resume_sweep": "ray_executor", "run_sweep": "ray_executor",
     "STAGE_HOOKS": "pipeline", "measure_model": "pipeline", "recipes_for": "pipeline",
     "variants_for": "pipeline",
     "pin_cpus": "process", "quiet_libraries": "process",

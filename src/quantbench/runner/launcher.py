@@ -106,6 +106,10 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
 
+    def snapshot(self, msg: Snapshot) -> None:
+        """A worker's cells so far (kept by the :class:`Collector`; the Ray executor's
+        relay passes them on to its driver)."""
+
 
 class Collector:
     """Handles a worker's progress and snapshot messages, whichever process sent them."""
@@ -121,6 +125,7 @@ class Collector:
             self.prog.advance(msg.steps)
         elif isinstance(msg, Snapshot):
             self.partial = {d["recipe"]: CellResult.from_dict(d) for d in msg.cells}
+            self.prog.snapshot(msg)
 
 
 def run_isolated(spec: RunSpec, ref: ModelRef, prog: ProgressBar) -> list[CellResult]:

@@ -22,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quantbench import __version__
 from quantbench.best import as_dict
@@ -33,7 +33,10 @@ from quantbench.runner.outdir import prepare_out_dir, reopen_out_dir
 from quantbench.runner.pipeline import recipes_for, variants_for
 from quantbench.runner.process import affinity, quiet_libraries
 from quantbench.shapes import ref_sizes
-from quantbench.spec import RunSpec, sweep_points
+from quantbench.spec import ModelRef, RunSpec, sweep_points
+
+if TYPE_CHECKING:
+    from quantbench.runner.ray_executor import SweepResult
 
 
 @dataclass
@@ -68,17 +71,29 @@ def resume(
     progress: bool | None = None,
     retry_errors: bool = False,
     verbosity: int = 0,
-) -> RunResult:
+    ray_address: str | None = None,
+) -> RunResult | SweepResult:
     """Finish stored run ``run_id``: measure only the cells it lacks (and, with
-    ``retry_errors``, those that ended in error or timeout)."""
+    ``retry_errors``, those that ended in error or timeout). A sweep's id, or the id of
+    one of its runs, resumes the whole sweep on its Ray cluster (``ray_address``: another
+    address than the stored one)."""
+    from quantbench.runner.sweeps import is_sweep_id
     from quantbench.spec import spec_from_dict
     from quantbench.store import open_store
 
     st = open_store(store, create=False)
     try:
-        meta = st.run_meta(run_id)
+        meta = None if is_sweep_id(run_id) else st.run_meta(run_id)
     finally:
         st.close()
+    if meta is None or meta.get("sweep_id"):
+        from quantbench.runner.ray_executor import resume_sweep
+
+        sweep = run_id if meta is None else meta["sweep_id"]
+        return resume_sweep(sweep, store=store, progress=progress, retry_errors=retry_errors,
+                            verbosity=verbosity, ray_address=ray_address)  # fmt: skip
+    if ray_address:
+        raise QuantbenchError(f"--ray-address resumes a sweep; run {run_id} is not part of one")
     spec = spec_from_dict(meta.get("spec") or {})
     spec.store = store
     return run(
@@ -164,15 +179,24 @@ def run(
     resume: str | None = None,
     retry_errors: bool = False,
     verbosity: int = 0,
-) -> RunResult:
+) -> RunResult | SweepResult:
     """Run ``spec``: measure every model, store each finished cell, write the exports and
     the report; return them. ``resume``: the id of a stored run to complete (its cells
     already stored are skipped and left untouched; with ``retry_errors`` its ``error``
     and ``timeout`` cells are measured again and replaced). ``verbosity``: -1 quiet (only
-    warnings), 0 normal, 1 a line per stage when there is no progress bar."""
+    warnings), 0 normal, 1 a line per stage when there is no progress bar.
+
+    With ``spec.executor == "ray"`` the models are measured on the nodes of a Ray cluster
+    instead, one run per node under one sweep id: a
+    :class:`~quantbench.runner.ray_executor.SweepResult` (Ray is imported only then)."""
     from quantbench.runner.guard import check_main_guard
     from quantbench.store import open_store
 
+    if spec.executor == "ray":
+        from quantbench.runner.ray_executor import run_sweep
+
+        return run_sweep(spec, progress=progress, resume=resume, retry_errors=retry_errors,
+                         verbosity=verbosity)  # fmt: skip
     if spec.isolate:  # workers re-import the calling script: it needs a __main__ guard
         check_main_guard("run")
     quiet_libraries()
@@ -221,8 +245,7 @@ def _run_in(
     interrupted = False
 
     def save() -> None:
-        write_json(out_dir / "results.json", meta, results)
-        write_csv(out_dir / "results.csv", results)
+        save_exports(out_dir, meta, results)
 
     save()
 
@@ -235,36 +258,21 @@ def _run_in(
         previous = None
     try:
         for i, ref in enumerate(spec.models, 1):
-            missing = [v for v in variants_for(spec) if (ref.name, v.name) not in done]
-            if not missing:
+            mspec = model_spec(spec, ref, done, out_dir)
+            if mspec is None:
                 prog.write(f"[{i}/{len(spec.models)}] {ref.name}: already stored, skipped")
                 continue
-            # Workers write artifacts into the run's directory, named even when --out was not.
-            mspec = spec.model_copy(update={"out": str(out_dir)})
-            if len(missing) < len(recipes_for(spec)):
-                bases = list(dict.fromkeys(v.base for v in missing))
-                mspec = mspec.model_copy(update={"recipes": bases})
             t0 = time.perf_counter()
             try:
                 runner = run_isolated if spec.isolate else run_inline
                 cells = runner(mspec, ref, prog)
             except Exception as e:  # a failure is this model's cells, not the run's end
                 tb = e.traceback if isinstance(e, ModelFailed) else None
-                cells = [CellResult(model=ref.name, recipe=r, status="error",
-                                    error=str(e) or type(e).__name__,
-                                    details={"traceback": tb} if tb else {})
-                         for r in recipes_for(mspec)]  # fmt: skip
-            cells = [c for c in cells if (c.model, c.recipe) not in done]
-            _store_cells(store, meta, cells, prog)
-            results.extend(cells)
-            for c in cells:
-                if c.weights:
-                    meta.weights[c.model] = c.weights
+                cells = failed_model_cells(mspec, ref, str(e) or type(e).__name__, tb)
+            cells = keep_cells(store, meta, results, cells, done, prog)
             save()
-            bad = [c for c in cells if c.status not in ("ok", "unsupported")]
-            state = f"{len(bad)} cell(s) failed: {bad[0].error}" if bad else "ok"
             prog.write(
-                f"[{i}/{len(spec.models)}] {ref.name}: {time.perf_counter() - t0:.0f} s, {state}"
+                model_line(f"[{i}/{len(spec.models)}]", ref, time.perf_counter() - t0, cells)
             )
     except KeyboardInterrupt:
         interrupted = True
@@ -278,12 +286,85 @@ def _run_in(
         prog.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    finish_run(store, spec, meta, out_dir, results, interrupted, prog)
+    return out_dir, meta, results, interrupted
+
+
+# ------------------------------------------------------------- shared with other executors
+# (quantbench.runner.ray_executor measures the same models on the nodes of a Ray cluster)
+
+
+def save_exports(out_dir: Path, meta: RunMeta, results: list[CellResult]) -> None:
+    """Rewrite the run's ``results.json`` and ``results.csv``."""
+    write_json(out_dir / "results.json", meta, results)
+    write_csv(out_dir / "results.csv", results)
+
+
+def model_spec(
+    spec: RunSpec, ref: ModelRef, done: set[tuple[str, str]], out_dir: Path
+) -> RunSpec | None:
+    """The settings a worker measures ``ref`` with: only the recipes of its variants not
+    in ``done`` (None when every one is stored), artifacts under ``out_dir``."""
+    missing = [v for v in variants_for(spec) if (ref.name, v.name) not in done]
+    if not missing:
+        return None
+    # Workers write artifacts into the run's directory, named even when --out was not.
+    mspec = spec.model_copy(update={"out": str(out_dir)})
+    if len(missing) < len(recipes_for(spec)):
+        bases = list(dict.fromkeys(v.base for v in missing))
+        mspec = mspec.model_copy(update={"recipes": bases})
+    return mspec
+
+
+def failed_model_cells(
+    mspec: RunSpec, ref: ModelRef, error: str, traceback: str | None = None
+) -> list[CellResult]:
+    """Every variant's ``error`` cell for a model that failed before any cell was measured."""
+    return [CellResult(model=ref.name, recipe=r, status="error", error=error,
+                       details={"traceback": traceback} if traceback else {})
+            for r in recipes_for(mspec)]  # fmt: skip
+
+
+def keep_cells(
+    store: Any,
+    meta: RunMeta,
+    results: list[CellResult],
+    cells: list[CellResult],
+    done: set[tuple[str, str]],
+    prog: Any,
+) -> list[CellResult]:
+    """Store a model's cells not already in ``done`` and add them to ``results``; them."""
+    cells = [c for c in cells if (c.model, c.recipe) not in done]
+    _store_cells(store, meta, cells, prog)
+    results.extend(cells)
+    for c in cells:
+        if c.weights:
+            meta.weights[c.model] = c.weights
+    return cells
+
+
+def model_line(where: str, ref: ModelRef, seconds: float, cells: list[CellResult]) -> str:
+    """The line a finished model prints: its time, and its first failure if any."""
+    bad = [c for c in cells if c.status not in ("ok", "unsupported")]
+    state = f"{len(bad)} cell(s) failed: {bad[0].error}" if bad else "ok"
+    return f"{where} {ref.name}: {seconds:.0f} s, {state}"
+
+
+def finish_run(
+    store: Any,
+    spec: RunSpec,
+    meta: RunMeta,
+    out_dir: Path,
+    results: list[CellResult],
+    interrupted: bool,
+    prog: Any,
+) -> None:
+    """The run's final record: status, recommendations; exports and store updated."""
     meta.finished_at = _now()
     meta.status = "interrupted" if interrupted else "finished"
     meta.recommendations = as_dict(recommendations(spec, results))
-    save()
+    save_exports(out_dir, meta, results)
     try:
         store.finish_run(meta.to_dict())
     except Exception as e:  # the exports above still hold everything
         prog.write(f"warning: could not update run {meta.id} in {store.label}: {first_line(e)}")
-    return out_dir, meta, results, interrupted

@@ -1,0 +1,127 @@
+"""What a Ray node runs for a sweep (see :mod:`quantbench.runner.ray_executor`): plain
+functions the driver wraps in ``ray.remote`` and pins to the node, so this module never
+imports Ray itself.
+
+- :func:`probe`: the node's machine fingerprint, to choose nodes (no CPU reserved);
+- :func:`describe`: the run record of the node (fingerprint, versions, threads, the
+  int8:fp32 micro-benchmark), as a local run makes it;
+- :func:`measure`: one model, measured exactly as locally: in a spawned worker process
+  of its own (or inline with ``isolate: false``), threads and pinning applied there, its
+  timeout enforced; its messages (progress, snapshots, the final cells) are yielded as
+  they come, a Ray streaming generator, so the driver keeps the cells measured so far
+  if the node dies next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from typing import Any
+
+from quantbench.errors import QuantbenchError
+
+
+def probe() -> dict[str, Any]:
+    """This machine's fingerprint (:func:`quantbench.env.host`) and quantbench version."""
+    from quantbench import __version__, env
+
+    return {"host": env.host(), "quantbench_version": __version__}
+
+
+def _node_spec(spec_dict: dict[str, Any], models: bool = True) -> Any:
+    """The run's settings with this node's quantized engine (unless one was given: then
+    it is checked here, and a node without it fails its cells, not the sweep)."""
+    from quantbench.spec import RunSpec, resolve_engine
+
+    spec = RunSpec(**(spec_dict if models else {**spec_dict, "models": []}))
+    with contextlib.suppress(QuantbenchError):  # the cells will say it
+        resolve_engine(spec)
+    return spec
+
+
+def describe(spec_dict: dict[str, Any]) -> dict[str, Any]:
+    """The run record :func:`~quantbench.runner.orchestrate.run_metadata` makes, here."""
+    from quantbench.runner.orchestrate import run_metadata
+    from quantbench.runner.process import quiet_libraries
+
+    quiet_libraries()
+    return run_metadata(_node_spec(spec_dict)).to_dict()
+
+
+class _Relay:
+    """A progress bar that queues what a worker reports, for :func:`measure` to yield."""
+
+    def __init__(self, q: queue.Queue) -> None:
+        self.q = q
+        self.verbosity = 0
+
+    def text(self, s: str) -> None:
+        from quantbench.runner.messages import Progress
+
+        self.q.put(Progress(s))
+
+    def advance(self, n: int) -> None:
+        from quantbench.runner.messages import Advance
+
+        self.q.put(Advance(n))
+
+    def snapshot(self, msg: Any) -> None:
+        self.q.put(msg)
+
+    def write(self, s: str) -> None:
+        self.text(s)
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """Hide the Ray worker's ``__main__`` (Ray's default_worker.py) while a worker is
+    spawned: multiprocessing would run it again in the child, importing Ray into the
+    process that measures. The child gets no main module, as under ``python -m``."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any]:
+    """Measure one model here, yielding its messages: progress, snapshots, then ``Done``
+    (the cells, error/timeout ones included, as a local worker leaves them) or ``Failed``
+    (it failed before any cell was measured)."""
+    from quantbench.runner.launcher import ModelFailed, failure_of, run_inline, run_isolated
+    from quantbench.runner.messages import Done, Failed
+    from quantbench.runner.process import quiet_libraries
+    from quantbench.spec import ModelRef
+
+    quiet_libraries()
+    spec = _node_spec(spec_dict, models=False)
+    ref = ModelRef(**ref_dict)
+    q: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            if spec.isolate:
+                with _bare_main():
+                    cells = run_isolated(spec, ref, _Relay(q))
+            else:
+                cells = run_inline(spec, ref, _Relay(q))
+            q.put(Done([c.to_dict() for c in cells]))
+        except ModelFailed as e:
+            q.put(Failed(str(e), e.traceback))
+        except BaseException as e:
+            q.put(failure_of(e))
+
+    threading.Thread(target=work, name=f"quantbench-{ref.name}", daemon=True).start()
+    while True:
+        msg = q.get()
+        yield msg
+        if isinstance(msg, (Done, Failed)):
+            return
