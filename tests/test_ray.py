@@ -120,6 +120,16 @@ def test_sweep_runs_one_run_per_node(cluster, tmp_path, modules_dir):
     # Each measuring worker was a spawned process without Ray in it, as a local one.
     records = [json.loads(p.read_text()) for p in modules_dir.glob("*.json")]
     assert len(records) >= 2 and not any(r["ray"] for r in records)
+    # The sweep reads back as machines side by side: a column per node, both reports.
+    from quantbench.cli import main
+
+    cmp_out, rep_out = tmp_path / "cmp", tmp_path / "rep"
+    args = ["--store", str(db), "--out"]
+    assert main(["compare", "--sweep", sweep.sweep_id, *args, str(cmp_out)]) == 0
+    table = (cmp_out / "compare.md").read_text()
+    assert all(m["node"] in table for m in stored), table
+    assert main(["report", "--sweep", sweep.sweep_id, *args, str(rep_out)]) == 0
+    assert (rep_out / "report.md").exists() and (rep_out / "report.html").exists()
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
