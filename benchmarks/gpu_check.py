@@ -154,9 +154,12 @@ def main() -> int:
         print(f"CUDA tests: {'passed' if tests_ok else 'FAILED'} "
               f"({time.monotonic() - start:.0f} s)", flush=True)  # fmt: skip
 
+    from quantbench.device import gpu_info, gpu_text
+    from quantbench.errors import QuantbenchError
     from quantbench.runner import quiet_libraries
 
     quiet_libraries()
+    print(f"GPU seen by torch: {gpu_text(gpu_info())}", flush=True)
     done: dict[str, Any] = {}
     for stage in ("eager", "compiled"):
         left = deadline - time.monotonic()
@@ -164,7 +167,11 @@ def main() -> int:
             print(f"\n== compiled: skipped ({left:.0f} s of the budget left)", flush=True)
             break
         models = [m.strip() for m in args.models.split(",") if m.strip()]
-        done[stage] = measure(stage, models, args.device, args.tiny, out, left / len(models))
+        try:
+            done[stage] = measure(stage, models, args.device, args.tiny, out, left / len(models))
+        except QuantbenchError as e:  # e.g. --device cuda where torch sees no GPU
+            print(f"gpu_check: error: {e}", file=sys.stderr)
+            return 2
         print(f"   {stage} done at {time.monotonic() - start:.0f} s", flush=True)
 
     print("\n" + machine_line(done["eager"]))
