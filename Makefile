@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences digits clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences digits gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench-sentences: $(STAMP)
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)
 	$(BIN)/python examples/digits.py
+
+# On a machine with a GPU: the CUDA tests, then BERT / ResNet18 fp32 vs fp16 vs bf16 vs
+# torchao int8 on --device cuda (about 6 minutes).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) quantbench-runs .pytest_cache test-artifacts

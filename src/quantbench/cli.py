@@ -62,6 +62,8 @@ def _add_run(sub: Any) -> None:
     g = p.add_argument_group("measuring")
     g.add_argument("--measure", help="comma-separated subset of size,latency,fidelity")
     g.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    g.add_argument("--device", help="cpu (default), cuda, or auto (cuda when torch sees a GPU); "
+                   "CPU-only recipes are unsupported cells on cuda")  # fmt: skip
     g.add_argument("--weights", help="random | pretrained | PATH (default: random for aliases)")
     g.add_argument("--engine", help="quantized engine (default: x86 on x86-64, qnnpack on ARM)")
     g.add_argument("--seed", type=int, help="seed for random weights and inputs (default 0)")
@@ -201,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("list", help="list models, recipes, datasets or presets")
     p.add_argument("what", choices=["models", "recipes", "datasets", "presets"])
+    p.add_argument("--markdown", action="store_true", help="recipes: the support matrix (recipe "
+                   "x model family x device, available here or why not) as a markdown table")  # fmt: skip
     p = sub.add_parser(
         "report", help="re-render report.md, report.html and plots (never re-measures)"
     )
@@ -425,16 +429,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("tv:<name>       any torchvision classification builder, e.g. tv:resnet50")
         print("py:<file>:<obj> your own nn.Module class or factory in a Python file")
     elif args.what == "recipes":
-        from quantbench.recipes import list_recipes
-
-        for r in list_recipes():
-            print(f"{r.name:27s} {r.runtime:13s} {r.description}")
-            settings = {k: v for k, v in r.config_record().items() if k != "version"}
-            facts = [f"quantizes {', '.join(r.quantizes) or 'nothing'}", f"ships {r.file_format}"]
-            if settings:
-                facts.append("settings " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
-            print(f"{'':27s} {'':13s} ({'; '.join(facts)})")
-        print("\nSettings go in a config file as recipe_options: {RECIPE: {SETTING: VALUE}}.")
+        _list_recipes(args.markdown)
     elif args.what == "datasets":
         from quantbench.datasets import list_kinds
 
@@ -446,6 +441,32 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, p in PRESETS.items():
             print(f"{name:8s} models: {', '.join(p.get('models', ['all eight lab models']))}")
     return 0
+
+
+def _list_recipes(markdown: bool) -> None:
+    from quantbench.recipes import list_recipes
+    from quantbench.recipes.support import DEVICE_COLUMNS, matrix, matrix_markdown
+
+    recipes = list_recipes()
+    rows = matrix(recipes)
+    if markdown:
+        print(matrix_markdown(rows))
+        return
+    for r, row in zip(recipes, rows, strict=True):
+        print(f"{r.name:27s} {r.runtime:13s} {r.description}")
+        settings = {k: v for k, v in r.config_record().items() if k != "version"}
+        facts = [f"quantizes {', '.join(r.quantizes) or 'nothing'}", f"ships {r.file_format}",
+                 f"models {', '.join(r.families)}"]  # fmt: skip
+        if settings:
+            facts.append("settings " + ", ".join(f"{k}={v!r}" for k, v in settings.items()))
+        print(f"{'':27s} {'':13s} ({'; '.join(facts)})")
+        for d in DEVICE_COLUMNS:
+            why = row["here"][d]
+            print(
+                f"{'':27s} {'':13s} {d}: " + ("available" if why is None else f"unavailable: {why}")
+            )
+    print("\nSettings go in a config file as recipe_options: {RECIPE: {SETTING: VALUE}}.")
+    print("'quantbench list recipes --markdown' prints the support matrix as a table.")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

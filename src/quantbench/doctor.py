@@ -115,10 +115,23 @@ def diagnose(bench_seconds: float = 1.0, threads: int | None = None) -> dict[str
 
 def doctor(bench_seconds: float = 1.0, threads: int | None = None) -> str:
     """Human-readable report of :func:`diagnose`."""
+    import torch
+
+    from quantbench.device import gpu_text
+
     d = diagnose(bench_seconds, threads)
     h, b = d["host"], d["microbench"]
+    gpu = gpu_text(h.get("gpu"))
+    if gpu == "none":
+        cuda = torch.version.cuda
+        gpu += (
+            f" (torch {torch.__version__} is built for CUDA {cuda}; it sees no GPU)"
+            if cuda
+            else f" (torch {torch.__version__} is a CPU-only build)"
+        )
     lines = [
         f"cpu:        {h['cpu']} ({h['machine']})",
+        f"gpu:        {gpu}",
         f"cores:      {h['cores']} usable (affinity), {os.cpu_count()} online",
         f"isa:        {', '.join(h['isa_flags']) or 'none of interest'}",
         f"os:         {h['os']}",

@@ -1,4 +1,5 @@
-"""Machine fingerprint: CPU, ISA flags that matter for int8, engines, library versions."""
+"""Machine fingerprint: CPU, ISA flags that matter for int8, engines, library versions,
+and the GPU torch sees (``gpu``: None when there is none)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbench import cpu
-from quantbench.errors import QuantbenchError
+from quantbench.errors import QuantbenchError, first_line
 
 # ISA features that decide how fast int8 / bf16 can be (names as in /proc/cpuinfo).
 ISA_FLAGS = [
@@ -97,7 +98,17 @@ def host() -> dict[str, Any]:
         "hostname": platform.node(),
         "governor": governor(),
         "load_avg": _load_avg(),
+        "gpu": _gpu(),
     }
+
+
+def _gpu() -> dict[str, Any] | None:
+    from quantbench.device import gpu_info
+
+    try:
+        return gpu_info()
+    except Exception as e:  # a broken driver must not stop a CPU run
+        return {"error": first_line(e)}
 
 
 def _load_avg() -> float | None:

@@ -152,14 +152,17 @@ def prepare(
     return data
 
 
-def outputs(module: Any, data: TaskData, batch_size: int) -> tuple[Any, Any]:
-    """(outputs, labels) of ``module`` over the evaluation examples, concatenated."""
+def outputs(module: Any, data: TaskData, batch_size: int, device: str = "cpu") -> tuple[Any, Any]:
+    """(outputs, labels) of ``module`` over the evaluation examples, concatenated (on the
+    CPU); the inputs go to ``device``, where the module is."""
     import torch
 
     outs, labels = [], []
     with torch.inference_mode():
         for inputs, y in data.dataset.batches(batch_size, data.eval_indices):
-            outs.append(module(*inputs).float())
+            if device != "cpu":
+                inputs = tuple(t.to(device) for t in inputs)
+            outs.append(module(*inputs).float().cpu())
             if y is not None:
                 labels.append(y)
     return torch.cat(outs), (torch.cat(labels) if labels else None)

@@ -264,6 +264,7 @@ class RunMeta:
     host: dict[str, Any] = field(default_factory=dict)  # machine fingerprint (quantbench.env)
     versions: dict[str, str] = field(default_factory=dict)
     engine: str | None = None
+    device: str | None = None  # where the models ran: cpu | cuda (--device, auto resolved)
     threads: int | None = None
     affinity: list[int] | None = None
     pinned: bool = False
@@ -285,6 +286,7 @@ class RunMeta:
 
     # Written only once they hold something (results.json has never had them empty).
     _OPTIONAL = (
+        "device",
         "resumed",
         "store_errors",
         "recommendations",

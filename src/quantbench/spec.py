@@ -377,6 +377,10 @@ class RunSpec(_Settings):
         None, description="quantized engine (default: x86 on x86-64, qnnpack on ARM)"
     )
     threads: PosInt | None = Field(None, description="torch intra-op threads (default: torch's)")
+    device: Text = Field(
+        "cpu", description="where models run: cpu, cuda, or auto (cuda when torch sees a GPU, "
+        "else cpu; resolved once and stored). CPU-only recipes are unsupported cells on cuda",
+    )  # fmt: skip
     seed: NonNegInt = Field(0, description="seed for random weights and inputs")
     calib_batches: PosInt = Field(8, description="static recipes: calibration batches")
     calib_batch_size: PosInt = Field(4, description="... of this many inputs each")
@@ -512,6 +516,15 @@ class RunSpec(_Settings):
             if ref.name in seen:
                 raise ValueError(f"model '{ref.name}' is listed twice")
             seen.add(ref.name)
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from quantbench.device import DEVICES
+
+        if value not in DEVICES:
+            raise ValueError(str(unknown_name("device", value, DEVICES)))
         return value
 
     @field_validator("preset")
@@ -726,6 +739,9 @@ def validate(spec: RunSpec) -> None:
 
     if not spec.models:
         raise QuantbenchError("models must not be empty")
+    from quantbench.device import resolve_device
+
+    spec.device = resolve_device(spec.device)  # auto -> cpu|cuda, once
     for r in spec.recipes:
         get_recipe(r)
     for r, options in spec.recipe_options.items():

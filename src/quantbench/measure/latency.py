@@ -96,16 +96,58 @@ def _settled(last_two: list[float], rel: float) -> bool:
     return abs(a - b) <= rel * max(a, b, 1e-12)
 
 
+Timer = Callable[[Callable[[], Any]], float]
+
+
+def cuda_timer() -> Timer:
+    """Seconds one call takes on the GPU: ``torch.cuda.synchronize()`` (nothing queued
+    before it is counted), a ``torch.cuda.Event(enable_timing=True)`` recorded before and
+    after the call on the current stream, then the end event waited for and the elapsed
+    time read. Kernels launch asynchronously, so a host clock around the call would
+    measure launches, not the work. (A call that blocks the host, like an ONNX Runtime
+    session, is bracketed by the two events all the same.)"""
+    import torch
+
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+
+    def timed(fn: Callable[[], Any]) -> float:
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0  # elapsed_time is in ms
+
+    return timed
+
+
+def timer_for(device: str) -> Timer | None:
+    """The timer for ``device``: :func:`cuda_timer` on cuda; None (the host clock, as
+    :func:`time_interleaved` does by default) on the CPU."""
+    return cuda_timer() if device == "cuda" else None
+
+
 def time_interleaved(
     variants: dict[str, Callable[[], Any]],
     policy: TimingPolicy,
     clock: Callable[[], float] = time.perf_counter,
+    timer: Timer | None = None,
 ) -> dict[str, list[float]]:
     """Time each callable in interleaved rounds; return milliseconds per variant.
 
     Warm-up passes run first and are excluded. Each round times every variant once,
-    starting from a rotating position so that no variant always runs first.
+    starting from a rotating position so that no variant always runs first. Each call
+    is timed by ``clock`` around it, or by ``timer(fn) -> seconds`` when given (CUDA
+    events: :func:`cuda_timer`); ``clock`` still paces the warm-up and time budgets.
     """
+
+    def host(fn: Callable[[], Any]) -> float:
+        t0 = clock()
+        fn()
+        return clock() - t0
+
+    timed = timer or host
     names = list(variants)
     last: dict[str, list[float]] = {n: [] for n in names}
     warm_start = clock()
@@ -116,9 +158,7 @@ def time_interleaved(
         ):
             break
         for name in names:
-            t0 = clock()
-            variants[name]()
-            last[name] = (last[name] + [clock() - t0])[-2:]
+            last[name] = (last[name] + [timed(variants[name])])[-2:]
     samples: dict[str, list[float]] = {n: [] for n in names}
     totals = dict.fromkeys(names, 0.0)
     start = clock()
@@ -126,10 +166,7 @@ def time_interleaved(
     while True:
         k = rounds % len(names)
         for name in names[k:] + names[:k]:
-            fn = variants[name]
-            t0 = clock()
-            fn()
-            dt = clock() - t0
+            dt = timed(variants[name])
             samples[name].append(dt * 1000.0)
             totals[name] += dt
         rounds += 1

@@ -1,4 +1,5 @@
-"""Memory: resident set size and its peak, resettable on Linux (``/proc/self/clear_refs``).
+"""Memory: resident set size and its peak, resettable on Linux (``/proc/self/clear_refs``);
+on CUDA runs also the peak of torch's GPU allocator.
 
 Resetting the peak before each variant's pass makes the peak attributable to that
 variant, although all variants of a model live in one worker process.
@@ -64,3 +65,26 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def reset_gpu_peak(device: str) -> None:
+    """Reset torch's peak GPU memory counter (``torch.cuda.reset_peak_memory_stats``);
+    nothing on the CPU."""
+    if device != "cuda":
+        return
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_bytes(device: str) -> int | None:
+    """Peak bytes torch's CUDA allocator held since :func:`reset_gpu_peak`
+    (``torch.cuda.max_memory_allocated``): tensors torch allocated, not what another
+    runtime (ONNX Runtime's own arena) took. None on the CPU."""
+    if device != "cuda":
+        return None
+    import torch
+
+    torch.cuda.synchronize()
+    return int(torch.cuda.max_memory_allocated())

@@ -40,6 +40,7 @@ class QuantContext:
     qat_steps: int = 100
     qat_lr: float = 1e-4
     calib_source: str = "synthetic"  # what calib_inputs are: "synthetic" or a dataset
+    device: str = "cpu"  # where the model and the inputs are: "cpu" or "cuda"
 
 
 @dataclass
@@ -89,7 +90,12 @@ class Recipe:
     which settings produced it. ``quantizes`` names the layer kinds it turns low-precision;
     ``compilable`` says whether ``<recipe>+compile`` applies; ``file_format`` is what
     ``quantize`` writes; ``explanation`` is the report's paragraph (may hold ``{calib}``);
-    ``style`` is how plots draw it (None: a distinct style is assigned).
+    ``style`` is how plots draw it (None: a distinct style is assigned). ``devices`` are
+    the devices it runs on (default: cpu and cuda for ONNX Runtime, whose CUDA provider
+    runs any graph, else cpu); ``families`` the model families it applies to; ``probe``
+    ``(config, device) -> reason | None`` says why it cannot run on this machine (a
+    missing kernel or engine) beyond what :mod:`quantbench.recipes.support` checks
+    itself (the device, the GPU, the packages of ``library``).
     """
 
     name: str
@@ -106,6 +112,14 @@ class Recipe:
     style: RecipeStyle | None = None
     config_version: int = 1
     library: str = "torch"  # the package family: torch, torchao, onnxruntime
+    devices: tuple[str, ...] = ()  # () : derived from library (see __post_init__)
+    families: tuple[str, ...] = ("vision", "text")
+    probe: Callable[[Any, str], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.devices:
+            derived = ("cpu", "cuda") if self.library == "onnxruntime" else ("cpu",)
+            object.__setattr__(self, "devices", derived)
 
     def with_options(self, options: dict[str, Any] | None) -> Recipe:
         """This recipe with some config fields overridden; unknown or ill-typed fields are
@@ -196,10 +210,23 @@ def apply_recipe(
     r = get_recipe(name, options)
     if ctx.float_layers and not r.float_layers:
         raise UnsupportedError(f"{name} cannot leave chosen layers in float")
-    art = r.apply(model, r.config, ctx)
+    art = build(r, model, ctx)
     if ctx.float_layers:
         art.details["float_layers"] = sorted(ctx.float_layers)
     return art
+
+
+def build(recipe: Recipe, model: Any, ctx: QuantContext) -> Artifact:
+    """``recipe.apply`` on ``ctx.device``: a device the recipe does not run on (or has no
+    GPU) is an UnsupportedError with the reason, and the artifact is placed on the device
+    (an ONNX Runtime session gets the CUDA execution provider)."""
+    from quantbench.errors import UnsupportedError
+    from quantbench.recipes.support import device_support, place
+
+    reason = device_support(recipe, ctx.device)
+    if reason is not None:
+        raise UnsupportedError(reason)
+    return place(recipe.apply(model, recipe.config, ctx), ctx.device)
 
 
 # The modules whose import registers recipes, in listing order (fp32 first).

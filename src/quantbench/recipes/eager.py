@@ -27,6 +27,18 @@ def _ao() -> Any:
     return ao, quantize_fx
 
 
+def _needs_engine(config: Any, device: str) -> str | None:
+    """The eager int8 recipes' probe: torch.ao.quantization and a quantized engine."""
+    from quantbench import env
+
+    _ao()
+    if not env.quantized_engines():
+        return (
+            "this torch has no quantized engine (x86, fbgemm, onednn or qnnpack): no int8 kernels"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Fp32Config:
     pass
@@ -40,6 +52,7 @@ class Fp32Config:
     config=Fp32Config(),
     quantizes=(),
     compilable=True,
+    devices=("cpu", "cuda"),
     explanation=(
         "Baseline: the model as loaded, float32 weights and activations in eager PyTorch. "
         "Every other recipe is compared against it."
@@ -69,6 +82,7 @@ class DynamicInt8Config:
     float_layers=True,
     quantizes=("Linear",),
     compilable=True,
+    probe=_needs_engine,
     explanation=(
         "The lab's method: `torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, "
         "dtype=torch.qint8)`. The weights of every `nn.Linear` are stored as int8 with one "
@@ -128,6 +142,8 @@ def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
     float_layers=True,
     quantizes=("Conv", "Linear"),
     compilable=True,
+    families=("vision",),  # FX tracing: transformers models are not traceable
+    probe=_needs_engine,
     explanation=(
         "FX graph-mode post-training static quantization (`prepare_fx` / `convert_fx`): "
         "Conv/Linear + ReLU (and BatchNorm) are fused, weights are int8 per output channel, "
@@ -197,6 +213,8 @@ class QatInt8Config:
     float_layers=True,
     quantizes=("Conv", "Linear"),
     compilable=True,
+    families=("vision",),
+    probe=_needs_engine,
 )
 def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
     import torch

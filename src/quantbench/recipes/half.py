@@ -1,7 +1,8 @@
 """Half precision: ``bf16`` / ``fp16``, the model cast to bfloat16 / float16 (eager).
 
-Only on CPUs that compute in it natively: elsewhere oneDNN emulates it with fp32 math
-and the numbers would mislead, so the recipes report ``unsupported`` with the reason.
+On the CPU only where it computes in it natively: elsewhere oneDNN emulates it with fp32
+math and the numbers would mislead, so the recipes report ``unsupported`` with the
+reason. On CUDA: fp16 on any GPU, bf16 on compute capability 8.0+ (Ampere and later).
 """
 
 from __future__ import annotations
@@ -79,13 +80,26 @@ def _native_half(dtype: str) -> tuple[bool, str]:
     return True, ""
 
 
+def half_probe(config: HalfConfig, device: str) -> str | None:
+    """Why ``config.dtype`` does not run natively on ``device`` here, or None."""
+    import torch
+
+    if device == "cuda":
+        if config.dtype == "bfloat16" and not torch.cuda.is_bf16_supported(False):
+            major, minor = torch.cuda.get_device_capability()
+            return f"no native bf16 on this GPU (compute capability {major}.{minor} < 8.0)"
+        return None
+    ok, why = _native_half(config.dtype)
+    return None if ok else why
+
+
 def _half_apply(model: Any, config: HalfConfig, ctx: QuantContext) -> Artifact:
     import torch
 
     from quantbench.measure import size
 
-    ok, why = _native_half(config.dtype)
-    if not ok:
+    why = half_probe(config, ctx.device)
+    if why is not None:
         raise UnsupportedError(why)
     dtype = getattr(torch, config.dtype)
     m = copy.deepcopy(model.module).to(dtype).eval()
@@ -108,9 +122,11 @@ _EVERY_LAYER = ("Conv", "Linear", "Embedding", "Norm")
 
 for _name, _dtype, _description in (
     ("bf16", "bfloat16",
-     "the model cast to bfloat16 (eager); only on CPUs with native bf16 (AVX512-BF16/AMX)"),
+     "the model cast to bfloat16 (eager); only on CPUs with native bf16 (AVX512-BF16/AMX) "
+     "or GPUs of compute capability 8.0+"),
     ("fp16", "float16",
-     "the model cast to float16 (eager); only on CPUs with native fp16 (AVX512-FP16/AMX-FP16)"),
+     "the model cast to float16 (eager); only on CPUs with native fp16 (AVX512-FP16/AMX-FP16) "
+     "or a GPU"),
 ):  # fmt: skip
     register(
         Recipe(
@@ -122,5 +138,7 @@ for _name, _dtype, _description in (
             config=HalfConfig(_dtype),
             quantizes=_EVERY_LAYER,
             compilable=True,
+            devices=("cpu", "cuda"),
+            probe=half_probe,
         )
     )

@@ -90,6 +90,12 @@ def _pt2e_quantizer() -> tuple[Any, str]:
     raise UnsupportedError(f"no PT2E Inductor quantizer for CPU architecture {cpu.machine()}")
 
 
+def _quantizer_probe(config: Any, device: str) -> str | None:
+    """pt2e-static-int8's probe: this platform's Inductor quantizer builds."""
+    _pt2e_quantizer()
+    return None
+
+
 def _dynamic_shapes(family: str, n_inputs: int) -> tuple:
     from torch.export import Dim
 
@@ -265,6 +271,7 @@ def _drop_unused_state(gm: Any) -> dict[str, Any]:
     quantizes=("Conv", "Linear"),
     file_format="pt2",
     library="torchao",
+    probe=_quantizer_probe,
 )
 def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Artifact:
     import torch

@@ -108,6 +108,12 @@ def _torchao_quant_config(tq: Any, config: TorchaoConfig) -> Any:
     raise ValueError(f"unknown torchao scheme {config.scheme!r}")
 
 
+def _torchao_probe(config: TorchaoConfig, device: str) -> str | None:
+    """Why this torchao cannot build ``config`` here (e.g. no CPU int4 kernel), or None."""
+    _torchao_quant_config(_torchao(), config)
+    return None
+
+
 def _linear_kind(weight: Any) -> str | None:
     """How a Linear weight is quantized by torchao, or None if it is a plain tensor."""
     name = type(weight).__name__
@@ -158,7 +164,9 @@ def _torchao_apply(model: Any, config: TorchaoConfig, ctx: QuantContext) -> Arti
             warnings.simplefilter("ignore")
             tq.quantize_(m, qconfig)
     except (ImportError, NotImplementedError, RuntimeError, AssertionError) as e:
-        raise UnsupportedError(f"torchao {config.scheme} failed on CPU: {first_line(e)}") from None
+        raise UnsupportedError(
+            f"torchao {config.scheme} failed on {ctx.device}: {first_line(e)}"
+        ) from None
     quantize_s = time.perf_counter() - t
     quant, floats = _torchao_counts(m)
     if not quant:
@@ -231,5 +239,7 @@ for _name, _scheme, _precision, _description in _RECIPES:
             config=TorchaoConfig(_scheme),
             quantizes=("Linear",),
             library="torchao",
+            devices=("cpu", "cuda") if _scheme.startswith("int8") else ("cpu",),
+            probe=_torchao_probe,
         )
     )

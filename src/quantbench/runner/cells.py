@@ -107,9 +107,11 @@ def time_point(
     s: int,
     sweep: str,
     policy: Any,
+    timer: Any = None,
 ) -> None:
     """Time every artifact at one (batch, size) point, interleaved, and add the point to
-    its cell; a variant that cannot run the shape gets a note instead."""
+    its cell; a variant that cannot run the shape gets a note instead. ``timer``: how one
+    call is timed (``measure.latency.timer_for``; None: the host clock)."""
     from quantbench.measure import latency
 
     runnable = {}
@@ -130,7 +132,7 @@ def time_point(
         runnable[v.name] = lambda mod=mod: mod(*inputs)
     if not runnable:
         return
-    samples = latency.time_interleaved(runnable, policy)
+    samples = latency.time_interleaved(runnable, policy, timer=timer)
     base = samples.get(BASELINE)
     for r, vals in samples.items():
         st = latency.summarize(vals)

@@ -115,6 +115,7 @@ def run_metadata(spec: RunSpec) -> RunMeta:
         host={**env.host(), "microbench": _microbench(spec)},
         versions=env.versions(),
         engine=spec.engine,
+        device=spec.device,
         threads=spec.threads or torch.get_num_threads(),
         affinity=affinity(),
         pinned=spec.pin,

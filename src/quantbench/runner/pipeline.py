@@ -38,8 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantbench.device import model_on_device, to_device
 from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.measure import memory
+from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
 from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
@@ -148,6 +150,7 @@ def load(run: ModelRun) -> None:
     lm = zoo.load_model(ref.load_name, ref.weights or spec.weights, spec.seed, ref.options)
     run.load_s = time.perf_counter() - t0
     run.rss_loaded = memory.rss_bytes()
+    lm = model_on_device(lm, spec.device)  # module and input maker: cuda runs start there
     run.lm = lm
     run.ref_size = ref_size_for(lm.family, spec)
     run.emit(Progress(f"{ref.name}: quantizing"))
@@ -160,14 +163,16 @@ def load(run: ModelRun) -> None:
         ],
         qat_steps=spec.qat_steps,
         qat_lr=spec.qat_lr,
+        device=spec.device,
     )
     dataset = ref.dataset or spec.dataset
     if dataset or ref.calibration or spec.calibration or spec.train_dataset:
         run.emit(Progress(f"{ref.name}: reading data"))
         data = evaluate.prepare(spec, dataset, lm, spec.calib_batch_size, ref.calibration)
         if data.calib_inputs:
-            run.qctx.calib_inputs, run.qctx.calib_source = data.calib_inputs, data.calib_source
-        run.qctx.train_batches = data.train_batches
+            calib = to_device(data.calib_inputs, spec.device)
+            run.qctx.calib_inputs, run.qctx.calib_source = calib, data.calib_source
+        run.qctx.train_batches = to_device(data.train_batches, spec.device)
         run.data = data
 
 
@@ -175,13 +180,19 @@ def _apply(run: ModelRun, v: Variant, cell: CellResult) -> Any:
     """Apply ``v``'s recipe, or compile its already-built artifact for ``<recipe>+compile``."""
     import torch
 
+    from quantbench.recipes import build
+
     recipe = run.recipe(v)
     cell.details["recipe_config"] = recipe.config_record()
+    cell.details["device"] = run.qctx.device
     if not v.compiled:
         # Seeded per variant: what a recipe draws does not depend on which ran before it,
         # so `quantize` with one recipe builds what `run` built among several.
         torch.manual_seed(run.spec.seed)
-        return recipe.apply(run.lm, recipe.config, run.qctx)
+        return build(recipe, run.lm, run.qctx)  # a CPU-only recipe on cuda: unsupported
+    reason = device_support(recipe, run.qctx.device)
+    if reason is not None:
+        raise UnsupportedError(reason)
     source = v.without_last()
     if source not in run.arts:
         raise UnsupportedError(f"{source} did not produce an artifact to compile")
@@ -229,9 +240,12 @@ def fidelity(run: ModelRun) -> None:
             try:
                 before = memory.rss_bytes()
                 memory.reset_peak()
+                memory.reset_gpu_peak(spec.device)
                 out = chunked(art.module, inputs)
                 cells[v].memory["inference_peak_bytes"] = delta(memory.peak_bytes(), before)
                 cells[v].memory["process_peak_bytes"] = memory.peak_bytes()
+                if spec.device == "cuda":
+                    cells[v].memory["gpu_peak_bytes"] = memory.gpu_peak_bytes(spec.device)
                 cells[v].fidelity = fid.compare(base, out, lm.is_classifier)
             except Exception as e:
                 mark_failed(cells[v], f"forward failed: {first_line(e)}")
@@ -254,12 +268,12 @@ def accuracy(run: ModelRun) -> None:
     source = str(data.dataset.spec.path)
     bs = spec.eval_batch_size
     run.emit(Progress(f"{run.name}: accuracy on {len(data.eval_indices)} examples"))
-    ref_out, labels = evaluate.outputs(arts[FP32].module, data, bs)
+    ref_out, labels = evaluate.outputs(arts[FP32].module, data, bs, spec.device)
     fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
     cells[FP32].accuracy = fp32
 
     def scored(module: Any) -> dict[str, Any]:
-        out, _ = evaluate.outputs(module, data, bs)
+        out, _ = evaluate.outputs(module, data, bs, spec.device)
         return evaluate.score(lm, out, labels, ref_out, fp32, spec.max_accuracy_drop, source)
 
     _score_all(run, scored)
@@ -336,9 +350,11 @@ def latency(run: ModelRun) -> None:
         min_time_s=spec.min_time_s, max_time_s=spec.max_time_s,
     )  # fmt: skip
     info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
+    timer = lat.timer_for(spec.device)  # cuda: CUDA events after a synchronize
     for b, s, sweep in sweep_points(spec, run.ref, info):
         run.emit(Progress(f"{run.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}"))
-        time_point(run.arts, run.cells, lm.make_inputs(b, s, seed=11), b, s, sweep, policy)
+        inputs = lm.make_inputs(b, s, seed=11)  # on the device already
+        time_point(run.arts, run.cells, inputs, b, s, sweep, policy, timer)
         run.snapshot()
         run.emit(Advance(1))
 

@@ -15,7 +15,7 @@ def _calibration_reader(names: list[str], batches: list[tuple]) -> Any:
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.feeds = [
-                {n: t.detach().contiguous().numpy() for n, t in zip(names, b, strict=True)}
+                {n: t.detach().cpu().contiguous().numpy() for n, t in zip(names, b, strict=True)}
                 for b in batches
             ]
             self.rewind()

@@ -153,8 +153,8 @@ def _compare(ref: Any, out: Any) -> dict[str, Any]:
 
     if tuple(ref.shape) != tuple(out.shape):
         return {"shape": list(out.shape), "expected_shape": list(ref.shape), "cosine": 0.0}
-    a = ref.detach().double().flatten().numpy()
-    b = out.detach().double().flatten().numpy()
+    a = ref.detach().double().flatten().cpu().numpy()
+    b = out.detach().double().flatten().cpu().numpy()
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     # all-zero outputs (a random MobileNetV2 can give them) agree only with zeros
     cos = float(a @ b / (na * nb)) if na and nb else float(na == nb)

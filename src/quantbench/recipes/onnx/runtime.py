@@ -12,6 +12,7 @@ from quantbench.errors import UnsupportedError
 
 RUNTIME = "onnxruntime"
 PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def require() -> Any:
@@ -24,6 +25,11 @@ def require() -> Any:
     return onnx, onnxruntime
 
 
+def cuda_provider_missing(have: list[str]) -> str:
+    """The reason ONNX Runtime recipes cannot run on cuda with these providers."""
+    return f"onnxruntime has no {CUDA_PROVIDER} (it has {', '.join(have) or 'none'}): install onnxruntime-gpu"
+
+
 class OrtModule:
     """An ``onnxruntime.InferenceSession`` that runs like a torch module.
 
@@ -31,6 +37,9 @@ class OrtModule:
     CPU tensors) in the graph's input order and returns the first output as a torch
     tensor (zero-copy too). Threads follow torch's: ``intra_op_num_threads =
     torch.get_num_threads()``, one inter-op thread, all graph optimizations.
+    :meth:`to_device` ("cuda") runs it on the CUDA execution provider instead; tensors on
+    a GPU go in and out through host memory (ORT copies them to the GPU and back inside
+    each call), and the output comes back on the inputs' device.
 
     Example::
 
@@ -57,6 +66,7 @@ class OrtModule:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = str(path)
         self.threads = so.intra_op_num_threads
+        self.options = so
         self.session = ort.InferenceSession(self.path, so, providers=[PROVIDER])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [self.session.get_outputs()[0].name]
@@ -67,8 +77,43 @@ class OrtModule:
     def __call__(self, *tensors: Any) -> Any:
         import torch
 
-        feeds = {n: t.detach().numpy() for n, t in zip(self.input_names, tensors, strict=True)}
-        return torch.from_numpy(self.session.run(self.output_names, feeds)[0])
+        feeds = {
+            n: t.detach().cpu().numpy() for n, t in zip(self.input_names, tensors, strict=True)
+        }
+        out = torch.from_numpy(self.session.run(self.output_names, feeds)[0])
+        device = tensors[0].device if tensors else None
+        return out if device is None or device.type == "cpu" else out.to(device)
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the session runs on (the first of its list)."""
+        return self.session.get_providers()[0]
+
+    def to_device(self, device: str) -> OrtModule:
+        """Run on ``device``: "cuda" re-creates the session with the CUDA execution
+        provider first; UnsupportedError when onnxruntime has none or it fails to load
+        (ORT would silently fall back to the CPU)."""
+        import onnxruntime as ort
+
+        if device == "cpu":
+            return self
+        if device != "cuda":
+            raise UnsupportedError(f"ONNX Runtime recipes run on cpu or cuda, not {device}")
+        have = ort.get_available_providers()
+        if CUDA_PROVIDER not in have:
+            raise UnsupportedError(cuda_provider_missing(have))
+        import torch
+
+        dev = torch.cuda.current_device()
+        providers = [(CUDA_PROVIDER, {"device_id": dev}), PROVIDER]
+        session = ort.InferenceSession(self.path, self.options, providers=providers)
+        if session.get_providers()[0] != CUDA_PROVIDER:
+            raise UnsupportedError(
+                f"onnxruntime lists {CUDA_PROVIDER} but the session did not load it "
+                f"(providers: {', '.join(session.get_providers())}): check CUDA/cuDNN libraries"
+            )
+        self.session = session
+        return self
 
     def eval(self) -> OrtModule:
         return self
@@ -77,4 +122,4 @@ class OrtModule:
         return {}
 
     def __repr__(self) -> str:
-        return f"OrtModule({self.path!r}, threads={self.threads})"
+        return f"OrtModule({self.path!r}, threads={self.threads}, provider={self.provider!r})"

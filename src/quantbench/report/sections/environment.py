@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantbench.device import gpu_text
 from quantbench.report.context import ReportContext
 from quantbench.report.data import bench_ratio, cpu_ranges, has_int8_isa, host_microbench
 from quantbench.report.findings import bench_rate
@@ -23,13 +24,16 @@ def environment(ctx: ReportContext) -> list[str]:
     if isa is not None:
         flag_text += " (int8 dot-product ISA: " + ("yes" if isa else "**no**") + ")"
     lines = [
+        f"- **Device:** {_device_text(run)}",
         f"- **CPU:** {host.get('cpu') or 'not recorded'}",
         f"- **Cores:** {host.get('cores') if host.get('cores') is not None else 'not recorded'}",
         f"- **ISA flags:** {flag_text}",
         f"- **OS:** {host.get('os') or 'not recorded'}",
     ]
     for k, v in host.items():
-        if k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg"):
+        if k == "gpu":
+            lines.append(f"- **GPU:** {gpu_text(v)}")
+        elif k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg"):
             lines.append(f"- **{k}:** {'not recorded' if v is None else v}")
     if "load_avg" in host:
         lines.append(f"- **Load average at start:** {_load_text(host)}")
@@ -71,6 +75,14 @@ def environment(ctx: ReportContext) -> list[str]:
     else:
         lines.append("Library versions not recorded.")
     return lines + [""]
+
+
+def _device_text(run: dict[str, Any]) -> str:
+    """Where the models ran: the run's device (runs before --device existed: cpu)."""
+    device = run.get("device") or (run.get("spec") or {}).get("device") or "cpu"
+    if device == "cuda":
+        return "`cuda`: models, inputs and timing on the GPU (CUDA events after a synchronize)"
+    return f"`{device}`"
 
 
 def _load_text(host: dict[str, Any]) -> str:

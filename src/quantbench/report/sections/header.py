@@ -31,6 +31,9 @@ def header(ctx: ReportContext) -> list[str]:
     ]
     if run.get("quantbench_version"):
         lines.append(f"- **quantbench:** {run['quantbench_version']}")
+    device = run.get("device") or (run.get("spec") or {}).get("device")
+    if device:
+        lines.append(f"- **Device:** `{device}`")
     lines += [
         f"- **Cells:** {len(results)} ({status_text}); models: "
         + (", ".join(model_order(results)) or "none"),

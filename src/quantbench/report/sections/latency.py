@@ -199,6 +199,9 @@ _MEMORY_COLUMNS = (
      "workspaces)"),
     ("process_peak_bytes", "RSS peak in that pass (MiB)",
      "peak RSS of the worker process during that pass"),
+    ("gpu_peak_bytes", "GPU peak (MiB)",
+     "torch.cuda.max_memory_allocated during that pass, the counter reset per variant (CUDA "
+     "runs; torch's allocator only, not ONNX Runtime's own GPU arena)"),
     ("peak_rss_bytes", "Worker peak RSS (MiB)",
      "peak RSS of the worker over all variants of the model (on its first row)"),
 )  # fmt: skip
