@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences digits gpu-check clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 digits gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-targets: $(STAMP)
 # all-MiniLM-L6-v2 sentence embeddings through every recipe (a few minutes).
 bench-sentences: $(STAMP)
 	$(BIN)/python benchmarks/sentence_fidelity.py
+
+# Issue 12's int4 target: BERT/DistilBERT sizes and MiniLM fidelity (~15 min).
+bench-int4: $(STAMP)
+	$(BIN)/python benchmarks/int4_target.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)

@@ -43,3 +43,29 @@ def test_sentence_table_from_cells():
     text = "\n".join(t.table(cells))
     assert "| ort-int4-weight-only | 0.0 (0.16) | 0.9700 | 0.9000 | 0.9600 | fail | 1.00x |" in text
     assert "| bf16 | unsupported: no native bf16 |" in text
+
+
+def test_int4_target_verdicts():
+    from quantbench.results import Accuracy, CellResult
+
+    t = load_script("benchmarks/int4_target.py", "int4_target_bench")
+    sizes = [CellResult(m, r, size_bytes=b) for m, r, b in [
+        ("bert", "fp32", 1000), ("bert", "ort-int4-weight-only", 144),
+        ("distilbert", "fp32", 1000), ("distilbert", "ort-int4-weight-only", 150),
+        ("bert", "torchao-intx-weight-only", 290), ("distilbert", "torchao-intx-weight-only", 300),
+    ]]  # fmt: skip
+    sentences = [
+        CellResult("m", "ort-int4-weight-only", accuracy=Accuracy(mean_cosine=0.985, spearman=0.97)),
+        CellResult("m", "torchao-intx-weight-only", accuracy=Accuracy(mean_cosine=0.975, spearman=0.971)),
+    ]  # fmt: skip
+    lines, ok = t.evaluate(sizes, sentences)
+    text = "\n".join(lines)
+    assert ok  # the bounds are inclusive: 0.150 of fp32 and Spearman 0.97 meet them
+    assert (
+        "| ort-int4-weight-only | 0.144 (0.0 MiB) | 0.150 (0.0 MiB) | 0.9850 | 0.9700 |  | met |"
+        in text
+    )
+    assert "missed: bert size 0.290, distilbert size 0.300, cosine |" in text
+    assert "| torchao-int8-dynamic-intx | not run | not run | — | — |  | missed:" in text
+    sentences[0] = CellResult("m", "ort-int4-weight-only", status="error", error="boom")
+    assert not t.evaluate(sizes, sentences)[1]

@@ -140,7 +140,9 @@ def test_a_layer_left_float_is_exactly_its_nodes(request, model, recipe, layer, 
     nodes = kept.details["float_nodes"]
     assert nodes and all(n.startswith(scope) for n in nodes), nodes
     # exactly one weight op fewer runs low-precision, and it is the one float op
-    assert full.float_modules == {} and kept.float_modules == {op: 1}
+    # (int4 leaves the position/type tables float by default: only the difference counts)
+    extra = {k: v - full.float_modules.get(k, 0) for k, v in kept.float_modules.items()}
+    assert {k: v for k, v in extra.items() if v} == {op: 1}
     assert _low_precision_ops(kept) == _low_precision_ops(full) - 1
     # ... and it is the layer's own node, reading a float weight
     g = onnx.load(str(kept.file)).graph
@@ -149,10 +151,16 @@ def test_a_layer_left_float_is_exactly_its_nodes(request, model, recipe, layer, 
     inits = {i.name: i for i in g.initializer}
     w = floats[0].input[0 if op == "Gather" else 1]
     assert inits[w].data_type == onnx.TensorProto.FLOAT
+
     # the rest of the model is quantized as before: the float layer costs its weights only
+    # (counted in initializer bytes: int4's opset-21 conversion, done only when a table is
+    # quantized, also drops the graph's shape annotations, a few KiB on this tiny model)
+    def weight_bytes(art) -> int:
+        return sum(len(i.raw_data) for i in onnx.load(str(art.file)).graph.initializer)
+
     assert (
         0
-        < kept.size_bytes - full.size_bytes
+        < weight_bytes(kept) - weight_bytes(full)
         < 4 * sum(p.numel() for p in dict(m.module.named_modules())[layer].parameters())
     )
 

@@ -200,27 +200,3 @@ def test_failed_export_is_an_error_with_the_exporters_message(squeezenet):
     assert not isinstance(first.value, UnsupportedError)  # recorded as "error", not skipped
     with pytest.raises(RuntimeError, match="ONNX export failed.*svd"):  # not exported twice
         apply_recipe("ort-dynamic-int8", m, ctx)
-
-
-def test_ort_int4_weight_only_on_text(text):
-    fp32 = apply_recipe("ort-fp32", text, _ctx(text, 16))
-    art = apply_recipe("ort-int4-weight-only", text, _ctx(text, 16))
-    assert art.quantized_modules.get("MatMulNBits", 0) > 0
-    assert art.quantized_modules.get("GatherBlockQuantized", 0) > 0  # the embeddings too
-    assert art.size_bytes < 0.75 * fp32.size_bytes
-    assert art.details["block_size"] == 32 and art.details["accuracy_level"] == 4
-    x = text.make_inputs(2, 16, seed=7)
-    with torch.inference_mode():
-        f = fidelity.compare(text.module(*x), art.module(*x), text.is_classifier)
-    assert f.cosine > 0.95
-    no_emb = apply_recipe("ort-int4-weight-only", text, _ctx(text, 16), {"embeddings": False})
-    assert "GatherBlockQuantized" not in no_emb.quantized_modules
-
-
-def test_ort_int4_refuses_a_bad_block_size_and_a_cnn(squeezenet):
-    from quantbench.errors import QuantbenchError
-
-    with pytest.raises(QuantbenchError, match="block_size must be one of 16, 32, 64, 128, 256"):
-        get_recipe("ort-int4-weight-only", {"block_size": 48})
-    with pytest.raises(UnsupportedError, match="no MatMul or Gather weights"):
-        apply_recipe("ort-int4-weight-only", squeezenet, _ctx(squeezenet, 32))

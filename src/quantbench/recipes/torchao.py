@@ -5,6 +5,11 @@ fast once Inductor fuses them).
 - ``torchao-int8-dynamic`` / ``torchao-int8-weight-only``: int8 Linear weights, with
   int8 activations per token or fp32 activations.
 - ``torchao-int4-weight-only``: only where this torchao has a CPU int4 kernel.
+- ``torchao-intx-weight-only`` / ``torchao-int8-dynamic-intx``: int4 Linear weights in
+  groups (``IntxWeightOnlyConfig`` / ``Int8DynamicActivationIntxWeightConfig``). On x86
+  torchao 0.18 stores them one int4 value per int8 byte (``unpacked_to_int8``) and
+  dequantizes before an fp32 matmul: its packed CPU formats need KleidiAI (ARM) or
+  torchao's C++ kernels, which this build does not load.
 
 torchao is imported when a recipe is applied: without it the recipes are listed and
 report ``unsupported``.
@@ -84,7 +89,107 @@ def _int4_cpu_format(tq: Any) -> Any:
     return cpu[0]
 
 
-def _torchao_quant_config(tq: Any, config: TorchaoConfig) -> Any:
+INTX_PACKINGS = ("unpacked_to_int8", "opaque_aten_kleidiai", "opaque_torchao_auto")
+
+
+@dataclass(frozen=True)
+class TorchaoIntxConfig:
+    """int4 (``bits``) Linear weights in groups of ``group_size`` along the input
+    dimension, asymmetric (with zero points) or symmetric, and with ``embeddings`` the
+    input-id embedding table in groups along its rows; ``packing`` is torchao's
+    ``IntxPackingFormat``: the opaque ones are packed 4-bit for CPU kernels that must be
+    in the build (KleidiAI on ARM, or torchao's C++ kernels)."""
+
+    scheme: str  # "intx-weight-only" | "int8-dynamic-intx"
+    compile: bool = True
+    freezing: bool = False
+    bits: int = 4
+    group_size: int = 32
+    symmetric: bool = False
+    packing: str = "unpacked_to_int8"
+    embeddings: bool = True  # the input-id table too (weight-only), as ort-int4-weight-only
+
+    def check(self) -> None:
+        from quantbench.errors import QuantbenchError
+
+        if not 1 <= self.bits <= 8:
+            raise QuantbenchError(f"torchao intx bits must be 1-8, got {self.bits}")
+        if self.group_size not in (16, 32, 64, 128, 256):
+            raise QuantbenchError(
+                f"torchao intx group_size must be one of 16, 32, 64, 128, 256, got {self.group_size}"
+            )
+        if self.packing not in INTX_PACKINGS:
+            raise QuantbenchError(
+                f"torchao intx packing must be one of {', '.join(INTX_PACKINGS)}, "
+                f"got {self.packing!r}"
+            )
+
+
+def _input_embeddings(module: Any) -> list[Any]:
+    """The table a transformers model looks its input ids up in (``get_input_embeddings``)."""
+    import torch
+
+    for m in module.modules():
+        get = getattr(m, "get_input_embeddings", None)
+        if callable(get):
+            try:
+                e = get()
+            except (NotImplementedError, AttributeError):
+                continue
+            if isinstance(e, torch.nn.Embedding):
+                return [e]
+    return []
+
+
+def _intx_config(config: TorchaoIntxConfig, table: bool = False) -> Any:
+    """The torchao config of ``config`` (``table``: the weight-only one for embeddings)."""
+    import torch
+    from torchao.quantization import (
+        Int8DynamicActivationIntxWeightConfig,
+        IntxWeightOnlyConfig,
+        MappingType,
+        PerGroup,
+    )
+    from torchao.quantization.quantize_.workflows.intx.intx_opaque_tensor import (
+        _is_kernel_library_loaded,
+    )
+    from torchao.quantization.quantize_.workflows.intx.intx_packing_format import (
+        IntxPackingFormat,
+    )
+
+    mapping = MappingType.SYMMETRIC if config.symmetric else MappingType.ASYMMETRIC
+    if table:  # weight-only tables have one layout
+        packing = IntxPackingFormat.UNPACKED_TO_INT8
+    else:
+        packing = IntxPackingFormat(config.packing)
+        why = None
+        if config.packing == "unpacked_to_int8":
+            pass
+        elif config.scheme == "intx-weight-only":
+            why = "IntxWeightOnlyConfig has only the unpacked_to_int8 layout"
+        elif config.packing == "opaque_aten_kleidiai":
+            kleidiai = getattr(torch.backends, "kleidiai", None)
+            if kleidiai is None or not kleidiai.is_available():
+                why = "needs KleidiAI (torch.backends.kleidiai, ARM builds), not in this torch"
+            elif not config.symmetric:
+                why = "the KleidiAI int4 kernel takes symmetric weights only (symmetric: true)"
+        elif not _is_kernel_library_loaded():
+            why = "needs torchao's C++ CPU kernels (torch.ops.torchao), not in this build"
+        if why:
+            raise UnsupportedError(f"torchao {torchao_version()} {config.packing}: {why}")
+    weight = getattr(torch, f"int{config.bits}")
+    if config.scheme == "intx-weight-only" or table:
+        return IntxWeightOnlyConfig(
+            weight_dtype=weight, granularity=PerGroup(config.group_size), mapping_type=mapping,
+            intx_packing_format=packing,
+        )  # fmt: skip
+    return Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=weight, weight_granularity=PerGroup(config.group_size),
+        weight_mapping_type=mapping, intx_packing_format=packing,
+    )  # fmt: skip
+
+
+def _torchao_quant_config(tq: Any, config: Any) -> Any:
     if config.scheme == "int8-dynamic":
         cls = getattr(tq, "Int8DynamicActivationInt8WeightConfig", None)
         if cls is None:
@@ -100,6 +205,9 @@ def _torchao_quant_config(tq: Any, config: TorchaoConfig) -> Any:
         if cls is None:
             raise UnsupportedError(f"torchao {torchao_version()} has no Int8WeightOnlyConfig")
         return cls(set_inductor_config=False)
+    if isinstance(config, TorchaoIntxConfig):
+        config.check()
+        return _intx_config(config)
     if config.scheme == "int4-weight-only":
         fmt = _int4_cpu_format(tq)
         return tq.Int4WeightOnlyConfig(
@@ -123,6 +231,12 @@ def _linear_kind(weight: Any) -> str | None:
         return "int8 dynamic" if getattr(weight, "act_quant_kwargs", None) else "int8 weight-only"
     if name.startswith("Int4"):
         return "int4 weight-only"
+    if name.startswith("Intx"):
+        bits = getattr(weight, "bit_width", None) or str(weight.target_dtype).replace("torch.", "")
+        dynamic = getattr(weight, "activation_quantization", None) is not None
+        return f"{bits if isinstance(bits, str) else f'int{bits}'} " + (
+            "weight, int8 dynamic activations" if dynamic else "weight-only"
+        )
     return name
 
 
@@ -146,7 +260,7 @@ def _torchao_counts(module: Any) -> tuple[dict[str, int], dict[str, int]]:
     return dict(sorted(quant.items())), floats
 
 
-def _torchao_apply(model: Any, config: TorchaoConfig, ctx: QuantContext) -> Artifact:
+def _torchao_apply(model: Any, config: Any, ctx: QuantContext) -> Artifact:
     import torch
 
     tq = _torchao()
@@ -163,12 +277,21 @@ def _torchao_apply(model: Any, config: TorchaoConfig, ctx: QuantContext) -> Arti
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tq.quantize_(m, qconfig)
+            tables = _input_embeddings(m) if getattr(config, "embeddings", False) else []
+            if tables:
+                tq.quantize_(m, _intx_config(config, table=True),
+                             filter_fn=lambda mod, _fqn: any(mod is e for e in tables))  # fmt: skip
     except (ImportError, NotImplementedError, RuntimeError, AssertionError) as e:
         raise UnsupportedError(
             f"torchao {config.scheme} failed on {ctx.device}: {first_line(e)}"
         ) from None
     quantize_s = time.perf_counter() - t
     quant, floats = _torchao_counts(m)
+    if tables:
+        quant["Embedding (input ids, weight-only)"] = len(tables)
+        floats["Embedding"] = floats.get("Embedding", len(tables)) - len(tables)
+        if floats["Embedding"] <= 0:
+            del floats["Embedding"]
     if not quant:
         raise UnsupportedError(
             f"torchao {config.scheme} quantized no Linear layer (shapes not supported)"
@@ -192,6 +315,15 @@ def _torchao_apply(model: Any, config: TorchaoConfig, ctx: QuantContext) -> Arti
             "(_weight_int8pack_mm) takes bf16 activations only, so an fp32 model "
             "dequantizes weights on the fly: a size win, not a speed win"
         )
+    if isinstance(config, TorchaoIntxConfig):
+        details.update(bits=config.bits, group_size=config.group_size, packing=config.packing,
+                       symmetric=config.symmetric)  # fmt: skip
+        if config.packing == "unpacked_to_int8":
+            notes.append(
+                f"int{config.bits} values stored one per int8 byte (torchao's unpacked_to_int8 "
+                "layout, dequantized before an fp32 matmul): the file is about 9 bits per "
+                "weight, not 4; the packed CPU layouts need KleidiAI or torchao's C++ kernels"
+            )
     module: Any = m
     compile_s = None
     if config.compile:
@@ -241,5 +373,31 @@ for _name, _scheme, _precision, _description in _RECIPES:
             library="torchao",
             devices=("cpu", "cuda") if _scheme.startswith("int8") else ("cpu",),
             probe=_torchao_probe,
+        )
+    )
+
+
+# int4 in groups of 32, unpacked to int8 bytes here: the torchao CPU int4 paths that run.
+_INTX = [
+    ("torchao-intx-weight-only", "intx-weight-only",
+     "int4 weights (Linear, groups of 32, stored as int8 bytes), fp32 activations",
+     "torchao quantize_(IntxWeightOnlyConfig(int4, PerGroup(32))) on every nn.Linear, under "
+     "torch.compile; torchao 0.18 on x86 keeps one int4 value per int8 byte"),
+    ("torchao-int8-dynamic-intx", "int8-dynamic-intx",
+     "int4 weights (Linear, groups of 32, stored as int8 bytes), int8 activations per token",
+     "torchao quantize_(Int8DynamicActivationIntxWeightConfig(int4, PerGroup(32))) on every "
+     "nn.Linear, under torch.compile; packed 4-bit only with KleidiAI / torchao C++ kernels"),
+]  # fmt: skip
+for _name, _scheme, _precision, _description in _INTX:
+    register(
+        Recipe(
+            name=_name,
+            precision=_precision,
+            runtime="torchao",
+            description=_description,
+            apply=_torchao_apply,
+            config=TorchaoIntxConfig(_scheme),
+            quantizes=("Linear",),
+            library="torchao",
         )
     )

@@ -1,4 +1,4 @@
-"""ONNX Runtime recipes: the exported fp32 graph, dynamic int8 and static (QDQ) int8.
+"""ONNX Runtime recipes: the exported fp32 graph, dynamic int8, static (QDQ) int8 and int4.
 
 Each recipe exports the model with ``torch.onnx.export`` (the TorchScript exporter,
 ``dynamo=False``: it exports all eight seed models with dynamic batch, sequence length
@@ -13,6 +13,8 @@ file is what a user ships; it runs in plain onnxruntime with no quantbench insta
 - :mod:`~quantbench.recipes.onnx.graph`: :func:`graph_facts`, what a graph quantized.
 - :mod:`~quantbench.recipes.onnx.calibrate`: activation ranges for static int8.
 - :mod:`~quantbench.recipes.onnx.recipes`: the recipes themselves.
+- :mod:`~quantbench.recipes.onnx.int4`: ``ort-int4-weight-only`` (``MatMulNBits``), with
+  :mod:`~quantbench.recipes.onnx.gptq`, its weight rounding.
 
 onnx and onnxruntime are imported when a recipe is applied: without them the recipes are
 listed and report ``unsupported``.
@@ -37,6 +39,7 @@ from quantbench.recipes.onnx.export import (
     export_onnx,
 )
 from quantbench.recipes.onnx.graph import graph_facts
+from quantbench.recipes.onnx.int4 import OrtInt4Config
 from quantbench.recipes.onnx.recipes import (
     OrtDynamicInt8Config,
     OrtFp32Config,
@@ -52,6 +55,7 @@ __all__ = [
     "RUNTIME",
     "OrtDynamicInt8Config",
     "OrtFp32Config",
+    "OrtInt4Config",
     "OrtModule",
     "OrtStaticInt8Config",
     "export_check",

@@ -18,7 +18,7 @@ _INT8_OPS = {
 }  # fmt: skip
 # Float ops that carry weights: what "stayed float" means, as for torch modules.
 _WEIGHT_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "Gather", "Einsum", "Attention"}
-_INT8_TYPES = {"int8", "uint8"}
+_INT8_TYPES = {"int8", "uint8", "int4", "uint4"}  # integer weights of 8 bits or fewer
 # Layout ops between a weight initializer and the op that uses it.
 _PASS_THROUGH = {"Transpose", "Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze"}
 
@@ -28,6 +28,12 @@ def _dtype_name(onnx: Any, data_type: int) -> str:
         return str(onnx.helper.tensor_dtype_to_np_dtype(data_type))
     except Exception:  # bfloat16 / float8 have no numpy dtype
         return onnx.TensorProto.DataType.Name(data_type).lower()
+
+
+def _nbytes(onnx: Any, data_type: int, numel: int) -> int:
+    if data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+        return (numel + 1) // 2  # two per byte
+    return numel * _itemsize(onnx, data_type)
 
 
 def _itemsize(onnx: Any, data_type: int) -> int:
@@ -96,7 +102,7 @@ def graph_facts(path: str | os.PathLike) -> dict[str, Any]:
         for d in t.dims:
             numel *= int(d)
         name = _dtype_name(onnx, t.data_type)
-        by_dtype[name] += numel * _itemsize(onnx, t.data_type)
+        by_dtype[name] += _nbytes(onnx, t.data_type, numel)
         if t.data_location == onnx.TensorProto.EXTERNAL:
             loc = next((e.value for e in t.external_data if e.key == "location"), None)
             if loc:

@@ -1,6 +1,6 @@
 """The ONNX Runtime recipes: ``ort-fp32`` (the exported graph), ``ort-dynamic-int8``
 (``quantize_dynamic``) and ``ort-static-int8`` (``quantize_static``, QDQ) with its
-entropy / percentile calibration variants."""
+entropy / percentile calibration variants (``ort-int4-weight-only``: :mod:`.int4`)."""
 
 from __future__ import annotations
 
@@ -263,97 +263,6 @@ def _ort_dynamic_int8(model: Any, config: OrtDynamicInt8Config, ctx: QuantContex
             "convolutions run as ConvInteger, which onnxruntime's CPU provider implements "
             "without fused int8 kernels: expect it slower than fp32; ort-static-int8 is the "
             "fast path for CNNs"
-        )
-    return art
-
-
-BLOCK_SIZES = (16, 32, 64, 128, 256)
-
-
-@dataclass(frozen=True)
-class OrtInt4Config:
-    """Weight-only int4 (``MatMulNBitsQuantizer``): MatMul weights in blocks of
-    ``block_size`` along the input dimension (``MatMulNBits``), and with ``embeddings``
-    the embedding tables too (``GatherBlockQuantized``); activations stay float.
-    ``accuracy_level`` 4 lets the CPU kernel compute in int8 (the fast path on VNNI);
-    it is recorded with the cell, since it trades accuracy for speed."""
-
-    block_size: int = 32
-    symmetric: bool = False  # asymmetric (with zero points) kept MiniLM closer to fp32
-    accuracy_level: int = 4
-    embeddings: bool = True
-
-    def check(self) -> None:
-        if self.block_size not in BLOCK_SIZES:
-            raise QuantbenchError(
-                f"ort-int4-weight-only block_size must be one of "
-                f"{', '.join(map(str, BLOCK_SIZES))}, got {self.block_size}"
-            )
-        if self.accuracy_level not in (0, 1, 2, 3, 4):
-            raise QuantbenchError(
-                f"ort-int4-weight-only accuracy_level must be 0-4, got {self.accuracy_level}"
-            )
-
-
-@recipe(
-    "ort-int4-weight-only",
-    precision="int4 weights (MatMul and embeddings, blocks of 32), fp32 activations",
-    runtime=RUNTIME,
-    description=(
-        "ONNX Runtime MatMulNBitsQuantizer: 4-bit weights in blocks (MatMulNBits), embedding "
-        "tables as GatherBlockQuantized; activations stay float"
-    ),
-    config=OrtInt4Config(),
-    float_layers=True,
-    quantizes=("MatMul", "Gather"),
-    file_format="onnx",
-    library="onnxruntime",
-)
-def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
-    require()
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    config.check()
-    exp = exported(model, ctx)
-    out_dir, path = _new_dir()
-    notes: list[str] = []
-    ops = ("MatMul", "Gather") if config.embeddings else ("MatMul",)
-    t = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch:
-            src = _preprocess(exp.path, scratch, notes)
-            exclude = _float_nodes(src, model, ctx)
-            graph = onnx.load(str(src))
-            if config.embeddings:
-                # int4 embedding tables need opset 21; the quantizer would only relabel the
-                # graph (ReduceL2's axes attribute, say, is then invalid), so convert it
-                from onnx import version_converter
-
-                graph = version_converter.convert_version(graph, 21)
-            with _quiet(scratch):
-                q = MatMulNBitsQuantizer(
-                    graph, bits=4, block_size=config.block_size,
-                    is_symmetric=config.symmetric, accuracy_level=config.accuracy_level,
-                    op_types_to_quantize=ops, quant_axes=(("MatMul", 0), ("Gather", 1)),
-                    nodes_to_exclude=exclude,
-                )  # fmt: skip
-                q.process()
-                q.model.save_model_to_file(str(path), use_external_data_format=False)
-        quantize_s = time.perf_counter() - t
-        art = _artifact(
-            "ort-int4-weight-only", path, out_dir, exp, quantize_s, notes,
-            {"bits": 4, "block_size": config.block_size, "symmetric": config.symmetric,
-             "accuracy_level": config.accuracy_level, "op_types": list(ops),
-             **_excluded(exclude)},
-        )  # fmt: skip
-    except Exception:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise
-    if not any(k in art.quantized_modules for k in ("MatMulNBits", "GatherBlockQuantized")):
-        raise UnsupportedError(  # the session's finalizer removes out_dir
-            "ort-int4-weight-only found no MatMul or Gather weights to quantize (it quantizes "
-            "Linear layers and embeddings; convolutions stay float)"
         )
     return art
 
