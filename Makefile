@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences digits clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-digits-mobile digits clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ bench-targets: $(STAMP)
 # all-MiniLM-L6-v2 sentence embeddings through every recipe (a few minutes).
 bench-sentences: $(STAMP)
 	$(BIN)/python benchmarks/sentence_fidelity.py
+
+# MobileNetV2 / MNASNet trained on the digits: per-channel static int8 against the
+# 28%-of-fp32 size target, and where the int8 files' bytes go (weights cached in
+# quantbench-runs/digits-mobile; tens of minutes on a busy 2-core machine).
+bench-digits-mobile: $(STAMP)
+	$(BIN)/python benchmarks/digits_mobile.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)
