@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         root = write_digits(work / "data")
         weights = {}
         for arch in args.models.split(","):
-            print(f"training {arch} ({args.epochs} epochs) ...", flush=True)
+            print(f"{arch}: {args.epochs} epochs of training (cached under {work})", flush=True)
             weights[arch] = train(arch, root, work / "weights", epochs=args.epochs,
                                   log=lambda m: print(m, flush=True))  # fmt: skip
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -176,3 +176,59 @@ def test_breakdown_of_a_pt2e_file():
     assert b.qparams >= (4 + 8) * (8 + 10)  # float32 scales, int64 zero points per channel
     assert b.biases == 4 * (8 + 10) and b.unquantized == 0
     assert b.container > b.int8_weights  # the serialised graph outweighs this tiny model
+    # A fresh process (no quantizing done there) reads the file: quantbench registers the
+    # quantize/dequantize ops first; plain torch needs the import the README names.
+    import os
+    import subprocess
+    import sys
+
+    import quantbench
+
+    code = (
+        "import sys, torch, quantbench\n"
+        "quantbench.load_artifact(sys.argv[1])\n"
+        "from quantbench.measure.breakdown import breakdown\n"
+        "print(breakdown(sys.argv[1]).total)\n"
+        "import torch.ao.quantization.fx._decomposed\n"
+        "print(tuple(torch.export.load(sys.argv[1]).module()(torch.randn(2, 3, 8, 8)).shape))\n"
+    )
+    src = str(Path(quantbench.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", code, str(art.file)], env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [str(b.total), "(2,", "10)"]
+
+
+def test_static_int8_pools_a_1x1_map():
+    """MNASNet on 32 px digits ends in a 1x1 map that it averages with ``x.mean([2, 3])``;
+    torch's quantized mean fails on it ("required rank 4 tensor to use channels_last
+    format") unless keepdim: static-int8 takes the mean with keepdim and squeezes."""
+    import torch
+    from torch import nn
+
+    from quantbench.models import in_memory_model, load_model
+    from quantbench.recipes import QuantContext, apply_recipe
+    from quantbench.recipes.eager import _keepdim_means
+
+    class MeanNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU())
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(x).mean([2, 3]))
+
+    torch.manual_seed(0)
+    net = MeanNet().eval()
+    traced = torch.fx.symbolic_trace(net)
+    _keepdim_means(traced)
+    x = torch.randn(3, 3, 6, 6)
+    assert "squeeze" in traced.code and torch.allclose(traced(x), net(x))  # same values
+    lm = load_model(in_memory_model(net, "mean-net", num_outputs=10), "random")
+    ctx = QuantContext("x86", [lm.make_inputs(4, 2, seed=i) for i in range(2)])
+    q = apply_recipe("static-int8", lm, ctx).module
+    x = torch.randn(2, 3, 2, 2)  # conv stride 2: a 1x1 map before the mean
+    cos = torch.nn.functional.cosine_similarity(q(x), net(x)).mean()
+    assert q(x).shape == (2, 10) and cos > 0.95

@@ -145,7 +145,10 @@ def pt2_breakdown(path: str | Path) -> Breakdown:
     """A ``.pt2`` file (``torch.export.save``): its tensors by role, the rest is the graph."""
     import torch
 
+    from quantbench.recipes.pt2e import register_quantized_ops
+
     path = Path(path)
+    register_quantized_ops()
     ep = torch.export.load(str(path))
     tensors = {**ep.state_dict, **ep.constants}
     fqn = {s.arg.name: s.target for s in ep.graph_signature.input_specs if s.target is not None}
