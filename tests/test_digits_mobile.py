@@ -35,13 +35,33 @@ def test_table_and_verdict_from_cells():
     assert "| m | static-int8+fallback | 0 | 0.300 | 90.00% | 100.0% | 2 | pass |" in text
     assert "| m | pt2e-static-int8 | error: export failed |" in text
     # the smallest that passes is ORT's 27.5%, not static-int8's smaller-but-failing 29%
-    assert "- PASS  m: ort-static-int8, 0 KiB = 27.5% of fp32 (top-1 99.4% of fp32)" in text
-    assert ok
+    assert "- PASS  m: ort-static-int8, 0 KiB = 27.50% of fp32 (top-1 99.4% of fp32)" in text
+    assert ok and "- PASS  m: m" in text
     lines, ok = DM.table(cells, target=0.27)
     assert not ok and "- FAIL  m: ort-static-int8" in "\n".join(lines)
     # nothing int8 passes: the smallest keeping fidelity is fp32 itself, a failure
     lines, ok = DM.table(cells[:2])
     assert not ok and "- FAIL  m: no int8 variant keeps fidelity" in "\n".join(lines)
+
+
+def test_verdict_per_architecture():
+    """One width of each architecture meeting the target is enough; none is a failure."""
+
+    def cells(model: str, ratio: float) -> list[CellResult]:
+        return [CellResult(model, "fp32", family="vision", size_bytes=1000,
+                           accuracy=_acc(0.9, 1.0, None)),
+                CellResult(model, "static-int8", family="vision", size_bytes=int(ratio * 1000),
+                           accuracy=_acc(0.9, 1.0, True))]  # fmt: skip
+
+    assert DM.architecture("mobilenet_v2_1_4") == "mobilenet_v2"
+    assert DM.architecture("mnasnet0_5") == "mnasnet"
+    results = cells("mobilenet_v2_1_0", 0.285) + cells("mobilenet_v2_1_4", 0.274)
+    lines, ok = DM.table(results + cells("mnasnet1_0", 0.277))
+    text = "\n".join(lines)
+    assert ok and "- PASS  mobilenet_v2: mobilenet_v2_1_4" in text
+    assert "- FAIL  mobilenet_v2_1_0: static-int8, 0 KiB = 28.50% of fp32" in text
+    lines, ok = DM.table(results + cells("mnasnet0_5", 0.31))
+    assert not ok and "- FAIL  mnasnet: none of mnasnet0_5" in "\n".join(lines)
 
 
 def _quantized_state() -> dict:
