@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 digits gpu-check clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile digits gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench-sentences: $(STAMP)
 # Issue 12's int4 target: BERT/DistilBERT sizes and MiniLM fidelity (~15 min).
 bench-int4: $(STAMP)
 	$(BIN)/python benchmarks/int4_target.py
+
+# MobileNetV2 / MNASNet trained on the digits: per-channel static int8 against the
+# 28%-of-fp32 size target, and where the int8 files' bytes go (weights cached in
+# quantbench-runs/digits-mobile; tens of minutes on a busy 2-core machine).
+bench-digits-mobile: $(STAMP)
+	$(BIN)/python benchmarks/digits_mobile.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)

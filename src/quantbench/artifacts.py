@@ -3,8 +3,9 @@
 - ONNX Runtime recipes write a plain ``.onnx`` file: it runs in onnxruntime with no
   quantbench installed.
 - ``pt2e-static-int8`` writes a ``.pt2`` file (``torch.export.save``): plain
-  ``torch.export.load(path).module()`` runs it; :func:`load_artifact` also compiles it
-  with Inductor freezing, as the recipe was measured.
+  ``torch.export.load(path).module()`` runs it once ``import
+  torch.ao.quantization.fx._decomposed`` has registered its quantize/dequantize ops;
+  :func:`load_artifact` also compiles it with Inductor freezing, as it was measured.
 - torch recipes write a checkpoint holding the quantized state_dict and what is needed
   to rebuild its structure (model, recipe and its settings, engine, layers left in
   float). It loads with ``torch.load(weights_only=True)`` — no pickled code — and

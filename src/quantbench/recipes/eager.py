@@ -176,7 +176,37 @@ def _static_int8(model: Any, config: StaticInt8Config, ctx: QuantContext) -> Art
             for batch in ctx.calib_inputs:
                 prepared(*batch)
         q = quantize_fx.convert_fx(prepared)
+    _keepdim_means(q)
     return Artifact("static-int8", q.eval(), notes=[calibration_note(ctx)])
+
+
+def _keepdim_means(gm: Any) -> None:
+    """Rewrite ``x.mean(dims)`` as ``x.mean(dims, keepdim=True).squeeze(dims)``: the same
+    values, but torch's quantized ``mean`` fails on a channels-last tensor whose reduced
+    dims are all 1 unless ``keepdim`` ("required rank 4 tensor to use channels_last
+    format"): MNASNet's global pooling over its final 1x1 map, at 32 px inputs."""
+    import torch
+
+    changed = False
+    for node in list(gm.graph.nodes):
+        is_mean = (node.op == "call_method" and node.target == "mean") or (
+            node.op == "call_function" and node.target is torch.mean
+        )
+        if not is_mean or "dtype" in node.kwargs:
+            continue
+        args = list(node.args)
+        dims = args[1] if len(args) > 1 else node.kwargs.get("dim")
+        keepdim = args[2] if len(args) > 2 else node.kwargs.get("keepdim", False)
+        if dims is None or keepdim is not False:
+            continue
+        dims = (dims,) if isinstance(dims, int) else tuple(dims)
+        node.args, node.kwargs = (args[0], dims), {"keepdim": True}
+        with gm.graph.inserting_after(node):
+            squeezed = gm.graph.call_method("squeeze", (node, dims))
+        node.replace_all_uses_with(squeezed, delete_user_cb=lambda u, s=squeezed: u is not s)
+        changed = True
+    if changed:
+        gm.recompile()
 
 
 def calibration_note(ctx: QuantContext) -> str:
@@ -251,6 +281,7 @@ def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
             opt.step()
             losses.append(float(loss))
         q = quantize_fx.convert_fx(prepared.eval())
+    _keepdim_means(q)
     k = max(1, len(losses) // 10)
     return Artifact(
         "qat-int8",

@@ -378,6 +378,16 @@ def _write_pt2(gm: Any, example: tuple, family: str, freezing: bool) -> tuple[Pa
     return path, time.perf_counter() - t
 
 
+def register_quantized_ops() -> None:
+    """Register the ``quantized_decomposed`` ops that a converted graph calls.
+
+    ``torch.export.load`` of a ``.pt2`` file fails in a process that has not registered
+    them ("failed to resolve torch.ops.quantized_decomposed.dequantize_per_channel"):
+    quantizing imports them (torchao's PT2E does), a process that only loads does not.
+    """
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers the ops)
+
+
 def load_pt2(path: str | Path) -> Any:
     """A ``.pt2`` file written by ``pt2e-static-int8`` as a module compiled like the recipe's.
 
@@ -386,6 +396,7 @@ def load_pt2(path: str | Path) -> Any:
     """
     import torch
 
+    register_quantized_ops()
     extra = {PT2_META: ""}
     ep = torch.export.load(str(path), extra_files=extra)
     try:
