@@ -50,6 +50,15 @@ def _digits_example() -> Any:
     return mod
 
 
+def _nets() -> Any:
+    """examples/digits_mobile_nets.py (its NAMES), imported by path."""
+    spec = importlib.util.spec_from_file_location("quantbench_digits_mobile_nets", NETS)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def write_digits(root: Path) -> Path:
     """scikit-learn's digits as PNGs under root/train (1200) and root/test (597)."""
     if not (root / "test").is_dir():
@@ -186,7 +195,7 @@ def table(results: list, target: float = MAX_SIZE_RATIO) -> tuple[list[str], boo
         "|---|---|---|---|---|---|---|---|",
     ]
     base = {c.model: c for c in results if c.recipe == "fp32" and c.status == "ok"}
-    for c in results:
+    for c in ordered(results):
         if c.status != "ok":
             lines.append(f"| {c.model} | {c.recipe} | {c.status}: {(c.error or '')[:80]} "
                          "| | | | | |")  # fmt: skip
@@ -223,6 +232,14 @@ def table(results: list, target: float = MAX_SIZE_RATIO) -> tuple[list[str], boo
     return lines, bool(by_arch) and all(any(met[m] for m in ms) for ms in by_arch.values())
 
 
+def ordered(results: list) -> list:
+    """Cells per model, each variant after its base recipe (``+fallback`` under it)."""
+    models = list(dict.fromkeys(c.model for c in results))
+    bases = list(dict.fromkeys(c.recipe.split("+")[0] for c in results))
+    return sorted(results, key=lambda c: (models.index(c.model),
+                                          bases.index(c.recipe.split("+")[0]), c.recipe))  # fmt: skip
+
+
 def architecture(model: str) -> str:
     """``mobilenet_v2_1_4`` -> ``mobilenet_v2``; ``mnasnet0_5`` -> ``mnasnet``."""
     return re.sub(r"_?\d+_\d+$", "", model)
@@ -237,7 +254,7 @@ def bytes_table(results: list, out_dir: Path) -> list[str]:
         "| unquantized | container | not int8 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for c in results:
+    for c in ordered(results):
         path = (c.details.get("artifact") or {}).get("path")
         if c.status != "ok" or c.recipe == "fp32" or not path:
             continue
@@ -264,14 +281,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-accuracy-drop", type=float, default=0.01)
     ap.add_argument("--from", dest="source", help="re-print this finished run directory")
     args = ap.parse_args(argv)
-    from quantbench.results import read_json
+    from quantbench.errors import QuantbenchError
 
+    try:
+        return _main(args)
+    except QuantbenchError as e:  # bad input: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    from quantbench.errors import unknown_name
+    from quantbench.results import read_json
+    from quantbench.runner import quiet_libraries, run
+
+    nets = _nets()
+    for arch in args.models.split(","):
+        if arch not in nets.NAMES:
+            raise unknown_name("model", arch, nets.NAMES)
+    quiet_libraries()
     if args.source:
         run_dir = Path(args.source)
     else:
-        from quantbench.runner import quiet_libraries, run
-
-        quiet_libraries()
         work = Path(args.out)
         root = write_digits(work / "data")
         weights = {}
