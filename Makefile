@@ -54,7 +54,7 @@ bench-int4: $(STAMP)
 
 # MobileNetV2 / MNASNet trained on the digits: per-channel static int8 against the
 # 28%-of-fp32 size target, and where the int8 files' bytes go (weights cached in
-# quantbench-runs/digits-mobile; tens of minutes on a busy 2-core machine).
+# quantbench-runs/digits-mobile; ~6 min on an idle 2-core machine, ~20 on a busy one).
 bench-digits-mobile: $(STAMP)
 	$(BIN)/python benchmarks/digits_mobile.py
 
