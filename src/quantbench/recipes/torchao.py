@@ -360,21 +360,42 @@ _RECIPES = [
      "torchao quantize_(Int4WeightOnlyConfig) with a CPU packing format, where this torchao "
      "has a CPU int4 kernel"),
 ]  # fmt: skip
-for _name, _scheme, _precision, _description in _RECIPES:
-    register(
-        Recipe(
-            name=_name,
-            precision=_precision,
-            runtime="torchao",
-            description=_description,
-            apply=_torchao_apply,
-            config=TorchaoConfig(_scheme),
-            quantizes=("Linear",),
-            library="torchao",
-            devices=("cpu", "cuda") if _scheme.startswith("int8") else ("cpu",),
-            probe=_torchao_probe,
+
+
+def _register(
+    rows: list[tuple[str, str, str, str]],
+    make_config: Any,
+    devices: Any = None,
+    probe: Any = None,
+) -> None:
+    """One recipe per (name, scheme, precision, description) row, all applied by
+    :func:`_torchao_apply`; ``devices(scheme)`` the devices each runs on (default: the
+    registry's default for torchao)."""
+    for name, scheme, precision, description in rows:
+        extra: dict[str, Any] = {"devices": devices(scheme)} if devices else {}
+        if probe is not None:
+            extra["probe"] = probe
+        register(
+            Recipe(
+                name=name,
+                precision=precision,
+                runtime="torchao",
+                description=description,
+                apply=_torchao_apply,
+                config=make_config(scheme),
+                quantizes=("Linear",),
+                library="torchao",
+                **extra,
+            )  # fmt: skip
         )
-    )
+
+
+_register(
+    _RECIPES,
+    TorchaoConfig,
+    devices=lambda scheme: ("cpu", "cuda") if scheme.startswith("int8") else ("cpu",),
+    probe=_torchao_probe,
+)
 
 
 # int4 in groups of 32, unpacked to int8 bytes here: the torchao CPU int4 paths that run.
@@ -388,16 +409,4 @@ _INTX = [
      "torchao quantize_(Int8DynamicActivationIntxWeightConfig(int4, PerGroup(32))) on every "
      "nn.Linear, under torch.compile; packed 4-bit only with KleidiAI / torchao C++ kernels"),
 ]  # fmt: skip
-for _name, _scheme, _precision, _description in _INTX:
-    register(
-        Recipe(
-            name=_name,
-            precision=_precision,
-            runtime="torchao",
-            description=_description,
-            apply=_torchao_apply,
-            config=TorchaoIntxConfig(_scheme),
-            quantizes=("Linear",),
-            library="torchao",
-        )
-    )
+_register(_INTX, TorchaoIntxConfig)
