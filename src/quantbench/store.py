@@ -1,7 +1,11 @@
 """The results store: every run, cell and raw timing sample, in a database.
 
-SQLite by default (``./quantbench.db``; ``--store PATH``), or any SQLAlchemy URL
-(``postgresql+psycopg://user:pw@host/db`` for a team sharing one store across machines).
+SQLite by default (``./quantbench.db``; ``--store PATH``, or ``$QUANTBENCH_STORE``), or any
+SQLAlchemy URL (``postgresql://user@host/db`` for a team sharing one store across
+machines; its password is best given by ``PGPASSWORD`` or ``~/.pgpass``, and is never
+recorded: :mod:`quantbench.redact`). Every PostgreSQL round trip has a deadline
+(:data:`CONNECT_TIMEOUT_S`, :data:`QUERY_TIMEOUT_S`): a server that does not answer is an
+error, never a hang.
 Each finished cell is committed in its own transaction as soon as its model's worker
 returns, so a run killed at any moment loses at most the cells in flight;
 ``results.json`` / ``results.csv`` are exports of the same data.
@@ -30,12 +34,19 @@ from pathlib import Path
 from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.redact import scrub, strip_url
 from quantbench.results import CellResult
 
 SCHEMA_VERSION = 1
 APP = "quantbench"
 DEFAULT_STORE = "quantbench.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+# libpq applies connect_timeout to each address a host name resolves to: 5 s keeps a host
+# with an IPv4 and an IPv6 address under 15 s. A URL's own ?connect_timeout= wins.
+CONNECT_TIMEOUT_S = 5
+# Each round trip (a statement, a batch of samples, a commit) must be answered within
+# this, or the connection is closed and the write fails (see _deadline_connection).
+QUERY_TIMEOUT_S = 30.0
 
 
 def default_store() -> str:
@@ -101,13 +112,87 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _redact(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
+def _postgres_driver(url: str) -> str:
+    """``postgresql://`` (and libpq's ``postgres://``) mean psycopg 3, the driver
+    ``quantbench[postgres]`` installs: SQLAlchemy would pick psycopg2 for them."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+
+def _deadline_connection() -> Any:
+    """A psycopg connection whose every wait for the server has a deadline.
+
+    Why client-side: a server can stop answering in ways that neither TCP keepalives
+    (its kernel still acknowledges them when the process is stopped or a proxy in the
+    way is stuck) nor a server-side ``statement_timeout`` (never reached when the
+    query is not) can see; libpq has no read timeout. psycopg waits for every reply in
+    ``Connection.wait``, so a deadline there bounds execute, executemany, commit and
+    rollback alike. On expiry the connection is closed (its protocol state is unknown)
+    and SQLAlchemy discards it."""
+    global _DEADLINE_CLASS
+    if _DEADLINE_CLASS is None:
+        import psycopg
+
+        wait_timeout = getattr(psycopg.errors, "_WaitTimeout", psycopg.errors.OperationalError)
+
+        class DeadlineConnection(psycopg.Connection):  # type: ignore[misc]
+            def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+                if timeout is not None:  # psycopg's own bounded waits (cancel, notifies)
+                    return super().wait(gen, interval, timeout)
+                try:
+                    return super().wait(gen, interval, QUERY_TIMEOUT_S)
+                except wait_timeout:
+                    self.close()
+                    raise psycopg.OperationalError(
+                        f"no answer from the server in {QUERY_TIMEOUT_S:g} s (connection closed)"
+                    ) from None
+
+        _DEADLINE_CLASS = DeadlineConnection
+    return _DEADLINE_CLASS
+
+
+_DEADLINE_CLASS: Any = None
+
+
+def _with_deadlines(engine: Any) -> None:
+    """Connect through :func:`_deadline_connection` with a connect timeout (psycopg's
+    default is 130 s)."""
+    import sqlalchemy as sa
+
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        cparams.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        return _deadline_connection().connect(*cargs, **cparams)
+
+
+def _server_refusal(why: str, url: Any) -> str:
+    """What a database server's refusal means, in words that say what to do."""
+    if why == "connection timeout expired":  # psycopg's words for a silent server
+        return (
+            f"is unreachable: no answer in {url.query.get('connect_timeout', CONNECT_TIMEOUT_S)} s"
+        )
+    if "no password supplied" in why:
+        return "needs a password: set PGPASSWORD or put it in ~/.pgpass (mode 0600), or in the URL"
+    if "authentication failed" in why:
+        return f"refused the login: {why.split('failed: ')[-1].replace('FATAL:  ', '')}"
+    return f"is unreachable: {why}"
+
+
+def _without_secrets(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's metadata with the passwords of its store and Ray addresses removed."""
+
+    def clean(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: strip_url(v) if k in keys and isinstance(v, str) else v for k, v in d.items()}
+
+    meta = clean(meta, ("store",))
+    if isinstance(meta.get("spec"), dict):
+        meta["spec"] = clean(meta["spec"], ("store", "ray_address"))
+    return meta
 
 
 def _sqlite_checks(path: Path) -> None:
@@ -175,6 +260,7 @@ class Store:
     finish_run = begin_run  # the same row, written again with the final metadata
 
     def _run_row(self, meta: dict[str, Any]) -> dict[str, Any]:
+        meta = _without_secrets(meta)
         host = meta.get("host") or {}
         rest = {k: v for k, v in meta.items() if k not in ("host", "versions", "spec")}
         machine = f"{host.get('cpu', '?')} ({host.get('cores', '?')} cores)"
@@ -220,7 +306,7 @@ class Store:
         meta = json.loads(m["meta"])
         meta.update(host=json.loads(m["fingerprint"]), versions=json.loads(m["versions"]),
                     spec=json.loads(m["spec"]))  # fmt: skip
-        return meta
+        return _without_secrets(meta)  # a run stored by an older quantbench may hold one
 
     def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
         """The metadata of every run of sweep ``sweep_id`` (one per machine), oldest first;
@@ -253,9 +339,8 @@ class Store:
             try:
                 n += self._write_cell(run_id, cell)
             except sa.exc.SQLAlchemyError as e:  # the others are still stored
-                failed.append(
-                    f"{cell.model}/{cell.recipe}: {first_line(e.orig or e, with_type=False)}"
-                )
+                why = scrub(first_line(e.orig or e, with_type=False))
+                failed.append(f"{cell.model}/{cell.recipe}: {why}")
         if failed:
             raise QuantbenchError(f"{len(failed)} cell(s) not stored: {'; '.join(failed)}")
         return n
@@ -392,7 +477,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
 
     target = str(target or default_store())
     if "://" in target:
-        url, label = target, _redact(target)
+        url, label = _postgres_driver(target), strip_url(target)
         if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
             _sqlite_checks(Path(url[len("sqlite:///") :]))
     else:
@@ -408,8 +493,9 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         engine = sa.create_engine(url)
     except Exception as e:  # bad URL, missing driver
         raise QuantbenchError(
-            f"cannot use store {label}: {first_line(e, with_type=False)}"
+            f"cannot use store {label}: {scrub(first_line(e, with_type=False))}"
         ) from None
+    _with_deadlines(engine)
     is_sqlite = engine.dialect.name == "sqlite"
     if is_sqlite:
 
@@ -429,13 +515,13 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         raise
     except sa.exc.DatabaseError as e:
         engine.dispose()
-        what = "is corrupted or not a database" if is_sqlite else "is unreachable"
-        raise QuantbenchError(
-            f"store {label} {what}: {first_line(e.orig or e, with_type=False)}"
-        ) from None
+        why = first_line(e.orig or e, with_type=False)
+        if is_sqlite:
+            raise QuantbenchError(f"store {label} is corrupted or not a database: {why}") from None
+        raise QuantbenchError(f"store {label} {_server_refusal(why, engine.url)}") from None
     except Exception as e:
         engine.dispose()
         raise QuantbenchError(
-            f"cannot open store {label}: {first_line(e, with_type=False)}"
+            f"cannot open store {label}: {scrub(first_line(e, with_type=False))}"
         ) from None
     return Store(engine, label)
