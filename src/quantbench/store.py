@@ -334,13 +334,18 @@ class Store:
         this run is left untouched. Returns how many were written."""
         import sqlalchemy as sa
 
-        n, failed = 0, []
+        n, failed, gone = 0, [], False
         for cell in cells:
+            if gone:  # one deadline for the batch, not one per cell
+                failed.append(f"{cell.model}/{cell.recipe}: not tried (the store is not answering)")
+                continue
             try:
                 n += self._write_cell(run_id, cell)
             except sa.exc.SQLAlchemyError as e:  # the others are still stored
                 why = scrub(first_line(e.orig or e, with_type=False))
                 failed.append(f"{cell.model}/{cell.recipe}: {why}")
+                # connection lost, timed out, refused: the next cell would wait as long
+                gone = isinstance(e, sa.exc.OperationalError)
         if failed:
             raise QuantbenchError(f"{len(failed)} cell(s) not stored: {'; '.join(failed)}")
         return n
