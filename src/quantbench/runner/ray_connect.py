@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
-from quantbench.redact import scrub
+from quantbench.redact import scrub, strip_url
 
 CONNECT_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 5.0
@@ -45,7 +45,7 @@ def connect(ray: Any, address: str | None) -> bool:
     this call connected (the caller then disconnects when done)."""
     if ray.is_initialized():
         return False
-    where = address or os.environ.get("RAY_ADDRESS") or "a local Ray"
+    where = strip_url(address or os.environ.get("RAY_ADDRESS")) or "a local Ray"
     gcs = _resolve(address, where)
     if gcs is not None:
         probe(gcs, where)
