@@ -168,11 +168,12 @@ def test_a_store_that_stops_answering_mid_write_is_an_error_not_a_hang(
 ):
     """A real server behind a proxy that goes silent: the write in flight fails at the
     round-trip deadline, the next connection at the connect timeout."""
+    from quantbench import postgres
     from quantbench import store as store_mod
     from quantbench.results import CellResult
 
     url, _, port = pg_with_password
-    monkeypatch.setattr(store_mod, "QUERY_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(postgres, "QUERY_TIMEOUT_S", 3.0)
     proxy = TcpProxy(("127.0.0.1", port))
     try:
         st = store_mod.open_store(url.replace(f":{port}/", f":{proxy.port}/"))

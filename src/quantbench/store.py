@@ -4,8 +4,7 @@ SQLite by default (``./quantbench.db``; ``--store PATH``, or ``$QUANTBENCH_STORE
 SQLAlchemy URL (``postgresql://user@host/db`` for a team sharing one store across
 machines; its password is best given by ``PGPASSWORD`` or ``~/.pgpass``, and is never
 recorded: :mod:`quantbench.redact`). Every PostgreSQL round trip has a deadline
-(:data:`CONNECT_TIMEOUT_S`, :data:`QUERY_TIMEOUT_S`): a server that does not answer is an
-error, never a hang.
+(:mod:`quantbench.postgres`): a server that does not answer is an error, never a hang.
 Each finished cell is committed in its own transaction as soon as its model's worker
 returns, so a run killed at any moment loses at most the cells in flight;
 ``results.json`` / ``results.csv`` are exports of the same data.
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.postgres import postgres_driver, server_refusal, with_deadlines
 from quantbench.redact import scrub, strip_url
 from quantbench.results import CellResult
 
@@ -41,12 +41,6 @@ SCHEMA_VERSION = 1
 APP = "quantbench"
 DEFAULT_STORE = "quantbench.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-# libpq applies connect_timeout to each address a host name resolves to: 5 s keeps a host
-# with an IPv4 and an IPv6 address under 15 s. A URL's own ?connect_timeout= wins.
-CONNECT_TIMEOUT_S = 5
-# Each round trip (a statement, a batch of samples, a commit) must be answered within
-# this, or the connection is closed and the write fails (see _deadline_connection).
-QUERY_TIMEOUT_S = 30.0
 
 
 def default_store() -> str:
@@ -110,77 +104,6 @@ MIGRATIONS: dict[int, Callable[[Any], None]] = {}
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _postgres_driver(url: str) -> str:
-    """``postgresql://`` (and libpq's ``postgres://``) mean psycopg 3, the driver
-    ``quantbench[postgres]`` installs: SQLAlchemy would pick psycopg2 for them."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme) :]
-    return url
-
-
-def _deadline_connection() -> Any:
-    """A psycopg connection whose every wait for the server has a deadline.
-
-    Why client-side: a server can stop answering in ways that neither TCP keepalives
-    (its kernel still acknowledges them when the process is stopped or a proxy in the
-    way is stuck) nor a server-side ``statement_timeout`` (never reached when the
-    query is not) can see; libpq has no read timeout. psycopg waits for every reply in
-    ``Connection.wait``, so a deadline there bounds execute, executemany, commit and
-    rollback alike. On expiry the connection is closed (its protocol state is unknown)
-    and SQLAlchemy discards it."""
-    global _DEADLINE_CLASS
-    if _DEADLINE_CLASS is None:
-        import psycopg
-
-        wait_timeout = getattr(psycopg.errors, "_WaitTimeout", psycopg.errors.OperationalError)
-
-        class DeadlineConnection(psycopg.Connection):  # type: ignore[misc]
-            def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
-                if timeout is not None:  # psycopg's own bounded waits (cancel, notifies)
-                    return super().wait(gen, interval, timeout)
-                try:
-                    return super().wait(gen, interval, QUERY_TIMEOUT_S)
-                except wait_timeout:
-                    self.close()
-                    raise psycopg.OperationalError(
-                        f"no answer from the server in {QUERY_TIMEOUT_S:g} s (connection closed)"
-                    ) from None
-
-        _DEADLINE_CLASS = DeadlineConnection
-    return _DEADLINE_CLASS
-
-
-_DEADLINE_CLASS: Any = None
-
-
-def _with_deadlines(engine: Any) -> None:
-    """Connect through :func:`_deadline_connection` with a connect timeout (psycopg's
-    default is 130 s)."""
-    import sqlalchemy as sa
-
-    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
-        return
-
-    @sa.event.listens_for(engine, "do_connect")
-    def _connect(dialect: Any, rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        cparams.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
-        return _deadline_connection().connect(*cargs, **cparams)
-
-
-def _server_refusal(why: str, url: Any) -> str:
-    """What a database server's refusal means, in words that say what to do."""
-    if why == "connection timeout expired":  # psycopg's words for a silent server
-        return (
-            f"is unreachable: no answer in {url.query.get('connect_timeout', CONNECT_TIMEOUT_S)} s"
-        )
-    if "no password supplied" in why:
-        return "needs a password: set PGPASSWORD or put it in ~/.pgpass (mode 0600), or in the URL"
-    if "authentication failed" in why:
-        return f"refused the login: {why.split('failed: ')[-1].replace('FATAL:  ', '')}"
-    return f"is unreachable: {why}"
 
 
 def _without_secrets(meta: dict[str, Any]) -> dict[str, Any]:
@@ -482,7 +405,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
 
     target = str(target or default_store())
     if "://" in target:
-        url, label = _postgres_driver(target), strip_url(target)
+        url, label = postgres_driver(target), strip_url(target)
         if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
             _sqlite_checks(Path(url[len("sqlite:///") :]))
     else:
@@ -500,7 +423,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         raise QuantbenchError(
             f"cannot use store {label}: {scrub(first_line(e, with_type=False))}"
         ) from None
-    _with_deadlines(engine)
+    with_deadlines(engine)
     is_sqlite = engine.dialect.name == "sqlite"
     if is_sqlite:
 
@@ -523,7 +446,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         why = first_line(e.orig or e, with_type=False)
         if is_sqlite:
             raise QuantbenchError(f"store {label} is corrupted or not a database: {why}") from None
-        raise QuantbenchError(f"store {label} {_server_refusal(why, engine.url)}") from None
+        raise QuantbenchError(f"store {label} {server_refusal(why, engine.url)}") from None
     except Exception as e:
         engine.dispose()
         raise QuantbenchError(
