@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,213 @@ def sentiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         w.writeheader()
         w.writerows(_sentiment_rows(200, seed=2))
     return d, test
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_postgres(
+    root: Path, password: str | None = None, port: int | None = None
+) -> tuple[str, str] | None:
+    """A throwaway PostgreSQL server from Debian's binaries: ``(url, data_dir)``, or None
+    when there are none (``stop_postgres(data_dir)`` stops it). With ``password`` the server requires it (scram-sha-256) on its
+    Unix socket and on 127.0.0.1:``port`` alike, and the URL holds it; without, it trusts
+    everyone on its Unix socket only. ``root`` must be readable by the server's user (not
+    under pytest's tmp dirs when the tests run as root: those are private to root)."""
+    import glob
+    import pwd
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        return None
+    initdb, pg_ctl = f"{bins[-1]}/initdb", f"{bins[-1]}/pg_ctl"
+    data, sock = root / "pgdata", root / "pgsock"
+    sock.mkdir()
+    prefix = pg_user_prefix()
+    if prefix is None:
+        return None
+    init = [*prefix, initdb, "-D", str(data), "-U", "qb"]
+    if password is None:
+        init.append("--auth=trust")
+    else:
+        pwfile = root / "pwfile"
+        pwfile.write_text(password + "\n")
+        init += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        for p in root.rglob("*"):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+    subprocess.run(init, check=True, capture_output=True)
+    if password is not None:
+        (root / "pwfile").unlink()
+    port = port or 54329
+    listen = "127.0.0.1" if password is not None else "''"
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(root / "pg.log"),
+                    "-o", f"-k {sock} -c listen_addresses={listen} -p {port}", "start"],
+                   check=True, capture_output=True)  # fmt: skip
+    if password is None:
+        return f"postgresql+psycopg://qb@/postgres?host={sock}&port={port}", str(data)
+    return f"postgresql+psycopg://qb:{password}@127.0.0.1:{port}/postgres", str(data)
+
+
+PG_PASSWORD = "Qb-s3cret-9f41"  # what no file quantbench writes may contain
+
+
+@pytest.fixture(scope="session")
+def pg_with_password():
+    """A PostgreSQL server on 127.0.0.1 that requires a password (scram-sha-256):
+    ``(url with the password in it, url without it, port)``; user ``qb``, password
+    :data:`PG_PASSWORD`. Skipped (failed with ``QUANTBENCH_REQUIRE_PG``) where it cannot
+    start."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="quantbench-pgpw-"))
+    os.chmod(tmp, 0o755)
+    port = free_port()
+    try:
+        started = start_postgres(tmp, password=PG_PASSWORD, port=port)
+        reason = "no PostgreSQL server binaries (Debian package postgresql)"
+    except (subprocess.CalledProcessError, OSError) as e:
+        started, reason = None, f"could not start PostgreSQL: {e}"
+    if started is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("QUANTBENCH_REQUIRE_PG"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    url, data = started
+    try:
+        yield url, url.replace(f":{PG_PASSWORD}@", "@"), port
+    finally:
+        stop_postgres(data)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pg_user_prefix() -> list[str] | None:
+    """The command prefix that runs PostgreSQL's binaries as a user initdb accepts
+    (initdb refuses root: then 'postgres' through runuser); None when there is none."""
+    import pwd
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    runuser = shutil.which("runuser")
+    return None if runuser is None else [runuser, "-u", "postgres", "--"]
+
+
+def stop_postgres(data_dir: str) -> None:
+    import glob
+
+    pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
+    subprocess.run([*(pg_user_prefix() or []), pg_ctl, "-D", data_dir, "-m", "immediate",
+                    "stop"], capture_output=True)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+class SilentServer:
+    """A TCP server that accepts every connection and never answers (a hung service, or
+    a firewall that swallows the traffic): ``with SilentServer() as s: s.port``. It
+    listens on every interface: Ray turns 127.0.0.1 into this machine's address."""
+
+    def __init__(self, host: str = "") -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+    def __enter__(self) -> SilentServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TcpProxy:
+    """127.0.0.1:``port`` forwarded to ``target`` (host, port) until :meth:`silence`:
+    from then on nothing more is forwarded either way, and the connections stay open (a
+    server, or the network to it, that stops answering mid-run)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import threading
+
+        self.target = target
+        self.silent = threading.Event()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def silence(self) -> None:
+        self.silent.set()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.silent.is_set():
+                self.conns.append(client)  # accepted, never answered
+                continue
+            server = socket.create_connection(self.target)
+            self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if self.silent.is_set():
+                continue  # swallowed: the other side waits for ever
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()

@@ -216,3 +216,43 @@ def test_node_dies_mid_task_then_resume_measures_only_what_was_lost(
     assert redo["status"] == "ok" and not redo["lost"]
     assert redo["finished_at"] > dead["finished_at"], (redo, dead)
     assert err.count("already stored, skipped") == 3, err  # 2 models on head, 1 on lost
+
+
+@pytest.mark.slow
+def test_a_sweep_never_records_the_store_password(cluster, tmp_path, pg_with_password):
+    """The store URL's password on the driver's command line reaches neither the sweep's
+    files nor Ray: its job table (the entrypoint Ray records) and its session files."""
+    import ray
+    import yaml
+
+    from conftest import PG_PASSWORD
+
+    url, bare, _ = pg_with_password
+    ids = _node_ids(cluster)
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump(fast_overrides(
+        models=["tv:squeezenet1_1"], recipes=["fp32"], measure=["size"], executor="ray",
+        ray_address=cluster.address, on=[f"node:{ids['head']}"],
+    )))  # fmt: skip
+    p = _cli("run", "--config", str(cfg), "--store", url, "--out", str(tmp_path / "o"))
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert PG_PASSWORD not in out + err and bare in out
+    for f in (tmp_path / "o").rglob("*"):
+        assert not f.is_file() or PG_PASSWORD.encode() not in f.read_bytes(), f
+    connected = ray.is_initialized()
+    if not connected:
+        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    try:
+        from ray._private.state import jobs
+
+        entrypoints = [j.get("Entrypoint") or "" for j in jobs()]
+    finally:
+        if not connected:
+            ray.shutdown()
+    ours = [e for e in entrypoints if "--store" in e and "sweep.yaml" in e]
+    assert ours and all(bare in e and PG_PASSWORD not in e for e in ours), entrypoints
+    session = Path(cluster.head_node.get_session_dir_path())
+    for f in session.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            assert PG_PASSWORD.encode() not in f.read_bytes(), f

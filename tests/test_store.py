@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import fast_overrides
+from conftest import fast_overrides, start_postgres, stop_postgres
 from quantbench.cli import main
 from quantbench.errors import QuantbenchError
 from quantbench.results import CellResult, LatencyPoint, Speedup, Stats
@@ -235,39 +235,6 @@ def test_run_writes_to_the_store_as_it_goes(tmp_path, capsys):
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _start_postgres(tmp_path: Path) -> str | None:
-    """A throwaway PostgreSQL server on a Unix socket, from Debian's binaries."""
-    import glob
-    import pwd
-    import shutil
-
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bins:
-        return None
-    initdb, pg_ctl = f"{bins[-1]}/initdb", f"{bins[-1]}/pg_ctl"
-    data = tmp_path / "pgdata"
-    sock = tmp_path / "pgsock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as 'postgres'
-        try:
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            return None
-        for p in (tmp_path, sock):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-        runuser = shutil.which("runuser")
-        if runuser is None:
-            return None
-        prefix = [runuser, "-u", "postgres", "--"]
-    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "qb", "--auth=trust"],
-                   check=True, capture_output=True)  # fmt: skip
-    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(tmp_path / "pg.log"),
-                    "-o", f"-k {sock} -c listen_addresses='' -p 54329", "start"],
-                   check=True, capture_output=True)  # fmt: skip
-    return f"postgresql+psycopg://qb@/postgres?host={sock}&port=54329"
-
-
 @pytest.fixture(scope="module")
 def pg_url():
     import shutil
@@ -278,28 +245,22 @@ def pg_url():
     # 'postgres' when the tests run as root.
     tmp = Path(tempfile.mkdtemp(prefix="quantbench-pg-"))
     os.chmod(tmp, 0o755)
-    started = False
+    data = None
     if not url:
         try:
-            url = _start_postgres(tmp)
-            started = url is not None
+            started = start_postgres(tmp)
         except (subprocess.CalledProcessError, OSError) as e:
-            url = None
-            reason = f"could not start PostgreSQL: {e}"
+            started, reason = None, f"could not start PostgreSQL: {e}"
         else:
             reason = "no PostgreSQL server binaries (Debian package postgresql)"
-        if url is None:
+        if started is None:
             if os.environ.get("QUANTBENCH_REQUIRE_PG"):
                 pytest.fail(reason)
             pytest.skip(reason)
+        url, data = started
     yield url
-    if started:
-        import glob
-
-        pg_ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, pg_ctl, "-D", str(tmp / "pgdata"), "-m", "immediate", "stop"],
-                       capture_output=True)  # fmt: skip
+    if data is not None:
+        stop_postgres(data)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -172,22 +172,22 @@ def test_an_unreachable_cluster_fails_fast(monkeypatch):
     pytest.importorskip("ray")
     import socket
 
-    from quantbench.runner import ray_executor
+    from quantbench.runner import ray_connect
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))  # a port nothing listens on
     port = s.getsockname()[1]
     s.close()
     with pytest.raises(QuantbenchError, match=rf"cannot connect to Ray at 127.0.0.1:{port}"):
-        ray_executor._reachable(f"127.0.0.1:{port}")
+        ray_connect.probe(f"127.0.0.1:{port}")
 
 
 def test_without_ray_installed_a_sweep_says_how_to_get_it(monkeypatch):
-    from quantbench.runner import ray_executor
+    from quantbench.runner import ray_connect
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(QuantbenchError, match=r"pip install 'quantbench\[ray\]'"):
-        ray_executor._import_ray()
+        ray_connect.import_ray()
 
 
 def test_a_local_run_never_imports_ray(tmp_path):

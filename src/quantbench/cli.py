@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from quantbench import __version__
 from quantbench.errors import QuantbenchError
+from quantbench.redact import scrub
 
 EXIT_USAGE = 2
 
@@ -682,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except QuantbenchError as e:
-        print(f"quantbench: error: {e}", file=sys.stderr)
+        print(f"quantbench: error: {scrub(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("quantbench: interrupted", file=sys.stderr)
@@ -691,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("QUANTBENCH_DEBUG"):
             raise
         print(
-            f"quantbench: internal error: {type(e).__name__}: {e} "
+            f"quantbench: internal error: {type(e).__name__}: {scrub(str(e))} "
             "(set QUANTBENCH_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from quantbench.redact import scrub
+
 
 class QuantbenchError(Exception):
     """A problem with the user's input or environment: reported in one line, exit 2."""
@@ -25,7 +27,7 @@ def first_line(e: BaseException, with_type: bool = True) -> str:
     >>> first_line(OSError(""), with_type=False)
     'OSError'
     """
-    lines = str(e).strip().splitlines()
+    lines = scrub(str(e)).strip().splitlines()  # a driver's message may echo a password
     if not lines:
         return type(e).__name__
     return f"{type(e).__name__}: {lines[0]}" if with_type else lines[0]

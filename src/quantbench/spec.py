@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from quantbench.errors import QuantbenchError, first_line, unknown_name
+from quantbench.redact import strip_url
 from quantbench.shapes import LAB_REF_BATCH, LAB_REF_SIZES
 
 MEASURES = ("size", "latency", "fidelity")
@@ -490,6 +491,13 @@ class RunSpec(_Settings):
     def __init__(self, **data: Any) -> None:
         super().__init__(**self._expand_batch_sizes(data))
 
+    def to_dict(self) -> dict[str, Any]:
+        """What a run stores: addresses without their passwords (``quantbench.redact``);
+        a resumed run is given its store again, never reads it from here."""
+        d = super().to_dict()
+        d["store"], d["ray_address"] = strip_url(d["store"]), strip_url(d["ray_address"])
+        return d
+
     @field_validator("recipes")
     @classmethod
     def _all_recipes(cls, value: list[str]) -> list[str]:
@@ -546,7 +554,7 @@ class RunSpec(_Settings):
     def _no_ray_client(cls, value: str | None) -> str | None:
         if value is not None and value.startswith("ray://"):
             raise ValueError(
-                f"ray_address {value}: Ray Client (ray://) cannot stream a model's cells as "
+                f"ray_address {strip_url(value)}: Ray Client (ray://) cannot stream a model's cells as "
                 "it measures; give the cluster's address HOST:6379 (what 'ray start --head' "
                 "printed) or auto, from a machine in the cluster's network"
             )

@@ -1,7 +1,10 @@
 """The results store: every run, cell and raw timing sample, in a database.
 
-SQLite by default (``./quantbench.db``; ``--store PATH``), or any SQLAlchemy URL
-(``postgresql+psycopg://user:pw@host/db`` for a team sharing one store across machines).
+SQLite by default (``./quantbench.db``; ``--store PATH``, or ``$QUANTBENCH_STORE``), or any
+SQLAlchemy URL (``postgresql://user@host/db`` for a team sharing one store across
+machines; its password is best given by ``PGPASSWORD`` or ``~/.pgpass``, and is never
+recorded: :mod:`quantbench.redact`). Every PostgreSQL round trip has a deadline
+(:mod:`quantbench.postgres`): a server that does not answer is an error, never a hang.
 Each finished cell is committed in its own transaction as soon as its model's worker
 returns, so a run killed at any moment loses at most the cells in flight;
 ``results.json`` / ``results.csv`` are exports of the same data.
@@ -30,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.postgres import postgres_driver, server_refusal, with_deadlines
+from quantbench.redact import scrub, strip_url
 from quantbench.results import CellResult
 
 SCHEMA_VERSION = 1
@@ -101,13 +106,16 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _redact(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
+def _without_secrets(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's metadata with the passwords of its store and Ray addresses removed."""
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    def clean(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: strip_url(v) if k in keys and isinstance(v, str) else v for k, v in d.items()}
+
+    meta = clean(meta, ("store",))
+    if isinstance(meta.get("spec"), dict):
+        meta["spec"] = clean(meta["spec"], ("store", "ray_address"))
+    return meta
 
 
 def _sqlite_checks(path: Path) -> None:
@@ -175,6 +183,7 @@ class Store:
     finish_run = begin_run  # the same row, written again with the final metadata
 
     def _run_row(self, meta: dict[str, Any]) -> dict[str, Any]:
+        meta = _without_secrets(meta)
         host = meta.get("host") or {}
         rest = {k: v for k, v in meta.items() if k not in ("host", "versions", "spec")}
         machine = f"{host.get('cpu', '?')} ({host.get('cores', '?')} cores)"
@@ -220,7 +229,7 @@ class Store:
         meta = json.loads(m["meta"])
         meta.update(host=json.loads(m["fingerprint"]), versions=json.loads(m["versions"]),
                     spec=json.loads(m["spec"]))  # fmt: skip
-        return meta
+        return _without_secrets(meta)  # a run stored by an older quantbench may hold one
 
     def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
         """The metadata of every run of sweep ``sweep_id`` (one per machine), oldest first;
@@ -248,14 +257,18 @@ class Store:
         this run is left untouched. Returns how many were written."""
         import sqlalchemy as sa
 
-        n, failed = 0, []
+        n, failed, gone = 0, [], False
         for cell in cells:
+            if gone:  # one deadline for the batch, not one per cell
+                failed.append(f"{cell.model}/{cell.recipe}: not tried (the store is not answering)")
+                continue
             try:
                 n += self._write_cell(run_id, cell)
             except sa.exc.SQLAlchemyError as e:  # the others are still stored
-                failed.append(
-                    f"{cell.model}/{cell.recipe}: {first_line(e.orig or e, with_type=False)}"
-                )
+                why = scrub(first_line(e.orig or e, with_type=False))
+                failed.append(f"{cell.model}/{cell.recipe}: {why}")
+                # connection lost, timed out, refused: the next cell would wait as long
+                gone = isinstance(e, sa.exc.OperationalError)
         if failed:
             raise QuantbenchError(f"{len(failed)} cell(s) not stored: {'; '.join(failed)}")
         return n
@@ -392,7 +405,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
 
     target = str(target or default_store())
     if "://" in target:
-        url, label = target, _redact(target)
+        url, label = postgres_driver(target), strip_url(target)
         if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
             _sqlite_checks(Path(url[len("sqlite:///") :]))
     else:
@@ -408,8 +421,9 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         engine = sa.create_engine(url)
     except Exception as e:  # bad URL, missing driver
         raise QuantbenchError(
-            f"cannot use store {label}: {first_line(e, with_type=False)}"
+            f"cannot use store {label}: {scrub(first_line(e, with_type=False))}"
         ) from None
+    with_deadlines(engine)
     is_sqlite = engine.dialect.name == "sqlite"
     if is_sqlite:
 
@@ -429,13 +443,13 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         raise
     except sa.exc.DatabaseError as e:
         engine.dispose()
-        what = "is corrupted or not a database" if is_sqlite else "is unreachable"
-        raise QuantbenchError(
-            f"store {label} {what}: {first_line(e.orig or e, with_type=False)}"
-        ) from None
+        why = first_line(e.orig or e, with_type=False)
+        if is_sqlite:
+            raise QuantbenchError(f"store {label} is corrupted or not a database: {why}") from None
+        raise QuantbenchError(f"store {label} {server_refusal(why, engine.url)}") from None
     except Exception as e:
         engine.dispose()
         raise QuantbenchError(
-            f"cannot open store {label}: {first_line(e, with_type=False)}"
+            f"cannot open store {label}: {scrub(first_line(e, with_type=False))}"
         ) from None
     return Store(engine, label)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quantbench.errors import UnsupportedError, first_line
+from quantbench.redact import scrub
 from quantbench.results import CellResult, LatencyPoint, Speedup
 from quantbench.variants import BASELINE, Variant
 
@@ -24,7 +25,7 @@ DEBUG_ENV = "QUANTBENCH_DEBUG"
 def current_traceback() -> str:
     """The traceback of the exception being handled; with ``$QUANTBENCH_DEBUG`` set it is
     also printed to stderr (a worker's stderr is the terminal's)."""
-    tb = traceback.format_exc()
+    tb = scrub(traceback.format_exc())
     if os.environ.get(DEBUG_ENV):
         print(tb, file=sys.stderr, end="", flush=True)
     return tb

@@ -22,11 +22,8 @@ Ray is imported only here, only when ``--executor ray`` is given.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +32,7 @@ from typing import Any
 
 from quantbench import __version__
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.redact import remember_url
 from quantbench.results import CellResult, RunMeta
 from quantbench.runner import ray_node
 from quantbench.runner.launcher import ProgressBar, error_cells
@@ -51,11 +49,12 @@ from quantbench.runner.orchestrate import (
     save_exports,
 )  # fmt: skip
 from quantbench.runner.outdir import prepare_out_dir
+from quantbench.runner.ray_connect import connect as _connect
+from quantbench.runner.ray_connect import import_ray as _import_ray
 from quantbench.runner.sweeps import Node, labels, match_runs, new_sweep_id, select, shared_machines
 from quantbench.spec import ModelRef, RunSpec, default_out_dir
 
 PROBE_TIMEOUT_S = 120.0
-CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -85,45 +84,6 @@ class _NodeRun:
     @property
     def label(self) -> str:
         return self.meta.node or self.node.hostname
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise QuantbenchError("--executor ray needs Ray: pip install 'quantbench[ray]'") from None
-    return ray
-
-
-def _connect(ray: Any, address: str | None) -> bool:
-    """Join the cluster at ``address`` unless this process already has; True when this
-    call connected (the sweep then disconnects when done)."""
-    if ray.is_initialized():
-        return False
-    _reachable(address or os.environ.get("RAY_ADDRESS") or None)
-    try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-                 include_dashboard=False, configure_logging=True)  # fmt: skip
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        where = address or "$RAY_ADDRESS / a local Ray"
-        raise QuantbenchError(f"cannot connect to Ray at {where}: {first_line(e)}") from None
-    return True
-
-
-def _reachable(address: str | None) -> None:
-    """Fail fast on a ``HOST:PORT`` nothing answers at: Ray itself retries for minutes."""
-    if not address or address in ("auto", "local"):
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        return  # Ray says what is wrong with it
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise QuantbenchError(
-            f"cannot connect to Ray at {address}: {e.strerror or first_line(e)} (is "
-            "'ray start --head' running there? its output names the address)"
-        ) from None
 
 
 def _pinned(ray: Any, node: Node, reserve: bool) -> dict[str, Any]:
@@ -222,10 +182,12 @@ def run_sweep(
     ray = _import_ray()
     root = Path(spec.out) if spec.out else default_out_dir()
     warnings: list[str] = []
-    store = open_store(spec.store)
-    owned = False
+    remember_url(spec.store)  # before Ray records our command line
+    # The cluster first: a refused connection leaves no new store file behind.
+    owned = _connect(ray, spec.ray_address)
+    store = None
     try:
-        owned = _connect(ray, spec.ray_address)
+        store = open_store(spec.store)
         chosen = select(_usable(ray, warnings), spec.on)
         for group in shared_machines(chosen):
             _warn(f"nodes {', '.join(n.node_id[:8] for n in group)} are one machine "
@@ -254,7 +216,8 @@ def run_sweep(
             raise QuantbenchError("no node could start the sweep (see the warnings above)")
         interrupted = _measure(ray, spec, store, books, progress, verbosity, sweep_id)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
         if owned:
             ray.shutdown()
     return _result(sweep_id, books, store.label, interrupted, warnings)
@@ -276,6 +239,7 @@ def resume_sweep(
 
     ray = _import_ray()
     warnings: list[str] = []
+    remember_url(store)  # before Ray records our command line
     st = open_store(store, create=False)
     owned = False
     try:
