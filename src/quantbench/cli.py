@@ -275,11 +275,10 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the run settings (quantbench.spec.RunSpec)."""
-    import json
-
     from quantbench.spec import RunSpec
+    from quantbench.strictjson import dumps
 
-    print(json.dumps(RunSpec.model_json_schema(), indent=2))
+    print(dumps(RunSpec.model_json_schema(), indent=2))
     return 0
 
 
@@ -581,14 +580,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from quantbench.results import csv_text, json_doc
+    from quantbench.strictjson import dumps
 
     meta, cells = _load_stored(args.run_id, args.store)
     if args.format == "json":
-        text = json.dumps(json_doc(meta, cells), indent=2) + "\n"
+        text = dumps(json_doc(meta, cells), indent=2) + "\n"
     else:
         text = csv_text(cells)
     if args.output:

@@ -24,6 +24,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from quantbench import strictjson
+
 SCHEMA_VERSION = 1
 
 
@@ -143,7 +145,7 @@ class LatencyPoint:
         return cls(
             batch_size=d["batch_size"], input_size=d["input_size"], sweep=d["sweep"],
             unit=d["unit"], stats=Stats(**{k: d[k] for k in STATS_FIELDS}),
-            samples=list(d.get("samples") or []),
+            samples=[v for v in d.get("samples") or [] if v is not None],
             speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
             flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
         )  # fmt: skip
@@ -157,6 +159,9 @@ class Fidelity:
     max_abs_err: float | None
     top1_agreement: float | None = None
     note: str | None = None
+    # Outputs that were not finite (NaN/inf), so nothing was compared: "fp32" (the
+    # reference), "variant" (this one's) or "both". None: every output was finite.
+    nonfinite: str | None = None
 
 
 @dataclass
@@ -237,12 +242,19 @@ class CellResult:
             else:
                 v = copy.deepcopy(dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
             d[f.name] = v
+        d, bad = strictjson.finite(d)  # strict JSON wherever the cell goes
+        if bad:
+            d["notes"] = [*d["notes"], strictjson.note(bad, "written")]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellResult:
-        """A cell from its dict; keys a newer quantbench added are ignored."""
-        d = _known(cls, d)
+        """A cell from its dict; keys a newer quantbench added are ignored. A NaN/inf
+        number (a store or file written before values were checked) is read as None,
+        and a note says which."""
+        d, bad = strictjson.finite(_known(cls, d))
+        if bad:
+            d["notes"] = [*(d.get("notes") or []), strictjson.note(bad, "read")]
         if d.get("fidelity") is not None:
             d["fidelity"] = Fidelity(**_known(Fidelity, d["fidelity"]))
         if d.get("accuracy") is not None:
@@ -346,7 +358,7 @@ def json_doc(run: RunMeta | dict[str, Any], results: list[CellResult]) -> dict[s
 
 
 def write_json(path: Path, run: RunMeta | dict[str, Any], results: list[CellResult]) -> None:
-    atomic_write_text(path, json.dumps(json_doc(run, results), indent=1) + "\n")
+    atomic_write_text(path, strictjson.dumps(json_doc(run, results), indent=1) + "\n")
 
 
 CSV_COLUMNS = [
@@ -419,4 +431,7 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
             f"'{path}' has results schema version {version!r}; this quantbench reads up to "
             f"{SCHEMA_VERSION} (upgrade quantbench to read it)"
         )
-    return doc["run"], [CellResult.from_dict(r) for r in doc["results"]]
+    run, bad = strictjson.finite(doc["run"])
+    if bad and isinstance(run, dict):
+        run[strictjson.RECORD_KEY] = bad
+    return run, [CellResult.from_dict(r) for r in doc["results"]]

@@ -623,8 +623,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         )
     if not isinstance(data, dict):
         raise QuantbenchError(
-            f"{name} must be a mapping of settings (key: value lines), got a "
-            f"{type(data).__name__}"
+            f"{name} must be a mapping of settings (key: value lines), got a {type(data).__name__}"
         )
     if True in data and "on" not in data:  # YAML 1.1 reads the key `on:` as true
         data["on"] = data.pop(True)

@@ -148,6 +148,5 @@ def read_config_text(path: str | os.PathLike[str]) -> str:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise QuantbenchError(
-            f"{name} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it "
-            "as UTF-8"
+            f"{name} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it as UTF-8"
         ) from None
