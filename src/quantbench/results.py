@@ -17,6 +17,7 @@ import copy
 import csv
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -134,7 +135,8 @@ class LatencyPoint:
             "sweep": self.sweep, "unit": self.unit,
         }  # fmt: skip
         d.update(dataclasses.asdict(self.stats))
-        d["samples"] = list(self.samples)
+        # a NaN/inf sample cannot be a timing (the store drops it too)
+        d["samples"] = [v for v in self.samples if math.isfinite(v)]
         d["speedup"] = dataclasses.asdict(self.speedup) if self.speedup is not None else None
         d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
         return d
@@ -286,6 +288,11 @@ class RunMeta:
     store: str | None = None
     resumed: list[str] = field(default_factory=list)  # when --resume continued it
     store_errors: list[str] = field(default_factory=list)
+    # What the store lacks when it failed during the run: the [model, recipe] of the
+    # cells only in results.json, and whether the run's own record is out of date
+    # (``quantbench import results.json`` puts both in; it clears these).
+    unstored: list[list[str]] = field(default_factory=list)
+    record_unstored: bool = False
     recommendations: dict[str, Any] | None = None
     # A sweep across machines (``--executor ray``): the runs of one sweep share this id,
     # one run per machine; ``node`` names the machine the run was placed on.
@@ -301,6 +308,8 @@ class RunMeta:
         "device",
         "resumed",
         "store_errors",
+        "unstored",
+        "record_unstored",
         "recommendations",
         "out_dir",
         "store",

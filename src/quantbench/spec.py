@@ -297,7 +297,7 @@ def _recipe_options(value: Any) -> Any:
         from quantbench.userdata import load_yaml_text
 
         try:
-            value = load_yaml_text(value, f"recipe_options '{clip(value)}'")
+            value = load_yaml_text(value, f"recipe_options '{clip(value)}'", _INLINE)
         except QuantbenchError as e:
             raise ValueError(str(e)) from None
     if not isinstance(value, dict):
@@ -309,6 +309,9 @@ def _recipe_options(value: Any) -> Any:
         if not isinstance(options, dict):
             raise ValueError(f"recipe_options for '{clip(str(r))}' must be a mapping of settings")
     return {str(r): dict(o) for r, o in value.items()}
+
+
+_INLINE = "is not a valid inline mapping"
 
 
 def _schema_extra(schema: dict[str, Any]) -> None:
@@ -639,7 +642,7 @@ def dataset_arg(value: Any, what: str = "dataset") -> Any:
     if isinstance(value, str) and value.lstrip().startswith("{"):
         from quantbench.userdata import load_yaml_text
 
-        value = load_yaml_text(value, f"{what} '{clip(value)}'")
+        value = load_yaml_text(value, f"{what} '{clip(value)}'", _INLINE)
     return parse_dataset(value, what)
 
 

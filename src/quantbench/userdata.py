@@ -60,9 +60,10 @@ class _TooDeep(Exception):
     pass
 
 
-def load_yaml_text(text: str, what: str) -> Any:
+def load_yaml_text(text: str, what: str, invalid: str = "is not valid YAML") -> Any:
     """``text`` parsed as YAML (safe types only) and checked by :func:`check_bounded`;
-    ``what`` names it in errors ("config 'lab.yaml'", "--recipe-options")."""
+    ``what`` names it in errors ("config 'lab.yaml'", "--recipe-options"), ``invalid``
+    says what a syntax error makes it."""
     import yaml
 
     try:
@@ -72,9 +73,7 @@ def load_yaml_text(text: str, what: str) -> Any:
             f"{what} is nested more than {MAX_DEPTH} levels deep (at {e}); refused"
         ) from None
     except yaml.YAMLError as e:
-        raise QuantbenchError(
-            f"{what} is not valid YAML: {first_line(e, with_type=False)}"
-        ) from None
+        raise QuantbenchError(f"{what} {invalid}: {first_line(e, with_type=False)}") from None
     except (ValueError, TypeError, RecursionError) as e:  # e.g. an int of 10 000 digits
         raise QuantbenchError(f"{what} holds a value YAML cannot read: {first_line(e)}") from None
     check_bounded(data, what)
