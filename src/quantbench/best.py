@@ -80,7 +80,7 @@ def keeps_fidelity(cell: CellResult, min_cosine: float, min_top1: float) -> tupl
         return True, ""
     a = cell.accuracy
     if a and a.passes is not None:
-        if a.passes and all(x is None or _finite(x) for x in (a.value, a.relative)):
+        if a.passes and _finite(a.value) and _finite(a.relative):
             return True, ""
         rel = f"{a.relative:.1%}" if _finite(a.relative) else "not a number"
         return False, f"{a.metric} {rel} of fp32 < {bar_text(a.max_drop or 0.01)}"

@@ -17,8 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
@@ -756,10 +757,12 @@ def build_spec(
         if isinstance(models, (list, tuple)):
             if not models:
                 raise QuantbenchError("models must not be empty")
-            merged["models"] = [_model_ref(m) for m in models]
-    for key in ("dataset", "calibration", "train_dataset"):
-        if merged.get(key) is not None:
-            merged[key] = dataset_arg(merged[key], key.replace("_", " ")).to_dict()
+            with _paths_checked():
+                merged["models"] = [_model_ref(m) for m in models]
+    with _paths_checked():
+        for key in ("dataset", "calibration", "train_dataset"):
+            if merged.get(key) is not None:
+                merged[key] = dataset_arg(merged[key], key.replace("_", " ")).to_dict()
     spec = RunSpec(**merged)
     validate(spec)
     return spec
@@ -769,6 +772,24 @@ def validate(spec: RunSpec) -> None:
     """The checks that need the world (the model checks each value on its own): recipes
     and their options, models and their limits, weights files, datasets, the engine, and
     settings that must agree. Raise QuantbenchError on the first problem."""
+    with _paths_checked():
+        _validate(spec)
+
+
+@contextlib.contextmanager
+def _paths_checked() -> Iterator[None]:
+    """A path the system refuses to even look at (too long, a symlink loop, ...) is an
+    input error, not a crash: ``Path.exists`` raises for those instead of saying no."""
+    try:
+        yield
+    except OSError as e:
+        where = f": '{clip(str(e.filename))}'" if e.filename else ""
+        raise QuantbenchError(
+            f"cannot use a path in the settings ({e.strerror or e}){where}"
+        ) from None
+
+
+def _validate(spec: RunSpec) -> None:
     from quantbench import models as zoo
     from quantbench.recipes import get_recipe
 

@@ -73,11 +73,23 @@ def load_yaml_text(text: str, what: str, invalid: str = "is not valid YAML") -> 
             f"{what} is nested more than {MAX_DEPTH} levels deep (at {e}); refused"
         ) from None
     except yaml.YAMLError as e:
-        raise QuantbenchError(f"{what} {invalid}: {first_line(e, with_type=False)}") from None
+        raise QuantbenchError(f"{what} {invalid}: {_yaml_problem(e)}") from None
     except (ValueError, TypeError, RecursionError) as e:  # e.g. an int of 10 000 digits
         raise QuantbenchError(f"{what} holds a value YAML cannot read: {first_line(e)}") from None
     check_bounded(data, what)
     return data
+
+
+def _yaml_problem(e: Any) -> str:
+    """A YAML error in one line: the problem and where ("found unhashable key (line 3,
+    column 5), while constructing a mapping"); PyYAML's own text spans several lines."""
+    problem = getattr(e, "problem", None)
+    if not problem:
+        return first_line(e, with_type=False)
+    mark = getattr(e, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    context = getattr(e, "context", None)
+    return f"{problem}{where}" + (f", {context}" if context else "")
 
 
 def check_bounded(value: Any, what: str) -> None:

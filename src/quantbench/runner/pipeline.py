@@ -42,7 +42,7 @@ from typing import Any
 from quantbench.device import model_on_device, to_device
 from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.measure import memory
-from quantbench.measure.accuracy import NonFiniteOutputs
+from quantbench.measure.accuracy import NonFiniteOutputs, check_finite
 from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
@@ -291,7 +291,13 @@ def accuracy(run: ModelRun) -> None:
         fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
     except NonFiniteOutputs as e:  # nothing to score the others against
         _wrong(run, FP32, f"fp32 {e} (on the evaluation data): the model itself gives NaN/inf")
-        for v in arts:
+        for v, art in list(arts.items()):  # each is still checked for outputs of its own
+            out, _ = evaluate.outputs(art.module, data, bs, spec.device)
+            try:
+                check_finite(out)
+            except NonFiniteOutputs as bad:
+                _wrong(run, v, f"{bad} (on the evaluation data), and fp32's too")
+                continue
             cells[v].notes.append(
                 "not scored: fp32's outputs on the evaluation data are not finite"
             )
