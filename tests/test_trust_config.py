@@ -212,3 +212,14 @@ def test_settings_files_still_load(tmp_path):
     )
     spec = build_spec(config=cfg)
     assert [m.options for m in spec.models] == [{"num_classes": 10}] * 2
+
+
+def test_runs_stored_before_the_bounds_resume_as_they_ran():
+    """A stored spec that the new checks would refuse resumes with what its timing loop
+    did (a minimum above its cap was the cap), so --resume of an old run still works."""
+    from quantbench.spec import spec_from_dict
+
+    d = build_spec(overrides={"models": "resnet18", "measure": ["size"]}).to_dict()
+    d.update(warmup=25, max_warmup=20, min_time_s=40.0, max_time_s=30.0)
+    spec = spec_from_dict(d)
+    assert (spec.warmup, spec.max_warmup, spec.min_time_s, spec.max_time_s) == (25, 25, 30, 30)

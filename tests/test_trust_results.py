@@ -253,6 +253,15 @@ def test_store_gap_line_and_exit_code(tmp_path, capsys):
     assert "final record (status, recommendations) is only in results.json" in (
         capsys.readouterr().err
     )
+    # a sweep across machines: any run with a gap makes the sweep exit 3 too
+    from quantbench.cli import print_sweep_summary
+    from quantbench.runner.ray_executor import SweepResult
+
+    whole = RunResult(tmp_path / "o2", RunMeta(id="r8", node="b"), cells, tmp_path / "r.md")
+    assert print_sweep_summary(SweepResult("sw1", [whole, res], "'q.db'")) == 3
+    out, err = capsys.readouterr()
+    assert "stored:  sweep sw1 (INCOMPLETE, see below)" in out
+    assert "run r9's final record" in err and "r8" not in err
 
 
 def test_import_is_idempotent_and_refuses_conflicts(tmp_path, capsys):

@@ -717,9 +717,21 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
         {k: v for k, v in m.items() if k in _REF_FIELDS} if isinstance(m, dict) else m
         for m in known.get("models") or []
     ]
+    _as_they_ran(known)
     spec = RunSpec(**known)
     validate(spec)
     return spec
+
+
+def _as_they_ran(d: dict[str, Any]) -> None:
+    """A run stored before bounds were checked against each other resumes with the values
+    its timing loop used: a minimum above its cap was the cap."""
+    pairs = (("warmup", "max_warmup", "max_warmup"), ("min_time_s", "max_time_s", "min_time_s"))
+    for low, high, effective in pairs:
+        lo, hi = d.get(low), d.get(high)
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi))
+        if numbers and lo > hi:
+            d[effective] = hi if effective == low else lo
 
 
 def _layer(data: dict[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,7 @@ def _store_cells(
         except Exception as e:  # gone away, locked, full: the rest of these wait too
             left = todo[i:]
             why = first_line(e, with_type=not isinstance(e, QuantbenchError))
+            why = why.removeprefix(f"1 cell(s) not stored: {cell.model}/{cell.recipe}: ")
             meta.store_errors.append(why)
             meta.unstored = [[c.model, c.recipe] for c in left]
             prog.write(
