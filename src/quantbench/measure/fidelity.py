@@ -61,7 +61,7 @@ def compare(ref: Any, out: Any, is_classifier: bool) -> Fidelity:
     Example::
 
         >>> import torch
-        >>> compare(torch.ones(2, 3), torch.ones(2, 3), True).cosine
+        >>> round(compare(torch.ones(2, 3), torch.ones(2, 3), True).cosine, 6)
         1.0
         >>> compare(torch.ones(2, 3), torch.full((2, 3), float("nan")), True).nonfinite
         'variant'
