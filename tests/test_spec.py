@@ -78,9 +78,9 @@ def test_example_yaml_is_valid():
         ({"min_runs": -1}, "^setting 'min_runs' must be an integer > 0, got -1$"),
         ({"min_runs": True}, "setting 'min_runs' must be an integer > 0, got True"),
         ({"warmup": -1}, "setting 'warmup' must be an integer >= 0, got -1"),
-        ({"min_time_s": "fast"}, "setting 'min_time_s' must be a number >= 0, got 'fast'"),
+        ({"min_time_s": "fast"}, "setting 'min_time_s' must be a finite number >= 0, got 'fast'"),
         ({"max_accuracy_drop": 1}, r"setting 'max_accuracy_drop' must be a fraction in \[0, 1\)"),
-        ({"min_cosine": 1.5}, "setting 'min_cosine' must be a number between 0 and 1"),
+        ({"min_cosine": 1.5}, "setting 'min_cosine' must be a finite number between 0 and 1"),
         ({"pin": "yes"}, "setting 'pin' must be true or false, got 'yes'"),
         ({"ref_batch": 0}, "setting 'ref_batch' must be an integer > 0, got 0"),
         ({"ref_seq_len": 0}, "setting 'ref_seq_len' must be an integer > 0, got 0"),
@@ -196,7 +196,7 @@ def test_python_construction_and_assignment_are_checked_in_one_line():
     with pytest.raises(QuantbenchError, match="unknown setting 'modles'. Did you mean 'models'"):
         RunSpec(modles=["resnet18"])
     spec = RunSpec()
-    with pytest.raises(QuantbenchError, match="setting 'qat_lr' must be a number > 0"):
+    with pytest.raises(QuantbenchError, match="setting 'qat_lr' must be a finite number > 0"):
         spec.qat_lr = 0
     with pytest.raises(QuantbenchError, match="^model 'x': setting 'image_sizes' must be posi"):
         ModelRef("x", image_sizes=[0])

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,23 +62,35 @@ def bar_text(max_drop: float) -> str:
     return f"{(1 - max_drop) * 100:.2f}".rstrip("0").rstrip(".") + "%"
 
 
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
 def keeps_fidelity(cell: CellResult, min_cosine: float, min_top1: float) -> tuple[bool, str]:
     """Measured on real data (``cell.accuracy``), the accuracy bar decides; otherwise the
-    outputs' agreement with fp32 on synthetic inputs does."""
+    outputs' agreement with fp32 on synthetic inputs does. A cell that failed, whose
+    outputs were not finite, or whose numbers are not (NaN read from an old store) never
+    keeps fidelity: every test below is written so that NaN fails it."""
+    if cell.status != "ok":
+        return False, f"{cell.status}: {cell.error or ''}".strip()
+    f = cell.fidelity
+    if f is not None and f.nonfinite is not None:
+        return False, f.note or f"outputs not finite ({f.nonfinite})"
     if cell.recipe == "fp32":
         return True, ""
     a = cell.accuracy
     if a and a.passes is not None:
-        if a.passes:
+        if a.passes and _finite(a.value) and _finite(a.relative):
             return True, ""
-        return False, (f"{a.metric} {a.relative:.1%} of fp32 < {bar_text(a.max_drop or 0.01)}")
-    f = cell.fidelity
+        rel = f"{a.relative:.1%}" if _finite(a.relative) else "not a number"
+        return False, f"{a.metric} {rel} of fp32 < {bar_text(a.max_drop or 0.01)}"
     if f is None or f.cosine is None:
         return False, "fidelity not measured"
-    if f.cosine < min_cosine:
+    if not (_finite(f.cosine) and f.cosine >= min_cosine):
         return False, f"cosine {f.cosine:.4f} < {min_cosine}"
-    if f.top1_agreement is not None and f.top1_agreement < min_top1:
-        return False, f"top-1 agreement {f.top1_agreement:.1%} < {min_top1:.0%}"
+    top1 = f.top1_agreement
+    if top1 is not None and not (_finite(top1) and top1 >= min_top1):
+        return False, f"top-1 agreement {top1:.1%} < {min_top1:.0%}"
     return True, ""
 
 
@@ -111,7 +124,7 @@ def recommend(
             pt = next(
                 (p for p in c.latency if shape and (p.batch_size, p.input_size) == shape), None
             )
-            sp = pt.speedup if pt else None
+            sp = pt.speedup if pt and pt.speedup and _finite(pt.speedup.median) else None
             ratio = (
                 c.size_bytes / base.size_bytes
                 if base and base.size_bytes and c.size_bytes is not None

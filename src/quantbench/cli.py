@@ -13,6 +13,10 @@ from quantbench.errors import QuantbenchError
 from quantbench.redact import scrub
 
 EXIT_USAGE = 2
+# Measured, but the store failed during the run: results.json holds cells (or the run's
+# final record) the store lacks. Distinct from 1 (nothing succeeded) so that a script
+# can tell "import results.json" from "measure again".
+EXIT_NOT_STORED = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -221,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="a stored run: machine, settings and its cells")
     p.add_argument("run_id")
     p.add_argument("--store", help="results database (default ./quantbench.db)")
+    p = sub.add_parser(
+        "import",
+        help="put a run's results.json into a store (what a store that failed mid-run lacks)",
+        description="Write the run of RESULTS (a results.json, or its run directory) into the "
+        "store: its record and every cell the store lacks. Cells already there must be "
+        "identical (skipped); a store holding a different cell or another run under the same "
+        "id is refused, and nothing is written. Importing twice writes nothing the second time.",
+    )
+    p.add_argument("results", metavar="RESULTS", help="results.json or the run's directory")
+    p.add_argument("--store", help="results database (default ./quantbench.db)")
     p = sub.add_parser("export", help="a stored run as JSON or CSV on stdout (or --output)")
     p.add_argument("run_id")
     p.add_argument("--format", choices=["json", "csv"], default="json")
@@ -276,11 +290,10 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of the run settings (quantbench.spec.RunSpec)."""
-    import json
-
     from quantbench.spec import RunSpec
+    from quantbench.strictjson import dumps
 
-    print(json.dumps(RunSpec.model_json_schema(), indent=2))
+    print(dumps(RunSpec.model_json_schema(), indent=2))
     return 0
 
 
@@ -329,10 +342,16 @@ def print_sweep_summary(sweep: Any) -> int:
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells"
         print(f"{r.run.node}: run {r.run.id}: {len(r.results)} cells: {summary}")
         print(f"  report: {r.report}")
-    print(f"stored:  sweep {sweep.sweep_id} ({len(sweep.runs)} runs) in {sweep.store}")
+    gaps = [g for g in (_store_gap(r) for r in sweep.runs) if g]
+    done = "INCOMPLETE, see below" if gaps else f"{len(sweep.runs)} runs"
+    print(f"stored:  sweep {sweep.sweep_id} ({done}) in {sweep.store}")
     print(f"compare with: quantbench compare --sweep {sweep.sweep_id}")
+    for gap in gaps:
+        print(f"quantbench: error: {gap}", file=sys.stderr)
     if sweep.interrupted:
         return 130
+    if gaps:
+        return EXIT_NOT_STORED
     if not ok:
         print("quantbench: no cell succeeded on any node", file=sys.stderr)
         return 1
@@ -351,17 +370,60 @@ def print_run_summary(result: Any) -> int:
 
     for line in summary_lines(result.run.spec, result.run.recommendations, result.results):
         print(f"  {line}")
-    print(f"stored:  run {result.run.id} in {result.run.store}")
+    gap = _store_gap(result)
+    if gap:
+        n = len(result.run.unstored)
+        print(f"stored:  INCOMPLETE: {n} of {len(result.results)} cells of run {result.run.id} "
+              f"are only in results.json, not in {result.run.store}")  # fmt: skip
+    else:
+        print(f"stored:  run {result.run.id} in {result.run.store}")
     print(f"results: {result.out_dir / 'results.json'}")
     print(f"report:  {result.report} (and report.html)")
     _print_artifacts(result)
+    if gap:
+        print(f"quantbench: error: {gap}", file=sys.stderr)
     if result.interrupted:
         return 130
+    if gap:
+        return EXIT_NOT_STORED
     if not counts.get("ok"):
         failed = [c for c in result.results if c.error]
         why = f": {failed[0].model} / {failed[0].recipe}: {failed[0].error}" if failed else ""
         print(f"quantbench: no cell succeeded{why}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _store_gap(result: Any) -> str | None:
+    """One line when the store lacks what results.json holds (it failed during the run):
+    how much, and the command that puts it in; None when the store has everything."""
+    from quantbench.importer import import_command
+
+    meta = result.run
+    if not meta.unstored and not meta.record_unstored:
+        return None
+    why = meta.store_errors[-1] if meta.store_errors else "it failed"
+    if meta.unstored:
+        what = f"{len(meta.unstored)} of {len(result.results)} cell(s) of run {meta.id} are only"
+    else:
+        what = f"run {meta.id}'s final record (status, recommendations) is only"
+    command = import_command(result.out_dir / "results.json", (meta.spec or {}).get("store"))
+    return (
+        f"the store failed during the run ({why}): {what} in results.json; put them into "
+        f"the store with: {command}"
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from quantbench.importer import import_results
+
+    done = import_results(args.results, args.store)
+    if done.written or done.record_updated:
+        print(f"imported run {done.run_id} into {done.store}: {done.written} cell(s) written, "
+              f"{done.skipped} already there (identical)")  # fmt: skip
+    else:
+        print(f"run {done.run_id} is already in {done.store}: all {done.skipped} cell(s) "
+              "identical, nothing written")  # fmt: skip
     return 0
 
 
@@ -582,14 +644,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from quantbench.results import csv_text, json_doc
+    from quantbench.strictjson import dumps
 
     meta, cells = _load_stored(args.run_id, args.store)
     if args.format == "json":
-        text = json.dumps(json_doc(meta, cells), indent=2) + "\n"
+        text = dumps(json_doc(meta, cells), indent=2) + "\n"
     else:
         text = csv_text(cells)
     if args.output:
@@ -658,6 +720,7 @@ COMMANDS = {
     "runs": cmd_runs,
     "show": cmd_show,
     "export": cmd_export,
+    "import": cmd_import,
     "compare": cmd_compare,
     "sensitivity": cmd_sensitivity,
     "doctor": cmd_doctor,

@@ -17,12 +17,15 @@ import copy
 import csv
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from quantbench import strictjson
 
 SCHEMA_VERSION = 1
 
@@ -132,7 +135,8 @@ class LatencyPoint:
             "sweep": self.sweep, "unit": self.unit,
         }  # fmt: skip
         d.update(dataclasses.asdict(self.stats))
-        d["samples"] = list(self.samples)
+        # a NaN/inf sample cannot be a timing (the store drops it too)
+        d["samples"] = [v for v in self.samples if math.isfinite(v)]
         d["speedup"] = dataclasses.asdict(self.speedup) if self.speedup is not None else None
         d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
         return d
@@ -143,7 +147,7 @@ class LatencyPoint:
         return cls(
             batch_size=d["batch_size"], input_size=d["input_size"], sweep=d["sweep"],
             unit=d["unit"], stats=Stats(**{k: d[k] for k in STATS_FIELDS}),
-            samples=list(d.get("samples") or []),
+            samples=[v for v in d.get("samples") or [] if v is not None],
             speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
             flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
         )  # fmt: skip
@@ -157,6 +161,9 @@ class Fidelity:
     max_abs_err: float | None
     top1_agreement: float | None = None
     note: str | None = None
+    # Outputs that were not finite (NaN/inf), so nothing was compared: "fp32" (the
+    # reference), "variant" (this one's) or "both". None: every output was finite.
+    nonfinite: str | None = None
 
 
 @dataclass
@@ -237,12 +244,19 @@ class CellResult:
             else:
                 v = copy.deepcopy(dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v)
             d[f.name] = v
+        d, bad = strictjson.finite(d)  # strict JSON wherever the cell goes
+        if bad:
+            d["notes"] = [*d["notes"], strictjson.note(bad, "written")]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellResult:
-        """A cell from its dict; keys a newer quantbench added are ignored."""
-        d = _known(cls, d)
+        """A cell from its dict; keys a newer quantbench added are ignored. A NaN/inf
+        number (a store or file written before values were checked) is read as None,
+        and a note says which."""
+        d, bad = strictjson.finite(_known(cls, d))
+        if bad:
+            d["notes"] = [*(d.get("notes") or []), strictjson.note(bad, "read")]
         if d.get("fidelity") is not None:
             d["fidelity"] = Fidelity(**_known(Fidelity, d["fidelity"]))
         if d.get("accuracy") is not None:
@@ -274,6 +288,11 @@ class RunMeta:
     store: str | None = None
     resumed: list[str] = field(default_factory=list)  # when --resume continued it
     store_errors: list[str] = field(default_factory=list)
+    # What the store lacks when it failed during the run: the [model, recipe] of the
+    # cells only in results.json, and whether the run's own record is out of date
+    # (``quantbench import results.json`` puts both in; it clears these).
+    unstored: list[list[str]] = field(default_factory=list)
+    record_unstored: bool = False
     recommendations: dict[str, Any] | None = None
     # A sweep across machines (``--executor ray``): the runs of one sweep share this id,
     # one run per machine; ``node`` names the machine the run was placed on.
@@ -289,6 +308,8 @@ class RunMeta:
         "device",
         "resumed",
         "store_errors",
+        "unstored",
+        "record_unstored",
         "recommendations",
         "out_dir",
         "store",
@@ -346,7 +367,7 @@ def json_doc(run: RunMeta | dict[str, Any], results: list[CellResult]) -> dict[s
 
 
 def write_json(path: Path, run: RunMeta | dict[str, Any], results: list[CellResult]) -> None:
-    atomic_write_text(path, json.dumps(json_doc(run, results), indent=1) + "\n")
+    atomic_write_text(path, strictjson.dumps(json_doc(run, results), indent=1) + "\n")
 
 
 CSV_COLUMNS = [
@@ -419,4 +440,7 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
             f"'{path}' has results schema version {version!r}; this quantbench reads up to "
             f"{SCHEMA_VERSION} (upgrade quantbench to read it)"
         )
-    return doc["run"], [CellResult.from_dict(r) for r in doc["results"]]
+    run, bad = strictjson.finite(doc["run"])
+    if bad and isinstance(run, dict):
+        run[strictjson.RECORD_KEY] = bad
+    return run, [CellResult.from_dict(r) for r in doc["results"]]

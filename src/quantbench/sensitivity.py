@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 import time
@@ -153,6 +154,12 @@ def layer_sensitivity(
     modules = dict(lm.module.named_modules())
     fp32 = score(lm.module)
     full = score(quantize_except(lm, recipe, ctx, set(), options).module)
+    for what, value in (("fp32", fp32), (f"fully quantized ({recipe})", full)):
+        if not math.isfinite(value):  # NaN/inf outputs: every effect would be NaN
+            raise UnsupportedError(
+                f"{lm.name}'s {what} score is {value} (its outputs are NaN/inf): there is "
+                "nothing to rank layers against"
+            )
     out = []
     for i, name in enumerate(names):
         if progress:
@@ -164,6 +171,10 @@ def layer_sensitivity(
             s = score(quantize_except(lm, recipe, ctx, keep, options).module)
         except Exception as e:  # one layer failing must not lose the others
             out.append(LayerEffect(name, type(m).__name__, params, None, None, str(e)[:200]))
+            continue
+        if not math.isfinite(s):
+            why = f"score is {s} (outputs are NaN/inf)"
+            out.append(LayerEffect(name, type(m).__name__, params, None, None, why))
             continue
         effect = s - full if mode == "float-one" else fp32 - s
         out.append(LayerEffect(name, type(m).__name__, params, s, effect))
@@ -189,8 +200,6 @@ def analyse(
 
     Returns the result and the output directory (sensitivity.json, .md and .png).
     """
-    import json
-
     from quantbench import env, evaluate
     from quantbench import models as zoo
     from quantbench.errors import QuantbenchError, unknown_name
@@ -198,6 +207,7 @@ def analyse(
     from quantbench.results import atomic_write_text
     from quantbench.runner.outdir import prepare_out_dir
     from quantbench.spec import RunSpec, dataset_arg
+    from quantbench.strictjson import dumps
 
     if mode not in MODES:
         raise unknown_name("mode", mode, MODES)
@@ -231,9 +241,14 @@ def analyse(
             ref_out, labels = evaluate.outputs(lm.module, data, 32)
 
         def score(module: Any) -> float:
+            from quantbench.measure.accuracy import NonFiniteOutputs
+
             with torch.inference_mode():
                 got, _ = evaluate.outputs(module, data, 32)
-            s = evaluate.score(lm, got, labels, ref_out, None, 0.01, "")
+            try:
+                s = evaluate.score(lm, got, labels, ref_out, None, 0.01, "")
+            except NonFiniteOutputs:
+                return math.nan  # layer_sensitivity says which score was not finite
             return float(s.value)
 
         metric = evaluate.metric_name(lm.task, lm.family)
@@ -250,7 +265,7 @@ def analyse(
     except Exception as e:  # the recipe itself failed: one line, not a traceback
         raise QuantbenchError(f"{recipe} failed on {model}: {first_line(e)}") from None
     # Each file appears whole or not at all: a reader never sees half of one.
-    atomic_write_text(out_dir / "sensitivity.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    atomic_write_text(out_dir / "sensitivity.json", dumps(result.to_dict(), indent=2) + "\n")
     _plot(result, out_dir / "sensitivity.png")
     atomic_write_text(
         out_dir / "sensitivity.md", render(result, ctx.calib_source, lm.weights) + "\n"

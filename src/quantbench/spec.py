@@ -17,8 +17,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
@@ -29,10 +30,11 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 
-from quantbench.errors import QuantbenchError, first_line, unknown_name
+from quantbench.errors import QuantbenchError, clip, shown, unknown_name
 from quantbench.redact import strip_url
 from quantbench.shapes import LAB_REF_BATCH, LAB_REF_SIZES
 
@@ -85,9 +87,11 @@ def parse_int_list(text: str | list[Any], what: str) -> list[int]:
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for raw in items:
-        s = str(raw).strip()
+        if isinstance(raw, (dict, list, tuple, set)):
+            raise QuantbenchError(f"{what} must be positive integers, got {shown(raw)}")
+        s = clip(str(raw).strip())
         if isinstance(raw, bool) or not s.lstrip("+").isdigit() or int(s) <= 0:
-            raise QuantbenchError(f"{what} must be positive integers, got '{raw}'")
+            raise QuantbenchError(f"{what} must be positive integers, got '{s}'")
         out.append(int(s))
     if not out:
         raise QuantbenchError(f"{what} must not be empty")
@@ -96,6 +100,10 @@ def parse_int_list(text: str | list[Any], what: str) -> list[int]:
 
 def parse_name_list(text: str | list[Any], what: str) -> list[str]:
     """'a, b,a' or ['a', 'b'] -> ['a', 'b'] (order kept, duplicates dropped)."""
+    if not isinstance(text, str):
+        for x in text:
+            if isinstance(x, (dict, list, tuple, set)):
+                raise QuantbenchError(f"{what} must be names, got {shown(x)}")
     items = text.split(",") if isinstance(text, str) else [str(x) for x in text]
     out = [s.strip() for s in items if s.strip()]
     if not out:
@@ -133,10 +141,12 @@ def _name_list(value: Any) -> Any:
 # expects, in words, is what a bad value's one-line error says.
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
-PosFloat = Annotated[float, Field(strict=True, gt=0)]
-NonNegFloat = Annotated[float, Field(strict=True, ge=0)]
-UnitFloat = Annotated[float, Field(strict=True, ge=0, le=1)]
-Fraction = Annotated[float, Field(strict=True, ge=0, lt=1)]
+# Floats are finite: an infinite time budget or threshold is never what was meant (an
+# infinite min_time_s would time one point forever).
+PosFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+UnitFloat = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(strict=True, ge=0, lt=1, allow_inf_nan=False)]
 Flag = Annotated[bool, Field(strict=True)]
 Text = Annotated[str, Field(strict=True)]
 IntList = Annotated[list[PosInt], BeforeValidator(_int_list)]
@@ -162,6 +172,8 @@ def _expects(annotation: Any, metadata: Sequence[Any] = ()) -> str | None:
     kind = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     if annotation not in kind:
         return None
+    if any(getattr(m, "allow_inf_nan", True) is False for m in metadata):
+        kind[float] = "a finite number"
     bounds = {type(m).__name__: getattr(m, type(m).__name__.lower(), None) for m in metadata}
     if bounds.get("Ge") == 0 and bounds.get("Le") == 1:
         return f"{kind[annotation]} between 0 and 1"
@@ -187,10 +199,10 @@ def _settings_error(
         if isinstance(entries, list) and loc[1] < len(entries):
             entry = entries[loc[1]]
             name = entry.get("name") if isinstance(entry, dict) else getattr(entry, "name", entry)
-        prefix = f"model '{name}': " if name is not None else f"models[{loc[1]}]: "
+        prefix = f"model '{clip(str(name))}': " if name is not None else f"models[{loc[1]}]: "
         model, loc = ModelRef, loc[2:]
     elif model is ModelRef and isinstance(data, dict) and "name" in data:
-        prefix = f"model '{data['name']}': "
+        prefix = f"model '{clip(str(data['name']))}': "
     key = str(loc[0]) if loc else "name"
     if err["type"] == "extra_forbidden":
         valid = list(model.model_fields) + ([BATCH_SIZES_ALIAS] if model is RunSpec else [])
@@ -206,7 +218,7 @@ def _settings_error(
     words = _expects(field.annotation, field.metadata) if field is not None else None
     if words is None:
         words = err["msg"].removeprefix("Input should be ")
-    return QuantbenchError(f"{prefix}setting '{key}' must be {words}, got {err['input']!r}")
+    return QuantbenchError(f"{prefix}setting '{key}' must be {words}, got {shown(err['input'])}")
 
 
 class _Settings(BaseModel):
@@ -284,15 +296,12 @@ def _models(value: Any) -> Any:
 def _recipe_options(value: Any) -> Any:
     """An inline YAML/JSON mapping (the CLI flag) or a mapping of mappings."""
     if isinstance(value, str):
-        import yaml
+        from quantbench.userdata import load_yaml_text
 
         try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise ValueError(
-                f"recipe_options '{value}' is not a valid inline mapping: "
-                f"{first_line(e, with_type=False)}"
-            ) from None
+            value = load_yaml_text(value, f"recipe_options '{clip(value)}'", _INLINE)
+        except QuantbenchError as e:
+            raise ValueError(str(e)) from None
     if not isinstance(value, dict):
         raise ValueError(
             "recipe_options must map recipe names to settings, e.g. "
@@ -300,8 +309,11 @@ def _recipe_options(value: Any) -> Any:
         )
     for r, options in value.items():
         if not isinstance(options, dict):
-            raise ValueError(f"recipe_options for '{r}' must be a mapping of settings")
+            raise ValueError(f"recipe_options for '{clip(str(r))}' must be a mapping of settings")
     return {str(r): dict(o) for r, o in value.items()}
+
+
+_INLINE = "is not a valid inline mapping"
 
 
 def _schema_extra(schema: dict[str, Any]) -> None:
@@ -573,6 +585,27 @@ class RunSpec(_Settings):
                     raise ValueError(str(e)) from None
         return value
 
+    @model_validator(mode="after")
+    def _bounds_agree(self) -> RunSpec:
+        """Settings that bound each other agree (a bound below its minimum would be
+        ignored in silence). Checked wherever settings come from, and on assignment."""
+        if self.min_time_s > self.max_time_s:
+            raise ValueError(
+                f"min_time_s ({self.min_time_s:g} s) must not exceed max_time_s "
+                f"({self.max_time_s:g} s), the cap on timing a point"
+            )
+        if self.warmup > self.max_warmup:
+            raise ValueError(
+                f"warmup ({self.warmup}) must not exceed max_warmup ({self.max_warmup}), the "
+                "cap on warm-up passes (raise max_warmup too)"
+            )
+        if self.timeout_s is not None and self.timeout_s <= self.min_time_s:
+            raise ValueError(
+                f"timeout_s ({self.timeout_s:g} s per model) must be longer than min_time_s "
+                f"({self.min_time_s:g} s per point): no point could finish"
+            )
+        return self
+
 
 _FIELDS = set(RunSpec.model_fields)
 _REF_FIELDS = set(ModelRef.model_fields)
@@ -588,25 +621,25 @@ def _check_keys(data: dict[str, Any], where: str = "") -> None:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """An experiment file's settings (unknown keys refused; values checked later)."""
-    import yaml
+    """An experiment file's settings (unknown keys refused; values checked later). A file
+    that is empty, only comments, not a mapping, not UTF-8, too big, or whose aliases
+    expand beyond bounds (:mod:`quantbench.userdata`) is an input error."""
+    from quantbench.userdata import load_yaml_text, read_config_text
 
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise QuantbenchError(f"cannot read config '{path}': {e.strerror}") from None
-    except yaml.YAMLError as e:
+    name = f"config '{clip(str(path))}'"
+    data = load_yaml_text(read_config_text(path), name)
+    if data is None or data == {}:
         raise QuantbenchError(
-            f"config '{path}' is not valid YAML: {first_line(e, with_type=False)}"
-        ) from None
-    if data is None:
-        return {}
+            f"{name} holds no settings (it is empty, only comments, or {{}}); give at least one, "
+            "e.g. 'preset: quick' (without --config, quantbench runs the full lab)"
+        )
     if not isinstance(data, dict):
-        raise QuantbenchError(f"config '{path}' must be a mapping of settings")
+        raise QuantbenchError(
+            f"{name} must be a mapping of settings (key: value lines), got a {type(data).__name__}"
+        )
     if True in data and "on" not in data:  # YAML 1.1 reads the key `on:` as true
         data["on"] = data.pop(True)
-    _check_keys(data, f"config '{path}': ")
+    _check_keys(data, f"{name}: ")
     return data
 
 
@@ -616,14 +649,9 @@ def dataset_arg(value: Any, what: str = "dataset") -> Any:
     from quantbench.datasets import parse_dataset
 
     if isinstance(value, str) and value.lstrip().startswith("{"):
-        import yaml
+        from quantbench.userdata import load_yaml_text
 
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise QuantbenchError(
-                f"{what} '{value}' is not a valid inline mapping: {first_line(e, with_type=False)}"
-            ) from None
+        value = load_yaml_text(value, f"{what} '{clip(value)}'", _INLINE)
     return parse_dataset(value, what)
 
 
@@ -640,16 +668,21 @@ def _model_ref(entry: Any) -> ModelRef:
     if isinstance(entry, str):
         return ModelRef(entry)
     if not isinstance(entry, dict) or "name" not in entry:
-        raise QuantbenchError(f"a model entry needs a 'name', got {entry!r}")
+        raise QuantbenchError(f"a model entry needs a 'name', got {shown(entry)}")
     e = dict(entry)
-    name = str(e["name"])
+    if not isinstance(e["name"], str):
+        raise QuantbenchError(f"a model entry's name must be a string, got {shown(e['name'])}")
+    name = clip(e["name"])
     for key in e:
         if key not in _ENTRY_KEYS:
             raise QuantbenchError(
                 f"model '{name}': {unknown_name('setting', str(key), _ENTRY_KEYS)}"
             )
     source, arch, path = e.pop("source", None), e.pop("arch", None), e.pop("path", None)
-    if source is not None and not (isinstance(source, str) and ":" in source):
+    for key, value in (("source", source), ("arch", arch), ("path", path)):
+        if value is not None and not isinstance(value, str):
+            raise QuantbenchError(f"model '{name}': {key} must be a string, got {shown(value)}")
+    if source is not None and ":" not in source:
         kinds = {"torchvision": "tv", "hf": "hf", "python": "py"}
         if source not in kinds:
             raise unknown_name(f"model '{name}': source", str(source), sorted(kinds))
@@ -679,7 +712,7 @@ def _model_ref(entry: Any) -> ModelRef:
         n = ref.options["num_classes"]
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise QuantbenchError(
-                f"model '{name}': setting 'num_classes' must be an integer > 0, got {n!r}"
+                f"model '{name}': setting 'num_classes' must be an integer > 0, got {shown(n)}"
             )
     return ref
 
@@ -692,9 +725,21 @@ def spec_from_dict(d: dict[str, Any]) -> RunSpec:
         {k: v for k, v in m.items() if k in _REF_FIELDS} if isinstance(m, dict) else m
         for m in known.get("models") or []
     ]
+    _as_they_ran(known)
     spec = RunSpec(**known)
     validate(spec)
     return spec
+
+
+def _as_they_ran(d: dict[str, Any]) -> None:
+    """A run stored before bounds were checked against each other resumes with the values
+    its timing loop used: a minimum above its cap was the cap."""
+    pairs = (("warmup", "max_warmup", "max_warmup"), ("min_time_s", "max_time_s", "min_time_s"))
+    for low, high, effective in pairs:
+        lo, hi = d.get(low), d.get(high)
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (lo, hi))
+        if numbers and lo > hi:
+            d[effective] = hi if effective == low else lo
 
 
 def _layer(data: dict[str, Any]) -> dict[str, Any]:
@@ -711,13 +756,16 @@ def build_spec(
     """Settings from, later winning: the defaults, the preset (``preset``, else the
     overrides' or the file's ``preset``), the YAML ``config``, the ``overrides`` (CLI
     flags or Python; None values are unset). Unknown keys are refused; validated."""
+    from quantbench.userdata import check_bounded
+
     given = dict(overrides or {})
+    check_bounded(given, "a setting given")  # Python values may nest or recurse too
     _check_keys(given)
     given = {k: v for k, v in given.items() if v is not None}
     file = load_yaml(config) if config is not None else {}
     name = preset or given.pop("preset", None) or file.get("preset") or "lab"
     if not isinstance(name, str) or name not in PRESETS:
-        raise unknown_name("preset", str(name), PRESETS)
+        raise unknown_name("preset", name if isinstance(name, str) else shown(name), PRESETS)
     merged: dict[str, Any] = {}
     for layer in (PRESETS[name], file, given):
         merged.update(_layer(layer))
@@ -729,10 +777,12 @@ def build_spec(
         if isinstance(models, (list, tuple)):
             if not models:
                 raise QuantbenchError("models must not be empty")
-            merged["models"] = [_model_ref(m) for m in models]
-    for key in ("dataset", "calibration", "train_dataset"):
-        if merged.get(key) is not None:
-            merged[key] = dataset_arg(merged[key], key.replace("_", " ")).to_dict()
+            with _paths_checked():
+                merged["models"] = [_model_ref(m) for m in models]
+    with _paths_checked():
+        for key in ("dataset", "calibration", "train_dataset"):
+            if merged.get(key) is not None:
+                merged[key] = dataset_arg(merged[key], key.replace("_", " ")).to_dict()
     spec = RunSpec(**merged)
     validate(spec)
     return spec
@@ -742,6 +792,24 @@ def validate(spec: RunSpec) -> None:
     """The checks that need the world (the model checks each value on its own): recipes
     and their options, models and their limits, weights files, datasets, the engine, and
     settings that must agree. Raise QuantbenchError on the first problem."""
+    with _paths_checked():
+        _validate(spec)
+
+
+@contextlib.contextmanager
+def _paths_checked() -> Iterator[None]:
+    """A path the system refuses to even look at (too long, a symlink loop, ...) is an
+    input error, not a crash: ``Path.exists`` raises for those instead of saying no."""
+    try:
+        yield
+    except OSError as e:
+        where = f": '{clip(str(e.filename))}'" if e.filename else ""
+        raise QuantbenchError(
+            f"cannot use a path in the settings ({e.strerror or e}){where}"
+        ) from None
+
+
+def _validate(spec: RunSpec) -> None:
     from quantbench import models as zoo
     from quantbench.recipes import get_recipe
 
@@ -760,10 +828,10 @@ def validate(spec: RunSpec) -> None:
             "--fallback (or --max-accuracy-drop) needs a bar to meet: give --dataset (the "
             "accuracy bar) or measure fidelity (add 'fidelity' to --measure)"
         )
-    if spec.timeout_s is not None and spec.timeout_s <= spec.min_time_s:
+    if spec.limit is not None and not has_data and not spec.eval_fn:
         raise QuantbenchError(
-            f"timeout_s ({spec.timeout_s:g} s per model) must be longer than min_time_s "
-            f"({spec.min_time_s:g} s per point): no point could finish"
+            f"limit ({spec.limit} examples) selects evaluation data, and there is none: "
+            "give --dataset, or drop --limit"
         )
     from quantbench.shapes import ref_size_for
 

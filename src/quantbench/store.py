@@ -36,6 +36,8 @@ from quantbench.errors import QuantbenchError, first_line
 from quantbench.postgres import postgres_driver, server_refusal, with_deadlines
 from quantbench.redact import scrub, strip_url
 from quantbench.results import CellResult
+from quantbench.strictjson import RECORD_KEY, finite
+from quantbench.strictjson import dumps as _dumps
 
 SCHEMA_VERSION = 1
 APP = "quantbench"
@@ -195,8 +197,8 @@ class Store:
             "id": meta["id"], "started_at": meta.get("started_at"),
             "finished_at": meta.get("finished_at"), "status": meta.get("status", "running"),
             "machine": machine, "models": ",".join(models), "out_dir": meta.get("out_dir"),
-            "fingerprint": json.dumps(host), "versions": json.dumps(meta.get("versions") or {}),
-            "spec": json.dumps(meta.get("spec") or {}), "meta": json.dumps(rest),
+            "fingerprint": _dumps(host), "versions": _dumps(meta.get("versions") or {}),
+            "spec": _dumps(meta.get("spec") or {}), "meta": _dumps(rest),
         }  # fmt: skip
 
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
@@ -229,6 +231,9 @@ class Store:
         meta = json.loads(m["meta"])
         meta.update(host=json.loads(m["fingerprint"]), versions=json.loads(m["versions"]),
                     spec=json.loads(m["spec"]))  # fmt: skip
+        meta, bad = finite(meta)  # a NaN an older quantbench stored is read as null
+        if bad:
+            meta[RECORD_KEY] = bad
         return _without_secrets(meta)  # a run stored by an older quantbench may hold one
 
     def sweep_runs(self, sweep_id: str) -> list[dict[str, Any]]:
@@ -301,7 +306,7 @@ class Store:
                     status=cell.status,
                     size_bytes=cell.size_bytes,
                     finished_at=_now(),
-                    data=json.dumps(data),
+                    data=_dumps(data),
                 )  # fmt: skip
             ).inserted_primary_key[0]
             if samples:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbench import memory
-from quantbench.errors import QuantbenchError, unknown_name
+from quantbench.errors import QuantbenchError, shown, unknown_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -89,7 +89,7 @@ def _infer_kind(path: Path, what: str) -> str:
 def _check_int(value: Any, name: str, what: str, path: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise QuantbenchError(
-            f"{what} '{path}': {name} must be an integer >= {minimum}, got {value!r}"
+            f"{what} '{path}': {name} must be an integer >= {minimum}, got {shown(value)}"
         )
     return value
 
@@ -101,7 +101,7 @@ def _check_triple(value: Any, name: str, what: str, path: Any, positive: bool) -
         ok = all(v > 0 for v in value)
     if not ok:
         need = "3 positive numbers" if positive else "3 numbers (one per RGB channel)"
-        raise QuantbenchError(f"{what} '{path}': {name} must be {need}, got {value!r}")
+        raise QuantbenchError(f"{what} '{path}': {name} must be {need}, got {shown(value)}")
     return tuple(float(v) for v in value)
 
 
@@ -109,7 +109,7 @@ def _check_column(value: Any, name: str, what: str, path: Any, optional: bool = 
     if optional and value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise QuantbenchError(f"{what} '{path}': {name} must be a column name, got {value!r}")
+        raise QuantbenchError(f"{what} '{path}': {name} must be a column name, got {shown(value)}")
     return value
 
 
@@ -135,7 +135,7 @@ def parse_dataset(value: str | dict[str, Any], what: str = "dataset") -> Dataset
             f"{what} must be a path or a mapping with a 'path', got {type(value).__name__}"
         )
     if "path" not in raw or not isinstance(raw["path"], (str, os.PathLike)) or not raw["path"]:
-        raise QuantbenchError(f"{what} needs a 'path', got {value!r}")
+        raise QuantbenchError(f"{what} needs a 'path', got {shown(value)}")
     if memory.is_memory(raw["path"]):  # batches handed to the Python API
         memory.get(str(raw["path"]), "dataset")
         return DatasetSpec(path=str(raw["path"]), kind=MEMORY)

@@ -15,6 +15,31 @@ import warnings
 from typing import Any
 
 
+class NonFiniteOutputs(ValueError):
+    """A model's outputs hold NaN or inf: no metric of them means anything (the argmax of
+    a NaN row is an index all the same), so none is computed."""
+
+
+def check_finite(x: Any, whose: str = "outputs") -> None:
+    """Raise :class:`NonFiniteOutputs` when tensor ``x`` holds NaN or inf.
+
+    Example::
+
+        >>> import torch
+        >>> check_finite(torch.tensor([1.0, float("nan")]))
+        Traceback (most recent call last):
+        ...
+        quantbench.measure.accuracy.NonFiniteOutputs: outputs not finite: 1 of 2 values are NaN/inf
+    """
+    import torch
+
+    x = _as_tensor(x)
+    if x.is_floating_point():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise NonFiniteOutputs(f"{whose} not finite: {bad} of {x.numel()} values are NaN/inf")
+
+
 def _as_tensor(x: Any) -> Any:
     import torch
 
@@ -35,6 +60,7 @@ def classification_metrics(logits: Any, labels: Any) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     logits = _as_tensor(logits).float()
+    check_finite(logits)
     labels = _as_tensor(labels).long().reshape(-1)
     if logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
         raise ValueError(
@@ -71,6 +97,8 @@ def embedding_fidelity(ref: Any, got: Any) -> dict[str, float | None]:
     import torch
     from scipy.stats import spearmanr
 
+    check_finite(ref, "fp32 outputs")
+    check_finite(got)
     ref = _as_tensor(ref).double()
     got = _as_tensor(got).double()
     if ref.shape != got.shape or ref.dim() != 2:

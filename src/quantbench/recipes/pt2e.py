@@ -46,6 +46,7 @@ from quantbench.recipes.compile import (
 from quantbench.recipes.eager import calibration_note
 from quantbench.recipes.sizes import fill_sizes
 from quantbench.recipes.torchao import torchao_version
+from quantbench.strictjson import dumps
 
 
 @dataclass(frozen=True)
@@ -374,7 +375,7 @@ def _write_pt2(gm: Any, example: tuple, family: str, freezing: bool) -> tuple[Pa
     ep.example_inputs = None
     path = Path(tempfile.mkdtemp(prefix="quantbench-pt2e-")) / "model.pt2"
     meta = {"family": str(family), "freezing": freezing, "recipe": "pt2e-static-int8"}
-    torch.export.save(ep, str(path), extra_files={PT2_META: json.dumps(meta)})
+    torch.export.save(ep, str(path), extra_files={PT2_META: dumps(meta)})
     return path, time.perf_counter() - t
 
 

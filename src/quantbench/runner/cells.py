@@ -111,23 +111,32 @@ def time_point(
     timer: Any = None,
 ) -> None:
     """Time every artifact at one (batch, size) point, interleaved, and add the point to
-    its cell; a variant that cannot run the shape gets a note instead. ``timer``: how one
-    call is timed (``measure.latency.timer_for``; None: the host clock)."""
+    its cell; a variant that cannot run the shape gets a note instead, and one whose
+    outputs at this shape are NaN/inf becomes an error (it is dropped from ``arts``: a
+    wrong result is not timed further). ``timer``: how one call is timed
+    (``measure.latency.timer_for``; None: the host clock)."""
     from quantbench.measure import latency
+    from quantbench.measure.fidelity import nonfinite_text
 
     runnable = {}
     by_name = {v.name: v for v in arts}
     flops = None
-    for v, art in arts.items():
+    for v, art in list(arts.items()):
         try:
             # A first pass outside the timer fails fast on bad shapes; fp32's also counts
             # the work (FLOPs) of one forward pass, the same arithmetic for every variant.
             if v.is_baseline:
-                flops = _count_flops(art.module, inputs)
+                flops, out = _count_flops(art.module, inputs)
             else:
-                art.module(*inputs)
+                out = art.module(*inputs)
         except Exception as e:
             cells[v].notes.append(f"no latency at batch {b}, size {s}: {first_line(e)}")
+            continue
+        bad = nonfinite_text(out)
+        if bad:
+            cells[v].status = "error"
+            cells[v].error = f"outputs not finite at batch {b}, size {s}: {bad}"
+            del arts[v]
             continue
         mod = art.module
         runnable[v.name] = lambda mod=mod: mod(*inputs)
@@ -153,10 +162,11 @@ def time_point(
         cells[by_name[r]].latency.append(point)
 
 
-def _count_flops(module: Any, inputs: tuple) -> float | None:
+def _count_flops(module: Any, inputs: tuple) -> tuple[float | None, Any]:
+    """(FLOPs of one forward pass or None, its outputs)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        module(*inputs)
+        out = module(*inputs)
     total = counter.get_total_flops()
-    return float(total) if total else None
+    return (float(total) if total else None), out

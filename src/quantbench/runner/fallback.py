@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from quantbench.errors import UnsupportedError
+from quantbench.measure.accuracy import NonFiniteOutputs
 from quantbench.results import CellResult
 from quantbench.runner.cells import chunked, describe, guarded
 from quantbench.runner.messages import Progress, Snapshot
@@ -160,7 +161,13 @@ def fallbacks(run: ModelRun, judge: Judge) -> None:
         cell.quantize_s = time.perf_counter() - t
         arts[fv] = fbk.artifact
         describe(cell, fbk.artifact, params, "size" in spec.measure)
-        judge(fbk.artifact.module, cell)
+        wrong = None
+        try:
+            judge(fbk.artifact.module, cell)
+        except NonFiniteOutputs as e:
+            wrong = f"{e} (on the evaluation data)"
+        if cell.fidelity is not None and cell.fidelity.nonfinite in ("variant", "both"):
+            wrong = cell.fidelity.note
         cell.details["float_layers"] = fbk.float_layers
         cell.details["fallback_steps"] = [[n, value] for n, value in fbk.steps]
         cell.details["sensitivity"] = [
@@ -171,4 +178,7 @@ def fallbacks(run: ModelRun, judge: Judge) -> None:
             f"accuracy-aware fallback from {v.base}: kept {len(fbk.float_layers)} layer(s) in "
             f"float ({', '.join(fbk.float_layers)}); the bar was {met}"
         )
+        if wrong:  # NaN/inf outputs: a wrong result, not timed
+            cell.status, cell.error = "error", wrong
+            del arts[fv]
     run.emit(Snapshot.of(cells.values()))

@@ -54,15 +54,29 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _store_cells(store: Any, meta: RunMeta, cells: list[CellResult], prog: Any) -> None:
-    """Commit each finished cell; a store that fails is reported, the exports go on."""
-    try:
-        store.write_cells(meta.id, cells)
-    except Exception as e:
-        meta.store_errors.append(first_line(e))
-        prog.write(
-            f"warning: cells not stored in {store.label}: {first_line(e)} (results.json has them)"
-        )
+def _store_cells(
+    store: Any, meta: RunMeta, results: list[CellResult], cells: list[CellResult], prog: Any
+) -> None:
+    """Commit each finished cell, and first those an earlier failure of the store left
+    out; a store that fails is reported and the cells it lacks are listed in
+    ``meta.unstored`` (results.json has them all), the run goes on."""
+    backlog = {tuple(k) for k in meta.unstored}
+    todo = [c for c in results if (c.model, c.recipe) in backlog] + cells
+    for i, cell in enumerate(todo):
+        try:
+            store.write_cells(meta.id, [cell])  # one transaction a cell, as before
+        except Exception as e:  # gone away, locked, full: the rest of these wait too
+            left = todo[i:]
+            why = first_line(e, with_type=not isinstance(e, QuantbenchError))
+            why = why.removeprefix(f"1 cell(s) not stored: {cell.model}/{cell.recipe}: ")
+            meta.store_errors.append(why)
+            meta.unstored = [[c.model, c.recipe] for c in left]
+            prog.write(
+                f"warning: {len(left)} cell(s) not stored in {store.label}: {why} "
+                "(results.json has them)"
+            )
+            return
+    meta.unstored = []
 
 
 def resume(
@@ -279,8 +293,8 @@ def _run_in(
         interrupted = True
         n_models = len({c.model for c in results})
         prog.write(
-            f"interrupted: {len(results)} cells of {n_models} model(s) are stored in "
-            f"{store.label} as run {meta.id}; finish it with "
+            f"interrupted: {len(results) - len(meta.unstored)} cells of {n_models} model(s) "
+            f"are stored in {store.label} as run {meta.id}; finish it with "
             f"'quantbench run --resume {meta.id}'"
         )
     finally:
@@ -336,7 +350,7 @@ def keep_cells(
 ) -> list[CellResult]:
     """Store a model's cells not already in ``done`` and add them to ``results``; them."""
     cells = [c for c in cells if (c.model, c.recipe) not in done]
-    _store_cells(store, meta, cells, prog)
+    _store_cells(store, meta, results, cells, prog)
     results.extend(cells)
     for c in cells:
         if c.weights:
@@ -364,8 +378,14 @@ def finish_run(
     meta.finished_at = _now()
     meta.status = "interrupted" if interrupted else "finished"
     meta.recommendations = as_dict(recommendations(spec, results))
+    if meta.unstored:  # the store came back: the cells it missed go in before the record
+        _store_cells(store, meta, [c for c in results if [c.model, c.recipe] in meta.unstored],
+                     [], prog)  # fmt: skip
     save_exports(out_dir, meta, results)
     try:
         store.finish_run(meta.to_dict())
     except Exception as e:  # the exports above still hold everything
+        meta.store_errors.append(first_line(e))
+        meta.record_unstored = True
+        save_exports(out_dir, meta, results)  # results.json says what the store lacks
         prog.write(f"warning: could not update run {meta.id} in {store.label}: {first_line(e)}")

@@ -32,6 +32,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import math
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from typing import Any
 from quantbench.device import model_on_device, to_device
 from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.measure import memory
+from quantbench.measure.accuracy import NonFiniteOutputs, check_finite
 from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
@@ -236,6 +238,7 @@ def fidelity(run: ModelRun) -> None:
         run.emit(Progress(f"{run.name}: fidelity"))
         inputs = lm.make_inputs(spec.fidelity_batch_size, run.ref_size, seed=7)
         base = chunked(arts[FP32].module, inputs)
+        base_bad = fid.nonfinite_text(base)
         for v, art in list(arts.items()):
             try:
                 before = memory.rss_bytes()
@@ -250,9 +253,24 @@ def fidelity(run: ModelRun) -> None:
             except Exception as e:
                 mark_failed(cells[v], f"forward failed: {first_line(e)}")
                 del arts[v]
+                continue
+            # NaN/inf outputs are a wrong result, never an ok cell: not timed, not scored
+            if v == FP32 and base_bad:
+                _wrong(run, v, f"fp32 outputs not finite ({base_bad}, on the fidelity inputs): "
+                       "the model itself gives NaN/inf, before any quantization")  # fmt: skip
+            elif cells[v].fidelity.nonfinite in ("variant", "both"):
+                _wrong(run, v, str(cells[v].fidelity.note))
         run.fidelity_inputs = inputs
         run.snapshot()
     run.emit(Advance(1))
+
+
+def _wrong(run: ModelRun, v: Variant, error: str) -> None:
+    """``v`` computed a wrong result (outputs not finite): its cell is an error that says
+    so, and its artifact is dropped (nothing more is measured on it)."""
+    cell = run.cells[v]
+    cell.status, cell.error = "error", error
+    run.arts.pop(v, None)
 
 
 def accuracy(run: ModelRun) -> None:
@@ -269,7 +287,22 @@ def accuracy(run: ModelRun) -> None:
     bs = spec.eval_batch_size
     run.emit(Progress(f"{run.name}: accuracy on {len(data.eval_indices)} examples"))
     ref_out, labels = evaluate.outputs(arts[FP32].module, data, bs, spec.device)
-    fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
+    try:
+        fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
+    except NonFiniteOutputs as e:  # nothing to score the others against
+        _wrong(run, FP32, f"fp32 {e} (on the evaluation data): the model itself gives NaN/inf")
+        for v, art in list(arts.items()):  # each is still checked for outputs of its own
+            out, _ = evaluate.outputs(art.module, data, bs, spec.device)
+            try:
+                check_finite(out)
+            except NonFiniteOutputs as bad:
+                _wrong(run, v, f"{bad} (on the evaluation data), and fp32's too")
+                continue
+            cells[v].notes.append(
+                "not scored: fp32's outputs on the evaluation data are not finite"
+            )
+        run.snapshot()
+        return
     cells[FP32].accuracy = fp32
 
     def scored(module: Any) -> dict[str, Any]:
@@ -286,6 +319,8 @@ def _score_all(run: ModelRun, scored: Callable[[Any], Accuracy]) -> None:
             continue
         try:
             run.cells[v].accuracy = scored(art.module)
+        except NonFiniteOutputs as e:
+            _wrong(run, v, f"{e} (on the evaluation data)")
         except Exception as e:
             mark_failed(run.cells[v], f"evaluation failed: {first_line(e)}")
             del run.arts[v]
@@ -306,8 +341,8 @@ def _eval_fn_scorer(run: ModelRun) -> Callable[[Any], Accuracy]:
     def value(module: Any) -> float:
         with torch.inference_mode(False):  # the user's code decides its own mode
             out = fn(module)
-        if isinstance(out, bool) or not isinstance(out, (int, float)) or out != out:
-            raise QuantbenchError(f"eval_fn {name} must return a number, got {out!r}")
+        if isinstance(out, bool) or not isinstance(out, (int, float)) or not math.isfinite(out):
+            raise QuantbenchError(f"eval_fn {name} must return a finite number, got {out!r}")
         return float(out)
 
     base = value(run.arts[FP32].module)
