@@ -49,12 +49,13 @@ class Imported:
 
 def import_command(results_json: str | Path, store: str | None) -> str:
     """The command line that imports ``results_json`` into ``store`` (its password, if
-    the URL has one, masked: the user types it, or gives it as PGPASSWORD)."""
-    from quantbench.store import _redact, default_store
+    the URL has one, removed: the user gives it as PGPASSWORD or in ~/.pgpass)."""
+    from quantbench.redact import strip_url
+    from quantbench.store import default_store
 
     target = store or default_store()
     if "://" in target:
-        target = _redact(target)
+        target = strip_url(target)
     return f"quantbench import {shlex.quote(str(results_json))} --store {shlex.quote(target)}"
 
 
