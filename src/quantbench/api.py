@@ -164,8 +164,11 @@ def compare(
     )  # fmt: skip
 
 
-def load_artifact(path: str | Path) -> Any:
-    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module."""
+def load_artifact(path: str | Path, *, trust_code: bool = False) -> Any:
+    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module.
+
+    A file that carries code (a ``.pt2`` program, a ``py:`` model's checkpoint with its
+    source) is refused unless ``trust_code=True``: pass it only for files you trust."""
     from quantbench.artifacts import load_artifact as _load
 
-    return _load(path)
+    return _load(path, trust_code=trust_code)

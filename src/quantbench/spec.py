@@ -588,6 +588,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
         raise QuantbenchError(f"cannot read config '{path}': {e.strerror}") from None
+    except UnicodeDecodeError:
+        from quantbench.fileformat import not_a
+
+        raise not_a(path, "a YAML config", "not UTF-8 text") from None
     except yaml.YAMLError as e:
         raise QuantbenchError(
             f"config '{path}' is not valid YAML: {first_line(e, with_type=False)}"

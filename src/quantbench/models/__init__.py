@@ -223,13 +223,9 @@ def _vision_inputs(batch_size: int, input_size: int, seed: int = 0) -> tuple:
 def _read_state_dict(path: Path) -> dict[str, Any]:
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise QuantbenchError(
-            f"cannot read weights file '{path}': not a torch state_dict saved with torch.save "
-            f"(corrupt, truncated or another format; {type(e).__name__})"
-        ) from None
+    from quantbench.fileformat import torch_load
+
+    obj = torch_load(path, "a weights file (a state_dict saved with torch.save)")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
