@@ -15,7 +15,7 @@ window.
 Example::
 
     >>> md_text("<script>x</script>|a\\nb")
-    '&lt;script&gt;x&lt;/script&gt;\\\\|a b'
+    '&lt;script>x&lt;/script>\\\\|a b'
     >>> terminal_text("\\x1b]0;pwned\\x07ok")
     '\\\\x1b]0;pwned\\\\x07ok'
 """
@@ -51,29 +51,41 @@ def terminal_text(text: str, keep: str = "\n\t") -> str:
 # --------------------------------------------------------------------------- Markdown
 
 # Backslash escapes that CommonMark and Python-Markdown (with tables) both honour; '_'
-# only where it could open or close emphasis (mobilenet_v2 stays as it is typed).
-_MD_PUNCT = re.compile(r"[\\`*\[\]|#]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# only where it could open or close emphasis (mobilenet_v2 stays as it is typed), ']'
+# only where it would end a link's text (values start no line, so they define no link
+# reference: "](" is the one way a link forms).
+_MD_PUNCT = re.compile(r"[\\`*|#]|\](?=\()|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+# "<" where it would open a tag, comment or autolink; "&" where it would start an entity.
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)")
 
 
-def md_text(value: Any) -> str:
+class Md(str):
+    """Markdown quantbench wrote itself, its values already through :func:`md_text` or
+    :func:`md_code`: a table (``report.fmt.md_table``) takes it as it is, where any
+    other string is escaped."""
+
+
+def md_text(value: Any) -> Md:
     """``value`` as plain text in Markdown, on one line: no tag, link, emphasis or code
-    span can start in it and no table cell can end in it. ``None`` is ``""``.
+    span can start in it and no table cell can end in it. ``None`` is ``""``; an
+    :class:`Md` is already Markdown and comes back as it is.
 
-    >>> md_text("a_b *c* [x](javascript:y)")
-    'a_b \\\\*c\\\\* \\\\[x\\\\](javascript:y)'
+    >>> md_text("a_b *c* [x](javascript:y) [CI]")
+    'a_b \\\\*c\\\\* [x\\\\](javascript:y) [CI]'
     """
+    if isinstance(value, Md):
+        return value
     text = "" if value is None else str(value)
     text = " ".join(text.split())  # newlines (and runs of spaces) end rows and paragraphs
     text = _CONTROL.sub(_visible, text)
     text = _MD_PUNCT.sub(lambda m: "\\" + m.group(0), text)
-    return re.sub("[&<>]", lambda m: _ENTITIES[m.group(0)], text)
+    return Md(_HTML_START.sub(lambda m: "&lt;" if m.group(0) == "<" else "&amp;", text))
 
 
 _CODE_SAFE = re.compile(r"[^`|<>&\\\s\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
-def md_code(value: Any) -> str:
+def md_code(value: Any) -> Md:
     """``value`` as a code span when it holds nothing a code span would show wrongly or
     let out (a backtick, a pipe, ``<``, ``&``, a backslash, whitespace, control
     characters); else as :func:`md_text`.
@@ -82,18 +94,25 @@ def md_code(value: Any) -> str:
     ('`resnet18`', 'a\\\\|b')
     """
     text = "" if value is None else str(value)
-    return f"`{text}`" if _CODE_SAFE.fullmatch(text) else md_text(text)
+    return Md(f"`{text}`") if _CODE_SAFE.fullmatch(text) else md_text(text)
 
 
 _CODE_SPAN = re.compile(r"(?<!\\)(`+)(.+?)(?<!`)\1(?!`)", re.S)
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+# A link or image whose address names a scheme other than http(s)/mailto (javascript:,
+# data:, file:...): its "](" is escaped, so it stays text.
+_UNSAFE_LINK = re.compile(r"\]\((?=\s*<?\s*[A-Za-z][A-Za-z0-9+.-]*:)(?!\s*<?\s*(?:https?|mailto):)")
+
+
+def _inert_outside_code(text: str) -> str:
+    return _UNSAFE_LINK.sub("]\\(", _TAG_START.sub("&lt;", text))
 
 
 def md_document(text: str) -> str:
     """A whole Markdown document on its way to disk: control characters (but newlines
-    and tabs) shown as escapes, and any ``<`` that would open an HTML tag outside a code
-    span written as ``&lt;``. Values go through :func:`md_text` / :func:`md_code`; this
-    is the net under them.
+    and tabs) shown as escapes; outside code spans, any ``<`` that would open an HTML tag
+    written as ``&lt;`` and links to other schemes than http(s) and mailto left as text.
+    Values go through :func:`md_text` / :func:`md_code`; this is the net under them.
 
     >>> md_document("a <b>x</b> `<i>` \\x1b[2J")
     'a &lt;b>x&lt;/b> `<i>` \\\\x1b[2J'
@@ -101,9 +120,9 @@ def md_document(text: str) -> str:
     text = terminal_text(text)
     out, pos = [], 0
     for m in _CODE_SPAN.finditer(text):
-        out += [_TAG_START.sub("&lt;", text[pos : m.start()]), m.group(0)]
+        out += [_inert_outside_code(text[pos : m.start()]), m.group(0)]
         pos = m.end()
-    out.append(_TAG_START.sub("&lt;", text[pos:]))
+    out.append(_inert_outside_code(text[pos:]))
     return "".join(out)
 
 
