@@ -87,7 +87,7 @@ def not_a(
     what = describe(path)
     if what == "empty":
         why = "the file is empty"
-    elif what in ("text", "binary data", None, *container):
+    elif what in ("binary data", None, *container):
         why = f"truncated or corrupt ({detail})" if detail else "truncated or corrupt"
     else:
         why = f"it is {what}"

@@ -415,7 +415,7 @@ def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
         raise QuantbenchError(f"cannot read '{path}': {e.strerror or first_line(e)}") from None
     except UnicodeDecodeError:
         raise fileformat.not_a(path, what, "not UTF-8 text") from None
-    with fileformat.expecting(path, what, ("JSON text",)):
+    with fileformat.expecting(path, what, ("JSON text", "text")):
         doc = json.loads(text)
     if not isinstance(doc, dict) or "results" not in doc or "run" not in doc:
         raise QuantbenchError(f"'{path}' is not {what}: JSON without 'run' and 'results'")
