@@ -388,7 +388,8 @@ def test_py_checkpoint_runs_no_code_unless_trusted(valid, tmp_path):
     src = tmp_path / "net.py"
     src.write_text((valid / "net.py").read_text() + f"\nopen({str(marker)!r}, 'w').write('ran')\n")
     out = tmp_path / "net-int8.pt"
-    quantbench.quantize(f"py:{src}:Net", "dynamic-int8", out)
+    written = quantbench.quantize(f"py:{src}:Net", "dynamic-int8", out)
+    assert any("trust_code=True" in n for n in written.notes)  # quantize says how to load it
     marker.unlink()  # quantizing imported the file: that was the user's own choice
     with pytest.raises(QuantbenchError, match="trust_code=True") as info:
         quantbench.load_artifact(out)

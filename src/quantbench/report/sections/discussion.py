@@ -378,7 +378,8 @@ def _fidelity_lines(ctx: ReportContext) -> list[str]:
     if random_models:
         lines += [
             "",
-            f"Fidelity for {', '.join(map(md_escape, random_models))} was measured on random weights: it "
+            f"Fidelity for {', '.join(map(md_escape, random_models))} was measured on random "
+            "weights: it "
             "shows how the arithmetic differs, not how a trained model would fare.",
         ]
     return lines + [""]

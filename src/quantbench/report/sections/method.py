@@ -55,9 +55,10 @@ def recipe_text(name: str) -> str:
 def method(ctx: ReportContext) -> list[str]:
     """Engine and threads, each recipe in words, then per cell what was quantized."""
     run, results = ctx.run, ctx.results
+    threads = run.get("threads")
     lines = [
         f"- **Quantized engine:** {md_code(run.get('engine') or 'not recorded')}",
-        f"- **Threads:** {md_escape('not recorded' if run.get('threads') is None else run['threads'])}",
+        f"- **Threads:** {md_escape(threads if threads is not None else 'not recorded')}",
         "",
         "Recipes in this run:",
         "",
