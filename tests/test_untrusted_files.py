@@ -447,4 +447,5 @@ def test_hf_directory_with_its_own_code_is_refused(valid, tmp_path, capfd):
     rc = main(["quantize", f"hf:{d}", "--recipe", "fp32", "-o", str(tmp_path / "o.pt")])
     err = capfd.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "never runs code that comes with a model" in err
     assert not marker.exists()

@@ -143,10 +143,15 @@ def _hf_max_positions(config: Any) -> int | None:
 def _hf_config(ref: str) -> Any:
     from transformers import AutoConfig
 
+    where = "directory" if Path(ref).exists() else "Hugging Face model id"
     try:
-        return AutoConfig.from_pretrained(ref)
+        return AutoConfig.from_pretrained(ref)  # trust_remote_code stays False
     except Exception as e:  # OSError offline, ValueError on a bad directory
-        where = "directory" if Path(ref).exists() else "Hugging Face model id"
+        if "trust_remote_code" in str(e) or "contains custom code" in str(e):
+            raise QuantbenchError(
+                f"{where} '{ref}' needs its own Python code to load (auto_map in its "
+                "config); quantbench never runs code that comes with a model"
+            ) from None
         raise QuantbenchError(
             f"cannot read the config of {where} '{ref}': {first_line(e, with_type=False)}"
         ) from None
