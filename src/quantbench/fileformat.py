@@ -27,7 +27,7 @@ from typing import Any
 from quantbench.errors import QuantbenchError, first_line
 
 TORCH_CHECKPOINT = ("a ZIP archive", "a Python pickle")  # what torch.save writes
-TRUST_HINT = "pass trust_code=True (--trust-code) only if you trust where the file came from"
+TRUST_HINT = "pass trust_code=True only if you trust where the file came from"
 
 # Leading bytes of the formats a file given in the wrong place most often is.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
