@@ -220,7 +220,7 @@ def test_bad_weights_files(tmp_path, resnet18_state_dict):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"\x00garbage")
     for args, message in [
-        (["--weights", str(bad)], "cannot read weights file"),
+        (["--weights", str(bad)], "corrupt.pt' is not a weights file"),
         (
             ["--weights", str(tmp_path / "none.pt")],
             "is not 'random', 'pretrained' or an existing path",

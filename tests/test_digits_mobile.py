@@ -192,7 +192,7 @@ def test_breakdown_of_a_pt2e_file():
     lm = load_model(in_memory_model(net, "tiny-pt2e", num_outputs=10), "random")
     ctx = QuantContext("x86", [lm.make_inputs(4, 8, seed=i) for i in range(2)])
     art = apply_recipe("pt2e-static-int8", lm, ctx)
-    b = breakdown(art.file)
+    b = breakdown(art.file, trust_code=True)
     assert b.total == art.size_bytes
     assert b.int8_weights == 8 * 27 + 10 * 8
     assert b.qparams >= (4 + 8) * (8 + 10)  # float32 scales, int64 zero points per channel
@@ -208,9 +208,9 @@ def test_breakdown_of_a_pt2e_file():
 
     code = (
         "import sys, torch, quantbench\n"
-        "quantbench.load_artifact(sys.argv[1])\n"
+        "quantbench.load_artifact(sys.argv[1], trust_code=True)\n"
         "from quantbench.measure.breakdown import breakdown\n"
-        "print(breakdown(sys.argv[1]).total)\n"
+        "print(breakdown(sys.argv[1], trust_code=True).total)\n"
         "import torch.ao.quantization.fx._decomposed\n"
         "print(tuple(torch.export.load(sys.argv[1]).module()(torch.randn(2, 3, 8, 8)).shape))\n"
     )

@@ -130,7 +130,7 @@ def test_state_dict_that_does_not_fit(resnet18_state_dict):
 def test_corrupt_and_missing_weights(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(QuantbenchError, match="cannot read weights file"):
+    with pytest.raises(QuantbenchError, match="bad.pt' is not a weights file .*: it is text"):
         zoo.load_model("resnet18", str(bad))
     with pytest.raises(QuantbenchError, match="not 'random', 'pretrained' or an existing"):
         zoo.load_model("resnet18", str(tmp_path / "missing.pt"))

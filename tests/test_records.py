@@ -85,7 +85,7 @@ def test_read_json_checks_the_schema(tmp_path) -> None:
     with pytest.raises(QuantbenchError, match="not a quantbench results.json"):
         read_json(path)
     path.write_text("{broken")
-    with pytest.raises(QuantbenchError, match="cannot read"):
+    with pytest.raises(QuantbenchError, match="is not a quantbench results.json"):
         read_json(path)
 
 

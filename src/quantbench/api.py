@@ -24,6 +24,7 @@ from typing import Any
 
 from quantbench import memory
 from quantbench.errors import QuantbenchError
+from quantbench.inert import guard_terminal
 
 ModelArg = Any  # a model name, an nn.Module, or a mapping (a config file's model entry)
 
@@ -100,7 +101,8 @@ def run(
     spec = build_spec(preset=preset, config=config, overrides=overrides)
     if uses_memory(spec):
         spec.isolate = False  # a worker process could not see this process's objects
-    return _run(spec, progress=progress)
+    with guard_terminal():  # what a run prints (progress, warnings) shows no control codes
+        return _run(spec, progress=progress)
 
 
 def quantize(
@@ -132,7 +134,8 @@ def quantize(
             settings[key] = _data_arg(value, key)
     if eval_fn is not None:
         settings["eval_fn"] = memory.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
-    return _quantize(name, recipe, output, config=config, force=force, **settings)
+    with guard_terminal():
+        return _quantize(name, recipe, output, config=config, force=force, **settings)
 
 
 def uses_memory(spec: Any) -> bool:
@@ -164,8 +167,11 @@ def compare(
     )  # fmt: skip
 
 
-def load_artifact(path: str | Path) -> Any:
-    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module."""
+def load_artifact(path: str | Path, *, trust_code: bool = False) -> Any:
+    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module.
+
+    A file that carries code (a ``.pt2`` program, a ``py:`` model's checkpoint with its
+    source) is refused unless ``trust_code=True``: pass it only for files you trust."""
     from quantbench.artifacts import load_artifact as _load
 
-    return _load(path)
+    return _load(path, trust_code=trust_code)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantbench import __version__
+from quantbench import __version__, fileformat
 from quantbench.errors import QuantbenchError, first_line
 
 FORMAT = "quantbench-artifact"
@@ -137,46 +137,63 @@ def quantize_to_file(
     )  # fmt: skip
 
 
-def load_artifact(path: str | Path) -> Any:
+def load_artifact(path: str | Path, trust_code: bool = False) -> Any:
     """Turn a file written by ``quantbench quantize`` back into a callable module.
 
     ``.onnx`` files come back as an ONNX Runtime session wrapped to take and return torch
     tensors; torch artifacts are rebuilt (architecture + recipe) and their weights loaded.
-    """
-    import torch
 
+    A file can carry code: a ``.pt2`` program is unpickled by ``torch.export.load``, and
+    a ``py:`` model's checkpoint holds its Python source, run to rebuild it. Such files
+    are refused unless ``trust_code=True`` (as transformers' ``trust_remote_code``);
+    ``.onnx`` files and the other checkpoints (read with ``weights_only=True``) load
+    without it. A file that is not what its name says is refused in one line.
+    """
     p = Path(path)
     if not p.is_file():
         raise QuantbenchError(f"artifact '{p}' does not exist")
     if p.suffix == ".onnx":
-        try:
-            from quantbench.recipes.onnx.runtime import OrtModule
-        except ImportError as e:
-            raise QuantbenchError(f"loading .onnx artifacts needs onnxruntime: {e}") from None
-        return OrtModule(str(p))
+        return _load_onnx(p)
     if p.suffix == ".pt2":
         from quantbench.recipes.pt2e import load_pt2
 
-        try:
-            return load_pt2(p)
-        except Exception as e:
-            raise QuantbenchError(
-                f"'{p}' is not a loadable .pt2 program: {type(e).__name__}"
-            ) from None
+        return fileformat.read_pt2(p, trust_code, load_pt2)
+    obj = _read_checkpoint(p)
+    return _rebuild(obj, p, trust_code)
+
+
+def _load_onnx(p: Path) -> Any:
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise QuantbenchError(f"'{p}' is not a quantbench artifact: {type(e).__name__}") from None
+        from quantbench.recipes.onnx.runtime import OrtModule
+    except ImportError as e:
+        raise QuantbenchError(f"loading .onnx artifacts needs onnxruntime: {e}") from None
+    with fileformat.expecting(p, "an ONNX model"):
+        if p.stat().st_size == 0:
+            raise fileformat.not_a(p, "an ONNX model")
+        return OrtModule(str(p))
+
+
+def _read_checkpoint(p: Path) -> dict[str, Any]:
+    """A quantbench state_dict checkpoint, read with ``weights_only=True``."""
+    obj = fileformat.torch_load(p, "a quantbench artifact (a torch checkpoint)")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise QuantbenchError(f"'{p}' is not a quantbench artifact")
-    if obj.get("format_version", 0) > FORMAT_VERSION:
         raise QuantbenchError(
-            f"'{p}' was written by a newer quantbench (format {obj['format_version']})"
+            f"'{p}' is not a quantbench artifact: a torch checkpoint without quantbench's "
+            "metadata (a plain state_dict is given to a run as --weights PATH)"
         )
-    return _rebuild(obj)
+    version = obj.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise QuantbenchError(f"'{p}' was written by a newer quantbench (format {version!r})")
+    for key, kind in (("model", str), ("recipe", str), ("engine", str), ("state_dict", dict)):
+        if not isinstance(obj.get(key), kind):
+            raise QuantbenchError(
+                f"'{p}' is not a complete quantbench artifact: '{key}' is missing or not a "
+                f"{kind.__name__}"
+            )
+    return obj
 
 
-def _rebuild(obj: dict[str, Any]) -> Any:
+def _rebuild(obj: dict[str, Any], path: Path, trust_code: bool) -> Any:
     import torch
 
     from quantbench import models as zoo
@@ -184,31 +201,50 @@ def _rebuild(obj: dict[str, Any]) -> Any:
 
     # Random weights suffice: every tensor is replaced by the artifact's state_dict.
     seed = obj.get("seed", 0)
-    if obj.get("model_source"):
-        lm = _py_model(obj["model"], obj["model_source"], seed, obj.get("options") or {})
-    else:
-        lm = zoo.load_model(obj["model"], "random", seed, obj.get("options"))
-    size = 16 if lm.family == zoo.TEXT else 32
-    x = lm.make_inputs(1, size, seed=0)
-    ctx = QuantContext(
-        obj["engine"],
-        [x],
-        float_layers=frozenset(obj.get("float_layers") or ()),
-        # qat-int8 rebuilds its structure in two steps (one observes); weights are replaced below
-        train_batches=[(x, torch.zeros(1, dtype=torch.long))],
-        qat_steps=2,
-    )
-    if obj["recipe"] != "fp32":
-        torch.backends.quantized.engine = obj["engine"]
-    art = apply_recipe(obj["recipe"], lm, ctx, obj.get("recipe_options") or None)
+    source, name = obj.get("model_source"), obj["model"]
+    if source or name.startswith("py:"):
+        source = source if isinstance(source, dict) else {}
+        what = (
+            f"the Python source of its model ({source.get('file')}:{source.get('obj')})"
+            if source
+            else f"the model {name}, whose file rebuilding it would import"
+        )
+        if not trust_code:
+            raise QuantbenchError(
+                f"'{path}' holds {what}, which rebuilding it would run; {fileformat.TRUST_HINT} "
+                "(its weights alone load with torch.load(PATH, weights_only=True))"
+            )
+    try:
+        if source:
+            lm = _py_model(name, source, seed, obj.get("options") or {})
+        else:
+            lm = zoo.load_model(name, "random", seed, obj.get("options"))
+        size = 16 if lm.family == zoo.TEXT else 32
+        x = lm.make_inputs(1, size, seed=0)
+        ctx = QuantContext(
+            obj["engine"],
+            [x],
+            float_layers=frozenset(obj.get("float_layers") or ()),
+            # qat-int8 rebuilds its structure in two steps (one observes); weights are
+            # replaced below
+            train_batches=[(x, torch.zeros(1, dtype=torch.long))],
+            qat_steps=2,
+        )
+        if obj["recipe"] != "fp32":
+            torch.backends.quantized.engine = obj["engine"]
+        art = apply_recipe(obj["recipe"], lm, ctx, obj.get("recipe_options") or None)
+    except QuantbenchError as e:
+        raise QuantbenchError(f"artifact '{path}' cannot be rebuilt: {e}") from None
+    except Exception as e:
+        raise QuantbenchError(
+            f"artifact '{path}' ({name} / {obj['recipe']}) cannot be rebuilt: {first_line(e)}"
+        ) from None
     module = getattr(art.module, "_orig_mod", art.module)
     try:
         module.load_state_dict(obj["state_dict"], strict=True)
     except RuntimeError as e:
         why = first_line(e, with_type=False)
-        raise QuantbenchError(
-            f"artifact does not fit {obj['model']} / {obj['recipe']}: {why}"
-        ) from None
+        raise QuantbenchError(f"artifact does not fit {name} / {obj['recipe']}: {why}") from None
     return art.module.eval() if hasattr(art.module, "eval") else art.module
 
 

@@ -264,6 +264,18 @@ def quantize(
         sha256=record["sha256"],
         measured_bytes=cell.size_bytes,
         calibration=calib,
-        notes=[n for n in cell.notes if n.startswith("accuracy-aware fallback")],
+        notes=[n for n in cell.notes if n.startswith("accuracy-aware fallback")]
+        + _load_notes(path, ref.load_name),
         accuracy=cell.accuracy.to_dict() if cell.accuracy is not None else None,
     )
+
+
+def _load_notes(path: Path, model: str) -> list[str]:
+    """How to load what was written when loading it runs code (it needs trust_code)."""
+    if path.suffix == ".pt2":
+        why = "a .pt2 program is unpickled as it loads"
+    elif model.startswith("py:"):
+        why = "it holds the source of your model, which rebuilding it runs"
+    else:
+        return []
+    return [f"load: quantbench.load_artifact('{path}', trust_code=True) ({why})"]

@@ -24,6 +24,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"quantbench: error: {message} (see '{self.prog} --help')\n")
 
 
+def _say(text: str, file: Any = None) -> None:
+    """Print ``text`` as one line: a name or a reason in it may hold newlines (and the
+    terminal guard of :func:`main` shows every other control character as an escape)."""
+    from quantbench.inert import terminal_text
+
+    print(terminal_text(str(text), keep="\t"), file=file)
+
+
 def _add_run(sub: Any) -> None:
     """The ``run`` subcommand. Every setting of the model (quantbench.spec.RunSpec) is a
     flag: ``--`` + its key with ``_`` as ``-``, dest the key (a test walks the fields)."""
@@ -340,20 +348,20 @@ def print_sweep_summary(sweep: Any) -> int:
             counts[str(c.status)] = counts.get(str(c.status), 0) + 1
         ok += counts.get("ok", 0)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells"
-        print(f"{r.run.node}: run {r.run.id}: {len(r.results)} cells: {summary}")
-        print(f"  report: {r.report}")
+        _say(f"{r.run.node}: run {r.run.id}: {len(r.results)} cells: {summary}")
+        _say(f"  report: {r.report}")
     gaps = [g for g in (_store_gap(r) for r in sweep.runs) if g]
     done = "INCOMPLETE, see below" if gaps else f"{len(sweep.runs)} runs"
-    print(f"stored:  sweep {sweep.sweep_id} ({done}) in {sweep.store}")
-    print(f"compare with: quantbench compare --sweep {sweep.sweep_id}")
+    _say(f"stored:  sweep {sweep.sweep_id} ({done}) in {sweep.store}")
+    _say(f"compare with: quantbench compare --sweep {sweep.sweep_id}")
     for gap in gaps:
-        print(f"quantbench: error: {gap}", file=sys.stderr)
+        _say(f"quantbench: error: {gap}", file=sys.stderr)
     if sweep.interrupted:
         return 130
     if gaps:
         return EXIT_NOT_STORED
     if not ok:
-        print("quantbench: no cell succeeded on any node", file=sys.stderr)
+        _say("quantbench: no cell succeeded on any node", file=sys.stderr)
         return 1
     return 0
 
@@ -365,20 +373,20 @@ def print_run_summary(result: Any) -> int:
     for c in result.results:
         counts[str(c.status)] = counts.get(str(c.status), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    print(f"{len(result.results)} cells: {summary}")
+    _say(f"{len(result.results)} cells: {summary}")
     from quantbench.best import summary_lines
 
     for line in summary_lines(result.run.spec, result.run.recommendations, result.results):
-        print(f"  {line}")
+        _say(f"  {line}")
     gap = _store_gap(result)
     if gap:
         n = len(result.run.unstored)
-        print(f"stored:  INCOMPLETE: {n} of {len(result.results)} cells of run {result.run.id} "
+        _say(f"stored:  INCOMPLETE: {n} of {len(result.results)} cells of run {result.run.id} "
               f"are only in results.json, not in {result.run.store}")  # fmt: skip
     else:
-        print(f"stored:  run {result.run.id} in {result.run.store}")
-    print(f"results: {result.out_dir / 'results.json'}")
-    print(f"report:  {result.report} (and report.html)")
+        _say(f"stored:  run {result.run.id} in {result.run.store}")
+    _say(f"results: {result.out_dir / 'results.json'}")
+    _say(f"report:  {result.report} (and report.html)")
     _print_artifacts(result)
     if gap:
         print(f"quantbench: error: {gap}", file=sys.stderr)
@@ -389,7 +397,7 @@ def print_run_summary(result: Any) -> int:
     if not counts.get("ok"):
         failed = [c for c in result.results if c.error]
         why = f": {failed[0].model} / {failed[0].recipe}: {failed[0].error}" if failed else ""
-        print(f"quantbench: no cell succeeded{why}", file=sys.stderr)
+        _say(f"quantbench: no cell succeeded{why}", file=sys.stderr)
         return 1
     return 0
 
@@ -435,7 +443,7 @@ def _print_artifacts(result: Any) -> None:
         return
     files = {c.details["artifact"]["path"]: c.details["artifact"]["bytes"] for c in cells}
     total = sum(files.values()) / 2**20
-    print(f"artifacts: {result.out_dir / 'artifacts'} ({len(files)} files, {total:.1f} MiB"
+    _say(f"artifacts: {result.out_dir / 'artifacts'} ({len(files)} files, {total:.1f} MiB"
           f"{f'; {len(missed)} not saved, see their notes' if missed else ''})")  # fmt: skip
 
 
@@ -448,18 +456,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         calib_batches=args.calib_batches, calibration=args.calibration, dataset=args.dataset,
         fallback=True if args.fallback else None, max_accuracy_drop=args.max_accuracy_drop,
     )  # fmt: skip
-    print(f"wrote {w.path} ({w.size_bytes / 2**20:.2f} MiB, {w.size_bytes} bytes, {w.variant}, "
+    _say(f"wrote {w.path} ({w.size_bytes / 2**20:.2f} MiB, {w.size_bytes} bytes, {w.variant}, "
           f"runtime {w.runtime})")  # fmt: skip
     if w.measured_bytes is not None and w.measured_bytes != w.size_bytes:
-        print(f"size:  {w.measured_bytes} bytes as 'run' reports it (the state_dict; the file "
+        _say(f"size:  {w.measured_bytes} bytes as 'run' reports it (the state_dict; the file "
               f"adds {w.size_bytes - w.measured_bytes} bytes of metadata to rebuild it)")  # fmt: skip
-    print(f"calibration: {w.calibration or f'none ({w.recipe} does not calibrate activations)'}")
+    _say(f"calibration: {w.calibration or f'none ({w.recipe} does not calibrate activations)'}")
     if w.accuracy is not None:
         a, bar = w.accuracy, "met" if w.accuracy.get("passes") else "missed"
         rel = f"{a['relative']:.1%} of fp32; " if a.get("relative") is not None else ""
-        print(f"accuracy: {a['metric']} {a['value']:.4f} on {a['dataset']} ({rel}bar {bar})")
+        _say(f"accuracy: {a['metric']} {a['value']:.4f} on {a['dataset']} ({rel}bar {bar})")
     for note in w.notes:
-        print(note)
+        _say(note)
     return 0
 
 
@@ -471,14 +479,14 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         limit=args.limit, mode=args.mode, weights=args.weights, seed=args.seed, out=args.out,
         num_classes=args.num_classes,
     )  # fmt: skip
-    print(f"{result.model} · {result.recipe} · {result.mode} · metric: {result.metric}")
-    print(f"fp32 {result.fp32_score:.4f}   fully quantized {result.quantized_score:.4f}")
+    _say(f"{result.model} · {result.recipe} · {result.mode} · metric: {result.metric}")
+    _say(f"fp32 {result.fp32_score:.4f}   fully quantized {result.quantized_score:.4f}")
     for e in result.layers[:15]:
         eff = f"{e.effect:+.4f}" if e.effect is not None else f"error: {e.error}"
-        print(f"  {e.layer:40s} {e.kind:10s} {eff}")
+        _say(f"  {e.layer:40s} {e.kind:10s} {eff}")
     if len(result.layers) > 15:
-        print(f"  ... {len(result.layers) - 15} more in {out / 'sensitivity.md'}")
-    print(f"report: {out / 'sensitivity.md'}")
+        _say(f"  ... {len(result.layers) - 15} more in {out / 'sensitivity.md'}")
+    _say(f"report: {out / 'sensitivity.md'}")
     return 0
 
 
@@ -559,8 +567,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as e:
         raise QuantbenchError(f"cannot write to '{out}': {e.strerror or e}") from None
     report = render_report(out, meta, results)
-    print(f"report: {report}")
-    print(f"html:   {report.with_suffix('.html')}")
+    _say(f"report: {report}")
+    _say(f"html:   {report.with_suffix('.html')}")
     return 0
 
 
@@ -579,8 +587,8 @@ def _report_sweep(args: argparse.Namespace) -> int:
     except OSError as e:
         raise QuantbenchError(f"cannot write to '{out}': {e.strerror or e}") from None
     report = render_sweep_report(out, cmp)
-    print(f"report: {report}")
-    print(f"html:   {report.with_suffix('.html')}")
+    _say(f"report: {report}")
+    _say(f"html:   {report.with_suffix('.html')}")
     return 0
 
 
@@ -603,11 +611,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     finally:
         st.close()
     if not rows:
-        print(f"no runs in {st.label} yet")
+        _say(f"no runs in {st.label} yet")
         return 0
-    print(f"{'run id':24s} {'started (UTC)':20s} {'status':11s} {'cells':>5s}  machine / models")
+    _say(f"{'run id':24s} {'started (UTC)':20s} {'status':11s} {'cells':>5s}  machine / models")
     for r in rows:
-        print(f"{r['id']:24s} {(r['started_at'] or '')[:19]:20s} {r['status'] or '?':11s} "
+        _say(f"{r['id']:24s} {(r['started_at'] or '')[:19]:20s} {r['status'] or '?':11s} "
               f"{r['cells']:5d}  {r['machine']} / {r['models']}")  # fmt: skip
     return 0
 
@@ -615,14 +623,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     meta, cells = _load_stored(args.run_id, args.store)
     host = meta.get("host") or {}
-    print(f"run:      {meta['id']} ({meta.get('status')})")
-    print(f"date:     {meta.get('started_at')} -> {meta.get('finished_at') or '...'}")
-    print(f"machine:  {host.get('cpu')}, {host.get('cores')} cores, "
+    _say(f"run:      {meta['id']} ({meta.get('status')})")
+    _say(f"date:     {meta.get('started_at')} -> {meta.get('finished_at') or '...'}")
+    _say(f"machine:  {host.get('cpu')}, {host.get('cores')} cores, "
           f"ISA {', '.join(host.get('isa_flags') or [])}")  # fmt: skip
     v = meta.get("versions") or {}
-    print("versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
-    print(f"output:   {meta.get('out_dir')}")
-    print(f"\n{'model':16s} {'recipe':28s} {'status':11s} {'size MiB':>9s} {'speedup':>8s}  metric")
+    _say("versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
+    _say(f"output:   {meta.get('out_dir')}")
+    print()
+    _say(f"{'model':16s} {'recipe':28s} {'status':11s} {'size MiB':>9s} {'speedup':>8s}  metric")
     from quantbench.shapes import ref_sizes, reference_point
 
     sizes = ref_sizes(meta.get("spec"))
@@ -634,12 +643,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         metric = f"{acc.metric} {acc.value:.4f}" if acc and acc.value is not None else ""
         if not metric and c.fidelity and c.fidelity.cosine is not None:
             metric = f"cosine {c.fidelity.cosine:.4f}"
-        print(f"{c.model:16s} {c.recipe:28s} {c.status:11s} {size:>9s} {sp:>8s}  {metric}")
+        _say(f"{c.model:16s} {c.recipe:28s} {c.status:11s} {size:>9s} {sp:>8s}  {metric}")
     failed = [c for c in cells if c.status != "ok"]
     if failed:
-        print("\nwhy cells did not succeed:")
+        print()
+        _say("why cells did not succeed:")
         for c in failed:
-            print(f"  {c.model} / {c.recipe} ({c.status}): {c.error or 'no reason recorded'}")
+            _say(f"  {c.model} / {c.recipe} ({c.status}): {c.error or 'no reason recorded'}")
     return 0
 
 
@@ -661,9 +671,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             atomic_write_text(Path(args.output), text)
         except OSError as e:
             raise QuantbenchError(f"cannot write '{args.output}': {e.strerror or e}") from None
-        print(f"wrote {args.output}")
+        _say(f"wrote {args.output}")
     else:
-        sys.stdout.write(text)
+        from quantbench.inert import data_stream
+
+        data_stream(sys.stdout).write(text)  # byte for byte into a pipe; inert on a terminal
     return 0
 
 
@@ -677,7 +689,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     res = run_compare(args.run_ids, args.store, args.out, args.fail_if_slower,
                       args.fail_if_less_accurate, args.fail_if_larger)  # fmt: skip
     print(res.text)
-    print(f"written: {res.out_dir / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
+    _say(f"written: {res.out_dir / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
     return 1 if res.gates.failed else 0
 
 
@@ -697,7 +709,7 @@ def _compare_machines(args: argparse.Namespace) -> int:
         raise QuantbenchError("compare --machines needs RUN_IDs (one column each)")
     res = run_compare_machines(args.run_ids or None, args.sweep, args.store, args.out)
     print(res.text)
-    print(f"written: {res.out_dir / 'compare.md'} (+ {len(res.figures)} figure(s), one per model)")
+    _say(f"written: {res.out_dir / 'compare.md'} (+ {len(res.figures)} figure(s), one per model)")
     return 0
 
 
@@ -729,7 +741,17 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``quantbench`` console script; returns the exit code."""
+    """Entry point of the ``quantbench`` console script; returns the exit code.
+
+    Everything printed, by quantbench or a library, goes through one guard that shows
+    control characters as escapes: names are user input, never terminal commands."""
+    from quantbench.inert import guard_terminal
+
+    with guard_terminal():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -746,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except QuantbenchError as e:
-        print(f"quantbench: error: {scrub(str(e))}", file=sys.stderr)
+        _say(f"quantbench: error: {scrub(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("quantbench: interrupted", file=sys.stderr)
@@ -754,7 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: still one line, traceback on request
         if os.environ.get("QUANTBENCH_DEBUG"):
             raise
-        print(
+        _say(
             f"quantbench: internal error: {type(e).__name__}: {scrub(str(e))} "
             "(set QUANTBENCH_DEBUG=1 for the traceback)",
             file=sys.stderr,

@@ -301,20 +301,20 @@ def render(
 ) -> str:
     """Markdown: the runs compared (machine, date), one table per later run, then what
     the gates found (one line per failure or note)."""
-    from quantbench.report.fmt import md_escape
+    from quantbench.report.fmt import md_code, md_escape
 
     lines = ["# quantbench compare", "", "| Run | Date | Machine | Status |", "|---|---|---|---|"]
     for i, m in enumerate(runs):
         host = m.get("host") or {}
         machine = f"{host.get('cpu', '?')}, {host.get('cores', '?')} cores"
         tag = " (baseline)" if i == 0 else ""
-        lines.append(f"| `{md_escape(m['id'])}`{tag} | {m.get('started_at', '?')} | "
-                     f"{md_escape(machine)} | {m.get('status', '?')} |")  # fmt: skip
+        lines.append(f"| {md_code(m['id'])}{tag} | {md_escape(m.get('started_at', '?'))} | "
+                     f"{md_escape(machine)} | {md_escape(m.get('status', '?'))} |")  # fmt: skip
     lines.append("")
     for m in runs[1:]:
         pts = [p for p in points if p.run == m["id"]]
         lines += [
-            f"## `{md_escape(m['id'])}` vs `{md_escape(runs[0]['id'])}`", "",
+            f"## {md_code(m['id'])} vs {md_code(runs[0]['id'])}", "",
             "Latency is the median of each run's samples; change > 0 means slower. Speedups "
             "are paired vs fp32 inside each run. Significance: two-sided Mann-Whitney U on "
             f"both runs' raw samples, p < {ALPHA:g}; fewer than {MIN_SAMPLES} samples a side "
@@ -330,8 +330,8 @@ def render(
             size = (f"{_f(p.base_size and p.base_size / 2**20, '.1f')} → "
                     f"{_f(p.size and p.size / 2**20, '.1f')}")  # fmt: skip
             lines.append(
-                f"| {md_escape(p.model)} | {md_escape(p.recipe)} | {p.batch_size} × "
-                f"{p.input_size} | {p.base_ms:.3f} | {p.ms:.3f} | {p.change_pct:+.1f}%{flag} | "
+                f"| {md_escape(p.model)} | {md_escape(p.recipe)} | {md_escape(p.batch_size)} × "
+                f"{md_escape(p.input_size)} | {p.base_ms:.3f} | {p.ms:.3f} | {p.change_pct:+.1f}%{flag} | "
                 f"{p.verdict} | {p.p_text} | "
                 f"{_f(p.base_speedup, '.2f')}x → {_f(p.speedup, '.2f')}x | {size} | "
                 f"{_f(p.base_metric, '.4f')} → {_f(p.metric, '.4f')} |"
@@ -342,10 +342,12 @@ def render(
         gate_lines = report.lines()
         if len(gate_lines) > 1:
             lines += [f"- {md_escape(x)}" for x in gate_lines[:-1]] + [""]
-        lines.append(f"**{gate_lines[-1]}**")
+        lines.append(f"**{md_escape(gate_lines[-1])}**")
     lines += ["", "![latency change](compare_latency.png)", "",
               "![speedups](compare_speedup.png)", ""]  # fmt: skip
-    return "\n".join(lines)
+    from quantbench.inert import md_document
+
+    return md_document("\n".join(lines))
 
 
 def plot(out_dir: Path, points: list[Point]) -> list[Path]:

@@ -220,7 +220,10 @@ def load(
 
 
 def _shape_text(shape: tuple[int, int] | None, family: str | None) -> str:
-    return "—" if shape is None else f"{shape[0]} × {shape[1]} {unit_word(family)}".rstrip()
+    """``1 × 224 px`` as Markdown text."""
+    if shape is None:
+        return "—"
+    return f"{md_escape(shape[0])} × {md_escape(shape[1])} {unit_word(family)}".rstrip()
 
 
 def entry_text(entry: Entry | None) -> str:

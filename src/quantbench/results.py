@@ -426,21 +426,37 @@ def csv_text(results: list[CellResult]) -> str:
 
 def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:
     """A results.json file; one of a newer schema, or not a results file, is refused."""
+    from quantbench import fileformat
     from quantbench.errors import QuantbenchError, first_line
 
+    what = "a quantbench results.json"
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise QuantbenchError(f"cannot read '{path}': {first_line(e)}") from None
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise QuantbenchError(f"cannot read '{path}': {e.strerror or first_line(e)}") from None
+    except UnicodeDecodeError:
+        raise fileformat.not_a(path, what, "not UTF-8 text") from None
+    with fileformat.expecting(path, what, ("JSON text", "text")):
+        doc = json.loads(text)
     if not isinstance(doc, dict) or "results" not in doc or "run" not in doc:
-        raise QuantbenchError(f"'{path}' is not a quantbench results.json")
+        raise QuantbenchError(f"'{path}' is not {what}: JSON without 'run' and 'results'")
     version = doc.get("schema_version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise QuantbenchError(
             f"'{path}' has results schema version {version!r}; this quantbench reads up to "
             f"{SCHEMA_VERSION} (upgrade quantbench to read it)"
         )
+    if not isinstance(doc["run"], dict) or not isinstance(doc["results"], list):
+        raise QuantbenchError(f"'{path}' is not {what}: 'run' must be a mapping, 'results' a list")
+    cells = []
+    for i, r in enumerate(doc["results"]):
+        try:
+            cells.append(CellResult.from_dict(r))
+        except Exception as e:
+            raise QuantbenchError(
+                f"'{path}' is not {what}: result {i + 1} does not read ({first_line(e)})"
+            ) from None
     run, bad = strictjson.finite(doc["run"])
-    if bad and isinstance(run, dict):
+    if bad:
         run[strictjson.RECORD_KEY] = bad
-    return run, [CellResult.from_dict(r) for r in doc["results"]]
+    return run, cells

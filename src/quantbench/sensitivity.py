@@ -275,6 +275,9 @@ def analyse(
 
 def render(result: Sensitivity, calib_source: str, weights: str) -> str:
     """Markdown: what was measured, then the ranked table and the bar plot."""
+    from quantbench.inert import md_document
+    from quantbench.report.fmt import cell_name, md_code, md_escape, md_table
+
     what = (
         "every layer quantized except the one named: the effect is how much keeping it in "
         "float wins back"
@@ -282,25 +285,25 @@ def render(result: Sensitivity, calib_source: str, weights: str) -> str:
         else "only the layer named quantized: the effect is what quantizing it alone costs"
     )
     lines = [
-        f"# Layer sensitivity: {result.model} · {result.recipe}",
+        f"# Layer sensitivity: {cell_name(result)}",
         "",
-        f"- **Mode:** {result.mode} ({what})",
-        f"- **Metric:** {result.metric}",
-        f"- **Weights:** {weights}",
-        f"- **Calibration:** {calib_source}",
+        f"- **Mode:** {md_escape(result.mode)} ({what})",
+        f"- **Metric:** {md_escape(result.metric)}",
+        f"- **Weights:** {md_escape(weights)}",
+        f"- **Calibration:** {md_escape(calib_source)}",
         f"- **fp32:** {result.fp32_score:.4f}; **fully quantized:** {result.quantized_score:.4f}",
         f"- **Time:** {result.seconds:.1f} s for {len(result.layers)} layers",
         "",
         "![effect per layer](sensitivity.png)",
         "",
-        "| Rank | Layer | Type | Params | Score | Effect |",
-        "|---|---|---|---|---|---|",
     ]
+    rows = []
     for i, e in enumerate(result.layers, 1):
         score = f"{e.score:.4f}" if e.score is not None else "—"
         effect = f"{e.effect:+.4f}" if e.effect is not None else f"error: {e.error}"
-        lines.append(f"| {i} | `{e.layer}` | {e.kind} | {e.params:,} | {score} | {effect} |")
-    return "\n".join(lines)
+        rows.append([i, md_code(e.layer), e.kind, f"{e.params:,}", score, effect])
+    lines += md_table(["Rank", "Layer", "Type", "Params", "Score", "Effect"], rows)
+    return md_document("\n".join(lines))
 
 
 def _plot(result: Sensitivity, path: Any, top: int = 25) -> None:

@@ -111,8 +111,14 @@ def onnx_breakdown(path: str | Path) -> Breakdown:
     import onnx
     from onnx import numpy_helper
 
+    from quantbench import fileformat
+
     path = Path(path)
-    g = onnx.load(str(path), load_external_data=False).graph
+    with fileformat.expecting(path, "an ONNX model"):
+        m = onnx.load(str(path), load_external_data=False)
+    if not m.HasField("graph") or not m.graph.node:
+        raise fileformat.not_a(path, "an ONNX model", "no graph in it")
+    g = m.graph
     roles: dict[str, str] = {}
     for n in g.node:
         if n.op_type in ("DequantizeLinear", "QuantizeLinear"):
@@ -141,15 +147,18 @@ def onnx_breakdown(path: str | Path) -> Breakdown:
     return _finish(b)
 
 
-def pt2_breakdown(path: str | Path) -> Breakdown:
-    """A ``.pt2`` file (``torch.export.save``): its tensors by role, the rest is the graph."""
+def pt2_breakdown(path: str | Path, trust_code: bool = False) -> Breakdown:
+    """A ``.pt2`` file (``torch.export.save``): its tensors by role, the rest is the graph.
+    Reading it unpickles what it holds: refused unless ``trust_code`` (see
+    :func:`quantbench.fileformat.read_pt2`)."""
     import torch
 
+    from quantbench.fileformat import read_pt2
     from quantbench.recipes.pt2e import register_quantized_ops
 
     path = Path(path)
     register_quantized_ops()
-    ep = torch.export.load(str(path))
+    ep = read_pt2(path, trust_code, lambda p: torch.export.load(str(p)))
     tensors = {**ep.state_dict, **ep.constants}
     fqn = {s.arg.name: s.target for s in ep.graph_signature.input_specs if s.target is not None}
     roles: dict[str, str] = {}
@@ -173,19 +182,20 @@ def pt2_breakdown(path: str | Path) -> Breakdown:
     return _finish(b)
 
 
-def breakdown(artifact: str | Path | dict[str, Any]) -> Breakdown:
+def breakdown(artifact: str | Path | dict[str, Any], trust_code: bool = False) -> Breakdown:
     """Bytes by role of a state_dict, an ``.onnx`` / ``.pt2`` file, or a quantbench
     checkpoint (``quantbench quantize`` / ``run --save-artifacts``: its state_dict, sized
-    as ``run`` sizes it, without the checkpoint's metadata)."""
+    as ``run`` sizes it, without the checkpoint's metadata). A ``.pt2`` file needs
+    ``trust_code=True`` (reading it unpickles what it holds)."""
     if isinstance(artifact, dict):
         return state_dict_breakdown(artifact)
     path = Path(artifact)
     if path.suffix == ".onnx":
         return onnx_breakdown(path)
     if path.suffix == ".pt2":
-        return pt2_breakdown(path)
-    import torch
+        return pt2_breakdown(path, trust_code)
+    from quantbench.fileformat import torch_load
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = torch_load(path, "a torch checkpoint")
     state = obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
     return state_dict_breakdown(state)

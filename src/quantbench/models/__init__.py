@@ -143,10 +143,15 @@ def _hf_max_positions(config: Any) -> int | None:
 def _hf_config(ref: str) -> Any:
     from transformers import AutoConfig
 
+    where = "directory" if Path(ref).exists() else "Hugging Face model id"
     try:
-        return AutoConfig.from_pretrained(ref)
+        return AutoConfig.from_pretrained(ref)  # trust_remote_code stays False
     except Exception as e:  # OSError offline, ValueError on a bad directory
-        where = "directory" if Path(ref).exists() else "Hugging Face model id"
+        if "trust_remote_code" in str(e) or "contains custom code" in str(e):
+            raise QuantbenchError(
+                f"{where} '{ref}' needs its own Python code to load (auto_map in its "
+                "config); quantbench never runs code that comes with a model"
+            ) from None
         raise QuantbenchError(
             f"cannot read the config of {where} '{ref}': {first_line(e, with_type=False)}"
         ) from None
@@ -223,13 +228,9 @@ def _vision_inputs(batch_size: int, input_size: int, seed: int = 0) -> tuple:
 def _read_state_dict(path: Path) -> dict[str, Any]:
     import torch
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise QuantbenchError(
-            f"cannot read weights file '{path}': not a torch state_dict saved with torch.save "
-            f"(corrupt, truncated or another format; {type(e).__name__})"
-        ) from None
+    from quantbench.fileformat import torch_load
+
+    obj = torch_load(path, "a weights file (a state_dict saved with torch.save)")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

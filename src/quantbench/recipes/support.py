@@ -128,13 +128,15 @@ def _cell(reason: str | None) -> str:
 def matrix_markdown(rows: list[dict[str, Any]]) -> str:
     """The support matrix as a markdown table: recipe x family x device, with whether each
     device runs the recipe on this machine (and why not)."""
+    from quantbench.inert import md_text
+
     lines = [
         "| recipe | runtime | vision | text | runs on | cpu here | cuda here |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         fam = ["yes" if f in row["families"] else "no" for f in FAMILIES]
-        cells = [_cell(row["here"][d]).replace("|", "\\|") for d in DEVICE_COLUMNS]
+        cells = [md_text(_cell(row["here"][d])) for d in DEVICE_COLUMNS]
         lines.append(
             f"| `{row['name']}` | {row['runtime']} | {fam[0]} | {fam[1]} | "
             f"{', '.join(row['devices'])} | {cells[0]} | {cells[1]} |"

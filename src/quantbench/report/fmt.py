@@ -9,6 +9,8 @@ Example::
     '1,230'
     >>> md_table(["a"], [["x|y"]])[2]
     '| x\\\\|y |'
+    >>> md_escape("<script>")
+    '&lt;script>'
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from quantbench.inert import Md as Md  # re-exported: the sections' Markdown helpers
+from quantbench.inert import md_code as md_code
+from quantbench.inert import md_text
 from quantbench.report.data import SpeedupValue, mib
 from quantbench.results import LatencyPoint
 
-
-def md_escape(value: Any) -> str:
-    """Make ``value`` safe inside a markdown table cell (pipes escaped, one line)."""
-    text = "" if value is None else str(value)
-    text = text.replace("\\|", "|").replace("|", "\\|")
-    return " ".join(text.split())
+# A value in Markdown: plain text (a table cell, a sentence) or a code span; the one
+# pair of helpers every Markdown file of quantbench uses (quantbench.inert).
+md_escape = md_text
 
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
@@ -76,26 +78,31 @@ def fmt_pct(f: float | None) -> str:
     return "—" if f is None else f"{100 * f:.1f}%"
 
 
-def fmt_speedup(s: SpeedupValue | None) -> str:
+def fmt_speedup(s: SpeedupValue | None) -> Md:
     """``2.41x [2.30, 2.55]``; unpaired ratios are labelled as such."""
     if s is None:
-        return "—"
+        return Md("—")
     text = f"{s.median:.2f}x"
     if s.ci_low is not None and s.ci_high is not None:
         text += f" [{s.ci_low:.2f}, {s.ci_high:.2f}]"
     if not s.paired:
         text += " (unpaired)"
-    return text
+    return Md(text)
 
 
-def fmt_counts(counts: dict[str, int], sep: str = " × ") -> str:
+def fmt_counts(counts: dict[str, int], sep: str = " × ") -> Md:
     """``{"Linear": 72}`` -> ``72 × Linear``, largest first; "nothing" when empty."""
     if not counts:
-        return "nothing"
-    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return Md("nothing")
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     if sep == " × ":
-        return ", ".join(f"{n} × {name}" for name, n in items)
-    return ", ".join(f"{name} {n}" for name, n in items)
+        return Md(", ".join(f"{md_escape(n)} × {md_escape(name)}" for name, n in items))
+    return Md(", ".join(f"{md_escape(name)} {md_escape(n)}" for name, n in items))
+
+
+def cell_name(cell: Any) -> Md:
+    """``model · recipe`` of a cell (or anything with both), as Markdown text."""
+    return Md(f"{md_escape(cell.model)} · {md_escape(cell.recipe)}")
 
 
 def unit_word(family: str | None) -> str:
@@ -103,9 +110,10 @@ def unit_word(family: str | None) -> str:
     return {"vision": "px", "text": "tokens"}.get(family or "", "")
 
 
-def fmt_shape(point: LatencyPoint, family: str | None) -> str:
+def fmt_shape(point: LatencyPoint, family: str | None) -> Md:
     """``1 × 224 px`` / ``8 × 128 tokens``."""
-    return f"{point.batch_size} × {point.input_size} {unit_word(family)}".rstrip()
+    size = f"{md_escape(point.batch_size)} × {md_escape(point.input_size)}"
+    return Md(f"{size} {unit_word(family)}".rstrip())
 
 
 def is_nan(x: float | None) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quantbench.inert import md_document
 from quantbench.report.context import ReportContext, SweepContext
 from quantbench.report.sections import (
     accuracy,
@@ -102,7 +103,7 @@ def render_markdown(
     lines = _sections(SECTIONS, ctx)
     # A failed figure whose section was left out is still said, at the end.
     lines += ctx.failure_lines()
-    return "\n".join(lines).rstrip() + "\n"
+    return md_document("\n".join(lines).rstrip() + "\n")
 
 
 def render_sweep_markdown(
@@ -115,6 +116,6 @@ def render_sweep_markdown(
     """The report across machines: :data:`SWEEP_SECTIONS` for ``cmp``; ``figures`` and
     ``failed`` are keyed by ``report.figures.sweep_figure_key``; ``heading`` (default
     ``quantbench report: sweep ID``) is the page's title."""
-    heading = heading or f"quantbench report: {cmp.title}"
+    heading = heading or f"quantbench report: {cmp.title}"  # escaped by the header section
     ctx = SweepContext(cmp, heading, dict(figures or {}), dict(failed or {}), plots_rel)
-    return "\n".join(_sections(SWEEP_SECTIONS, ctx)).rstrip() + "\n"
+    return md_document("\n".join(_sections(SWEEP_SECTIONS, ctx)).rstrip() + "\n")

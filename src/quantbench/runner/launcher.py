@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.inert import terminal_text
 from quantbench.measure import memory
 from quantbench.results import CellResult
 from quantbench.runner.cells import current_traceback
@@ -39,6 +40,13 @@ def failure_of(e: BaseException) -> Failed:
 
 
 def _worker_entry(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any) -> None:
+    from quantbench.inert import guard_terminal
+
+    with guard_terminal():  # a worker writes to the terminal too
+        _measure_in_worker(spec_dict, ref_dict, conn)
+
+
+def _measure_in_worker(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any) -> None:
     quiet_libraries()
     exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
@@ -85,6 +93,7 @@ class ProgressBar:
             self.bar = tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     def text(self, s: str) -> None:
+        s = terminal_text(s, keep="")  # a model's name may hold a newline: one line each
         if self.bar is not None:
             self.bar.set_description_str(s[:60])
         elif self.verbosity > 0:
@@ -95,6 +104,7 @@ class ProgressBar:
             self.bar.update(n)
 
     def write(self, s: str) -> None:
+        s = terminal_text(s, keep="\t")
         if self.verbosity < 0 and not s.startswith(("warning", "interrupted")):
             return
         if self.bar is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from quantbench.report.context import ReportContext
 from quantbench.report.data import find_cell, sort_cells, stored_variant, to_ms
-from quantbench.report.fmt import fmt_mib, fmt_pct, fmt_sig, md_escape, md_table
+from quantbench.report.fmt import Md, fmt_mib, fmt_pct, fmt_sig, md_code, md_escape, md_table
 from quantbench.results import Accuracy, CellResult
 from quantbench.shapes import reference_point
 
@@ -17,7 +17,7 @@ def metric_text(acc: Accuracy | None) -> str:
     v, rel = acc.value, acc.relative
     if acc.metric == "spearman":
         return f"Spearman {v:.4f}"
-    text = f"{acc.metric} {v:.2%}"
+    text = f"{md_escape(acc.metric)} {v:.2%}"
     return text + (f" ({rel:.1%} of fp32)" if rel is not None else "")
 
 
@@ -62,8 +62,8 @@ def fallback_lines(ctx: ReportContext) -> list[str]:
                 result += f", top-1 agreement {fmt_pct(f.top1_agreement)}"
             met = bool(c.details.get("meets_bar"))
         lines += [
-            f"**{md_escape(c.model)} · {c.recipe}:** kept {len(kept)} layer(s) in float "
-            f"({', '.join(f'`{md_escape(k)}`' for k in kept)}); {result}, "
+            f"**{md_escape(c.model)} · {md_escape(c.recipe)}:** kept {len(kept)} layer(s) in "
+            f"float ({', '.join(map(md_code, kept))}); {result}, "
             f"{'meets' if met else 'still misses'} the bar. "
             f"Cost: {', '.join(cost) or 'not measured'}. Steps: {steps}.",
             "",
@@ -72,7 +72,7 @@ def fallback_lines(ctx: ReportContext) -> list[str]:
         if sens:
             lines += md_table(
                 ["Layer (most sensitive first)", "Type", "Cosine won back in float"],
-                [[f"`{md_escape(n)}`", k, f"{e:+.4f}" if e is not None else "—"]
+                [[md_code(n), k, f"{e:+.4f}" if e is not None else "—"]
                  for n, k, e in sens],
             )  # fmt: skip
             lines.append("")
@@ -109,13 +109,13 @@ def accuracy(ctx: ReportContext) -> list[str] | None:
             if a.macro_f1 is not None:
                 parts.append(f"macro-F1 {a.macro_f1:.4f}")
             other = ", ".join(parts) or "—"
-        verdict = "—" if c.recipe == "fp32" else ("pass" if a.passes else "**fail**")
+        verdict = "—" if c.recipe == "fp32" else ("pass" if a.passes else Md("**fail**"))
         n = "—" if a.n is None else str(a.n)
-        rows.append([c.model, c.recipe, metric_text(a), other, n, verdict])
+        rows.append([c.model, c.recipe, Md(metric_text(a)), other, n, verdict])
     lines += md_table(["Model", "Recipe", "Metric", "Also", "Examples", "Bar"], rows)
     lines.append("")
     sources = sorted({str(c.accuracy.dataset if c.accuracy else None) for c in cells})
-    lines.append(f"Evaluation data: {', '.join(f'`{md_escape(x)}`' for x in sources)}.")
+    lines.append(f"Evaluation data: {', '.join(map(md_code, sources))}.")
     if spec.get("calibration") is None and any(
         "calibrated" in n and "synthetic" in n for c in cells for n in c.notes
     ):

@@ -37,7 +37,17 @@ from quantbench.report.findings import (
     slow_cases,
     speedups,
 )
-from quantbench.report.fmt import fmt_counts, fmt_pct, fmt_shape, fmt_sig, fmt_speedup, md_table
+from quantbench.report.fmt import (
+    Md,
+    cell_name,
+    fmt_counts,
+    fmt_pct,
+    fmt_shape,
+    fmt_sig,
+    fmt_speedup,
+    md_escape,
+    md_table,
+)
 
 
 def discussion(ctx: ReportContext) -> list[str]:
@@ -81,12 +91,15 @@ def _compression_lines(ctx: ReportContext) -> list[str]:
                 mean = statistics.fmean(factors)
                 lo, hi = min(factors), max(factors)
                 if len(factors) == 1:
-                    extra = f" ({pairs[0][0]})"
+                    extra = f" ({md_escape(pairs[0][0])})"
                 elif f"{lo:.2f}" == f"{hi:.2f}":
                     extra = f" (the same for all {len(factors)} models)"
                 else:
                     extra = f" (range {lo:.2f}x–{hi:.2f}x over {len(factors)} models)"
-                lines.append(f"- {fam}, {recipe}: {mean:.2f}x smaller on average{extra}.")
+                lines.append(
+                    f"- {md_escape(fam)}, {md_escape(recipe)}: {mean:.2f}x smaller on "
+                    f"average{extra}."
+                )
     else:
         lines.append("- No size comparison available.")
     return lines + [""]
@@ -100,8 +113,8 @@ def _speedup_lines(found: Speedups) -> list[str]:
         rows.append(
             [r.cell.model, r.cell.recipe, fmt_shape(r.ref, fam) if r.ref else "—",
              fmt_speedup(r.ref_speedup),
-             f"{fmt_shape(r.best[0], fam)} ({r.best[1].median:.2f}x)" if r.best else "—",
-             f"{fmt_shape(r.worst[0], fam)} ({r.worst[1].median:.2f}x)" if r.worst else "—"]
+             Md(f"{fmt_shape(r.best[0], fam)} ({r.best[1].median:.2f}x)") if r.best else "—",
+             Md(f"{fmt_shape(r.worst[0], fam)} ({r.worst[1].median:.2f}x)") if r.worst else "—"]
         )  # fmt: skip
     lines = ["**Speedup vs fp32** at each model's reference shape:", ""]
     if rows:
@@ -116,9 +129,9 @@ def _speedup_lines(found: Speedups) -> list[str]:
         best_c, best_p, best_s = found.best
         worst_c, worst_p, worst_s = found.worst
         lines += [
-            f"Across the run, quantization helps most for {best_c.model} · {best_c.recipe} at "
+            f"Across the run, quantization helps most for {cell_name(best_c)} at "
             f"{fmt_shape(best_p, best_c.family)} ({fmt_speedup(best_s)}) and least for "
-            f"{worst_c.model} · {worst_c.recipe} at {fmt_shape(worst_p, worst_c.family)} "
+            f"{cell_name(worst_c)} at {fmt_shape(worst_p, worst_c.family)} "
             f"({fmt_speedup(worst_s)}).",
             "",
         ]
@@ -158,7 +171,7 @@ def _evidence_text(e: ComputeEvidence) -> str:
                 text += ", so this pass is largely bound by matrix-multiply throughput"
         parts.append(text)
     if e.rate is not None:
-        text = f"{e.recipe} reaches {fmt_sig(e.rate)} GFLOP/s fp32-equivalent"
+        text = f"{md_escape(e.recipe)} reaches {fmt_sig(e.rate)} GFLOP/s fp32-equivalent"
         if e.fp32_rate is None:
             text += f" at {shape}"
         if e.int8_peak is not None:
@@ -201,7 +214,7 @@ def _slow_text(case: SlowCase) -> str:
             f"and dispatching int8 kernels dominates a short pass ({shapes})"
         )
     if case.missing_isa_flags is not None:
-        flags = ", ".join(case.missing_isa_flags) or "none"
+        flags = ", ".join(map(md_escape, case.missing_isa_flags)) or "none"
         reasons.append(
             f"the CPU has no VNNI/AMX int8 instructions (none of "
             f"{', '.join(INT8_ISA_FLAGS)} among its flags: {flags}), so int8 matrix "
@@ -219,7 +232,7 @@ def _slow_text(case: SlowCase) -> str:
         )
     plural = "s" if len(reasons) > 1 else ""
     text = (
-        f"- **{c.model} · {c.recipe}** is slower than fp32 at {len(case.slow)} of "
+        f"- **{cell_name(c)}** is slower than fp32 at {len(case.slow)} of "
         f"{case.n_total} shapes ({sig_text}); slowest: {'; '.join(shape_texts)}."
     )
     if reasons:
@@ -228,7 +241,8 @@ def _slow_text(case: SlowCase) -> str:
         text += f" Evidence: {_evidence_text(case.evidence)}."
     if case.winner is not None:
         text += (
-            f" At {fmt_shape(case.slow[0][0], c.family)} **{case.winner[0]}** is the fastest "
+            f" At {fmt_shape(case.slow[0][0], c.family)} **{md_escape(case.winner[0])}** is the "
+            "fastest "
             f"variant ({case.winner[1]:.2f}x fp32): use it instead."
         )
     return text
@@ -236,9 +250,7 @@ def _slow_text(case: SlowCase) -> str:
 
 def _barely_text(b: BarelyFaster) -> str:
     c = b.cell
-    text = (
-        f"- **{c.model} · {c.recipe}**: {fmt_speedup(b.speedup)} at {fmt_shape(b.ref, c.family)}."
-    )
+    text = f"- **{cell_name(c)}**: {fmt_speedup(b.speedup)} at {fmt_shape(b.ref, c.family)}."
     if b.few:
         text += f" Likely reason: {_few_text(b.few)}."
     if b.evidence is not None:
@@ -292,7 +304,7 @@ def _compute_lines(found: AchievedCompute | None) -> list[str]:
             )
         lines.append(text)
         above = [
-            f"{c.model} · {c.recipe} ({s.median:.2f}x at {fmt_shape(ref, c.family)})"
+            f"{cell_name(c)} ({s.median:.2f}x at {fmt_shape(ref, c.family)})"
             for c, s, ref in found.above
         ]
         if ratio is not None and above:
@@ -308,7 +320,7 @@ def _compute_lines(found: AchievedCompute | None) -> list[str]:
         rows = [
             [r.cell.model, r.cell.recipe, fmt_shape(r.ref, r.cell.family), fmt_sig(r.gflop),
              fmt_sig(r.rate),
-             f"{r.rate / r.peak:.0%} of {r.peak_name}" if r.peak is not None else "—"]
+             f"{r.rate / r.peak:.0%} of {r.peak_name}" if r.peak is not None else "—"]  # own
             for r in found.rows
         ]  # fmt: skip
         headers = ["Model", "Recipe", "Reference shape", "GFLOP", "GFLOP/s achieved"]
@@ -358,7 +370,7 @@ def _fidelity_lines(ctx: ReportContext) -> list[str]:
         if issue.low_top1 is not None:
             problems.append(f"top-1 agreement {fmt_pct(issue.low_top1)} < {FIDELITY_MIN:.0%}")
         random_tag = " (random weights)" if is_random_weights(weights.get(c.model)) else ""
-        warnings.append(f"- ⚠️ **{c.model} · {c.recipe}**{random_tag}: " + "; ".join(problems) + ".")
+        warnings.append(f"- ⚠️ **{cell_name(c)}**{random_tag}: " + "; ".join(problems) + ".")
     lines += md_table(["Model", "Recipe", "Cosine", "Max abs err", "Top-1 agreement", "Note"], rows)
     lines.append("")
     lines += warnings or [f"- All measured variants keep cosine and top-1 ≥ {FIDELITY_MIN}."]
@@ -366,7 +378,8 @@ def _fidelity_lines(ctx: ReportContext) -> list[str]:
     if random_models:
         lines += [
             "",
-            f"Fidelity for {', '.join(random_models)} was measured on random weights: it "
+            f"Fidelity for {', '.join(map(md_escape, random_models))} was measured on random "
+            "weights: it "
             "shows how the arithmetic differs, not how a trained model would fare.",
         ]
     return lines + [""]

@@ -8,7 +8,7 @@ from quantbench.device import gpu_text
 from quantbench.report.context import ReportContext
 from quantbench.report.data import bench_ratio, cpu_ranges, has_int8_isa, host_microbench
 from quantbench.report.findings import bench_rate
-from quantbench.report.fmt import finite, fmt_sig, md_table
+from quantbench.report.fmt import finite, fmt_sig, md_code, md_escape, md_table
 from quantbench.report.sections.latency import timing_policy_text
 
 BUSY_LOAD_PER_CORE = 0.5  # load average above this per core: the machine was busy
@@ -19,22 +19,22 @@ def environment(ctx: ReportContext) -> list[str]:
     run = ctx.run
     host = run.get("host") or {}
     flags = host.get("isa_flags")
-    flag_text = ", ".join(f"`{f}`" for f in flags) if flags else "not recorded"
+    flag_text = ", ".join(md_code(f) for f in flags) if flags else "not recorded"
     isa = has_int8_isa(host)
     if isa is not None:
         flag_text += " (int8 dot-product ISA: " + ("yes" if isa else "**no**") + ")"
     lines = [
         f"- **Device:** {_device_text(run)}",
-        f"- **CPU:** {host.get('cpu') or 'not recorded'}",
-        f"- **Cores:** {host.get('cores') if host.get('cores') is not None else 'not recorded'}",
+        f"- **CPU:** {md_escape(host.get('cpu') or 'not recorded')}",
+        f"- **Cores:** {md_escape(_or_not_recorded(host.get('cores')))}",
         f"- **ISA flags:** {flag_text}",
-        f"- **OS:** {host.get('os') or 'not recorded'}",
+        f"- **OS:** {md_escape(host.get('os') or 'not recorded')}",
     ]
     for k, v in host.items():
         if k == "gpu":
-            lines.append(f"- **GPU:** {gpu_text(v)}")
+            lines.append(f"- **GPU:** {md_escape(gpu_text(v))}")
         elif k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg"):
-            lines.append(f"- **{k}:** {'not recorded' if v is None else v}")
+            lines.append(f"- **{md_escape(k)}:** {md_escape(_or_not_recorded(v))}")
     if "load_avg" in host:
         lines.append(f"- **Load average at start:** {_load_text(host)}")
     bench = host_microbench(run)
@@ -43,8 +43,8 @@ def environment(ctx: ReportContext) -> list[str]:
     elif "microbench" in host:
         lines.append("- **Matmul micro-benchmark:** not run (latency not measured, or it failed)")
     lines += [
-        f"- **Quantized engine:** `{run.get('engine') or 'not recorded'}`",
-        f"- **Threads:** {run.get('threads') if run.get('threads') is not None else 'not recorded'}",
+        f"- **Quantized engine:** {md_code(run.get('engine') or 'not recorded')}",
+        f"- **Threads:** {md_escape(_or_not_recorded(run.get('threads')))}",
     ]
     if "affinity" in run:
         cpus = run.get("affinity")
@@ -82,7 +82,11 @@ def _device_text(run: dict[str, Any]) -> str:
     device = run.get("device") or (run.get("spec") or {}).get("device") or "cpu"
     if device == "cuda":
         return "`cuda`: models, inputs and timing on the GPU (CUDA events after a synchronize)"
-    return f"`{device}`"
+    return md_code(device)
+
+
+def _or_not_recorded(value: Any) -> Any:
+    return "not recorded" if value is None else value
 
 
 def _load_text(host: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from quantbench.report.context import ReportContext
 from quantbench.report.data import is_random_weights, model_order, weights_by_model
+from quantbench.report.fmt import md_code, md_escape
 from quantbench.results import CellResult
 
 
@@ -21,22 +22,22 @@ def header(ctx: ReportContext) -> list[str]:
     statuses: dict[str, int] = {}
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
-    status_text = ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none"
+    status_text = ", ".join(f"{n} {md_escape(s)}" for s, n in statuses.items()) or "none"
     rendered = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"# quantbench report: {run_id}",
+        f"# quantbench report: {md_escape(run_id)}",
         "",
-        f"- **Run id:** `{run_id}`",
-        f"- **Date:** {date} (report rendered {rendered})",
+        f"- **Run id:** {md_code(run_id)}",
+        f"- **Date:** {md_escape(date)} (report rendered {rendered})",
     ]
     if run.get("quantbench_version"):
-        lines.append(f"- **quantbench:** {run['quantbench_version']}")
+        lines.append(f"- **quantbench:** {md_escape(run['quantbench_version'])}")
     device = run.get("device") or (run.get("spec") or {}).get("device")
     if device:
-        lines.append(f"- **Device:** `{device}`")
+        lines.append(f"- **Device:** {md_code(device)}")
     lines += [
         f"- **Cells:** {len(results)} ({status_text}); models: "
-        + (", ".join(model_order(results)) or "none"),
+        + (", ".join(map(md_escape, model_order(results))) or "none"),
         "",
     ]
     return lines + weights_statement(run, results)
@@ -51,7 +52,8 @@ def weights_statement(run: dict[str, Any], results: list[CellResult]) -> list[st
     lines: list[str] = []
     if random_models:
         lines += [
-            f"> ⚠️ **Weights: random for {', '.join(random_models)}.** For these models the "
+            f"> ⚠️ **Weights: random for {', '.join(map(md_escape, random_models))}.** For "
+            "these models the "
             "size and latency numbers are valid, but accuracy and fidelity numbers do "
             "**not** reflect a trained model (random weights can even give degenerate "
             "outputs). Measure fidelity on trained weights.",
@@ -62,11 +64,12 @@ def weights_statement(run: dict[str, Any], results: list[CellResult]) -> list[st
     for m in models:
         desc = weights.get(m, "not recorded")
         flag = " (random: accuracy/fidelity not meaningful)" if m in random_models else ""
-        lines.append(f"> - `{m}`: {desc}{flag}")
+        lines.append(f"> - {md_code(m)}: {md_escape(desc)}{flag}")
     if unknown:
         lines += [
             ">",
-            f"> Weights not recorded for {', '.join(unknown)}: treat their accuracy and "
+            f"> Weights not recorded for {', '.join(map(md_escape, unknown))}: treat their "
+            "accuracy and "
             "fidelity numbers with care.",
         ]
     return lines + [""]

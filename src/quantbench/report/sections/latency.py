@@ -22,11 +22,13 @@ from quantbench.report.data import (
     to_ms,
 )
 from quantbench.report.fmt import (
+    Md,
     finite,
     fmt_mib,
     fmt_shape,
     fmt_sig,
     fmt_speedup,
+    md_escape,
     md_table,
     plural,
     spec_number,
@@ -134,7 +136,7 @@ def latency(ctx: ReportContext) -> list[str]:
     for model in model_order(measured):
         family = model_family(results, model)
         base = find_cell(cells, model, BASELINE)
-        lines += [f"### {model}" + (f" ({family})" if family else ""), ""]
+        lines += [f"### {md_escape(model)}" + (f" ({md_escape(family)})" if family else ""), ""]
         mine = sorted((c for c in measured if c.model == model), key=lambda c: recipes[c.recipe])
         points = [
             (c, p)
@@ -146,7 +148,7 @@ def latency(ctx: ReportContext) -> list[str]:
         rows = []
         for c, p in points:
             sp = "baseline" if c.recipe == BASELINE else fmt_speedup(point_speedup(p, base))
-            verdict = "⚠️ **noisy**" if p.verdict == "noisy" else p.verdict
+            verdict = Md("⚠️ **noisy**") if p.verdict == "noisy" else p.verdict
             row: list[Any] = [
                 c.recipe, fmt_shape(p, family),
                 f"{fmt_sig(to_ms(p.median, p.unit))} [{fmt_sig(to_ms(p.ci_low, p.unit))}, "
@@ -164,11 +166,14 @@ def latency(ctx: ReportContext) -> list[str]:
         lines += md_table([*headers, "n", "Verdict", "Speedup vs fp32 [CI]"], rows)
         missing = [c.recipe for c in cells if c.model == model and not c.latency]
         if missing:
-            lines += ["", f"Latency not measured for: {', '.join(missing)}."]
+            lines += ["", f"Latency not measured for: {', '.join(map(md_escape, missing))}."]
         lines.append("")
     not_measured = [m for m in model_order(cells) if m not in model_order(measured)]
     if not_measured:
-        lines += [f"Latency not measured for models: {', '.join(not_measured)}.", ""]
+        lines += [
+            f"Latency not measured for models: {', '.join(map(md_escape, not_measured))}.",
+            "",
+        ]
     return lines
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from quantbench.machines import CELL_LEGEND, fingerprint_lines, model_lines
 from quantbench.report.context import SweepContext
-from quantbench.report.fmt import md_escape
+from quantbench.report.fmt import md_code, md_escape
 
 
 def header(ctx: SweepContext) -> list[str]:
@@ -23,14 +23,14 @@ def header(ctx: SweepContext) -> list[str]:
     for m in cmp.machines:
         for c in m.cells:
             statuses[str(c.status)] = statuses.get(str(c.status), 0) + 1
-    cells = ", ".join(f"{n} {s}" for s, n in statuses.items()) or "none"
+    cells = ", ".join(f"{n} {md_escape(s)}" for s, n in statuses.items()) or "none"
     lines = [f"# {md_escape(ctx.heading)}", ""]
     if cmp.sweep_id:
-        lines.append(f"- **Sweep:** `{md_escape(cmp.sweep_id)}`")
+        lines.append(f"- **Sweep:** {md_code(cmp.sweep_id)}")
     lines += [
         f"- **Machines:** {len(cmp.machines)} (one run each: "
-        + ", ".join(f"`{md_escape(m.run_id)}`" for m in cmp.machines) + ")",
-        f"- **Date:** {dates}",
+        + ", ".join(md_code(m.run_id) for m in cmp.machines) + ")",
+        f"- **Date:** {md_escape(dates)}",
         f"- **Models:** {', '.join(md_escape(t.model) for t in cmp.tables) or 'none'}",
         f"- **Cells:** {cells}",
         "",

@@ -14,7 +14,7 @@ from quantbench.report.data import (
     sort_cells,
     stored_variant,
 )
-from quantbench.report.fmt import fmt_counts, md_table
+from quantbench.report.fmt import fmt_counts, md_code, md_escape, md_table
 from quantbench.variants import TRANSFORMS
 
 GENERIC_DESCRIPTION = (
@@ -55,9 +55,10 @@ def recipe_text(name: str) -> str:
 def method(ctx: ReportContext) -> list[str]:
     """Engine and threads, each recipe in words, then per cell what was quantized."""
     run, results = ctx.run, ctx.results
+    threads = run.get("threads")
     lines = [
-        f"- **Quantized engine:** `{run.get('engine') or 'not recorded'}`",
-        f"- **Threads:** {run.get('threads') if run.get('threads') is not None else 'not recorded'}",
+        f"- **Quantized engine:** {md_code(run.get('engine') or 'not recorded')}",
+        f"- **Threads:** {md_escape(threads if threads is not None else 'not recorded')}",
         "",
         "Recipes in this run:",
         "",
@@ -66,7 +67,8 @@ def method(ctx: ReportContext) -> list[str]:
     if not results:
         lines.append("- none")
     for recipe in recipe_order(results):
-        lines.append(f"- **{recipe}**: {recipe_text(recipe).replace('{calib}', calib)}")
+        text = recipe_text(recipe).replace("{calib}", calib)
+        lines.append(f"- **{md_escape(recipe)}**: {text}")  # text: quantbench's own words
     lines.append("")
 
     float_rows = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quantbench.report.context import ReportContext
-from quantbench.report.fmt import md_table
+from quantbench.report.fmt import md_escape, md_table
 
 
 def _fidelity_text(c: Any) -> str:
@@ -53,7 +53,7 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
     lines = [
         f"Per model, the fastest and the smallest variant that keep fidelity: on real data "
         f"(section 6), the task metric within the accuracy bar; otherwise cosine to fp32 "
-        f"≥ {min_cos} and top-1 agreement ≥ {min_top1:.0%} for classifiers. Speed is the "
+        f"≥ {md_escape(min_cos)} and top-1 agreement ≥ {min_top1:.0%} for classifiers. Speed is the "
         "paired speedup vs fp32 at the reference shape (batch × input size); size ratio is "
         "the artifact's size over fp32's.",
         "",

@@ -14,7 +14,12 @@ from quantbench.report.data import (
     sort_cells,
 )
 from quantbench.report.findings import compression, ordered_families
-from quantbench.report.fmt import fmt_counts, fmt_mib, fmt_params, fmt_pct, md_table
+from quantbench.report.fmt import Md, fmt_counts, fmt_mib, fmt_params, fmt_pct, md_escape, md_table
+
+
+def _em(text: str) -> Md:
+    """``text`` in italics, as a table cell."""
+    return Md(f"*{md_escape(text)}*")
 
 
 def ratio_text(orig: int | None, quant: int | None) -> str:
@@ -56,8 +61,8 @@ def models(ctx: ReportContext) -> list[str]:
         for c in variants:
             if c.status != "ok":
                 rows.append(
-                    [model, family, "fp32", fmt_mib(orig), c.recipe, f"*{c.status}*",
-                     f"*{c.status}*", "—", "—", fmt_params(base_ok.params) if base_ok else "—"]
+                    [model, family, "fp32", fmt_mib(orig), c.recipe, _em(c.status),
+                     _em(c.status), "—", "—", fmt_params(base_ok.params) if base_ok else "—"]
                 )  # fmt: skip
                 continue
             rows.append(
@@ -102,9 +107,9 @@ def size(ctx: ReportContext) -> list[str]:
             ratios = [r for _, r in pairs]
             lo, hi = min(ratios), max(ratios)
             span = f"{lo:.2f}" if math.isclose(lo, hi, abs_tol=0.005) else f"{lo:.2f}–{hi:.2f}"
-            parts.append(f"{recipe} leaves {span} of the fp32 size")
+            parts.append(f"{md_escape(recipe)} leaves {span} of the fp32 size")
         lines.append(
-            f"- **{fam}** ({len(models)} model{'s' if len(models) != 1 else ''}: "
-            f"{', '.join(models)}): " + "; ".join(parts) + "."
+            f"- **{md_escape(fam)}** ({len(models)} model{'s' if len(models) != 1 else ''}: "
+            f"{', '.join(md_escape(m) for m in models)}): " + "; ".join(parts) + "."
         )
     return lines + [""]
