@@ -247,7 +247,7 @@ def test_store_gap_line_and_exit_code(tmp_path, capsys):
     line = err.strip()
     assert "\n" not in line and "(server closed the connection unexpectedly)" in line
     assert line.endswith(f"quantbench import {tmp_path}/out/results.json --store "
-                         "'postgresql+psycopg://qb@h/db'")  # fmt: skip
+                         "postgresql+psycopg://qb@h/db")  # fmt: skip
     meta.unstored, meta.record_unstored = [], True  # only the final record is missing
     assert print_run_summary(res) == 3
     assert "final record (status, recommendations) is only in results.json" in (
