@@ -31,6 +31,7 @@ from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.results import CellResult
+from quantbench.storefaults import BUSY_TIMEOUT_S
 
 SCHEMA_VERSION = 1
 APP = "quantbench"
@@ -130,23 +131,24 @@ def _sqlite_checks(path: Path) -> None:
         raise QuantbenchError(f"store '{path}' is truncated ({size} bytes): not replaced")
     import sqlite3
 
-    try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    from quantbench import storefaults
+
+    try:  # another process holding it locked is waited for, a bounded time
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+                              timeout=storefaults.BUSY_TIMEOUT_S)  # fmt: skip
         try:
             rows = con.execute("PRAGMA quick_check").fetchall()
         finally:
             con.close()
     except sqlite3.DatabaseError as e:
-        why = first_line(e, with_type=False)
+        why = storefaults.describe(e, f"'{path}'", path)
         raise QuantbenchError(
-            f"store '{path}' is corrupted ({why}): not replaced; move it away "
-            "or give another --store"
+            why
+            or f"store '{path}' is corrupted ({first_line(e, with_type=False)}): not "
+            "replaced; move it away or give another --store"
         ) from None
     if rows != [("ok",)]:
-        raise QuantbenchError(
-            f"store '{path}' is corrupted (integrity check: {rows[0][0]}): not replaced; "
-            "move it away or give another --store"
-        )
+        raise QuantbenchError(storefaults.integrity_problem(f"'{path}'", rows))
 
 
 class Store:
@@ -341,7 +343,10 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     def load_run(self, run_id: str) -> tuple[dict[str, Any], list[CellResult]]:
-        return self.run_meta(run_id), self.cells(run_id)
+        from quantbench.storefaults import reading
+
+        with reading(self, f"run {run_id}"):  # damaged rows: one line, not a traceback
+            return self.run_meta(run_id), self.cells(run_id)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -371,7 +376,9 @@ def _check_and_migrate(engine: Any, label: str) -> None:
         meta = {k: v for k, v in con.execute(sa.select(t["meta"].c.key, t["meta"].c.value))}
     if meta.get("app") != APP:
         raise QuantbenchError(f"store {label} is not a quantbench database")
-    version = int(meta.get("schema_version", "0"))
+    from quantbench.storefaults import schema_version
+
+    version = schema_version(label, meta)
     if version > SCHEMA_VERSION:
         raise QuantbenchError(
             f"store {label} has schema version {version}, newer than this quantbench "
@@ -391,10 +398,12 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
     import sqlalchemy as sa
 
     target = str(target or default_store())
+    path: Path | None = None
     if "://" in target:
         url, label = target, _redact(target)
         if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-            _sqlite_checks(Path(url[len("sqlite:///") :]))
+            path = Path(url[len("sqlite:///") :])
+            _sqlite_checks(path)
     else:
         path = Path(target).expanduser().resolve()
         _sqlite_checks(path)
@@ -417,7 +426,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         def _pragmas(dbapi_con: Any, _record: Any) -> None:
             cur = dbapi_con.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             cur.close()
 
     try:
@@ -429,9 +438,12 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         raise
     except sa.exc.DatabaseError as e:
         engine.dispose()
+        from quantbench.storefaults import describe
+
         what = "is corrupted or not a database" if is_sqlite else "is unreachable"
         raise QuantbenchError(
-            f"store {label} {what}: {first_line(e.orig or e, with_type=False)}"
+            describe(e, label, path if is_sqlite else None)
+            or f"store {label} {what}: {first_line(e.orig or e, with_type=False)}"
         ) from None
     except Exception as e:
         engine.dispose()
