@@ -492,12 +492,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         meta, results = _load_stored(args.run, args.store)
         out = Path(args.out or meta.get("out_dir") or f"quantbench-runs/{args.run}")
-    from contextlib import ExitStack
-
     from quantbench.runner.outdir import claim_out_dir
 
-    with ExitStack() as held:  # the directory is the run's own, or free; locked meanwhile
-        claim_out_dir(out, "run", str((meta or {}).get("id") or args.run), held)
+    with claim_out_dir(out, "run", str((meta or {}).get("id") or args.run)):  # own, or free
         report = render_report(out, meta, results)
     print(f"report: {report}")
     print(f"html:   {report.with_suffix('.html')}")
@@ -514,12 +511,9 @@ def _report_sweep(args: argparse.Namespace) -> int:
         raise QuantbenchError("report takes a run or --sweep SWEEP_ID, not both")
     cmp = load(sweep_id=args.sweep, store=args.store)
     out = Path(args.out or f"quantbench-runs/sweep-{args.sweep}")
-    from contextlib import ExitStack
-
     from quantbench.runner.outdir import claim_out_dir
 
-    with ExitStack() as held:
-        claim_out_dir(out, "sweep", args.sweep, held)
+    with claim_out_dir(out, "sweep", args.sweep):
         report = render_sweep_report(out, cmp)
     print(f"report: {report}")
     print(f"html:   {report.with_suffix('.html')}")

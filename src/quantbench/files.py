@@ -224,8 +224,10 @@ def _store_path(store: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same inode when both exist (symlinks,
+    spellings, hard links), else the same resolved path (one that does not exist yet)."""
     try:
-        return os.path.samefile(a, b)  # the same inode: symlinks, spellings, hard links
+        return os.path.samefile(a, b)
     except OSError:
         return os.path.realpath(a) == os.path.realpath(b)
 
@@ -251,12 +253,14 @@ def check_new_file(
         raise QuantbenchError(f"output '{p}' is a directory; give a file path")
     db = _store_path(store)
     if db is not None:
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm"):  # SQLite's own files beside it
             own = db.with_name(db.name + suffix)
-            if (own.exists() or not suffix) and _same_file(p, own):
+            if _same_file(p, own):
+                what = f"the results store '{db}'" if not suffix else \
+                    f"SQLite's {suffix[1:]} file of the results store '{db}'"  # fmt: skip
                 raise QuantbenchError(
-                    f"output '{p}' is the results store '{own}'; it is never written over, "
-                    "even with --force: give another file"
+                    f"output '{p}' is {what}; it is never written over, even with --force: "
+                    "give another file"
                 )
     if is_database(p):
         raise QuantbenchError(
@@ -268,5 +272,9 @@ def check_new_file(
     if not p.parent.exists():
         raise QuantbenchError(f"output directory '{p.parent}' does not exist")
     if not os.access(p.parent, os.W_OK):
-        raise QuantbenchError(f"cannot write to output directory '{p.parent}'")
+        read_only = os.statvfs(p.parent).f_flag & os.ST_RDONLY
+        raise QuantbenchError(
+            fault_message(errno.EROFS, p) if read_only
+            else f"cannot write to output directory '{p.parent}'"
+        )  # fmt: skip
     return p

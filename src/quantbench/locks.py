@@ -91,9 +91,13 @@ def _read(fd: int) -> dict[str, Any]:
 
 
 def _write(fd: int, holder: dict[str, Any]) -> None:
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, (json.dumps(holder) + "\n").encode("utf-8"))
+    """Record the holder; best effort: on a full disk the lock still holds, unnamed."""
+    try:
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, (json.dumps(holder) + "\n").encode("utf-8"))
+    except OSError:
+        pass
 
 
 class FileLock:
@@ -293,8 +297,15 @@ def lock_run(store: Any, run_id: str, what: str) -> Iterator[None]:
         return
     try:
         lock = acquire_file(path, what, f"run {run_id}")
-    except OSError as e:
-        raise QuantbenchError(f"cannot lock run {run_id} ({path}): {e.strerror or e}") from None
+    except OSError as e:  # beside the store: where SQLite writes its journal too
+        from quantbench.files import fault_message
+        from quantbench.storefaults import read_only_message
+
+        db = Path(store.engine.url.database)
+        why = read_only_message(store.label, db) or fault_message(e.errno or 0, path)
+        raise QuantbenchError(
+            f"cannot write run {run_id}: {why or f'cannot lock it ({path}): {e.strerror or e}'}"
+        ) from None
     try:
         yield
     finally:

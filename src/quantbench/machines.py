@@ -323,13 +323,10 @@ def run_compare_machines(
         f"compare-sweep-{sweep_id}" if sweep_id else "compare-machines-" + "-".join(run_ids or [])
     )
     out_dir = Path(out) if out else Path("quantbench-runs") / re.sub(r"[^\w.-]+", "_", name)
-    from contextlib import ExitStack
-
     from quantbench.runner.outdir import claim_out_dir
 
-    with ExitStack() as held:  # free, or this comparison's own; locked meanwhile
-        ident = f"sweep {sweep_id}" if sweep_id else "machines " + ", ".join(run_ids or [])
-        claim_out_dir(out_dir, "compare", ident, held)
+    ident = f"sweep {sweep_id}" if sweep_id else "machines " + ", ".join(run_ids or [])
+    with claim_out_dir(out_dir, "compare", ident):  # free, or this comparison's own
         drawn = draw_sweep_figures(out_dir, cmp)
         heading = f"quantbench compare: machines ({cmp.title})"
         text = render_sweep_markdown(cmp, drawn.written, ".", drawn.failed, heading)

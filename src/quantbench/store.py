@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from quantbench import storefaults
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.results import CellResult
-from quantbench.storefaults import BUSY_TIMEOUT_S
 
 SCHEMA_VERSION = 1
 APP = "quantbench"
@@ -130,8 +130,6 @@ def _sqlite_checks(path: Path) -> None:
     if size < 512:
         raise QuantbenchError(f"store '{path}' is truncated ({size} bytes): not replaced")
     import sqlite3
-
-    from quantbench import storefaults
 
     try:  # another process holding it locked is waited for, a bounded time
         con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
@@ -426,7 +424,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         def _pragmas(dbapi_con: Any, _record: Any) -> None:
             cur = dbapi_con.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            cur.execute(f"PRAGMA busy_timeout={int(storefaults.BUSY_TIMEOUT_S * 1000)}")
             cur.close()
 
     try:

@@ -82,6 +82,18 @@ def _read_only(path: Path | None) -> str | None:
     return None
 
 
+def read_only_message(label: str, path: Path | None) -> str | None:
+    """``store 'q.db' is read-only (why): ...`` when store file ``path`` cannot be
+    written (or, missing, created); None when it can."""
+    ro = _read_only(path)
+    if ro is None or path is None:
+        return None
+    if not path.exists():
+        return f"cannot create store {label}: {ro}"
+    return f"store {label} is read-only ({ro}): it can be read (runs, show, export, " \
+        "report, compare) but not written"  # fmt: skip
+
+
 def describe(e: BaseException, label: str, path: Path | None) -> str | None:
     """One line naming what is wrong with store ``label`` (file ``path`` for SQLite) that
     ``e`` reveals; None when ``e`` is none of the faults named here."""
@@ -97,12 +109,9 @@ def describe(e: BaseException, label: str, path: Path | None) -> str | None:
     if code == _FULL:
         return fault_message(errno.ENOSPC, path or label)
     if code in (_READONLY, _CANTOPEN, _IOERR):
-        ro = _read_only(path)
-        if ro is not None and path is not None and not path.exists():
-            return f"cannot create store {label}: {ro}"
+        ro = read_only_message(label, path)
         if ro is not None:
-            return f"store {label} is read-only ({ro}): it can be read (runs, show, " \
-                "export, report, compare) but not written"  # fmt: skip
+            return ro
         if code == _READONLY:
             return f"store {label} is read-only ({why}): it can be read but not written"
         if code == _IOERR:

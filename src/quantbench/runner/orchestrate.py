@@ -171,13 +171,15 @@ def _reopen(
     retry_errors: bool,
     held: ExitStack | None = None,
     redo: Callable[[Any, str], list[tuple[str, str]]] | None = None,
+    run_locked: bool = False,
 ) -> tuple[Path, RunMeta, set[tuple[str, str]]]:
     """A stored run to complete: its directory, its record and the cells it holds (its
     ``error`` / ``timeout`` ones deleted first with ``retry_errors``, and those ``redo``
-    names). ``held``: the stack that keeps the run and its directory locked
-    (:mod:`quantbench.locks`) until it closes; what the run holds is read once they are."""
+    names). ``held``: the stack that keeps the run (unless ``run_locked``: the caller
+    holds it) and its directory locked (:mod:`quantbench.locks`) until it closes; what
+    the run holds is read once they are."""
     meta = RunMeta.from_dict(store.run_meta(run_id))
-    if held is not None:
+    if held is not None and not run_locked:
         from quantbench.locks import lock_run
 
         held.enter_context(lock_run(store, run_id, f"quantbench run --resume {run_id}"))

@@ -12,7 +12,8 @@ the directory's lock (:func:`quantbench.locks.lock_dir`) meanwhile.
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from quantbench.errors import QuantbenchError
@@ -161,22 +162,27 @@ def reopen_out_dir(
     return path
 
 
-def claim_out_dir(path: str | Path, kind: str, ident: str, held: ExitStack) -> Path:
-    """Directory ``path`` for an output that can be written again (a report of run or
-    sweep ``ident``, a comparison): locked in ``held``, refused when it holds another
-    output, marked as ``(kind, ident)``'s when it holds none yet."""
+@contextmanager
+def claim_out_dir(path: str | Path, kind: str, ident: str) -> Iterator[Path]:
+    """Hold directory ``path`` for an output that may be written again (the report of run
+    or sweep ``ident``, a comparison) while the block writes it: locked meanwhile, refused
+    when it holds another output, marked as ``(kind, ident)``'s once written. A directory
+    made here and left empty by a failure is removed."""
     from quantbench.files import atomic_write_text
     from quantbench.locks import lock_dir
 
     path = Path(path)
-    held.enter_context(lock_dir(path, f"quantbench {'report' if kind != 'compare' else kind} "
-                                      f"{ident}"))  # fmt: skip
-    found = owner(path)
-    if found is not None and found != (kind, ident):
-        raise QuantbenchError(
-            f"output directory '{path}' holds {describe(found)}; it is not overwritten: "
-            "choose another --out"
-        )
-    if found is None:
-        atomic_write_text(path / OWNER_FILE, json.dumps({"kind": kind, "id": ident}) + "\n")
-    return path
+    verb = "compare" if kind == "compare" else "report"
+    with ExitStack() as held:
+        if not path.exists():
+            held.callback(_remove_if_unused, path)
+        held.enter_context(lock_dir(path, f"quantbench {verb} {ident}"))
+        found = owner(path)
+        if found is not None and found != (kind, ident):
+            raise QuantbenchError(
+                f"output directory '{path}' holds {describe(found)}; it is not overwritten: "
+                "choose another --out"
+            )
+        yield path
+        if found is None:
+            atomic_write_text(path / OWNER_FILE, json.dumps({"kind": kind, "id": ident}) + "\n")

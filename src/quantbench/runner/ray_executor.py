@@ -290,6 +290,8 @@ def resume_sweep(
     held = ExitStack()  # each run, and its output directory, locked until its report is written
     try:
         runs = st.sweep_runs(sweep_id)
+        for r in runs:  # all of them, before Ray is reached: one resume of a sweep at a time
+            held.enter_context(lock_run(st, r["id"], f"quantbench run --resume {sweep_id}"))
         spec = spec_from_dict(runs[0].get("spec") or {})
         spec.store = store
         owned = _connect(ray, ray_address or spec.ray_address)
@@ -302,7 +304,7 @@ def resume_sweep(
                       "missing cells stay missing (start that node again and resume)",
                       warnings)  # fmt: skip
                 continue
-            out_dir, meta, done = _reopen(st, r["id"], retry_errors, held, _lost_cells)
+            out_dir, meta, done = _reopen(st, r["id"], retry_errors, held, _lost_cells, True)
             meta.store, meta.ray_node = st.label, node.record()
             _begin(st, meta)
             todo = list(enumerate(spec.models, 1))
