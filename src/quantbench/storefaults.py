@@ -77,7 +77,7 @@ def _read_only(path: Path | None) -> str | None:
     except OSError:
         return None
     if not os.access(target, os.W_OK):
-        return "the file is not writable (permissions, or chattr +i)" if path.exists() \
+        return "the file is not writable: its mode, or chattr +i" if path.exists() \
             else f"its directory '{path.parent}' is not writable"  # fmt: skip
     return None
 
