@@ -106,6 +106,30 @@ def test_read_only_store_is_read_only_not_corrupted(tmp_path, capsys):
         subprocess.run(["umount", "-l", str(ro)], capture_output=True)
 
 
+def test_immutable_store_file_is_read_only(tmp_path, capsys):
+    """The other read-only store root meets: ``chattr +i`` (no mount needed)."""
+    db = tmp_path / "q.db"
+    st = open_store(db)
+    _stored_run(st, "r1")
+    st.close()
+    p = subprocess.run(["chattr", "+i", str(db)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"chattr +i is not possible here: {p.stderr.strip() or p.returncode}")
+    try:
+        assert main(["show", "r1", "--store", str(db)]) == 0  # reading is fine
+        capsys.readouterr()
+        cfg = tmp_path / "run.yaml"
+        cfg.write_text("{models: [squeezenet], recipes: [dynamic-int8], measure: [size]}")
+        out = tmp_path / "o"
+        assert main(["run", "--config", str(cfg), "--store", str(db), "--out", str(out),
+                     "--no-progress"]) == 2  # fmt: skip
+        err = _one_line(capsys.readouterr().err)
+        assert not out.exists() and not list(tmp_path.glob(".*.lock"))
+        assert "is read-only (the file is not writable: its mode, or chattr +i)" in err, err
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def big_store(tmp_path_factory) -> bytes:
     """The bytes of a store with 300 cells (about 350 KB: b-tree pages to damage)."""
