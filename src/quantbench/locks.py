@@ -201,7 +201,7 @@ def lock_dir(path: str | Path, what: str) -> Iterator[FileLock]:
 
     path = Path(path)
     try:
-        with writing(path / DIR_LOCK):
+        with writing(path):  # the directory, not the lock file, is what the user named
             path.mkdir(parents=True, exist_ok=True)
             lock = acquire_file(path / DIR_LOCK, what, f"output directory '{path}'")
     except OSError as e:
