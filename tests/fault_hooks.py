@@ -1,10 +1,13 @@
 """Stage hooks for the isolation tests, loaded into every worker by conftest through
 ``$QUANTBENCH_TEST_HOOKS`` (see ``quantbench.runner.pipeline``).
 
-``QUANTBENCH_FAULT=<model>:<kill|crash|hang|raise>[,...]`` makes that model's worker
+``QUANTBENCH_FAULT=<model>:<kill|crash|hang|raise|fill>[,...]`` makes that model's worker
 fail after its sizes are measured, as an OOM kill, a segfault-like exit, a hang or a
-Python error would. Without ``QUANTBENCH_FAULT`` the hook does nothing. A hanging worker
-writes its pid to ``$QUANTBENCH_FAULT_PIDFILE`` first, when that is set.
+Python error would; ``fill`` instead fills the filesystem holding the file
+``$QUANTBENCH_FAULT_FILL`` (writing it until no space is left) and goes on, so that
+what the run writes next meets a full disk. Without ``QUANTBENCH_FAULT`` the hook does
+nothing. A hanging worker writes its pid to ``$QUANTBENCH_FAULT_PIDFILE`` first, when
+that is set.
 
 ``QUANTBENCH_RECORD_MODULES=<dir>`` makes each worker write ``<dir>/<pid>.json`` after
 loading its model: whether Ray is imported in the process that measures.
@@ -52,3 +55,19 @@ def inject_fault(stage: str, run: Any) -> None:
         time.sleep(3600)
     elif kind == "raise":
         raise RuntimeError("injected failure")
+    elif kind == "fill":
+        fill(os.environ["QUANTBENCH_FAULT_FILL"])
+
+
+def fill(path: str) -> None:
+    """Write ``path`` until its filesystem has no space left (a real full disk)."""
+    import errno
+
+    chunk = b"\0" * 4096
+    with open(path, "ab", buffering=0) as f:
+        try:
+            while True:
+                f.write(chunk)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise

@@ -73,7 +73,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     real_save = torch.save
 
     def boom(obj, f, *a, **k):  # sizing (into memory) works; writing the file fails
-        if isinstance(f, (str, os.PathLike)):
+        if isinstance(f, (str, os.PathLike)) or hasattr(f, "fileno") and hasattr(f, "name"):
             raise OSError("disk full")
         return real_save(obj, f, *a, **k)
 

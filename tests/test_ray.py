@@ -202,6 +202,23 @@ def test_node_dies_mid_task_then_resume_measures_only_what_was_lost(
     assert dead["error"].startswith("ray node died:"), dead
     assert dead["size"], dead  # measured before the hang: the relayed snapshot kept it
 
+    # Resumed while one of its runs is held (another resume): refused in one line, before
+    # Ray is reached and before anything changes.
+    from quantbench.locks import lock_run
+    from quantbench.store import open_store
+
+    st = open_store(db, create=False)
+    try:
+        held = st.sweep_runs(sweep_id)[-1]["id"]
+        with lock_run(st, held, "another resume"):
+            r = _cli("run", "--resume", sweep_id, "--store", str(db))
+            out, err = r.communicate(timeout=120)
+    finally:
+        st.close()
+    assert r.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"run {held} is in use by another resume (pid {os.getpid()} on " in err, err
+    assert _cells(db, sweep_id) == before
+
     # The machine comes back (a new Ray node, same resources): resume the sweep.
     cluster.add_node(num_cpus=1, resources={"flaky": 1})
     r = _cli("run", "--resume", sweep_id, "--store", str(db))

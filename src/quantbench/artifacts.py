@@ -27,10 +27,8 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,32 +59,19 @@ class Written:
 
 
 def _atomic_write(dst: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``dst``: never a partial file at ``dst``."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        from quantbench.results import file_mode
+    """Call ``write(tmp_path)`` then rename over ``dst``: never a partial file at ``dst``;
+    a full disk is said as such (:func:`quantbench.files.atomic_write`)."""
+    from quantbench.files import atomic_write
 
-        os.chmod(tmp, file_mode())  # an artifact to ship, not a private temp file
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dst, lambda tmp: write(str(tmp)))
 
 
 def check_output(path: str | Path, force: bool) -> Path:
-    """Refuse an existing file unless ``force``; make sure the directory is writable."""
-    p = Path(path)
-    if p.is_dir():
-        raise QuantbenchError(f"output '{p}' is a directory; give a file path")
-    if p.exists() and not force:
-        raise QuantbenchError(f"output '{p}' exists; use --force to overwrite it")
-    if not p.parent.exists():
-        raise QuantbenchError(f"output directory '{p.parent}' does not exist")
-    if not os.access(p.parent, os.W_OK):
-        raise QuantbenchError(f"cannot write to output directory '{p.parent}'")
-    return p
+    """Refuse an existing file unless ``force``, and a database (the results store) always;
+    make sure the directory is writable (:func:`quantbench.files.check_new_file`)."""
+    from quantbench.files import check_new_file
+
+    return check_new_file(path, force)
 
 
 def save_artifact(art: Any, path: Path, meta: dict[str, Any]) -> int:
@@ -110,7 +95,13 @@ def save_artifact(art: Any, path: Path, meta: dict[str, Any]) -> int:
         }
         import torch
 
-        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        def save(tmp: str) -> None:
+            # Through a Python file: a full disk is an OSError (ENOSPC), not torch's
+            # "unexpected pos", and the archive's name is "archive", not the temp file's.
+            with open(tmp, "wb") as f:
+                torch.save(payload, f)
+
+        _atomic_write(path, save)
     return path.stat().st_size
 
 

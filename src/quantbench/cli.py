@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a stored run as JSON or CSV on stdout (or --output)")
     p.add_argument("run_id")
     p.add_argument("--format", choices=["json", "csv"], default="json")
-    p.add_argument("--output", "-o", help="file to write (default: stdout)")
+    p.add_argument("--output", "-o", help="file to write (default: stdout); never the store")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
     p.add_argument("--store", help="results database (default ./quantbench.db)")
     p = sub.add_parser(
         "compare",
@@ -562,11 +563,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         meta, results = _load_stored(args.run, args.store)
         out = Path(args.out or meta.get("out_dir") or f"quantbench-runs/{args.run}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise QuantbenchError(f"cannot write to '{out}': {e.strerror or e}") from None
-    report = render_report(out, meta, results)
+    from quantbench.runner.outdir import claim_out_dir
+
+    with claim_out_dir(out, "run", str((meta or {}).get("id") or args.run)):  # own, or free
+        report = render_report(out, meta, results)
     _say(f"report: {report}")
     _say(f"html:   {report.with_suffix('.html')}")
     return 0
@@ -582,11 +582,10 @@ def _report_sweep(args: argparse.Namespace) -> int:
         raise QuantbenchError("report takes a run or --sweep SWEEP_ID, not both")
     cmp = load(sweep_id=args.sweep, store=args.store)
     out = Path(args.out or f"quantbench-runs/sweep-{args.sweep}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise QuantbenchError(f"cannot write to '{out}': {e.strerror or e}") from None
-    report = render_sweep_report(out, cmp)
+    from quantbench.runner.outdir import claim_out_dir
+
+    with claim_out_dir(out, "sweep", args.sweep):
+        report = render_sweep_report(out, cmp)
     _say(f"report: {report}")
     _say(f"html:   {report.with_suffix('.html')}")
     return 0
@@ -659,16 +658,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     from quantbench.results import csv_text, json_doc
     from quantbench.strictjson import dumps
 
+    if args.output:  # before the store is read: a bad target fails at once
+        from quantbench.files import check_new_file
+
+        check_new_file(args.output, args.force, args.store)
     meta, cells = _load_stored(args.run_id, args.store)
     if args.format == "json":
         text = dumps(json_doc(meta, cells), indent=2) + "\n"
     else:
         text = csv_text(cells)
     if args.output:
-        from quantbench.results import atomic_write_text
+        from quantbench.files import atomic_write_text
 
-        try:
-            atomic_write_text(Path(args.output), text)
+        try:  # without --force, a file that appeared meanwhile is not replaced either
+            atomic_write_text(Path(args.output), text, overwrite=args.force)
         except OSError as e:
             raise QuantbenchError(f"cannot write '{args.output}': {e.strerror or e}") from None
         _say(f"wrote {args.output}")

@@ -436,11 +436,10 @@ def run_compare(
     points = compare(runs)
     report = gate_report(points, **thresholds)
     out_dir = Path(out) if out else Path("quantbench-runs") / ("compare-" + "-vs-".join(run_ids))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise QuantbenchError(f"cannot write to '{out_dir}': {e.strerror or e}") from None
+    from quantbench.runner.outdir import claim_out_dir
+
     text = render([m for m, _ in runs], points, report)
-    atomic_write_text(out_dir / "compare.md", text + "\n")
-    plot(out_dir, points)
+    with claim_out_dir(out_dir, "compare", " vs ".join(run_ids)):  # free, or its own
+        atomic_write_text(out_dir / "compare.md", text + "\n")
+        plot(out_dir, points)
     return CompareResult(text, out_dir, points, report)

@@ -326,12 +326,12 @@ def run_compare_machines(
         f"compare-sweep-{sweep_id}" if sweep_id else "compare-machines-" + "-".join(run_ids or [])
     )
     out_dir = Path(out) if out else Path("quantbench-runs") / re.sub(r"[^\w.-]+", "_", name)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise QuantbenchError(f"cannot write to '{out_dir}': {e.strerror or e}") from None
-    drawn = draw_sweep_figures(out_dir, cmp)
-    heading = f"quantbench compare: machines ({cmp.title})"
-    text = render_sweep_markdown(cmp, drawn.written, ".", drawn.failed, heading)
-    atomic_write_text(out_dir / "compare.md", text)
+    from quantbench.runner.outdir import claim_out_dir
+
+    ident = f"sweep {sweep_id}" if sweep_id else "machines " + ", ".join(run_ids or [])
+    with claim_out_dir(out_dir, "compare", ident):  # free, or this comparison's own
+        drawn = draw_sweep_figures(out_dir, cmp)
+        heading = f"quantbench compare: machines ({cmp.title})"
+        text = render_sweep_markdown(cmp, drawn.written, ".", drawn.failed, heading)
+        atomic_write_text(out_dir / "compare.md", text)
     return MachinesResult(text, out_dir, cmp, drawn.written)

@@ -18,8 +18,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -338,23 +336,17 @@ class RunMeta:
 
 def file_mode() -> int:
     """The mode a plain new file gets under this process's umask (mkstemp gives 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    from quantbench.files import file_mode as mode
+
+    return mode()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, file_mode())  # reports and exports are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write_text(path: Path, text: str, overwrite: bool = True) -> None:
+    """Write ``text`` to ``path`` so that readers never see a half-written file (see
+    :func:`quantbench.files.atomic_write`: a full disk raises its one-line error)."""
+    from quantbench.files import atomic_write_text as write
+
+    write(path, text, overwrite)
 
 
 def json_doc(run: RunMeta | dict[str, Any], results: list[CellResult]) -> dict[str, Any]:

@@ -200,6 +200,8 @@ def analyse(
 
     Returns the result and the output directory (sensitivity.json, .md and .png).
     """
+    from contextlib import ExitStack
+
     from quantbench import env, evaluate
     from quantbench import models as zoo
     from quantbench.errors import QuantbenchError, unknown_name
@@ -264,12 +266,15 @@ def analyse(
         raise
     except Exception as e:  # the recipe itself failed: one line, not a traceback
         raise QuantbenchError(f"{recipe} failed on {model}: {first_line(e)}") from None
-    # Each file appears whole or not at all: a reader never sees half of one.
-    atomic_write_text(out_dir / "sensitivity.json", dumps(result.to_dict(), indent=2) + "\n")
-    _plot(result, out_dir / "sensitivity.png")
-    atomic_write_text(
-        out_dir / "sensitivity.md", render(result, ctx.calib_source, lm.weights) + "\n"
-    )
+    # Each file appears whole or not at all: a reader never sees half of one. The directory
+    # is checked again, locked: another command may have written into it meanwhile.
+    with ExitStack() as held:
+        prepare_out_dir(out_dir, held, f"quantbench sensitivity {model} {recipe}")
+        atomic_write_text(out_dir / "sensitivity.json", dumps(result.to_dict(), indent=2) + "\n")
+        _plot(result, out_dir / "sensitivity.png")
+        atomic_write_text(
+            out_dir / "sensitivity.md", render(result, ctx.calib_source, lm.weights) + "\n"
+        )
     return result, out_dir
 
 

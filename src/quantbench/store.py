@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from quantbench import storefaults
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.postgres import postgres_driver, server_refusal, with_deadlines
 from quantbench.redact import scrub, strip_url
@@ -140,23 +141,22 @@ def _sqlite_checks(path: Path) -> None:
         raise QuantbenchError(f"store '{path}' is truncated ({size} bytes): not replaced")
     import sqlite3
 
-    try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:  # another process holding it locked is waited for, a bounded time
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+                              timeout=storefaults.BUSY_TIMEOUT_S)  # fmt: skip
         try:
             rows = con.execute("PRAGMA quick_check").fetchall()
         finally:
             con.close()
     except sqlite3.DatabaseError as e:
-        why = first_line(e, with_type=False)
+        why = storefaults.describe(e, f"'{path}'", path)
         raise QuantbenchError(
-            f"store '{path}' is corrupted ({why}): not replaced; move it away "
-            "or give another --store"
+            why
+            or f"store '{path}' is corrupted ({first_line(e, with_type=False)}): not "
+            "replaced; move it away or give another --store"
         ) from None
     if rows != [("ok",)]:
-        raise QuantbenchError(
-            f"store '{path}' is corrupted (integrity check: {rows[0][0]}): not replaced; "
-            "move it away or give another --store"
-        )
+        raise QuantbenchError(storefaults.integrity_problem(f"'{path}'", rows))
 
 
 class Store:
@@ -359,7 +359,10 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     def load_run(self, run_id: str) -> tuple[dict[str, Any], list[CellResult]]:
-        return self.run_meta(run_id), self.cells(run_id)
+        from quantbench.storefaults import reading
+
+        with reading(self, f"run {run_id}"):  # damaged rows: one line, not a traceback
+            return self.run_meta(run_id), self.cells(run_id)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -389,7 +392,9 @@ def _check_and_migrate(engine: Any, label: str) -> None:
         meta = {k: v for k, v in con.execute(sa.select(t["meta"].c.key, t["meta"].c.value))}
     if meta.get("app") != APP:
         raise QuantbenchError(f"store {label} is not a quantbench database")
-    version = int(meta.get("schema_version", "0"))
+    from quantbench.storefaults import schema_version
+
+    version = schema_version(label, meta)
     if version > SCHEMA_VERSION:
         raise QuantbenchError(
             f"store {label} has schema version {version}, newer than this quantbench "
@@ -409,10 +414,12 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
     import sqlalchemy as sa
 
     target = str(target or default_store())
+    path: Path | None = None
     if "://" in target:
         url, label = postgres_driver(target), strip_url(target)
         if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
-            _sqlite_checks(Path(url[len("sqlite:///") :]))
+            path = Path(url[len("sqlite:///") :])
+            _sqlite_checks(path)
     else:
         path = Path(target).expanduser().resolve()
         _sqlite_checks(path)
@@ -436,7 +443,7 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         def _pragmas(dbapi_con: Any, _record: Any) -> None:
             cur = dbapi_con.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute(f"PRAGMA busy_timeout={int(storefaults.BUSY_TIMEOUT_S * 1000)}")
             cur.close()
 
     try:
@@ -448,7 +455,12 @@ def open_store(target: str | os.PathLike[str] | None = None, create: bool = True
         raise
     except sa.exc.DatabaseError as e:
         engine.dispose()
+        from quantbench.storefaults import describe
+
         why = first_line(e.orig or e, with_type=False)
+        named = describe(e, label, path if is_sqlite else None)
+        if named:
+            raise QuantbenchError(named) from None
         if is_sqlite:
             raise QuantbenchError(f"store {label} is corrupted or not a database: {why}") from None
         raise QuantbenchError(f"store {label} {server_refusal(why, engine.url)}") from None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantbench.errors import first_line
+from quantbench.files import DiskFault
 from quantbench.report import plots, plots_sweep
 from quantbench.report.data import host_microbench
 from quantbench.report.fmt import finite, fmt_sig
@@ -130,6 +131,8 @@ def draw_figures(
         path = plots_dir / fig.filename
         try:
             ok = fig.draw(path, results, ctx)
+        except DiskFault:  # the disk, not the figure: the report cannot be written
+            raise
         except Exception as exc:  # one bad figure must not cost the whole report
             reason = first_line(exc)
             print(
@@ -207,6 +210,8 @@ def draw_sweep_figures(plots_dir: Path, cmp: MachineComparison) -> DrawnFigures:
             path = plots_dir / fig.filename.format(model=slugs[table.model])
             try:
                 ok = fig.draw(path, cmp, table)
+            except DiskFault:  # the disk, not the figure: the report cannot be written
+                raise
             except Exception as exc:  # one bad figure must not cost the others
                 reason = first_line(exc)
                 print(f"quantbench: warning: figure {path.name} could not be drawn: {reason}",

@@ -45,7 +45,10 @@ def guarded(cell: CellResult, fn: Callable[[], Any]) -> Any:
     except UnsupportedError as e:
         cell.status, cell.error = "unsupported", str(e)
     except Exception as e:
-        mark_failed(cell, first_line(e))
+        from quantbench.files import disk_fault  # a full disk is named as one, with its file
+
+        fault = disk_fault(e, e.filename) if getattr(e, "filename", None) else None
+        mark_failed(cell, str(fault) if fault else first_line(e))
     return None
 
 

@@ -20,6 +20,8 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from quantbench import __version__
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.files import DiskFault, remedy
 from quantbench.results import CellResult, RunMeta, write_csv, write_json
 from quantbench.runner.launcher import ModelFailed, ProgressBar, run_inline, run_isolated
 from quantbench.runner.outdir import prepare_out_dir, reopen_out_dir
@@ -115,14 +118,19 @@ def resume(
     )
 
 
-def run_metadata(spec: RunSpec) -> RunMeta:
+def new_run_id() -> str:
+    """``<date>-<time>-<6 hex>``: sorts by start time, unique."""
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
     """A new run's record: id, host, versions, settings; the results come later."""
     import torch
 
     from quantbench import env
 
     return RunMeta(
-        id=_dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+        id=run_id or new_run_id(),
         started_at=_now(),
         status="running",
         quantbench_version=__version__,
@@ -172,20 +180,34 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
 
 
 def _reopen(
-    store: Any, run_id: str, retry_errors: bool
+    store: Any,
+    run_id: str,
+    retry_errors: bool,
+    held: ExitStack | None = None,
+    redo: Callable[[Any, str], list[tuple[str, str]]] | None = None,
+    run_locked: bool = False,
 ) -> tuple[Path, RunMeta, set[tuple[str, str]]]:
     """A stored run to complete: its directory, its record and the cells it holds (its
-    ``error`` / ``timeout`` ones deleted first with ``retry_errors``)."""
+    ``error`` / ``timeout`` ones deleted first with ``retry_errors``, and those ``redo``
+    names). ``held``: the stack that keeps the run (unless ``run_locked``: the caller
+    holds it) and its directory locked (:mod:`quantbench.locks`) until it closes; what
+    the run holds is read once they are."""
     meta = RunMeta.from_dict(store.run_meta(run_id))
-    out_dir = reopen_out_dir(meta.out_dir)
+    if held is not None and not run_locked:
+        from quantbench.locks import lock_run
+
+        held.enter_context(lock_run(store, run_id, f"quantbench run --resume {run_id}"))
+    out_dir = reopen_out_dir(meta.out_dir, run_id, held)
+    meta = RunMeta.from_dict(store.run_meta(run_id))  # as the last holder left it
     rows = store.cell_rows(run_id)
-    if retry_errors:
-        failed = [(r["model"], r["recipe"]) for r in rows if r["status"] in ("error", "timeout")]
-        store.delete_cells(run_id, failed)
-        rows = [r for r in rows if (r["model"], r["recipe"]) not in set(failed)]
+    again = [(r["model"], r["recipe"]) for r in rows
+             if retry_errors and r["status"] in ("error", "timeout")]  # fmt: skip
+    again += redo(store, run_id) if redo is not None else []
+    if again:
+        store.delete_cells(run_id, again)
     meta.status = "running"
     meta.resumed.append(_now())
-    return out_dir, meta, {(r["model"], r["recipe"]) for r in rows}
+    return out_dir, meta, {(r["model"], r["recipe"]) for r in rows} - set(again)
 
 
 def run(
@@ -216,15 +238,21 @@ def run(
         check_main_guard("run")
     quiet_libraries()
     store = open_store(spec.store)
-    try:  # the store is closed however the run ends, early failures included
+    with ExitStack() as held:  # the store closed, the locks released, however the run ends
+        held.callback(store.close)
         out_dir, meta, results, interrupted = _run_in(
-            store, spec, progress, resume, retry_errors, verbosity
+            store, spec, progress, resume, retry_errors, verbosity, held
         )
-    finally:
-        store.close()
-    from quantbench.report import render_report
+        from quantbench.report import render_report
 
-    report = render_report(out_dir, meta.to_dict(), results)
+        try:
+            report = render_report(out_dir, meta.to_dict(), results)
+        except DiskFault as e:
+            raise DiskFault(
+                f"{e}; every cell of run {meta.id} is stored in {store.label}: "
+                f"'quantbench report {meta.id} --out DIR' writes its report elsewhere",
+                e.path, e.errno,
+            ) from None  # fmt: skip
     return RunResult(
         out_dir=out_dir, run=meta, results=results, report=report, interrupted=interrupted
     )
@@ -237,22 +265,32 @@ def _run_in(
     resume: str | None,
     retry_errors: bool,
     verbosity: int = 0,
+    held: ExitStack | None = None,
 ) -> tuple[Path, RunMeta, list[CellResult], bool]:
-    """:func:`run` with its store open: (out_dir, run record, cells, interrupted)."""
+    """:func:`run` with its store open: (out_dir, run record, cells, interrupted). A full
+    disk (any :class:`~quantbench.files.DiskFault`) stops the run: what is stored stays,
+    results.json keeps what it had, and the error says how to finish the run."""
     done: set[tuple[str, str]] = set()
     if resume:
-        out_dir, meta, done = _reopen(store, resume, retry_errors)
+        out_dir, meta, done = _reopen(store, resume, retry_errors, held)
     else:
-        out_dir = prepare_out_dir(spec.out)
-        meta = run_metadata(spec)
+        run_id = new_run_id()
+        out_dir = prepare_out_dir(spec.out, held, f"quantbench run {run_id}")
+        if held is not None:  # a resume elsewhere (a shared store) must wait for this run
+            from quantbench.locks import lock_run
+
+            held.enter_context(lock_run(store, run_id, f"quantbench run {run_id}"))
+        meta = run_metadata(spec, run_id)
         meta.out_dir = str(out_dir)
     meta.store = store.label
     try:
         store.begin_run(meta.to_dict())
     except Exception as e:  # locked, read-only, gone away
-        raise QuantbenchError(
-            f"cannot write run {meta.id} to {store.label}: {first_line(e)}"
-        ) from None
+        from quantbench.storefaults import store_fault
+
+        why = store_fault(store, e)
+        why = f": {why}" if why else f" to {store.label}: {first_line(e)}"
+        raise QuantbenchError(f"cannot write run {meta.id}{why}") from None
     if progress is None:
         progress = sys.stderr.isatty()
     prog = ProgressBar(_count_steps(spec), progress, verbosity)
@@ -262,8 +300,6 @@ def _run_in(
     def save() -> None:
         save_exports(out_dir, meta, results)
 
-    save()
-
     def on_term(signum: int, frame: Any) -> None:  # SIGTERM: stop like Ctrl-C, keep results
         raise KeyboardInterrupt
 
@@ -271,7 +307,9 @@ def _run_in(
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:  # not the main thread
         previous = None
+    fault: DiskFault | None = None
     try:
+        save()
         for i, ref in enumerate(spec.models, 1):
             mspec = model_spec(spec, ref, done, out_dir)
             if mspec is None:
@@ -297,12 +335,32 @@ def _run_in(
             f"are stored in {store.label} as run {meta.id}; finish it with "
             f"'quantbench run --resume {meta.id}'"
         )
+    except DiskFault as e:  # the machine's fault: stop, keep what is measured
+        fault = e
     finally:
         prog.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    finish_run(store, spec, meta, out_dir, results, interrupted, prog)
+    try:
+        finish_run(store, spec, meta, out_dir, results, interrupted or fault is not None, prog)
+    except DiskFault as e:
+        fault = fault or e
+    if fault is not None:
+        raise stopped_by(fault, store, meta.id)
     return out_dir, meta, results, interrupted
+
+
+def stopped_by(fault: DiskFault, store: Any, run_id: str) -> DiskFault:
+    """``fault`` said with what the stopped run kept and how to finish it."""
+    try:
+        kept = f"{len(store.cell_rows(run_id))} cell(s) of run {run_id} are stored in {store.label}"
+    except Exception:  # the store is on the failing disk too
+        kept = f"the cells of run {run_id} stored so far are in {store.label}"
+    return DiskFault(
+        f"{fault}; the run stopped: {kept} (results.json keeps what it had); {remedy(fault.errno)}, "
+        f"then finish it with 'quantbench run --resume {run_id}'",
+        fault.path, fault.errno,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------- shared with other executors
@@ -374,14 +432,19 @@ def finish_run(
     interrupted: bool,
     prog: Any,
 ) -> None:
-    """The run's final record: status, recommendations; exports and store updated."""
+    """The run's final record: status, recommendations; exports and store updated (the
+    store even when the exports meet a full disk, which is raised after)."""
     meta.finished_at = _now()
     meta.status = "interrupted" if interrupted else "finished"
     meta.recommendations = as_dict(recommendations(spec, results))
     if meta.unstored:  # the store came back: the cells it missed go in before the record
         _store_cells(store, meta, [c for c in results if [c.model, c.recipe] in meta.unstored],
                      [], prog)  # fmt: skip
-    save_exports(out_dir, meta, results)
+    fault: DiskFault | None = None
+    try:
+        save_exports(out_dir, meta, results)
+    except DiskFault as e:
+        fault = e
     try:
         store.finish_run(meta.to_dict())
     except Exception as e:  # the exports above still hold everything
@@ -389,3 +452,5 @@ def finish_run(
         meta.record_unstored = True
         save_exports(out_dir, meta, results)  # results.json says what the store lacks
         prog.write(f"warning: could not update run {meta.id} in {store.label}: {first_line(e)}")
+    if fault is not None:
+        raise fault

@@ -26,12 +26,14 @@ import re
 import signal
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from quantbench import __version__
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.locks import lock_run
 from quantbench.redact import remember_url
 from quantbench.results import CellResult, RunMeta
 from quantbench.runner import ray_node
@@ -186,6 +188,7 @@ def run_sweep(
     # The cluster first: a refused connection leaves no new store file behind.
     owned = _connect(ray, spec.ray_address)
     store = None
+    held = ExitStack()  # each node's output directory, locked until its report is written
     try:
         store = open_store(spec.store)
         chosen = select(_usable(ray, warnings), spec.on)
@@ -205,7 +208,9 @@ def run_sweep(
                 _warn(f"node {names[n.node_id]} left out: {_failure(ray, e, names[n.node_id])}",
                       warnings)  # fmt: skip
                 continue
-            out_dir = prepare_out_dir(root / _dir_name(names[n.node_id]))
+            what = f"quantbench run {meta.id} (sweep {sweep_id})"
+            out_dir = prepare_out_dir(root / _dir_name(names[n.node_id]), held, what)
+            held.enter_context(lock_run(store, meta.id, what))
             meta.spec = spec.to_dict()  # as given: each node resolves its engine again
             meta.sweep_id, meta.node, meta.ray_node = sweep_id, names[n.node_id], n.record()
             meta.out_dir, meta.store = str(out_dir), store.label
@@ -215,12 +220,16 @@ def run_sweep(
         if not books:
             raise QuantbenchError("no node could start the sweep (see the warnings above)")
         interrupted = _measure(ray, spec, store, books, progress, verbosity, sweep_id)
+    except BaseException:
+        held.close()
+        raise
     finally:
         if store is not None:
             store.close()
         if owned:
             ray.shutdown()
-    return _result(sweep_id, books, store.label, interrupted, warnings)
+    with held:
+        return _result(sweep_id, books, store.label, interrupted, warnings)
 
 
 def resume_sweep(
@@ -242,8 +251,11 @@ def resume_sweep(
     remember_url(store)  # before Ray records our command line
     st = open_store(store, create=False)
     owned = False
+    held = ExitStack()  # each run, and its output directory, locked until its report is written
     try:
         runs = st.sweep_runs(sweep_id)
+        for r in runs:  # all of them, before Ray is reached: one resume of a sweep at a time
+            held.enter_context(lock_run(st, r["id"], f"quantbench run --resume {sweep_id}"))
         spec = spec_from_dict(runs[0].get("spec") or {})
         spec.store = store
         owned = _connect(ray, ray_address or spec.ray_address)
@@ -256,28 +268,37 @@ def resume_sweep(
                       "missing cells stay missing (start that node again and resume)",
                       warnings)  # fmt: skip
                 continue
-            lost = [(c.model, c.recipe) for c in st.cells(r["id"]) if c.details.get("lost")]
-            st.delete_cells(r["id"], lost)
-            out_dir, meta, done = _reopen(st, r["id"], retry_errors)
+            out_dir, meta, done = _reopen(st, r["id"], retry_errors, held, _lost_cells, True)
             meta.store, meta.ray_node = st.label, node.record()
             _begin(st, meta)
             todo = list(enumerate(spec.models, 1))
             books.append(_NodeRun(node, meta, out_dir, st.cells(meta.id), done, todo))
         interrupted = _measure(ray, spec, st, books, progress, verbosity, sweep_id)
+    except BaseException:
+        held.close()
+        raise
     finally:
         st.close()
         if owned:
             ray.shutdown()
-    return _result(sweep_id, books, st.label, interrupted, warnings)
+    with held:
+        return _result(sweep_id, books, st.label, interrupted, warnings)
+
+
+def _lost_cells(store: Any, run_id: str) -> list[tuple[str, str]]:
+    """The cells of ``run_id`` that Ray lost: measured again by a resumed sweep."""
+    return [(c.model, c.recipe) for c in store.cells(run_id) if c.details.get("lost")]
 
 
 def _begin(store: Any, meta: RunMeta) -> None:
     try:
         store.begin_run(meta.to_dict())
     except Exception as e:  # locked, read-only, gone away
-        raise QuantbenchError(
-            f"cannot write run {meta.id} to {store.label}: {first_line(e)}"
-        ) from None
+        from quantbench.storefaults import store_fault
+
+        why = store_fault(store, e)
+        why = f": {why}" if why else f" to {store.label}: {first_line(e)}"
+        raise QuantbenchError(f"cannot write run {meta.id}{why}") from None
 
 
 def _result(

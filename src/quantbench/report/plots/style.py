@@ -4,8 +4,6 @@ handle (Agg backend, imported on first use) and the atomic PNG writer."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,15 +112,6 @@ def _save(fig: Any, path: Path) -> None:
 def save_png(fig: Any, path: Path, **savefig: Any) -> None:
     """Write ``fig`` to ``path`` as PNG atomically: a reader never sees half a file, and a
     figure that fails to save leaves the previous one (or none) behind."""
-    from quantbench.results import file_mode
+    from quantbench.files import atomic_write
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", **savefig)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", **savefig))
