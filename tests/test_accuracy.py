@@ -13,7 +13,7 @@ from conftest import digits_spec, fast_overrides
 from quantbench.cli import main
 from quantbench.results import read_json
 from quantbench.runner import run
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 DIGITS_OVERRIDES = {"image_sizes": [16], "ref_image_size": 16, "vision_batch_sizes": [1]}
 

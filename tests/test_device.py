@@ -23,7 +23,7 @@ from quantbench.recipes.support import (
     matrix,
     matrix_markdown,
 )
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")

@@ -22,7 +22,7 @@ from quantbench.results import (
     read_json,
     write_json,
 )
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 
 def _point() -> LatencyPoint:

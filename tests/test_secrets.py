@@ -58,7 +58,7 @@ def _meta(run_id: str, url: str) -> dict:
 
 
 def test_a_run_record_never_holds_the_password(tmp_path, capsys):
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     pw = "rec-pw-5521"
     url = f"postgresql+psycopg://qb:{pw}@db.example/bench?sslpassword={pw}x&sslmode=require"
@@ -105,7 +105,7 @@ def test_error_messages_never_print_the_password(tmp_path, monkeypatch, capsys):
 
 def test_store_precedence_flag_config_environment_default(tmp_path, monkeypatch, capsys):
     """--store > the config file's store > $QUANTBENCH_STORE > ./quantbench.db."""
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     monkeypatch.chdir(tmp_path)
     flag, conf, env = tmp_path / "flag.db", tmp_path / "conf.db", tmp_path / "env.db"

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from quantbench.cli import build_parser, main
-from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec
+from quantbench.settings import BATCH_SIZES_ALIAS, FIELDS
 
-# Settings that are deliberately not (only) a plain `--key` flag: none. Every field of
-# RunSpec is a flag named `--` + key with `_` as `-`; `--models` takes names only (model
+# Settings that are deliberately not (only) a plain `--key` flag: none. Every setting
+# (quantbench.settings.FIELDS) is a flag named `--` + key with `_` as `-`; `--models` takes names only (model
 # entries with per-model weights, sweeps or data are YAML/Python only), `--dataset`,
 # `--calibration`, `--train-dataset` and `--recipe-options` take a path or an inline
 # YAML/JSON mapping.
@@ -29,7 +29,7 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def test_every_setting_has_its_flag():
     by_flag = {s: a.dest for a in _run_parser()._actions for s in a.option_strings}
-    for key in [*RunSpec.model_fields, BATCH_SIZES_ALIAS]:
+    for key in [*FIELDS, BATCH_SIZES_ALIAS]:
         if key in NO_FLAG:
             continue
         flag = "--" + key.replace("_", "-")
@@ -40,7 +40,7 @@ def test_every_setting_has_its_flag():
 
 def test_flags_reach_the_settings():
     from quantbench.cli import run_overrides
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     args = build_parser().parse_args([
         "run", "--models", "resnet18", "--min-time", "0.1", "--timeout-s", "60",
@@ -58,7 +58,7 @@ def test_flags_reach_the_settings():
 def test_schema_command(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert set(schema["properties"]) == set(RunSpec.model_fields) | {BATCH_SIZES_ALIAS}
+    assert set(schema["properties"]) == set(FIELDS) | {BATCH_SIZES_ALIAS}
     assert "timeout_s" in schema["properties"] and schema["properties"]["timeout_s"]["description"]
 
 
@@ -137,7 +137,7 @@ def test_file_preset_and_flag_precedence(tmp_path):
     cfg = tmp_path / "x.yaml"
     cfg.write_text(yaml.safe_dump({"preset": "quick", "min_runs": 5, "measure": ["size"]}))
     from quantbench.cli import run_overrides
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     args = build_parser().parse_args(["run", "--config", str(cfg), "--min-runs", "7"])
     spec = build_spec(preset=args.preset, config=args.config, overrides=run_overrides(args))

@@ -171,7 +171,7 @@ def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):
     from quantbench.recipes import Artifact, QuantContext
     from quantbench.results import CellResult
     from quantbench.runner.pipeline import ModelRun
-    from quantbench.spec import ModelRef, RunSpec
+    from quantbench.settings import ModelRef, RunSpec
     from quantbench.variants import Variant
 
     class Compiled(torch.nn.Module):  # what a +compile artifact looks like to the writer

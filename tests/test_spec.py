@@ -6,7 +6,9 @@ import pytest
 
 from quantbench.errors import QuantbenchError
 from quantbench.models import model_info
-from quantbench.spec import LAB_MODELS, build_spec, parse_int_list, sweep_points
+from quantbench.runner.checks import build_spec
+from quantbench.settings import LAB_MODELS, parse_int_list
+from quantbench.shapes import sweep_points
 
 
 def test_default_is_the_lab():
@@ -138,18 +140,19 @@ def test_example_yaml_documents_every_key():
     import re
     from pathlib import Path
 
-    from quantbench.spec import RunSpec
+    from quantbench.settings import FIELDS
 
     text = (Path(__file__).parent.parent / "examples" / "lab.yaml").read_text()
     keys = set(re.findall(r"^#?\s*([a-z0-9_]+):", text, flags=re.M))
-    missing = set(RunSpec.model_fields) - keys
+    missing = set(FIELDS) - keys
     assert not missing, f"examples/lab.yaml does not document {sorted(missing)}"
 
 
 def test_own_models_example_parses(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from quantbench.spec import _model_ref, load_yaml
+    from quantbench.datasets import parse_dataset
+    from quantbench.settings import load_yaml, model_entry
 
     for d in ("data/val", "data/train", "digits/test", "digits/train", "examples/data"):
         (tmp_path / d).mkdir(parents=True)
@@ -157,26 +160,29 @@ def test_own_models_example_parses(tmp_path, monkeypatch):
         (tmp_path / f).write_text("x\n")
     monkeypatch.chdir(tmp_path)  # the example's data paths are relative
     data = load_yaml(Path(__file__).parent.parent / "examples" / "own_models.yaml")
-    refs = [_model_ref(m) for m in data["models"]]
+    refs = [model_entry(m) for m in data["models"]]
     assert [r.load_name for r in refs] == [
         "tv:resnet18", "py:examples/digits_cnn.py:DigitsCNN",
         "hf:./checkpoints/sentiment-bert", "hf:./checkpoints/all-MiniLM-L6-v2",
     ]  # fmt: skip
-    assert refs[0].options == {"num_classes": 10} and refs[0].dataset["crop"] == 224
-    assert refs[2].calibration["kind"] == "text" and refs[1].calibration["crop"] == 16
+    # the entries' data, as the run's checks read it (quantbench.runner.checks)
+    assert refs[0].options == {"num_classes": 10} and parse_dataset(refs[0].dataset).crop == 224
+    assert parse_dataset(refs[2].calibration).kind == "text"
+    assert parse_dataset(refs[1].calibration).crop == 16
 
 
 # --------------------------------------------------------------------------- the model
 
 
 def test_one_model_same_names_and_stored_form():
-    from quantbench.spec import ModelRef, RunSpec, spec_from_dict
+    from quantbench.runner.checks import spec_from_dict
+    from quantbench.settings import ModelRef, RunSpec
 
     spec = RunSpec()
     assert spec.min_time_s == 0.5 and spec.timeout_s is None and spec.isolate is True
     assert spec.ref_batch is None and spec.ref_image_size is None and spec.ref_seq_len is None
     assert [m.name for m in spec.models] == LAB_MODELS and ModelRef("x").load_name == "x"
-    assert spec.to_dict() == spec.model_dump()
+    assert spec.to_dict() == {**spec.flat(), "models": [m.model_dump() for m in spec.models]}
     # a stored spec from an older or newer quantbench: unknown keys are dropped
     d = build_spec(overrides={"models": "resnet18", "measure": "size"}).to_dict()
     d["a_future_setting"] = 1
@@ -187,7 +193,7 @@ def test_one_model_same_names_and_stored_form():
 
 
 def test_python_construction_and_assignment_are_checked_in_one_line():
-    from quantbench.spec import ModelRef, RunSpec
+    from quantbench.settings import ModelRef, RunSpec
 
     with pytest.raises(
         QuantbenchError, match="^setting 'min_runs' must be an integer > 0, got -1$"
@@ -209,7 +215,7 @@ def test_python_construction_and_assignment_are_checked_in_one_line():
 
 
 def test_batch_sizes_sets_both_families_and_a_familys_own_key_wins(tmp_path):
-    from quantbench.spec import RunSpec
+    from quantbench.settings import RunSpec
 
     assert RunSpec(batch_sizes=[1, 2]).text_batch_sizes == [1, 2]
     spec = build_spec(overrides={"batch_sizes": "1,2", "vision_batch_sizes": "4"})
@@ -241,11 +247,11 @@ def test_unknown_python_override_is_refused():
 
 
 def test_json_schema_describes_every_setting():
-    from quantbench.spec import RunSpec
+    from quantbench.settings import FIELDS, json_schema
 
-    schema = RunSpec.model_json_schema()
+    schema = json_schema()
     props = schema["properties"]
-    assert set(RunSpec.model_fields) | {"batch_sizes"} == set(props)
+    assert set(FIELDS) | {"batch_sizes"} == set(props)
     assert all(p.get("description") for p in props.values())
     assert schema["additionalProperties"] is False
     assert props["min_runs"]["exclusiveMinimum"] == 0
@@ -267,7 +273,7 @@ def test_json_schema_describes_every_setting():
     ],
 )
 def test_reference_shape_is_a_measured_point(overrides, shape, batch_sweep):
-    from quantbench.spec import reference_shape
+    from quantbench.shapes import reference_shape
 
     spec = build_spec(overrides={"models": "resnet18", "batch_sizes": "1,2", **overrides})
     ref, info = spec.models[0], model_info("resnet18")
@@ -278,7 +284,7 @@ def test_reference_shape_is_a_measured_point(overrides, shape, batch_sweep):
 
 
 def test_reference_shape_text_and_per_model_sweeps():
-    from quantbench.spec import reference_shape
+    from quantbench.shapes import reference_shape
 
     with pytest.raises(QuantbenchError, match="600 is beyond bert's maximum of 512"):
         build_spec(overrides={"models": "bert", "seq_lens": "8,16,600"})

@@ -129,7 +129,7 @@ def test_sweep_ids_are_never_run_ids():
 
 def _spec(**overrides):
     from conftest import fast_overrides
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     return build_spec(overrides=fast_overrides(models=["tv:squeezenet1_1"], **overrides))
 
@@ -151,7 +151,7 @@ def test_settings_of_a_ray_sweep_are_checked():
 
 
 def test_on_is_read_from_yaml_though_yaml_reads_it_as_true(tmp_path):
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("models: [tv:squeezenet1_1]\nexecutor: ray\non: [cpu:arm, gpu]\n")
@@ -194,7 +194,7 @@ def test_a_local_run_never_imports_ray(tmp_path):
     code = (
         "import sys\n"
         "from quantbench.runner import run\n"
-        "from quantbench.spec import build_spec\n"
+        "from quantbench.runner.checks import build_spec\n"
         f"spec = build_spec(overrides={{'models': 'tv:squeezenet1_1', 'recipes': ['fp32'], "
         f"'measure': ['size'], 'isolate': False, 'out': {str(tmp_path / 'o')!r}, "
         f"'store': {str(tmp_path / 'q.db')!r}}})\n"
@@ -215,7 +215,7 @@ def test_a_task_ray_lost_leaves_error_cells_saying_why():
     ray = pytest.importorskip("ray")
     from quantbench.results import CellResult
     from quantbench.runner import ray_executor as rx
-    from quantbench.spec import ModelRef
+    from quantbench.settings import ModelRef
 
     ex = ray.exceptions
     for error, reason in [

@@ -11,7 +11,8 @@ import pytest
 
 from quantbench.cli import main
 from quantbench.errors import MAX_MESSAGE, QuantbenchError, shown
-from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec, build_spec
+from quantbench.runner.checks import build_spec
+from quantbench.settings import BATCH_SIZES_ALIAS, FIELDS, RunSpec
 
 # What a refused input may print: one line, this long at most.
 MAX_LINE = MAX_MESSAGE + 100
@@ -37,7 +38,7 @@ def laughs(levels: int = 9) -> str:
     return s + "]"
 
 
-TOP_KEYS = [*RunSpec.model_fields, BATCH_SIZES_ALIAS]
+TOP_KEYS = [*FIELDS, BATCH_SIZES_ALIAS]
 NESTED = {
     "model entry": "models: [{{name: resnet18, options: {{x: {b}}}}}]",
     "model name": "models: [{{name: {b}}}]",
@@ -217,7 +218,7 @@ def test_settings_files_still_load(tmp_path):
 def test_runs_stored_before_the_bounds_resume_as_they_ran():
     """A stored spec that the new checks would refuse resumes with what its timing loop
     did (a minimum above its cap was the cap), so --resume of an old run still works."""
-    from quantbench.spec import spec_from_dict
+    from quantbench.runner.checks import spec_from_dict
 
     d = build_spec(overrides={"models": "resnet18", "measure": ["size"]}).to_dict()
     d.update(warmup=25, max_warmup=20, min_time_s=40.0, max_time_s=30.0)

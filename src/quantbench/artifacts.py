@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantbench import __version__, fileformat
+from quantbench import fileformat
 from quantbench.errors import QuantbenchError, first_line
+from quantbench.version import __version__
 
 FORMAT = "quantbench-artifact"
 FORMAT_VERSION = 1

@@ -1,7 +1,7 @@
 """From a model to the file that ships: the one code path ``run`` and ``quantize`` share.
 
 Both commands build artifacts with :func:`quantbench.runner.pipeline.build_model` (load ->
-calibration inputs -> quantize -> fallback search, from a :class:`~quantbench.spec.RunSpec`)
+calibration inputs -> quantize -> fallback search, from a :class:`~quantbench.settings.RunSpec`)
 and write them with :func:`write_variant`:
 
 - ``quantbench run --save-artifacts`` times every variant, then :func:`save_variants`
@@ -32,7 +32,7 @@ from quantbench.variants import Variant
 if TYPE_CHECKING:
     from quantbench.artifacts import Written
     from quantbench.runner.pipeline import ModelRun
-    from quantbench.spec import ModelRef, RunSpec
+    from quantbench.settings import ModelRef, RunSpec
 
 ARTIFACTS_DIR = "artifacts"
 EXTENSIONS = {"state_dict": ".pt", "onnx": ".onnx", "pt2": ".pt2"}
@@ -162,7 +162,7 @@ def save_variants(run: ModelRun) -> None:
 def _config_entry(config: str | Path | None, model: str, options: dict[str, Any]) -> Any:
     """The config's model entry named ``model`` (its source, weights, data), else ``model``;
     ``options`` (``num_classes``) added to it."""
-    from quantbench.spec import load_yaml
+    from quantbench.settings import load_yaml
 
     entry: Any = model
     if config is not None:
@@ -185,7 +185,8 @@ def quantize_spec(
     """The settings ``quantize`` builds with: a run config's (calibration, recipe_options,
     seed, engine, weights, dataset, fallback...), then ``settings`` (None: not given), for
     one model and one recipe. Sweeps, timing and ``compile`` do not apply."""
-    from quantbench.spec import build_spec, load_yaml
+    from quantbench.runner.checks import build_spec
+    from quantbench.settings import load_yaml
 
     overrides = {k: v for k, v in settings.items() if v is not None}
     if overrides.get("max_accuracy_drop") is not None:

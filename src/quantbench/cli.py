@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from quantbench import __version__
 from quantbench.errors import QuantbenchError
 from quantbench.redact import scrub
+from quantbench.version import __version__
 
 EXIT_USAGE = 2
 # Measured, but the store failed during the run: results.json holds cells (or the run's
@@ -33,7 +33,7 @@ def _say(text: str, file: Any = None) -> None:
 
 
 def _add_run(sub: Any) -> None:
-    """The ``run`` subcommand. Every setting of the model (quantbench.spec.RunSpec) is a
+    """The ``run`` subcommand. Every setting of the model (quantbench.settings.RunSpec) is a
     flag: ``--`` + its key with ``_`` as ``-``, dest the key (a test walks the fields)."""
     p = sub.add_parser(
         "run",
@@ -288,9 +288,9 @@ def _verbosity(args: argparse.Namespace) -> int:
 
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The run flags as settings: every RunSpec key whose flag was given (None: unset)."""
-    from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec
+    from quantbench.settings import BATCH_SIZES_ALIAS, FIELDS
 
-    keys = [k for k in [*RunSpec.model_fields, BATCH_SIZES_ALIAS] if k != "preset"]
+    keys = [k for k in [*FIELDS, BATCH_SIZES_ALIAS] if k != "preset"]
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if args.max_accuracy_drop is not None and args.fallback is None:
         overrides["fallback"] = True  # a bar implies trying to meet it
@@ -298,17 +298,17 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    """Print the JSON Schema of the run settings (quantbench.spec.RunSpec)."""
-    from quantbench.spec import RunSpec
+    """Print the JSON Schema of the run settings (quantbench.settings.RunSpec)."""
+    from quantbench.settings import json_schema
     from quantbench.strictjson import dumps
 
-    print(dumps(RunSpec.model_json_schema(), indent=2))
+    print(dumps(json_schema(), indent=2))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from quantbench.runner import run
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     overrides = run_overrides(args)
     if args.retry_errors and not args.resume:
@@ -508,7 +508,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, desc in list_kinds():
             print(f"{name:12s} {desc}")
     else:
-        from quantbench.spec import PRESETS
+        from quantbench.settings import PRESETS
 
         for name, p in PRESETS.items():
             print(f"{name:8s} models: {', '.join(p.get('models', ['all eight lab models']))}")

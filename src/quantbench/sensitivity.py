@@ -204,11 +204,12 @@ def analyse(
 
     from quantbench import env, evaluate
     from quantbench import models as zoo
+    from quantbench.datasets import dataset_arg
     from quantbench.errors import QuantbenchError, unknown_name
     from quantbench.recipes import QuantContext, get_recipe
     from quantbench.results import atomic_write_text
     from quantbench.runner.outdir import prepare_out_dir
-    from quantbench.spec import RunSpec, dataset_arg
+    from quantbench.settings import RunSpec
     from quantbench.strictjson import dumps
 
     if mode not in MODES:

@@ -21,7 +21,7 @@ no other.
 
 Example::
 
-    >>> from quantbench.spec import build_spec
+    >>> from quantbench.runner.checks import build_spec
     >>> from quantbench.runner import run
     >>> result = run(build_spec(overrides={"models": "resnet18", "measure": "size"}))
     >>> result.out_dir / "report.md"                           # doctest: +SKIP

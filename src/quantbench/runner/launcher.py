@@ -19,7 +19,7 @@ from quantbench.runner.cells import current_traceback
 from quantbench.runner.messages import Advance, Done, Failed, Message, Progress, Snapshot
 from quantbench.runner.pipeline import measure_model, recipes_for
 from quantbench.runner.process import exit_with_parent, quiet_libraries
-from quantbench.spec import ModelRef, RunSpec
+from quantbench.settings import ModelRef, RunSpec
 
 
 class ModelFailed(Exception):

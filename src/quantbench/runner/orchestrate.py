@@ -7,7 +7,7 @@ timeout leaves ``error`` / ``timeout`` cells with the reason; the run goes on.
 
 Example::
 
-    >>> from quantbench.spec import build_spec
+    >>> from quantbench.runner.checks import build_spec
     >>> from quantbench.runner import run
     >>> result = run(build_spec(overrides={"models": "resnet18", "measure": "size"}))
     >>> result.out_dir / "report.md"                           # doctest: +SKIP
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantbench import __version__
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.files import DiskFault, remedy
@@ -35,8 +34,9 @@ from quantbench.runner.launcher import ModelFailed, ProgressBar, run_inline, run
 from quantbench.runner.outdir import prepare_out_dir, reopen_out_dir
 from quantbench.runner.pipeline import recipes_for, variants_for
 from quantbench.runner.process import affinity, quiet_libraries
-from quantbench.shapes import ref_sizes
-from quantbench.spec import ModelRef, RunSpec, sweep_points
+from quantbench.settings import ModelRef, RunSpec
+from quantbench.shapes import ref_sizes, sweep_points
+from quantbench.version import __version__
 
 if TYPE_CHECKING:
     from quantbench.runner.ray_executor import SweepResult
@@ -94,8 +94,8 @@ def resume(
     ``retry_errors``, those that ended in error or timeout). A sweep's id, or the id of
     one of its runs, resumes the whole sweep on its Ray cluster (``ray_address``: another
     address than the stored one)."""
+    from quantbench.runner.checks import spec_from_dict
     from quantbench.runner.sweeps import is_sweep_id
-    from quantbench.spec import spec_from_dict
     from quantbench.store import open_store
 
     st = open_store(store, create=False)

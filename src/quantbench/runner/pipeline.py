@@ -21,7 +21,8 @@ test reaches into a spawned worker.
 
 Example::
 
-    >>> from quantbench.spec import ModelRef, build_spec
+    >>> from quantbench.settings import ModelRef
+    >>> from quantbench.runner.checks import build_spec
     >>> spec = build_spec(overrides={"models": "resnet18", "measure": "size"})
     >>> cells = measure_model(spec, ModelRef("resnet18"), print)  # doctest: +SKIP
 """
@@ -49,8 +50,8 @@ from quantbench.runner import fallback as fb
 from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
 from quantbench.runner.messages import Advance, Emit, Progress, Snapshot
 from quantbench.runner.process import pin_cpus
-from quantbench.shapes import ref_size_for
-from quantbench.spec import ModelRef, RunSpec, sweep_points
+from quantbench.settings import ModelRef, RunSpec
+from quantbench.shapes import ref_size_for, sweep_points
 from quantbench.variants import BASELINE, Variant
 
 FP32 = Variant(BASELINE)
@@ -333,7 +334,7 @@ def _eval_fn_scorer(run: ModelRun) -> Callable[[Any], Accuracy]:
     reference, and the bar is the same fraction of it as for any task metric."""
     import torch
 
-    from quantbench import memory as held  # objects handed to the Python API
+    from quantbench import handover as held  # objects handed to the Python API
 
     fn = held.get(run.spec.eval_fn, "eval_fn")
     name, drop = held.label(run.spec.eval_fn), run.spec.max_accuracy_drop

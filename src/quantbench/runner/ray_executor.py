@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantbench import __version__
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.locks import lock_run
 from quantbench.redact import remember_url
@@ -54,7 +53,8 @@ from quantbench.runner.outdir import prepare_out_dir
 from quantbench.runner.ray_connect import connect as _connect
 from quantbench.runner.ray_connect import import_ray as _import_ray
 from quantbench.runner.sweeps import Node, labels, match_runs, new_sweep_id, select, shared_machines
-from quantbench.spec import ModelRef, RunSpec, default_out_dir
+from quantbench.settings import ModelRef, RunSpec, default_out_dir
+from quantbench.version import __version__
 
 PROBE_TIMEOUT_S = 120.0
 
@@ -243,7 +243,7 @@ def resume_sweep(
     """Finish stored sweep ``sweep_id``: on each run's node (the same Ray node, or the
     same machine started again), measure the cells it lacks or lost to Ray (and with
     ``retry_errors`` those that ended in error or timeout)."""
-    from quantbench.spec import spec_from_dict
+    from quantbench.runner.checks import spec_from_dict
     from quantbench.store import open_store
 
     ray = _import_ray()

@@ -27,7 +27,8 @@ from quantbench.errors import QuantbenchError
 
 def probe() -> dict[str, Any]:
     """This machine's fingerprint (:func:`quantbench.env.host`) and quantbench version."""
-    from quantbench import __version__, env
+    from quantbench import env
+    from quantbench.version import __version__
 
     return {"host": env.host(), "quantbench_version": __version__}
 
@@ -35,7 +36,8 @@ def probe() -> dict[str, Any]:
 def _node_spec(spec_dict: dict[str, Any], models: bool = True) -> Any:
     """The run's settings with this node's quantized engine (unless one was given: then
     it is checked here, and a node without it fails its cells, not the sweep)."""
-    from quantbench.spec import RunSpec, resolve_engine
+    from quantbench.runner.checks import resolve_engine
+    from quantbench.settings import RunSpec
 
     spec = RunSpec(**(spec_dict if models else {**spec_dict, "models": []}))
     with contextlib.suppress(QuantbenchError):  # the cells will say it
@@ -99,7 +101,7 @@ def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any
     from quantbench.runner.launcher import ModelFailed, failure_of, run_inline, run_isolated
     from quantbench.runner.messages import Done, Failed
     from quantbench.runner.process import quiet_libraries
-    from quantbench.spec import ModelRef
+    from quantbench.settings import ModelRef
 
     quiet_libraries()
     spec = _node_spec(spec_dict, models=False)
