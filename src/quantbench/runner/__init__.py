@@ -1,5 +1,7 @@
 """Running an experiment, one concern per module.
 
+- :mod:`~quantbench.runner.checks`: the settings checked against the world before
+  anything runs (``build_spec``, ``spec_from_dict``);
 - :mod:`~quantbench.runner.orchestrate`: the run (and resume): every model, the store,
   the exports and the report;
 - :mod:`~quantbench.runner.launcher`: one model in a worker process (or inline), its
