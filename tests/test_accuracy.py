@@ -236,7 +236,7 @@ def test_model_entries_from_yaml(tmp_path, digits_model, capsys) -> None:
             "weights": str(weights)}  # fmt: skip
     spec = build_spec(overrides={"models": [good, {"name": "r", "source": "torchvision",
                                                    "arch": "resnet18", "num_classes": 10}]})  # fmt: skip
-    assert [m.load_name for m in spec.models] == [name, "tv:resnet18"]
+    assert [m.load_name for m in spec.target.models] == [name, "tv:resnet18"]
     for entry, needle in [
         ({**good, "arch": "Nope"}, "unknown class or function"),
         ({**good, "path": str(tmp_path / "x.py")}, "does not exist"),

@@ -49,10 +49,16 @@ def test_flags_reach_the_settings():
         "--recipe-options", "{static-int8: {per_channel: false}}",
     ])  # fmt: skip
     spec = build_spec(preset=args.preset, overrides=run_overrides(args))
-    assert spec.min_time_s == 0.1 and spec.timeout_s == 60 and spec.isolate is False
-    assert spec.vision_batch_sizes == [4] and spec.text_batch_sizes == [1, 2]
-    assert (spec.ref_batch, spec.ref_image_size, spec.min_cosine) == (2, 32, 0.9)
-    assert spec.recipe_options == {"static-int8": {"per_channel": False}} and not spec.pin
+    assert (
+        spec.timing.min_time_s == 0.1
+        and spec.timing.timeout_s == 60
+        and spec.launch.isolate is False
+    )
+    assert spec.sweep.vision_batch_sizes == [4] and spec.sweep.text_batch_sizes == [1, 2]
+    assert (spec.sweep.ref_batch, spec.sweep.ref_image_size, spec.judge.min_cosine) == (2, 32, 0.9)
+    assert (
+        spec.quant.recipe_options == {"static-int8": {"per_channel": False}} and not spec.timing.pin
+    )
 
 
 def test_schema_command(capsys):
@@ -141,4 +147,4 @@ def test_file_preset_and_flag_precedence(tmp_path):
 
     args = build_parser().parse_args(["run", "--config", str(cfg), "--min-runs", "7"])
     spec = build_spec(preset=args.preset, config=args.config, overrides=run_overrides(args))
-    assert spec.preset == "quick" and spec.min_runs == 7 and spec.min_time_s == 0.2
+    assert spec.preset == "quick" and spec.timing.min_runs == 7 and spec.timing.min_time_s == 0.2

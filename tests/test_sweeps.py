@@ -136,9 +136,9 @@ def _spec(**overrides):
 
 def test_settings_of_a_ray_sweep_are_checked():
     spec = _spec(executor="ray", on="cpu:vnni,edge", recipes=["dynamic-int8"])
-    assert spec.on == ["cpu:vnni", "edge"]
-    assert spec.engine is None  # each node resolves its own (an ARM node: qnnpack)
-    assert _spec(recipes=["dynamic-int8"]).engine is not None  # locally: resolved here
+    assert spec.launch.on == ["cpu:vnni", "edge"]
+    assert spec.target.engine is None  # each node resolves its own (an ARM node: qnnpack)
+    assert _spec(recipes=["dynamic-int8"]).target.engine is not None  # locally: resolved here
     for bad, message in [
         ({"executor": "rey"}, "unknown executor 'rey'. Did you mean 'ray'?"),
         ({"on": "gpu"}, "--on and --ray-address need --executor ray"),
@@ -155,7 +155,7 @@ def test_on_is_read_from_yaml_though_yaml_reads_it_as_true(tmp_path):
 
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("models: [tv:squeezenet1_1]\nexecutor: ray\non: [cpu:arm, gpu]\n")
-    assert build_spec(config=cfg).on == ["cpu:arm", "gpu"]
+    assert build_spec(config=cfg).launch.on == ["cpu:arm", "gpu"]
 
 
 def test_the_cli_reports_bad_sweep_flags_in_one_line(capsys):

@@ -182,12 +182,12 @@ def test_bounds_agree_from_flags_files_and_python(settings, says, tmp_path, caps
 def test_bounds_hold_on_assignment_too():
     spec = RunSpec(min_time_s=1.0, max_time_s=2.0)
     with pytest.raises(QuantbenchError, match="must not exceed max_time_s"):
-        spec.min_time_s = 3.0
-    spec.max_time_s = 5.0  # raising the cap first is fine
-    spec.min_time_s = 3.0
+        spec.timing.min_time_s = 3.0
+    spec.timing.max_time_s = 5.0  # raising the cap first is fine
+    spec.timing.min_time_s = 3.0
     with pytest.raises(QuantbenchError, match="must not exceed max_warmup"):
         RunSpec(warmup=21)
-    assert RunSpec(warmup=21, max_warmup=21).warmup == 21
+    assert RunSpec(warmup=21, max_warmup=21).timing.warmup == 21
 
 
 def test_values_quoted_in_errors_are_bounded():
@@ -212,7 +212,7 @@ def test_settings_files_still_load(tmp_path):
         "measure: [size]\n"
     )
     spec = build_spec(config=cfg)
-    assert [m.options for m in spec.models] == [{"num_classes": 10}] * 2
+    assert [m.options for m in spec.target.models] == [{"num_classes": 10}] * 2
 
 
 def test_runs_stored_before_the_bounds_resume_as_they_ran():
@@ -223,4 +223,9 @@ def test_runs_stored_before_the_bounds_resume_as_they_ran():
     d = build_spec(overrides={"models": "resnet18", "measure": ["size"]}).to_dict()
     d.update(warmup=25, max_warmup=20, min_time_s=40.0, max_time_s=30.0)
     spec = spec_from_dict(d)
-    assert (spec.warmup, spec.max_warmup, spec.min_time_s, spec.max_time_s) == (25, 25, 30, 30)
+    assert (
+        spec.timing.warmup,
+        spec.timing.max_warmup,
+        spec.timing.min_time_s,
+        spec.timing.max_time_s,
+    ) == (25, 25, 30, 30)

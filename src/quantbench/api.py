@@ -100,7 +100,7 @@ def run(
         overrides["eval_fn"] = handover.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
     spec = build_spec(preset=preset, config=config, overrides=overrides)
     if uses_memory(spec):
-        spec.isolate = False  # a worker process could not see this process's objects
+        spec.launch.isolate = False  # a worker process could not see this process's objects
     with guard_terminal():  # what a run prints (progress, warnings) shows no control codes
         return _run(spec, progress=progress)
 
@@ -140,11 +140,11 @@ def quantize(
 
 def uses_memory(spec: Any) -> bool:
     """Whether a spec refers to objects held by this process (models, data, eval_fn)."""
-    names = [getattr(r, "source", None) or r.name for r in spec.models]
-    data = [spec.dataset, spec.calibration, spec.train_dataset]
-    data += [d for r in spec.models for d in (r.dataset, r.calibration)]
+    names = [getattr(r, "source", None) or r.name for r in spec.target.models]
+    data = [spec.data.dataset, spec.data.calibration, spec.data.train_dataset]
+    data += [d for r in spec.target.models for d in (r.dataset, r.calibration)]
     names += [d.get("path") for d in data if isinstance(d, dict)]
-    names.append(getattr(spec, "eval_fn", None))
+    names.append(getattr(spec.data, "eval_fn", None))
     return any(handover.is_memory(n) for n in names)
 
 

@@ -232,8 +232,8 @@ def analyse(
     size = 128 if lm.family == zoo.TEXT else 224
     ctx = QuantContext(engine, [lm.make_inputs(4, size, seed=1000 + i) for i in range(8)])
     data = None
-    if spec.dataset or spec.calibration:
-        data = evaluate.prepare(spec, spec.dataset, lm, 4)
+    if spec.data.dataset or spec.data.calibration:
+        data = evaluate.prepare(spec, spec.data.dataset, lm, 4)
         if data.calib_inputs:
             ctx.calib_inputs, ctx.calib_source = data.calib_inputs, data.calib_source
     out_dir = prepare_out_dir(out)

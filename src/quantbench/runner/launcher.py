@@ -156,10 +156,13 @@ def run_isolated(spec: RunSpec, ref: ModelRef, prog: ProgressBar) -> list[CellRe
         while True:
             peak = max(peak, memory.peak_bytes_of(proc.pid) or 0)
             if not recv.poll(0.2):
-                if spec.timeout_s is not None and time.monotonic() - start > spec.timeout_s:
+                if (
+                    spec.timing.timeout_s is not None
+                    and time.monotonic() - start > spec.timing.timeout_s
+                ):
                     proc.kill()
                     proc.join()
-                    reason = f"timed out after {spec.timeout_s:g} s"
+                    reason = f"timed out after {spec.timing.timeout_s:g} s"
                     return error_cells(spec, ref, "timeout", reason, col.partial)
                 continue
             try:

@@ -112,7 +112,7 @@ def resume(
     if ray_address:
         raise QuantbenchError(f"--ray-address resumes a sweep; run {run_id} is not part of one")
     spec = spec_from_dict(meta.get("spec") or {})
-    spec.store = store
+    spec.output.store = store
     return run(
         spec, progress=progress, resume=run_id, retry_errors=retry_errors, verbosity=verbosity
     )
@@ -136,23 +136,23 @@ def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
         quantbench_version=__version__,
         host={**env.host(), "microbench": _microbench(spec)},
         versions=env.versions(),
-        engine=spec.engine,
-        device=spec.device,
-        threads=spec.threads or torch.get_num_threads(),
+        engine=spec.target.engine,
+        device=spec.target.device,
+        threads=spec.timing.threads or torch.get_num_threads(),
         affinity=affinity(),
-        pinned=spec.pin,
+        pinned=spec.timing.pin,
         spec=spec.to_dict(),
     )
 
 
 def _microbench(spec: RunSpec) -> dict[str, Any] | None:
     """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
-    if "latency" not in spec.measure:
+    if "latency" not in spec.judge.measure:
         return None
     from quantbench.doctor import microbench
 
     try:
-        return microbench(0.3, spec.threads)
+        return microbench(0.3, spec.timing.threads)
     except Exception:  # a missing engine is reported by the cells themselves
         return None
 
@@ -161,9 +161,9 @@ def _count_steps(spec: RunSpec) -> int:
     from quantbench import models as zoo
 
     n = 0
-    for ref in spec.models:
+    for ref in spec.target.models:
         info = zoo.model_info(ref.load_name)
-        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.measure else 0)
+        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.judge.measure else 0)
     return n
 
 
@@ -174,8 +174,8 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
     return recommend(
         results,
         ref_sizes=ref_sizes(spec),
-        min_cosine=spec.min_cosine,
-        min_top1=spec.min_top1,
+        min_cosine=spec.judge.min_cosine,
+        min_top1=spec.judge.min_top1,
     )
 
 
@@ -229,15 +229,15 @@ def run(
     from quantbench.runner.guard import check_main_guard
     from quantbench.store import open_store
 
-    if spec.executor == "ray":
+    if spec.launch.executor == "ray":
         from quantbench.runner.ray_executor import run_sweep
 
         return run_sweep(spec, progress=progress, resume=resume, retry_errors=retry_errors,
                          verbosity=verbosity)  # fmt: skip
-    if spec.isolate:  # workers re-import the calling script: it needs a __main__ guard
+    if spec.launch.isolate:  # workers re-import the calling script: it needs a __main__ guard
         check_main_guard("run")
     quiet_libraries()
-    store = open_store(spec.store)
+    store = open_store(spec.output.store)
     with ExitStack() as held:  # the store closed, the locks released, however the run ends
         held.callback(store.close)
         out_dir, meta, results, interrupted = _run_in(
@@ -275,7 +275,7 @@ def _run_in(
         out_dir, meta, done = _reopen(store, resume, retry_errors, held)
     else:
         run_id = new_run_id()
-        out_dir = prepare_out_dir(spec.out, held, f"quantbench run {run_id}")
+        out_dir = prepare_out_dir(spec.output.out, held, f"quantbench run {run_id}")
         if held is not None:  # a resume elsewhere (a shared store) must wait for this run
             from quantbench.locks import lock_run
 
@@ -310,14 +310,14 @@ def _run_in(
     fault: DiskFault | None = None
     try:
         save()
-        for i, ref in enumerate(spec.models, 1):
+        for i, ref in enumerate(spec.target.models, 1):
             mspec = model_spec(spec, ref, done, out_dir)
             if mspec is None:
-                prog.write(f"[{i}/{len(spec.models)}] {ref.name}: already stored, skipped")
+                prog.write(f"[{i}/{len(spec.target.models)}] {ref.name}: already stored, skipped")
                 continue
             t0 = time.perf_counter()
             try:
-                runner = run_isolated if spec.isolate else run_inline
+                runner = run_isolated if spec.launch.isolate else run_inline
                 cells = runner(mspec, ref, prog)
             except Exception as e:  # a failure is this model's cells, not the run's end
                 tb = e.traceback if isinstance(e, ModelFailed) else None
@@ -325,7 +325,7 @@ def _run_in(
             cells = keep_cells(store, meta, results, cells, done, prog)
             save()
             prog.write(
-                model_line(f"[{i}/{len(spec.models)}]", ref, time.perf_counter() - t0, cells)
+                model_line(f"[{i}/{len(spec.target.models)}]", ref, time.perf_counter() - t0, cells)
             )
     except KeyboardInterrupt:
         interrupted = True
@@ -382,10 +382,10 @@ def model_spec(
     if not missing:
         return None
     # Workers write artifacts into the run's directory, named even when --out was not.
-    mspec = spec.model_copy(update={"out": str(out_dir)})
+    mspec = spec.replace(out=str(out_dir))
     if len(missing) < len(recipes_for(spec)):
         bases = list(dict.fromkeys(v.base for v in missing))
-        mspec = mspec.model_copy(update={"recipes": bases})
+        mspec = mspec.replace(recipes=bases)
     return mspec
 
 

@@ -178,20 +178,20 @@ def run_sweep(
     from quantbench.store import open_store
 
     if resume:
-        return resume_sweep(resume, store=spec.store, progress=progress,
+        return resume_sweep(resume, store=spec.output.store, progress=progress,
                             retry_errors=retry_errors, verbosity=verbosity,
-                            ray_address=spec.ray_address)  # fmt: skip
+                            ray_address=spec.launch.ray_address)  # fmt: skip
     ray = _import_ray()
-    root = Path(spec.out) if spec.out else default_out_dir()
+    root = Path(spec.output.out) if spec.output.out else default_out_dir()
     warnings: list[str] = []
-    remember_url(spec.store)  # before Ray records our command line
+    remember_url(spec.output.store)  # before Ray records our command line
     # The cluster first: a refused connection leaves no new store file behind.
-    owned = _connect(ray, spec.ray_address)
+    owned = _connect(ray, spec.launch.ray_address)
     store = None
     held = ExitStack()  # each node's output directory, locked until its report is written
     try:
-        store = open_store(spec.store)
-        chosen = select(_usable(ray, warnings), spec.on)
+        store = open_store(spec.output.store)
+        chosen = select(_usable(ray, warnings), spec.launch.on)
         for group in shared_machines(chosen):
             _warn(f"nodes {', '.join(n.node_id[:8] for n in group)} are one machine "
                   f"({group[0].hostname}): their timings share its CPUs", warnings)  # fmt: skip
@@ -215,7 +215,7 @@ def run_sweep(
             meta.sweep_id, meta.node, meta.ray_node = sweep_id, names[n.node_id], n.record()
             meta.out_dir, meta.store = str(out_dir), store.label
             _begin(store, meta)
-            todo = list(enumerate(spec.models, 1))
+            todo = list(enumerate(spec.target.models, 1))
             books.append(_NodeRun(n, meta, out_dir, [], set(), todo))
         if not books:
             raise QuantbenchError("no node could start the sweep (see the warnings above)")
@@ -257,8 +257,8 @@ def resume_sweep(
         for r in runs:  # all of them, before Ray is reached: one resume of a sweep at a time
             held.enter_context(lock_run(st, r["id"], f"quantbench run --resume {sweep_id}"))
         spec = spec_from_dict(runs[0].get("spec") or {})
-        spec.store = store
-        owned = _connect(ray, ray_address or spec.ray_address)
+        spec.output.store = store
+        owned = _connect(ray, ray_address or spec.launch.ray_address)
         where = match_runs(runs, _usable(ray, warnings))
         books = []
         for r in runs:
@@ -271,7 +271,7 @@ def resume_sweep(
             out_dir, meta, done = _reopen(st, r["id"], retry_errors, held, _lost_cells, True)
             meta.store, meta.ray_node = st.label, node.record()
             _begin(st, meta)
-            todo = list(enumerate(spec.models, 1))
+            todo = list(enumerate(spec.target.models, 1))
             books.append(_NodeRun(node, meta, out_dir, st.cells(meta.id), done, todo))
         interrupted = _measure(ray, spec, st, books, progress, verbosity, sweep_id)
     except BaseException:
@@ -330,7 +330,7 @@ def _measure(
     prog = ProgressBar(_count_steps(spec) * len(books), progress, verbosity)
     measure = ray.remote(ray_node.measure)
     inflight: dict[Any, _NodeRun] = {}
-    n_models = len(spec.models)
+    n_models = len(spec.target.models)
 
     def start(b: _NodeRun) -> None:
         while b.todo:

@@ -110,7 +110,7 @@ def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any
 
     def work() -> None:
         try:
-            if spec.isolate:
+            if spec.launch.isolate:
                 with _bare_main():
                     cells = run_isolated(spec, ref, _Relay(q))
             else:
