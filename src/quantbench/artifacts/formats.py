@@ -114,10 +114,10 @@ def get_format(name: str) -> Format:
 
 
 def format_for_path(path: str | Path) -> Format:
-    """The format a file's name says it is: by its extension, else the format written
-    under any name (a quantbench checkpoint)."""
+    """The format a file's name says it is: by its extension (or a companion's), else the
+    format written under any name (a quantbench checkpoint)."""
     suffix = Path(path).suffix
     for f in FORMATS.values():
-        if suffix == f.extension and not f.any_name:
+        if suffix in f.extensions and not f.any_name:
             return f
     return next(f for f in FORMATS.values() if f.any_name)

@@ -32,4 +32,7 @@ def load_artifact(path: str | Path, trust_code: bool = False) -> Any:
     p = Path(path)
     if not p.is_file():
         raise QuantbenchError(f"artifact '{p}' does not exist")
-    return format_for_path(p).impl().load(p, trust_code)
+    fmt = format_for_path(p)
+    if p.suffix != fmt.extension and not fmt.any_name:  # a companion (an IR's .bin)
+        raise QuantbenchError(f"'{p}' is part of {fmt.what}: load its {fmt.extension} file")
+    return fmt.impl().load(p, trust_code)
