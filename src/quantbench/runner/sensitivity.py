@@ -94,8 +94,9 @@ def analyse(
     from quantbench.files import atomic_write_text
     from quantbench.recipes import get_recipe
     from quantbench.report import render_sensitivity
+    from quantbench.runner.modelrun import ModelRun
     from quantbench.runner.outdir import prepare_out_dir
-    from quantbench.runner.pipeline import ModelRun, load
+    from quantbench.runner.pipeline import load
     from quantbench.strictjson import dumps
 
     if mode not in MODES:
