@@ -173,12 +173,14 @@ def test_messages_round_trip_through_a_pipe():
     import multiprocessing as mp
 
     from quantbench.results import CellResult
-    from quantbench.runner.launcher import Collector, ProgressBar
-    from quantbench.runner.messages import Advance, Done, Failed, Progress, Snapshot
+    from quantbench.runner.collector import Collector
+    from quantbench.runner.messages import Advance, Done, Ended, Failed, Progress, Snapshot
+    from quantbench.runner.progress import ProgressBar
 
     cell = CellResult(model="m", recipe="static-int8", size_bytes=123, notes=["n"])
     sent = [Progress("m: quantizing"), Advance(2), Snapshot.of([cell]),
-            Done([cell.to_dict()]), Failed("ValueError: bad", "Traceback ...")]  # fmt: skip
+            Done([cell.to_dict()]), Failed("ValueError: bad", "Traceback ..."),
+            Ended("timeout", "timed out after 1 s", lost=True)]  # fmt: skip
     recv, send = mp.get_context("spawn").Pipe(duplex=False)
     for msg in sent:
         send.send(msg)
@@ -280,17 +282,19 @@ def test_sensitivity_imports_only_the_output_directory_helpers():
     code = (
         "import sys, quantbench.sensitivity, quantbench.runner.outdir\n"
         "bad = [m for m in sys.modules if m in ('quantbench.runner.pipeline',"
-        " 'quantbench.runner.orchestrate', 'quantbench.runner.launcher')]\n"
+        " 'quantbench.runner.lifecycle', 'quantbench.runner.executors',"
+        " 'quantbench.runner.executors.local', 'quantbench.runner.books')]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_sensitivity_plot_is_written_atomically(tmp_path):
-    from quantbench.sensitivity import LayerEffect, Sensitivity, _plot
+    from quantbench.report.plots.sensitivity import plot_layer_effects
+    from quantbench.sensitivity import LayerEffect, Sensitivity
 
     result = Sensitivity("m", "static-int8", "float-one", "cosine", 1.0, 0.9,
                          [LayerEffect("fc", "Linear", 10, 0.95, 0.05)], 0.1)  # fmt: skip
-    _plot(result, tmp_path / "sensitivity.png")
+    assert plot_layer_effects(tmp_path / "sensitivity.png", result)
     assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["sensitivity.png"]  # no temporary left

@@ -92,7 +92,7 @@ def add_sensitivity(sub: Any) -> None:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from quantbench.sensitivity import analyse
+    from quantbench.runner.sensitivity import analyse
 
     result, out = analyse(
         args.model, args.recipe, dataset=args.dataset, calibration=args.calibration,

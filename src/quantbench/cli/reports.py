@@ -103,7 +103,7 @@ def add_compare(sub: Any) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from quantbench.compare import run_compare
+    from quantbench.report.compare import run_compare
 
     if args.sweep is not None or args.machines:
         return _compare_machines(args)
@@ -117,7 +117,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _compare_machines(args: argparse.Namespace) -> int:
-    from quantbench.machines import run_compare_machines
+    from quantbench.report.compare import run_compare_machines
 
     gates = [f for f, v in (("--fail-if-slower", args.fail_if_slower),
                             ("--fail-if-less-accurate", args.fail_if_less_accurate),
