@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from quantbench.errors import QuantbenchError, clip, unknown_name
-from quantbench.settings import EXECUTORS, ModelRef, RunSpec, load_spec
+from quantbench.settings import ModelRef, RunSpec, load_spec
 
 
 def build_spec(
@@ -103,8 +103,7 @@ def _validate(spec: RunSpec) -> None:
     target, quant, judge, data, launch = spec.target, spec.quant, spec.judge, spec.data, spec.launch
     if not target.models:
         raise QuantbenchError("models must not be empty")
-    if launch.executor not in EXECUTORS:
-        raise unknown_name("executor", launch.executor, EXECUTORS)
+    _check_executor(launch.executor)
     _check_selectors(launch.on)
     target.device = resolve_device(target.device)  # auto -> cpu|cuda, once
     quant.recipes = expand_recipes(quant.recipes)
@@ -145,6 +144,16 @@ def _validate(spec: RunSpec) -> None:
             # architecture is an input error, found before any measurement starts.
             zoo.load_model(ref.load_name, weights, target.seed, ref.options)
         _check_data(spec, ref, info)
+
+
+def _check_executor(name: str) -> None:
+    """The executor is one of the registry's (:mod:`quantbench.runner.executors`: adding
+    one is a module there, the settings name it as they are)."""
+    from quantbench.runner.executors import executor_names
+
+    names = executor_names()
+    if name not in names:
+        raise unknown_name("executor", name, names)
 
 
 def _check_selectors(selectors: list[str] | None) -> None:

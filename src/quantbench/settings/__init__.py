@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from quantbench.settings.base import Cli, Settings
 from quantbench.settings.judge import MEASURES
-from quantbench.settings.launch import EXECUTORS
 from quantbench.settings.load import load_spec, load_yaml
 from quantbench.settings.model_ref import ModelRef, model_entry
 from quantbench.settings.output import default_out_dir
@@ -61,7 +60,6 @@ __all__ = [
     "DEFAULT_IMAGE_SIZES",
     "DEFAULT_SEQ_LENS",
     "DEVICES",
-    "EXECUTORS",
     "FIELDS",
     "LAB_MODELS",
     "LAB_RECIPES",

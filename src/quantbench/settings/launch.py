@@ -1,6 +1,7 @@
 """Where and how models are measured: a worker process each or this one, this machine or
-the nodes of a Ray cluster (``spec.launch``). Which executors exist and which node
-selectors are valid is checked with the run (:mod:`quantbench.runner.checks`)."""
+the nodes of a Ray cluster (``spec.launch``). Which executors exist (the registry,
+:mod:`quantbench.runner.executors`) and which node selectors are valid is checked with
+the run (:mod:`quantbench.runner.checks`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from pydantic import Field, field_validator
 from quantbench.redact import strip_url
 from quantbench.settings.base import Cli, Settings
 from quantbench.settings.values import Flag, NameList, Text
-
-# The executors a run may name; the run's checks refuse others.
-EXECUTORS = ("local", "ray")
 
 
 class Launch(Settings):
