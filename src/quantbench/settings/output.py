@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 
 from pydantic import Field
 
 from quantbench.settings.base import Settings
 from quantbench.settings.values import Flag, Text
+
+DEFAULT_STORE = "quantbench.db"
 
 
 class Output(Settings):
@@ -36,3 +39,9 @@ def default_out_dir() -> Path:
     """quantbench-runs/<timestamp>: where a run without ``out`` writes."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("quantbench-runs") / stamp
+
+
+def default_store() -> str:
+    """Where a run without ``store`` keeps its results: ``$QUANTBENCH_STORE`` or
+    ``./quantbench.db``."""
+    return os.environ.get("QUANTBENCH_STORE") or DEFAULT_STORE
