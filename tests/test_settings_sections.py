@@ -118,3 +118,19 @@ def test_version_is_a_module_of_its_own():
     code = "import sys, quantbench.cli; print('quantbench.api' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # the CLI reads it without loading the API
+
+
+def test_an_executor_added_in_one_file_is_a_valid_setting(tmp_path, monkeypatch):
+    """The settings name no executors: the run's checks ask the registry, so a module
+    added to quantbench.runner.executors is a valid ``executor`` with no other change."""
+    import quantbench.runner.executors as executors
+    from quantbench.runner.checks import build_spec
+
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "mine.py").write_text("def make(spec):\n    raise NotImplementedError\n")
+    monkeypatch.setattr(executors, "__path__", [*executors.__path__, str(more)])
+    spec = build_spec(overrides={"models": "resnet18", "measure": "size", "executor": "mine"})
+    assert spec.launch.executor == "mine"
+    with pytest.raises(QuantbenchError, match="unknown executor 'mien'. Did you mean 'mine'"):
+        build_spec(overrides={"models": "resnet18", "measure": "size", "executor": "mien"})
