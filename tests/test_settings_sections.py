@@ -40,19 +40,20 @@ def test_every_flat_key_has_one_section_and_keeps_its_name():
     assert list(spec.to_dict()) == [*SECTION_OF, "preset"]  # flat, section by section
 
 
-def test_flat_read_through_and_copies_of_their_own():
-    # The temporary flat read-through (removed once every caller reads sections).
+def test_settings_are_read_through_their_sections_and_copies_are_their_own():
     spec = RunSpec(min_runs=3)
-    assert spec.min_runs == 3  # h18: flat
-    spec.min_runs = 4  # h18: flat
-    assert spec.timing.min_runs == 4
+    with pytest.raises(AttributeError):
+        spec.min_runs  # noqa: B018  (no flat read-through: one way to read a setting)
+    with pytest.raises((AttributeError, QuantbenchError)):
+        spec.min_runs = 4
+    spec.timing.min_runs = 4
     with pytest.raises(QuantbenchError, match="^setting 'min_runs' must be an integer > 0"):
-        spec.min_runs = 0  # h18: flat
+        spec.timing.min_runs = 0
     copy = spec.replace(min_runs=7, out="x")
     assert (copy.timing.min_runs, copy.output.out, spec.timing.min_runs) == (7, "x", 4)
     copy.timing.warmup = 1  # a copy's sections are its own
     assert spec.timing.warmup == 2
-    assert spec.model_copy(update={"recipes": ["fp32"]}).quant.recipes == ["fp32"]  # h18: flat
+    assert spec.model_copy(update={"recipes": ["fp32"]}).quant.recipes == ["fp32"]
     with pytest.raises(QuantbenchError, match="unknown setting 'min_rns'. Did you mean"):
         spec.replace(min_rns=1)
 

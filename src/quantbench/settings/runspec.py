@@ -196,22 +196,6 @@ class RunSpec(Settings):
                 copied.__dict__[name] = getattr(self, name).model_copy()
         return copied.replace(**update) if update else copied
 
-    # ---- the temporary flat read-through: ``spec.min_runs`` is ``spec.timing.min_runs``.
-    # Code reads settings through their section; this stays until every caller does.
-
-    def __getattr__(self, name: str) -> Any:
-        section = SECTION_OF.get(name)
-        if section is not None:
-            return getattr(getattr(self, section), name)
-        return super().__getattr__(name)  # type: ignore[misc]
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        section = SECTION_OF.get(name)
-        if section is not None:
-            setattr(getattr(self, section), name, value)
-            return
-        super().__setattr__(name, value)
-
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str) -> str:
