@@ -97,13 +97,19 @@ def _parse(path: Path) -> Any:
         ) from None
     if not m.graph.node and not m.graph.input:
         raise QuantbenchError(f"'{path}' is not an ONNX model (no graph in it)")
+    return m
+
+
+def _check_graph(path: Path) -> None:
+    import onnx
+
     try:
-        onnx.checker.check_model(m)
+        # by path: the checker finds external data relative to the file's directory
+        onnx.checker.check_model(str(path))
     except Exception as e:
         raise QuantbenchError(
             f"ONNX model '{path}' is not valid: {first_line(e, with_type=False)}"
         ) from None
-    return m
 
 
 def _ports(m: Any, path: Path) -> list[Any]:
@@ -258,14 +264,24 @@ def _outputs(m: Any, family: str) -> tuple[str, int | None]:
 
 
 @functools.lru_cache(maxsize=16)
-def _read(path_text: str, stamp: tuple[int, int], options_key: str) -> tuple[Any, ...]:
+def _read(
+    path_text: str, display: str, stamp: tuple[int, int], options_key: str
+) -> tuple[Any, ...]:
+    path, shown_as = Path(path_text), Path(display)
+    try:
+        m = _parse(path)
+        files = [str(path), *_external_files(m, path)]
+        _check_graph(path)
+        return _described(m, path, files, options_key)
+    except QuantbenchError as e:  # name the file as the user gave it
+        raise QuantbenchError(str(e).replace(str(path), str(shown_as))) from None
+
+
+def _described(m: Any, path: Path, files: list[str], options_key: str) -> tuple[Any, ...]:
     import json
 
     import onnxruntime as ort
 
-    path = Path(path_text)
-    m = _parse(path)
-    files = [str(path), *_external_files(m, path)]
     sig, notes = _signature(m, path, json.loads(options_key))
     task, classes = _outputs(m, sig.family)
     try:
@@ -287,7 +303,7 @@ def read_onnx(text: str, options: dict[str, Any] | None = None) -> tuple[Any, ..
     path = _check_file(text).resolve()
     st = path.stat()
     key = json.dumps(options or {}, sort_keys=True, default=str)
-    return _read(str(path), (st.st_mtime_ns, st.st_size), key)
+    return _read(str(path), text, (st.st_mtime_ns, st.st_size), key)
 
 
 def tokenizer_dir(path: Path) -> str | None:
@@ -300,7 +316,8 @@ def onnx_info(name: str, options: dict[str, Any] | None = None) -> Any:
     """The ModelInfo of ONNX model ``name`` (the file is read and checked)."""
     from quantbench.models import ModelInfo
 
-    text = onnx_path(name) or name
+    text = onnx_path(name)
+    text = name if text is None else text
     sig, _, _, _, files = read_onnx(text, options)
     return ModelInfo(name, sig.family, None, f"ONNX file {Path(text).name} ({_mib(files)})")
 
@@ -314,7 +331,8 @@ def load_onnx(name: str, weights: str = "auto", options: dict[str, Any] | None =
     from quantbench.models import LoadedModel
     from quantbench.recipes.onnx.given import GivenOnnx
 
-    text = onnx_path(name) or name
+    text = onnx_path(name)
+    text = name if text is None else text
     if weights not in ("auto", "random", "pretrained"):
         raise QuantbenchError(
             f"ONNX model '{text}' carries its own weights: weights '{weights}' does not apply"
@@ -358,16 +376,15 @@ def allowed_points(
             out.append((*shape, sweep))
     if len(out) == len(points) and all(p[:2] == q[:2] for p, q in zip(out, points, strict=True)):
         return out, None
-    fixed = []
+    why = []
     if sig.fixed_batch():
-        fixed.append(f"batch {sig.fixed_batch()}")
+        why.append(f"batch fixed at {sig.fixed_batch()}")
     where = sig.size_port()
-    if sig.family == "tensor" and where is None:
-        fixed.append("no input size (its size is the values per example)")
-    elif where is not None and not any(isinstance(where[0].dims[a], str) for a in where[1]):
-        fixed.append(f"input size {sig.shape_at(1, 1)[1]}")
-    said = ", ".join(fixed) or "fixed dims"
+    if where is None:
+        why.append(f"no input-size axis ({sig.family} model: its size is the values per example)")
+    elif not any(isinstance(where[0].dims[a], str) for a in where[1]):
+        why.append(f"input size fixed at {sig.shape_at(1, 1)[1]}")
     return out, (
-        f"the graph fixes {said}: the latency sweep is the {len(out)} shape(s) it can run "
-        f"(of {len(points)} asked)"
+        f"the latency sweep is the {len(out)} shape(s) the ONNX graph can run, of "
+        f"{len(points)} asked: {', '.join(why) or 'fixed dims'}"
     )

@@ -99,7 +99,8 @@ class GivenOnnx(OrtModule):
     a fixed sequence length padded or cut, and a fixed batch run slice by slice."""
 
     def __init__(self, path: Any, signature: Signature, files: list[str]) -> None:
-        super().__init__(path)
+        # ORT logs a failed run to stderr before raising it; the raise is what is said
+        super().__init__(path, log_level=4)
         self.signature = signature
         self.onnx_file = str(path)
         self.files = files  # the .onnx file and its external data files
@@ -147,6 +148,19 @@ class GivenOnnx(OrtModule):
             )
         return tuple(_fit(p, t) for p, t in zip(sig.inputs, given, strict=True))
 
+    def run(self, *feeds: Any) -> Any:
+        """One session run; ORT's failure as one line that names the shapes."""
+        try:
+            return super().__call__(*feeds)
+        except Exception as e:
+            shapes = ", ".join(
+                f"{p.name}{list(t.shape)}"
+                for p, t in zip(self.signature.inputs, feeds, strict=False)
+            )
+            raise RuntimeError(
+                f"onnxruntime cannot run the graph at {shapes}: {_ort_reason(e)}"
+            ) from None
+
     def __call__(self, *tensors: Any) -> Any:
         import torch
 
@@ -154,15 +168,25 @@ class GivenOnnx(OrtModule):
         fixed = self.signature.fixed_batch()
         n = int(feeds[0].shape[0]) if feeds and feeds[0].dim() else 0
         if not fixed or n in (0, fixed):
-            return super().__call__(*feeds)
+            return self.run(*feeds)
         outs = []  # a graph fixed to batch k: k rows at a time, the last slice padded
         for i in range(0, n, fixed):
             part = [t[i : i + fixed] for t in feeds]
             short = fixed - int(part[0].shape[0])
             if short:
                 part = [torch.cat([t, t[-1:].expand(short, *t.shape[1:])]) for t in part]
-            outs.append(super().__call__(*part)[: fixed - short])
+            outs.append(self.run(*part)[: fixed - short])
         return torch.cat(outs)
+
+
+def _ort_reason(e: Exception) -> str:
+    """The gist of an ONNX Runtime error: its status message without the source file,
+    line and C++ signature it starts with."""
+    import re
+
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = text.split("Status Message: ", 1)[-1]
+    return re.sub(r"^/\S+:\d+ \S+\([^)]*\)\s*", "", text)
 
 
 def _synthetic(p: Port, shape: tuple[int, ...], sig: Signature, g: Any) -> Any:
