@@ -206,7 +206,9 @@ def _options(path: Path, options: dict[str, Any]) -> tuple[str | None, dict[str,
             )
     family = options.get("family")
     if family is not None and family not in FAMILIES:
-        raise unknown_name(f"family of ONNX model '{path}'", str(family), FAMILIES)
+        raise QuantbenchError(
+            f"ONNX model '{path}': {unknown_name('family', str(family), FAMILIES)}"
+        )
     dims = options.get("dims") or {}
     if not isinstance(dims, dict) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims.values()
@@ -235,7 +237,9 @@ def _signature(m: Any, path: Path, options: dict[str, Any]) -> tuple[Any, list[s
     symbols = {d for p in ports for d in p.dims if isinstance(d, str)}
     unknown = sorted(set(values) - symbols)
     if unknown:
-        raise unknown_name(f"symbolic dim of ONNX model '{path}'", unknown[0], sorted(symbols))
+        raise QuantbenchError(
+            f"ONNX model '{path}': {unknown_name('symbolic dim', unknown[0], sorted(symbols))}"
+        )
     batch -= set(values)
     size -= set(values)
     notes = []
