@@ -252,7 +252,6 @@ def test_onnx_paths_through_the_python_api(files, tmp_path) -> None:
     assert (tmp_path / "o" / "report.md").is_file()
 
 
-@pytest.mark.slow
 def test_cli_and_yaml_forms(files, tmp_path, capsys) -> None:
     cfg = fast_overrides(
         models=[{"name": "tabular", "source": "onnx", "path": str(files["tab"]),

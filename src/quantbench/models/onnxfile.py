@@ -392,3 +392,21 @@ def allowed_points(
         f"the latency sweep is the {len(out)} shape(s) the ONNX graph can run, of "
         f"{len(points)} asked: {', '.join(why) or 'fixed dims'}"
     )
+
+
+def check_data(name: str, options: dict[str, Any] | None, ds_spec: Any, what: str) -> None:
+    """Images for an ONNX graph of fixed height and width must be cropped to them: said
+    before anything is measured (ONNX Runtime would refuse every batch)."""
+    text = onnx_path(name)
+    if text is None or getattr(ds_spec, "kind", None) != "imagefolder":
+        return
+    sig = read_onnx(text, options)[0]
+    where = sig.size_port()
+    if where is None or sig.family != "vision":
+        return
+    h, w = (where[0].dims[a] for a in where[1])
+    if isinstance(h, int) and isinstance(w, int) and (h, w) != (ds_spec.crop, ds_spec.crop):
+        raise QuantbenchError(
+            f"ONNX model '{text}' takes {h}x{w} images and {what} '{ds_spec.path}' gives "
+            f"{ds_spec.crop}x{ds_spec.crop}: set crop: {h} (and resize) in its dataset entry"
+        )

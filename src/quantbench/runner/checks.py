@@ -198,6 +198,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
     folder or a missing tokenizer is an input error, found before anything is measured."""
     from quantbench import datasets
     from quantbench.evaluate import check_family
+    from quantbench.models.onnxfile import check_data as check_onnx_data
     from quantbench.models.onnxfile import onnx_path, tokenizer_dir
 
     tok = None
@@ -215,6 +216,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
             continue
         ds_spec = datasets.parse_dataset(d, what)
         check_family(ds_spec, info.family, ref.name, what)
+        check_onnx_data(ref.load_name, ref.options, ds_spec, what)
         if info.family == "text" and tok is None:
             raise QuantbenchError(
                 f"{what} '{ds_spec.path}' is text: model '{ref.name}' needs a local directory "
@@ -229,10 +231,10 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
 def _num_outputs(ref: ModelRef, info: Any, tok_dir: str | None) -> int | None:
     """Classes a classifier outputs, where known without building it."""
     from quantbench import models as zoo
-    from quantbench.models.onnxfile import onnx_path
+    from quantbench.models.onnxfile import onnx_path, read_onnx
 
-    if onnx_path(ref.load_name) is not None:  # the graph's own output: checked at load
-        return None
+    if onnx_path(ref.load_name) is not None:  # the width of the graph's output, if fixed
+        return read_onnx(onnx_path(ref.load_name), ref.options)[3]
     if info.family == "vision" and not ref.load_name.startswith(("hf:", "py:")):
         return int(ref.options.get("num_classes", 1000))  # torchvision
     if tok_dir is None:

@@ -200,6 +200,7 @@ class Export:
     seconds: float
     check: dict[str, Any]
     cache: dict[Any, Any] = field(default_factory=dict)
+    given: Any = None  # the GivenOnnx session, when the model is an ONNX file
 
 
 # One fp32 export per loaded model, shared by every ORT recipe applied to it (Longformer
@@ -228,7 +229,7 @@ def _given_copy(given: Any, d: str) -> Export:
         big = m.ByteSize() >= 2**31 - 2**20  # protobuf's 2 GiB limit for one file
         onnx.save_model(m, str(path), save_as_external_data=big, location="fp32.onnx.data")
     check = {"source": "the ONNX file as given: no export, nothing to check against torch"}
-    return Export(path, 0.0, check)
+    return Export(path, 0.0, check, given=given)
 
 
 def graph_inputs(model: Any, ctx: QuantContext) -> tuple[list[str], list[tuple]]:

@@ -98,12 +98,19 @@ class GivenOnnx(OrtModule):
     (:meth:`feeds`): dtypes cast, a text model's missing inputs made from ``input_ids``,
     a fixed sequence length padded or cut, and a fixed batch run slice by slice."""
 
-    def __init__(self, path: Any, signature: Signature, files: list[str]) -> None:
+    def __init__(
+        self, path: Any, signature: Signature, files: list[str], cleanup_dir: str | None = None
+    ) -> None:
         # ORT logs a failed run to stderr before raising it; the raise is what is said
-        super().__init__(path, log_level=4)
+        super().__init__(path, cleanup_dir=cleanup_dir, log_level=4)
         self.signature = signature
         self.onnx_file = str(path)
         self.files = files  # the .onnx file and its external data files
+
+    def like(self, path: Any, cleanup_dir: str) -> GivenOnnx:
+        """A session of ``path`` (a quantized copy of this graph, same inputs) that fits
+        its inputs as this one does."""
+        return GivenOnnx(path, self.signature, [str(path)], cleanup_dir)
 
     # -- what the runner asks of a module
     def parameters(self) -> Any:

@@ -133,6 +133,8 @@ def _gptq_pass(
     from quantbench.recipes.onnx.gptq import gptq, hessians, pack
 
     nodes = [n for n in _weight_matmuls(graph) if n.name not in exclude]
+    if not nodes:  # only embedding tables to quantize (ORT would return every output)
+        return
     inits = {i.name: i for i in graph.initializer}
     feeds = [i.name for i in graph.input if i.name not in inits]
     h = hessians(src, sorted({n.input[0] for n in nodes}), ctx.calib_inputs, feeds)

@@ -37,7 +37,8 @@ def _artifact(
     notes: list[str],
     details: dict[str, Any],
 ) -> Artifact:
-    module = OrtModule(path, cleanup_dir=out_dir)
+    # a quantized ONNX file given as the model takes its inputs as the file does
+    module = exp.given.like(path, out_dir) if exp.given else OrtModule(path, cleanup_dir=out_dir)
     facts = graph_facts(path)
     return Artifact(
         recipe,
