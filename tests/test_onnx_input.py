@@ -192,14 +192,14 @@ def test_an_op_that_fails_at_run_time_is_one_line(files) -> None:
     assert "/onnxruntime_src/" not in text and "requested shape" in text
 
 
-def _measured(files: dict[str, Path], models: list[str], recipes: list[str]) -> dict:
+def _measured(files: dict[str, Path], models: list[str], recipes: list[str], **kw) -> dict:
     """Every stage but the report (which draws plots for seconds): (model, recipe) -> cell."""
     from quantbench.runner.checks import build_spec
     from quantbench.runner.pipeline import measure_model
 
     overrides = {**fast_overrides(), "image_sizes": [16, 24], "vision_batch_sizes": [1, 2],
                  "ref_image_size": 16, "models": [str(files[m]) for m in models],
-                 "recipes": recipes}  # fmt: skip
+                 "recipes": recipes, **kw}  # fmt: skip
     spec = build_spec(overrides=overrides)
     cells = {}
     for model, ref in zip(models, spec.target.models, strict=True):
@@ -295,3 +295,67 @@ def test_external_data_is_read_and_counted(files) -> None:
     art = given_fp32(lm)
     total = sum(Path(f).stat().st_size for f in lm.module.files)
     assert art.size_bytes == total > files["ext"].stat().st_size
+
+
+class _Bert3(torch.nn.Module):  # takes token types too, as BERT exports do
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, 16)
+        self.types = torch.nn.Embedding(2, 16)
+        self.out = torch.nn.Linear(16, 2)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        h = (self.emb(ids) + self.types(types)) * mask.unsqueeze(-1).float()
+        return self.out(h.sum(1))
+
+
+def _images(root: Path) -> Path:
+    from PIL import Image
+
+    for c in range(10):
+        (root / f"c{c}").mkdir(parents=True)
+        Image.new("RGB", (20, 20), (c * 20, 0, 0)).save(root / f"c{c}" / "a.png")
+    return root
+
+
+def test_images_for_a_fixed_graph(files, tmp_path) -> None:
+    """A vision graph fixed at 1x3x16x16 scored on images cropped to 16: evaluation
+    batches of 8 run one row at a time, in fp32 and in the quantized file alike."""
+    root = _images(tmp_path / "img")
+    image = {"path": str(root), "resize": 16, "crop": 16}
+    cells = _measured(files, ["fixed"], ["ort-static-int8"], measure=["size"], dataset=image,
+                      calibration=image, calibration_samples=4)  # fmt: skip
+    for c in cells.values():
+        assert c.status == "ok" and c.accuracy is not None and c.accuracy.n == 6, c.error
+    with pytest.raises(QuantbenchError, match="takes 16x16 images .* gives 224x224: set crop: 16"):
+        _measured(files, ["fixed"], ["ort-static-int8"], dataset=str(root))
+
+
+def test_text_data_with_the_tokenizer_beside_the_file(files, tmp_path) -> None:
+    """A text ONNX with its tokenizer beside it, scored and calibrated on a CSV: the
+    dataset gives ids and mask, the graph also takes token types."""
+    import csv
+    import warnings
+
+    from transformers import BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "the", "film", "was"]
+    d = tmp_path / "bert"
+    d.mkdir()
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(d)
+    ids = torch.randint(0, len(words), (2, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        _export(_Bert3(len(words)), (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+                d / "model.onnx", names, {n: {0: "batch", 1: "seq"} for n in names})  # fmt: skip
+    with (tmp_path / "t.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([["the film was good", 1], ["the film was bad", 0]] * 6)
+    cells = _measured({"bert": d / "model.onnx"}, ["bert"], ["ort-dynamic-int8", "ort-static-int8"],
+                      measure=["size", "fidelity"], dataset=str(tmp_path / "t.csv"),
+                      calibration=str(tmp_path / "t.csv"), calibration_samples=4)  # fmt: skip
+    for key, c in cells.items():
+        assert c.status == "ok" and c.accuracy is not None and c.accuracy.n == 8, (key, c.error)
+    assert "examples of" in cells[("bert", "ort-static-int8")].notes[0]  # calibrated on the CSV
