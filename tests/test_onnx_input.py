@@ -236,6 +236,16 @@ def test_vision_text_and_fixed_onnx_are_measured(files) -> None:
     assert len(said) == 1 and said[0] in cells[("fixed", "fp32")].notes  # said once
 
 
+def test_fallback_keeps_graph_nodes_float(files) -> None:
+    """The fallback ranks the graph's weight-bearing nodes and keeps the worst float."""
+    cells = _measured(files, ["text"], ["ort-static-int8"], measure=["size", "fidelity"],
+                      fallback=True, min_cosine=0.99999)  # fmt: skip
+    fb = cells[("text", "ort-static-int8+fallback")]
+    assert fb.status == "ok" and fb.details["float_layers"], fb.error
+    assert set(fb.details["float_layers"]) <= {"/hidden/MatMul", "/out/Gemm", "/emb/Gather"}
+    assert fb.fidelity.cosine > cells[("text", "ort-static-int8")].fidelity.cosine
+
+
 @pytest.mark.slow
 def test_onnx_paths_through_the_python_api(files, tmp_path) -> None:
     result = quantbench.run(

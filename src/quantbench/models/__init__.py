@@ -164,7 +164,7 @@ def model_info(name: str, options: dict[str, Any] | None = None) -> ModelInfo:
     from quantbench.models import onnxfile
 
     if onnxfile.onnx_path(name) is not None:
-        return onnxfile.onnx_info(name, options)
+        return ModelInfo(**onnxfile.onnx_info(name, options))
     kind, ref = _split(name)
     if kind == "alias":
         a = ALIASES[ref]
@@ -205,7 +205,7 @@ def load_model(
 
     options = dict(options or {})
     if onnxfile.onnx_path(name) is not None:
-        return onnxfile.load_onnx(name, weights, options)
+        return LoadedModel(**onnxfile.load_onnx(name, weights, options))
     kind, ref = _split(name)
     torch.manual_seed(seed)
     if kind == "py":

@@ -17,7 +17,7 @@ takes ``options: {dims: {name: n}}`` (default
 
 Example::
 
-    >>> lm = load_onnx("onnx:model.onnx")                                 # doctest: +SKIP
+    >>> lm = load_model("onnx:model.onnx")                                # doctest: +SKIP
     >>> lm.family, [p.name for p in lm.module.signature.inputs]           # doctest: +SKIP
     ('text', ['input_ids', 'attention_mask'])
 """
@@ -249,8 +249,20 @@ def _signature(m: Any, path: Path, options: dict[str, Any]) -> tuple[Any, list[s
             f"(choose with options: {{dims: {{{d}: N}}}})"
         )
     params = [tuple(int(x) for x in t.dims) for t in m.graph.initializer]
-    sig = Signature(ports, family, frozenset(batch), frozenset(size), values, _vocab(m), params)
+    sig = Signature(ports, family, frozenset(batch), frozenset(size), values, _vocab(m), params,
+                    _layers(m))  # fmt: skip
     return sig, notes
+
+
+def _layers(m: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Nodes that carry a weight initializer: name -> (op, weight shape)."""
+    inits = {i.name: tuple(int(d) for d in i.dims) for i in m.graph.initializer}
+    out = {}
+    for n in m.graph.node:
+        w = n.input[0] if n.op_type == "Gather" else (n.input[1] if len(n.input) > 1 else "")
+        if n.op_type in ("MatMul", "Gemm", "Conv", "Gather") and n.name and w in inits:
+            out[n.name] = (n.op_type, inits[w])
+    return out
 
 
 def _outputs(m: Any, family: str) -> tuple[str, int | None]:
@@ -316,23 +328,24 @@ def tokenizer_dir(path: Path) -> str | None:
     return str(path.parent) if any((path.parent / n).is_file() for n in names) else None
 
 
-def onnx_info(name: str, options: dict[str, Any] | None = None) -> Any:
-    """The ModelInfo of ONNX model ``name`` (the file is read and checked)."""
-    from quantbench.models import ModelInfo
-
+def onnx_info(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ModelInfo fields of ONNX model ``name`` (the file is read and checked)."""
     text = onnx_path(name)
     text = name if text is None else text
     sig, _, _, _, files = read_onnx(text, options)
-    return ModelInfo(name, sig.family, None, f"ONNX file {Path(text).name} ({_mib(files)})")
+    desc = f"ONNX file {Path(text).name} ({_mib(files)})"
+    return {"name": name, "family": sig.family, "max_input_size": None, "description": desc}
 
 
 def _mib(files: list[str]) -> str:
     return f"{sum(os.path.getsize(f) for f in files) / 2**20:.1f} MiB"
 
 
-def load_onnx(name: str, weights: str = "auto", options: dict[str, Any] | None = None) -> Any:
-    """The ONNX file of ``name`` as a LoadedModel whose module is its ONNX Runtime session."""
-    from quantbench.models import LoadedModel
+def load_onnx(
+    name: str, weights: str = "auto", options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The LoadedModel fields of ONNX model ``name``: its module is the file's ONNX
+    Runtime session."""
     from quantbench.recipes.onnx.given import GivenOnnx
 
     text = onnx_path(name)
@@ -352,7 +365,7 @@ def load_onnx(name: str, weights: str = "auto", options: dict[str, Any] | None =
     size = f"{len(sig.inputs)} input(s): " + ", ".join(
         f"{p.name} {p.dtype}[{', '.join(map(str, p.dims))}]" for p in sig.inputs
     )
-    return LoadedModel(
+    return dict(
         name=name, family=sig.family, module=module, weights=str(path), random_weights=False,
         is_classifier=task == "classification", max_input_size=None,
         make_inputs=module.make_inputs, description=f"ONNX file {path.name}, {size}",

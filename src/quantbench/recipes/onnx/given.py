@@ -52,6 +52,8 @@ class Signature:
     values: dict[str, int] = field(default_factory=dict)  # every other symbol's value
     vocab: int | None = None  # rows of the table input_ids index, when found
     params: list[tuple[int, ...]] = field(default_factory=list)  # initializer shapes
+    # weight-bearing nodes (what the fallback may keep float): name -> (op, weight shape)
+    layers: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
 
     def fixed_batch(self) -> int | None:
         """The batch the graph is fixed to, or None when it is symbolic."""
@@ -93,6 +95,19 @@ class Signature:
         return b, self.dim(port.dims[axes[0]], b, size)
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One weight-bearing node of a given graph, standing where a torch layer would."""
+
+    kind: str  # the op: MatMul, Gemm, Conv, Gather
+    shape: tuple[int, ...]  # of its weight
+
+    def parameters(self, recurse: bool = True) -> Any:
+        import torch
+
+        return iter([torch.empty(self.shape, device="meta")])
+
+
 class GivenOnnx(OrtModule):
     """The given file's session, run like a torch module; inputs are fitted to the graph
     (:meth:`feeds`): dtypes cast, a text model's missing inputs made from ``input_ids``,
@@ -120,10 +135,12 @@ class GivenOnnx(OrtModule):
         return iter([torch.empty(s, device="meta") for s in self.signature.params])
 
     def modules(self) -> Any:
-        return iter(())
+        return (m for _, m in self.named_modules())
 
     def named_modules(self) -> Any:
-        return iter(())
+        """The graph's weight-bearing nodes as layers (the names the fallback and the
+        sensitivity ranking keep float)."""
+        return ((n, Layer(op, shape)) for n, (op, shape) in self.signature.layers.items())
 
     def to(self, device: str) -> GivenOnnx:
         return self if str(device) == "cpu" else self.to_device(str(device))

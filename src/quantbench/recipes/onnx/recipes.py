@@ -24,7 +24,7 @@ from quantbench.recipes.eager import calibration_note
 from quantbench.recipes.onnx.calibrate import CALIBRATE_METHODS, calibrate
 from quantbench.recipes.onnx.export import Export, exported, graph_inputs
 from quantbench.recipes.onnx.given import given_file
-from quantbench.recipes.onnx.graph import graph_facts, layer_nodes, shield_float_nodes
+from quantbench.recipes.onnx.graph import given_nodes, graph_facts, layer_nodes, shield_float_nodes
 from quantbench.recipes.onnx.runtime import PROVIDER, RUNTIME, OrtModule, require
 
 
@@ -135,7 +135,7 @@ def _float_nodes(src: Path, model: Any, ctx: QuantContext, gemm_parts: bool = Fa
     if not ctx.float_layers:
         return []
     if given_file(model) is not None:  # an ONNX file's layers are its nodes' names
-        return sorted(ctx.float_layers)
+        return given_nodes(src, ctx.float_layers, gemm_parts)
     nodes = layer_nodes(src, model.module, ctx.float_layers, gemm_parts)
     return sorted({n for ns in nodes.values() for n in ns})
 
