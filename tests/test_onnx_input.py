@@ -163,6 +163,11 @@ def test_a_sweep_collapses_to_what_the_graph_allows(files) -> None:
     points, said = allowed_points(str(files["tab"]), None, asked)
     assert points == [(1, 6, "input_size"), (4, 6, "batch_size")] and "no input-size axis" in said
     assert allowed_points("resnet18", None, asked) == (asked, None)  # torch models: as asked
+    swept = {"sweep_dim": "k"}  # the user says which other dim the size sweep varies
+    assert allowed_points(str(files["tab"]), swept, asked) == (asked, None)
+    assert load_model(str(files["tab"]), options=swept).make_inputs(2, 7)[1].shape == (2, 7)
+    with pytest.raises(QuantbenchError, match="unknown sweep_dim 'rows'"):
+        read_onnx(str(files["tab"]), {"sweep_dim": "rows"})  # the batch is not a size
 
 
 @pytest.mark.parametrize(
@@ -249,17 +254,20 @@ def test_fallback_keeps_graph_nodes_float(files) -> None:
 @pytest.mark.slow
 def test_onnx_paths_through_the_python_api(files, tmp_path) -> None:
     result = quantbench.run(
-        models=[files["vision"], f"onnx:{files['text']}"], recipes=["ort-static-int8",
-        "pt2e-static-int8"], isolate=False, out=str(tmp_path / "o"),
-        store=str(tmp_path / "q.db"), **{**fast_overrides(), "image_sizes": [16]},
+        models=[files["vision"], f"onnx:{files['text']}", files["fixed"]],
+        recipes=["ort-static-int8", "pt2e-static-int8"], isolate=False, out=str(tmp_path / "o"),
+        store=str(tmp_path / "q.db"), **{**fast_overrides(), "image_sizes": [16],
+                                         "ref_image_size": 16},
     )  # fmt: skip
-    cells = {(Path(c.model).stem, c.recipe): c for c in result.results}
+    cells = {(Path(c.model).stem, c.recipe): c for c in result.results if "fixed" not in c.model}
     assert {k: c.status for k, c in cells.items()} == {
         ("vision", "fp32"): "ok", ("vision", "ort-static-int8"): "ok",
         ("vision", "pt2e-static-int8"): "unsupported", ("text", "fp32"): "ok",
         ("text", "ort-static-int8"): "ok", ("text", "pt2e-static-int8"): "unsupported"}  # fmt: skip
     assert cells[("text", "pt2e-static-int8")].error == NEEDS_TORCH
-    assert (tmp_path / "o" / "report.md").is_file()
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert report.count("the latency sweep is the 1 shape(s)") == 1  # fixed.onnx's, said once
+    assert NEEDS_TORCH in report
 
 
 def test_cli_and_yaml_forms(files, tmp_path, capsys) -> None:

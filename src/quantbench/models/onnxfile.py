@@ -11,9 +11,10 @@ the file. The family comes from the graph's declared inputs:
 - ``tensor``: anything else (tabular, audio, several inputs);
 
 ``options: {family: ...}`` overrides it. Symbolic dims: the first is the batch, a text
-model's sequence axis and a vision model's height/width follow the size sweep, any other
-takes ``options: {dims: {name: n}}`` (default
-:data:`~quantbench.recipes.onnx.given.OTHER_DIM`, said in a note).
+model's sequence axis and a vision model's height/width follow the size sweep
+(``options: {sweep_dim: name}`` makes another the one it varies), any other takes
+``options: {dims: {name: n}}`` (default :data:`~quantbench.recipes.onnx.given.OTHER_DIM`,
+said in a note).
 
 Example::
 
@@ -32,7 +33,7 @@ from typing import Any
 from quantbench.errors import QuantbenchError, first_line, shown, unknown_name
 
 PREFIX = "onnx:"
-OPTIONS = ("dims", "family")
+OPTIONS = ("dims", "family", "sweep_dim")
 FAMILIES = ("vision", "text", "tensor")
 _TEXT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
@@ -233,8 +234,16 @@ def _signature(m: Any, path: Path, options: dict[str, Any]) -> tuple[Any, list[s
             size.add(p.dims[1]) if isinstance(p.dims[1], str) else None
         if family == "vision" and len(p.dims) == 4:
             size.update(d for d in p.dims[2:] if isinstance(d, str))
-    size -= batch
     symbols = {d for p in ports for d in p.dims if isinstance(d, str)}
+    sweep = options.get("sweep_dim")
+    if sweep is not None:  # the user's choice of the dim the size sweep varies
+        if sweep not in symbols or sweep in batch:
+            raise QuantbenchError(
+                f"ONNX model '{path}': "
+                f"{unknown_name('sweep_dim', str(sweep), sorted(symbols - batch))}"
+            )
+        size = {str(sweep)}
+    size -= batch
     unknown = sorted(set(values) - symbols)
     if unknown:
         raise QuantbenchError(

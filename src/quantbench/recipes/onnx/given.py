@@ -70,6 +70,10 @@ class Signature:
                 return p, (1,)
             if self.family == "vision" and len(p.dims) == 4:
                 return p, (2, 3)
+        for p in self.inputs if self.family == "tensor" else ():  # a dim the user sweeps
+            axes = tuple(i for i, d in enumerate(p.dims) if d in self.size_dims)
+            if axes:
+                return p, axes
         return None
 
     def dim(self, d: int | str, batch: int, size: int) -> int:
