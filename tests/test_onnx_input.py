@@ -102,6 +102,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     graph = h.make_graph([h.make_node("Reshape", ["x", "s"], ["y"])], "g", [x],
                          [h.make_tensor_value_info("y", T.FLOAT, [1, 7])], initializer=[shape])  # fmt: skip
     onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), d / "runfail.onnx")
+    text_in = h.make_tensor_value_info("x", T.STRING, ["N"])
+    graph = h.make_graph([h.make_node("Identity", ["x"], ["y"])], "g", [text_in],
+                         [h.make_tensor_value_info("y", T.STRING, ["N"])])  # fmt: skip
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), d / "strings.onnx")
     ext = d / "ext"
     ext.mkdir()
     onnx.save_model(onnx.load(f["text"]), ext / "model.onnx", save_as_external_data=True,
@@ -110,7 +114,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     short.mkdir()
     (short / "model.onnx").write_bytes((ext / "model.onnx").read_bytes())
     (short / "model.onnx.data").write_bytes((ext / "model.onnx.data").read_bytes()[:100])
-    f.update({k: d / f"{k}.onnx" for k in ("notonnx", "truncated", "noinputs", "badop", "runfail")})
+    f.update(
+        {
+            k: d / f"{k}.onnx"
+            for k in ("notonnx", "truncated", "noinputs", "badop", "runfail", "strings")
+        }
+    )
     f.update({"ext": ext / "model.onnx", "short": short / "model.onnx"})
     return f
 
@@ -179,6 +188,7 @@ def test_a_sweep_collapses_to_what_the_graph_allows(files) -> None:
         ("badop", "onnxruntime cannot load ONNX model .*FooBar"),
         ("short", "external data file 'model.onnx.data' is truncated"),
         ("missing", "does not exist"),
+        ("strings", "input 'x' is string: quantbench feeds numeric tensors only"),
     ],
 )
 def test_a_bad_file_is_one_line(files, case, said) -> None:

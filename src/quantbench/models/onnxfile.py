@@ -35,6 +35,7 @@ from quantbench.errors import QuantbenchError, first_line, shown, unknown_name
 PREFIX = "onnx:"
 OPTIONS = ("dims", "family", "sweep_dim")
 FAMILIES = ("vision", "text", "tensor")
+_FEEDABLE = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool")
 _TEXT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 
 
@@ -134,18 +135,10 @@ def _ports(m: Any, path: Path) -> list[Any]:
             dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
         except Exception:
             dtype = onnx.TensorProto.DataType.Name(tt.elem_type).lower()
-        if dtype not in (
-            "float32",
-            "float16",
-            "float64",
-            "int64",
-            "int32",
-            "int8",
-            "uint8",
-            "bool",
-        ):
+        if dtype not in _FEEDABLE:
+            kind = onnx.TensorProto.DataType.Name(tt.elem_type).lower()
             raise QuantbenchError(
-                f"ONNX model '{path}': input '{vi.name}' is {dtype}: quantbench feeds numeric "
+                f"ONNX model '{path}': input '{vi.name}' is {kind}: quantbench feeds numeric "
                 "tensors only"
             )
         if not tt.HasField("shape"):
@@ -309,6 +302,11 @@ def _described(m: Any, path: Path, files: list[str], options_key: str) -> tuple[
 
     sig, notes = _signature(m, path, json.loads(options_key))
     task, classes = _outputs(m, sig.family)
+    if len(m.graph.output) > 1:
+        notes.append(
+            f"the graph has {len(m.graph.output)} outputs: the first, "
+            f"'{m.graph.output[0].name}', is the one compared and scored"
+        )
     try:
         so = ort.SessionOptions()
         so.log_severity_level = 4
