@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile digits gpu-check clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile bench-startup digits gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-int4: $(STAMP)
 # quantbench-runs/digits-mobile; ~6 min on an idle 2-core machine, ~20 on a busy one).
 bench-digits-mobile: $(STAMP)
 	$(BIN)/python benchmarks/digits_mobile.py
+
+# Start-up of every command that measures nothing (target: 2 s each), as whole processes.
+bench-startup: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)
