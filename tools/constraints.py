@@ -44,11 +44,13 @@ def declared(extras: set[str]) -> list[Requirement]:
     return [Requirement(line) for line in lines]
 
 
-def closure(extras: set[str]) -> dict[str, str]:
-    """``{name: version}`` of every installed distribution quantbench[extras] reaches."""
+def closure(extras: set[str], roots: list[str] | None = None) -> dict[str, str]:
+    """``{name: version}`` of every installed distribution quantbench[extras] reaches
+    (or, given ``roots``, those distributions reach, themselves included)."""
     dists = {canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions()}
     seen: dict[str, set[str]] = {}
-    todo = [(r.name, set(r.extras)) for r in declared(extras)]
+    reqs = [Requirement(r) for r in roots] if roots is not None else declared(extras)
+    todo = [(r.name, set(r.extras)) for r in reqs]
     while todo:
         name, wanted = todo.pop()
         key = canonicalize_name(name)
