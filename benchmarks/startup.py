@@ -1,11 +1,11 @@
 """Start-up of the commands that measure nothing, timed as whole processes.
 
 Each command runs ``--runs`` times (after one warm-up) as ``python -m quantbench ...``
-in a fresh interpreter; the table gives the median, min and max wall seconds, and the
-heavy libraries the command imported (from ``python -X importtime``). The target is
-2 s per command on a 2-core machine; the load average is printed with the table, since
-a busy machine slows every start-up alike (compare against ``python -c pass`` and
-``import torch``, timed in the same call).
+in a fresh interpreter; the table gives the median, min and max wall seconds, the median
+CPU seconds, and the heavy libraries the command imported (``python -X importtime``).
+The target is 2 s per command on a 2-core machine; the load average is printed with the
+table, since a busy machine slows every start-up alike (compare against ``python -c
+pass`` and ``import torch``, timed in the same call).
 
     python benchmarks/startup.py [--runs 5]
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,14 +47,19 @@ def _store(folder: Path) -> str:
     return str(db)
 
 
-def time_command(argv: list[str], runs: int, cwd: str) -> list[float]:
-    out = []
+def time_command(argv: list[str], runs: int, cwd: str) -> tuple[list[float], list[float]]:
+    """Wall and CPU (user + sys) seconds of each run: on a busy machine the CPU seconds
+    are the steadier figure, the wall seconds what a user waits."""
+    wall, cpu = [], []
     for i in range(runs + 1):  # the first is a warm-up (file cache)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(argv, cwd=cwd, capture_output=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if i:
-            out.append(time.perf_counter() - t0)
-    return out
+            wall.append(time.perf_counter() - t0)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def heavy_imports(argv: list[str], cwd: str) -> list[str]:
@@ -76,16 +82,18 @@ def main() -> int:
         rows += [(["quantbench", *c], [py, "-m", "quantbench", *c]) for c in commands(store)]
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
               f"{args.runs} runs each after a warm-up")  # fmt: skip
-        print("| command | median s | min s | max s | heavy imports |\n|---|---|---|---|---|")
+        print("| command | wall s (median) | min | max | CPU s (median) | heavy imports |")
+        print("|---|---|---|---|---|---|")
         slow = []
         for label, argv in rows:
-            t = time_command(argv, args.runs, tmp)
+            t, cpu = time_command(argv, args.runs, tmp)
             shown = " ".join(label).replace(store, "q.db")
             heavy = heavy_imports(argv, tmp) if label[0] == "quantbench" else []
             med = statistics.median(t)
             if label[0] == "quantbench" and med > TARGET_S:
                 slow.append(shown)
             print(f"| `{shown}` | {med:.2f} | {min(t):.2f} | {max(t):.2f} | "
+                  f"{statistics.median(cpu):.2f} | "
                   f"{', '.join(heavy) or 'none'} |")  # fmt: skip
     print(f"over {TARGET_S:g} s: {', '.join(slow) or 'none'}")
     return 0
