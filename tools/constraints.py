@@ -4,8 +4,8 @@
 Run it in the environment the tests passed in, after changing a range or adding an
 extra in pyproject.toml::
 
-    .venv/bin/python tools/constraints.py            # extras: test postgres ray
-    .venv/bin/python tools/constraints.py test onnx  # other extras
+    .venv/bin/python tools/constraints.py             # every extra pyproject.toml declares
+    .venv/bin/python tools/constraints.py test ray    # only these extras
 
 Only what the declared requirements reach is written (other packages installed by hand
 in the same environment are not), so the file cannot pin something quantbench does not
@@ -50,7 +50,7 @@ def closure(extras: set[str], roots: list[str] | None = None) -> dict[str, str]:
     dists = {canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions()}
     seen: dict[str, set[str]] = {}
     reqs = [Requirement(r) for r in roots] if roots is not None else declared(extras)
-    todo = [(r.name, set(r.extras)) for r in reqs]
+    todo = [(r.name, set(r.extras)) for r in reqs if r.marker is None or r.marker.evaluate()]
     while todo:
         name, wanted = todo.pop()
         key = canonicalize_name(name)
@@ -69,7 +69,8 @@ def closure(extras: set[str], roots: list[str] | None = None) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    extras = set(argv) or {"test", "postgres", "ray"}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = set(argv) or set(project.get("optional-dependencies", {}))
     pins = closure(extras)
     lines = [HEADER, f"# extras: {', '.join(sorted(extras))}\n"]
     lines += [f"{name}=={version}\n" for name, version in pins.items()]
