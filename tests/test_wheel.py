@@ -9,8 +9,9 @@ environment; every other requirement, torchvision included, is installed into th
 environment by pip from the wheel's metadata, with constraints.txt (PyYAML moved to its
 lower bound). The new environment has no --system-site-packages and no PYTHONPATH, so a
 missing requirement or package file fails here. About 6 minutes on a busy 2-core
-machine (pip unpacking some 120 wheels); nothing is downloaded where pip's indexes are
-local (this machine's are).
+machine (pip unpacking some 110 wheels); pip takes them from its configured indexes (here
+this machine's local wheel files first, then PyPI: some 70 MB, onnxruntime, onnx,
+transformers and torchao the largest), the big ones (torch) never.
 """
 
 from __future__ import annotations
