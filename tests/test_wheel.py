@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from conftest import load_script
@@ -111,3 +113,21 @@ def test_wheel_in_a_fresh_environment_beside_another_release(tmp_path):
     assert "static-int8" in listed and "ort-dynamic-int8" in listed and "torchao" in listed
     assert "missing package" not in listed  # onnx, onnxruntime, torchao came with the wheel
     shutil.rmtree(venv)  # about 800 MB; kept when the test fails, to look at
+
+
+def test_constraints_pin_every_requirement_within_its_range():
+    """constraints.txt (what make installs) agrees with pyproject.toml's ranges: a range
+    edited without regenerating it, or a pin outside its range, fails here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    declared += [Requirement(r) for rs in project["optional-dependencies"].values() for r in rs]
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    for req in declared:
+        pinned = pins.get(canonicalize_name(req.name))
+        assert pinned is not None, f"{req.name} is not in constraints.txt (make constraints)"
+        assert req.specifier.contains(pinned), f"{req.name}=={pinned} is outside {req}"
+        assert req.specifier.contains(OTHER[1]) or canonicalize_name(req.name) != "pyyaml"
