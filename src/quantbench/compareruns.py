@@ -59,7 +59,7 @@ def _match(ref: str, ids: list[str], label: str) -> str | None:
     when none matches (the store's own error then lists recent runs)."""
     if ref in ids:
         return ref
-    found = [i for i in ids if i.startswith(ref)]
+    found = sorted(i for i in ids if i.startswith(ref))
     if len(found) > 1:
         shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
         raise QuantbenchError(
