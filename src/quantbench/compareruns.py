@@ -81,10 +81,12 @@ def resolve(refs: list[str], store: str | None = None) -> list[Run]:
     stored = [i for i in range(len(refs)) if i not in out]
     if stored:
         from quantbench.store import open_store
+        from quantbench.storefaults import reading
 
         st = open_store(store, create=False)
         try:
-            ids = [r["id"] for r in st.runs()]
+            with reading(st, "the list of runs"):  # a damaged store: one line
+                ids = [str(r["id"]) for r in st.runs()]
             for i in stored:
                 out[i] = st.load_run(_match(refs[i], ids, st.label) or refs[i])
         finally:
