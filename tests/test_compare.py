@@ -349,6 +349,13 @@ def test_compare_takes_ids_prefixes_directories_and_results_files(tmp_path, caps
     code, _, err = _compare(tmp_path, capsys, "20261205-bb1", "zz")
     assert code == 2 and "no run 'zz' in store" in err
 
+    import quantbench  # the same from Python (this file imported the module quantbench.compare)
+
+    res = quantbench.compare(["20261205-bb", run_dir], store=str(tmp_path / "q.db"),
+                             out=tmp_path / "api")  # fmt: skip
+    assert [m["id"] for m in res.runs] == ["20261205-bb1", "ci-7"] and res.warnings == []
+    assert res.to_dict()["points"][0]["verdict"] == "significant"
+
 
 def test_compare_warns_when_machines_or_settings_differ(tmp_path, capsys):
     other_host = {**HOST, "hostname": "laptop", "cores": 8}
@@ -361,6 +368,9 @@ def test_compare_warns_when_machines_or_settings_differ(tmp_path, capsys):
     })  # fmt: skip
     code, out, err = _compare(tmp_path, capsys, "a", "b")  # output dir and models: no warning
     assert code == 0 and "Warning" not in out and err == ""
+    shutil.rmtree(tmp_path / "cmp")
+    code, out, err = _compare(tmp_path, capsys, "a", "a", "--format", "json")
+    assert _strict_json(out)["warnings"] == ["run a is compared with itself: every change is 0"]
     shutil.rmtree(tmp_path / "cmp")
     code, out, err = _compare(tmp_path, capsys, "a", "c", "-q")
     assert code == 0 and "warning" not in out

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,10 @@ def _match(ref: str, ids: list[str], label: str) -> str | None:
     return found[0] if found else None
 
 
-def resolve(refs: list[str], store: str | None = None) -> list[Run]:
-    """Each ref's run, in order: files and directories read as they are, the rest looked
-    up in the store (only read, only opened when some ref needs it)."""
+def resolve(refs: list[Any], store: str | None = None) -> list[Run]:
+    """Each ref's run, in order: files and directories (a ``Path`` too) read as they are,
+    the rest looked up in the store (only read, only opened when some ref needs it)."""
+    refs = [os.fspath(r) if isinstance(r, os.PathLike) else r for r in refs]
     if not refs:
         raise QuantbenchError("compare needs runs: run ids, id prefixes, run directories or "
                               "results.json files")  # fmt: skip
@@ -128,6 +130,9 @@ def differences(runs: list[Run]) -> list[str]:
     keys = _setting_keys()
     out = []
     for meta, _ in runs[1:]:
+        if meta.get("id") == base.get("id"):
+            out.append(f"run {base.get('id')} is compared with itself: every change is 0")
+            continue
         pair = f"{base.get('id')} and {meta.get('id')}"
         host_b, host = base.get("host") or {}, meta.get("host") or {}
         machine = _changed(host_b, host, list(_MACHINE_HOST))
