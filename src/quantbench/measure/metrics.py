@@ -359,3 +359,19 @@ def csv_rows(cell: Any, run: Mapping[str, Any] | None = None) -> list[dict[str, 
         return m.read(run, cell) if m.level == "run" else m.read(cell, p)
 
     return [{m.name: value(m, p) for m in columns} for p in (cell.latency or [None])]
+
+
+def csv_text(cells: Any, run: Any = None) -> str:
+    """``results.csv``: one row per latency point; cells without latency get one row of
+    their own; the columns are the table's. ``run`` (the run's record, a dict or a
+    ``RunMeta``) fills the run id, machine and device columns."""
+    import csv
+    import io
+
+    record = run.to_dict() if hasattr(run, "to_dict") else run
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=csv_columns())
+    w.writeheader()
+    for cell in cells:
+        w.writerows(csv_rows(cell, record))
+    return buf.getvalue()

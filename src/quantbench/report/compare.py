@@ -4,7 +4,7 @@ Two kinds: against a baseline (:func:`run_compare`: the first run is the baselin
 records and gates are ``quantbench.compare``'s) and across machines
 (:func:`run_compare_machines`: a column per machine, ``quantbench.machines``' records).
 Both read the store only, and write into an output directory that is free or already
-this comparison's (``runner.outdir.claim_out_dir``); every file appears whole.
+this comparison's (``outdir.claim_out_dir``); every file appears whole.
 
 Example::
 
@@ -51,8 +51,8 @@ def run_compare(
     ``result.gates.failed`` is what should make CI fail. Thresholds may be given as text
     (the CLI passes its arguments through, so bad ones fail here, exit 2); a gate with
     nothing to check fails here too, before anything is written."""
+    from quantbench.outdir import claim_out_dir
     from quantbench.report import render_compare
-    from quantbench.runner.outdir import claim_out_dir
 
     thresholds = {  # checked before the store or the disk is touched
         "slower_pct": check_threshold("slower_pct", fail_if_slower),
@@ -91,8 +91,8 @@ def run_compare_machines(
     ``report --sweep``) and one figure per model to ``out`` (default ``quantbench-runs/compare-sweep-ID`` or
     ``compare-machines-RUN-...``)."""
     from quantbench.machines import load
+    from quantbench.outdir import claim_out_dir
     from quantbench.report import render_machines
-    from quantbench.runner.outdir import claim_out_dir
 
     cmp = load(run_ids, sweep_id, store)
     name = (
