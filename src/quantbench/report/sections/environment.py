@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantbench.caveats import BUSY_LOAD_PER_CORE
 from quantbench.device import gpu_text
 from quantbench.report.context import ReportContext
 from quantbench.report.data import bench_ratio, cpu_ranges, has_int8_isa, host_microbench
 from quantbench.report.findings import bench_rate
 from quantbench.report.fmt import finite, fmt_sig, md_code, md_escape, md_table
 from quantbench.report.sections.latency import timing_policy_text
-
-BUSY_LOAD_PER_CORE = 0.5  # load average above this per core: the machine was busy
 
 
 def environment(ctx: ReportContext) -> list[str]:
