@@ -73,3 +73,16 @@ def test_commands_that_measure_nothing_import_no_heavy_library(tmp_path):
     assert all(codes[" ".join(c)] in (0, None) for c in commands if c[:2] != ["show", "nope"])
     for cmd, (_, _, err) in report.items():
         assert "Warning" not in err and "W1" not in err, (cmd, err)
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error():
+    """`quantbench list recipes | head -1`: nothing on stderr, the SIGPIPE exit status,
+    whether the reader left before a write in the command or before the last flush."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    for what in ("recipes", "presets"):  # ~10 KB (flushed while printing), a few lines
+        r, w = os.pipe()
+        os.close(r)  # the reader has gone before the first write: deterministic
+        proc = subprocess.run([sys.executable, "-m", "quantbench", "list", what], stdout=w,
+                              stderr=subprocess.PIPE, env=env, timeout=120)  # fmt: skip
+        os.close(w)
+        assert (proc.stderr, proc.returncode) == (b"", 141), what
