@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HEAVY = ("torch", "torchvision", "torchao", "transformers", "onnx", "onnxruntime",
-         "matplotlib", "ray", "sklearn")  # fmt: skip
+         "matplotlib", "ray", "sklearn", "scipy", "pandas")  # fmt: skip
 TARGET_S = 2.0
 
 

@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Each takes seconds to import (torch alone: several on this machine); none is needed to
 # describe, list or read back what was measured.
 HEAVY = ("torch", "torchvision", "torchao", "transformers", "onnx", "onnxruntime",
-         "matplotlib", "ray", "sklearn")  # fmt: skip
+         "matplotlib", "ray", "sklearn", "scipy", "pandas")  # fmt: skip
 
 CHILD = r"""
 import contextlib, io, json, sys
