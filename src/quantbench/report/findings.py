@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantbench.fastest import FASTER, TIED, SpeedVerdict, decide
 from quantbench.report.data import (
     BASELINE,
     SpeedupValue,
@@ -231,17 +232,19 @@ def compute_evidence(
     )
 
 
-def winner_at(cells: list[CellResult], model: str, point: LatencyPoint) -> tuple[str, float] | None:
-    """The recipe with the best paired speedup (> 1) for ``model`` at ``point``'s shape."""
-    best: tuple[str, float] | None = None
+def winner_at(cells: list[CellResult], model: str, point: LatencyPoint) -> SpeedVerdict | None:
+    """The variant(s) significantly faster than fp32 for ``model`` at ``point``'s shape, as
+    :func:`quantbench.fastest.decide` tells them (a median above 1 is not enough), or
+    None when the timings cannot tell."""
+    timed = []
     for c in cells:
         if c.model != model or c.recipe == BASELINE:
             continue
         p = same_shape(c, point)
-        sp = p.speedup.median if p is not None and p.speedup is not None else 0.0
-        if sp > 1.0 and (best is None or sp > best[1]):
-            best = (c.recipe, sp)
-    return best
+        if p is not None and p.speedup is not None and p.speedup.median is not None:
+            timed.append((c.recipe, p.speedup.median, p))
+    verdict = decide(timed)
+    return verdict if verdict.verdict in (FASTER, TIED) else None
 
 
 # ----------------------------------------------------------------------------- slow cases
@@ -260,7 +263,7 @@ class SlowCase:
     missing_isa_flags: list[str] | None  # the host's flags, when it lacks an int8 ISA
     noisy: int  # slow points marked noisy
     evidence: ComputeEvidence | None  # at the slowest shape
-    winner: tuple[str, float] | None  # the fastest variant at the slowest shape
+    winner: SpeedVerdict | None  # the significantly fastest variant(s) at the slowest shape
 
     @property
     def has_reason(self) -> bool:

@@ -240,10 +240,13 @@ def _slow_text(case: SlowCase) -> str:
     if case.evidence is not None:
         text += f" Evidence: {_evidence_text(case.evidence)}."
     if case.winner is not None:
+        w = case.winner
+        names = " and ".join(f"**{md_escape(r)}**" for r in [w.recipe, *w.tied])
+        which = "the fastest variant" if not w.tied else "the fastest variants (not told apart)"
+        ci = f" [{w.speedup_ci[0]:.2f}, {w.speedup_ci[1]:.2f}]" if w.speedup_ci else ""
         text += (
-            f" At {fmt_shape(case.slow[0][0], c.family)} **{md_escape(case.winner[0])}** is the "
-            "fastest "
-            f"variant ({case.winner[1]:.2f}x fp32): use it instead."
+            f" At {fmt_shape(case.slow[0][0], c.family)} {names} {'is' if not w.tied else 'are'} "
+            f"{which} ({w.speedup:.2f}x fp32{ci}): use {'it' if not w.tied else 'one'} instead."
         )
     return text
 
