@@ -274,8 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-if-larger", metavar="PCT",
                    help="exit 1 when a variant's size grew by more than PCT percent")  # fmt: skip
     p = sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
-    p.add_argument("--threads", type=int, help="threads for the micro-benchmark")
-    p.add_argument("--seconds", type=float, default=1.0, help="micro-benchmark duration")
+    p.add_argument("--threads", type=int, help="threads to measure the machine's limits at")
+    p.add_argument("--seconds", type=float, help="how long each GEMM case is timed when the "
+                   "limits are measured (default 0.2)")  # fmt: skip
+    p.add_argument("--refresh", action="store_true", help="measure the limits again "
+                   "instead of reading them from the cache")  # fmt: skip
     for p in sub.choices.values():
         _add_verbosity(p, argparse.SUPPRESS)
     return parser
@@ -721,9 +724,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads <= 0:
         raise QuantbenchError(f"threads must be an integer > 0, got {args.threads}")
-    if args.seconds <= 0:
+    if args.seconds is not None and not args.seconds > 0:
         raise QuantbenchError(f"seconds must be a number > 0, got {args.seconds:g}")
-    print(doctor(args.seconds, args.threads))
+    print(doctor(args.threads, args.refresh, args.seconds))
     return 0
 
 
