@@ -110,3 +110,13 @@ def test_every_registered_recipe_has_a_compute_precision():
 
     for r in list_recipes():
         assert compute_precision(r.precision) in ("fp32", "int8", "bf16", "fp16"), r.name
+
+
+def test_the_cpu_attention_kernel_is_counted():
+    """torch's FlopCounterMode counts nothing for scaled_dot_product_attention on CPU."""
+    from quantbench.measure.roofline import flop_counter
+
+    q = torch.randn(1, 4, 16, 8)  # batch, heads, tokens, head dim
+    with flop_counter() as counter:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert counter.get_total_flops() == 2 * (2 * 4 * 16 * 16 * 8)  # Q@K^T and P@V

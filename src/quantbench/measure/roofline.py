@@ -3,8 +3,9 @@ rate comes to what the machine allows at that work's arithmetic intensity.
 
 :func:`count_work` counts one forward pass at one shape:
 
-- **FLOPs** with ``torch.utils.flop_counter.FlopCounterMode`` on the fp32 model: the
-  same arithmetic for every variant. The FLOPs of the layers a variant runs in low
+- **FLOPs** with ``torch.utils.flop_counter.FlopCounterMode`` on the fp32 model (and
+  the CPU's fused attention, which it leaves out: :func:`flop_counter`): the same
+  arithmetic for every variant. The FLOPs of the layers a variant runs in low
   precision (its quantized Linear/Conv layers; all of them for a bf16/fp16 cast) are
   counted as ops of that precision, the rest as fp32.
 - **Bytes moved**, an estimate: the variant's weight bytes once, plus, for every
@@ -147,12 +148,27 @@ def roofline(work: Work, seconds: float, ceilings: Ceilings) -> RooflinePoint | 
 # ----------------------------------------------------------------------- counting
 
 
+def flop_counter() -> Any:
+    """torch's ``FlopCounterMode``, which also counts the CPU's fused attention kernel
+    (``scaled_dot_product_attention`` on CPU runs ``_scaled_dot_product_flash_attention_
+    for_cpu``, which torch's table leaves out: a transformer's attention counted 0)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def sdpa(query_shape: Any, key_shape: Any, value_shape: Any, *_: Any, **__: Any) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    extra = {}
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        extra[op] = sdpa
+    return FlopCounterMode(display=False, custom_mapping=extra)
+
+
 def flops_by_module(module: Any, inputs: tuple) -> tuple[float, dict[str, tuple[str, float]]]:
     """(total FLOPs, module name -> (its class name, its own FLOPs)) of one forward pass:
     a module's own FLOPs are those not inside one of its submodules."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         module(*inputs)
     counts = counter.get_flop_counts()
     root = type(module).__name__
