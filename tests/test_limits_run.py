@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import fast_overrides
 from quantbench.report.limits import CEILING_NOISE, limits
 from quantbench.runner import run
 from quantbench.shapes import ref_sizes
 from quantbench.spec import build_spec
-from conftest import fast_overrides
 
 
 def _under_ceilings(result) -> list:
