@@ -134,7 +134,11 @@ def ceiling_lines(c: Ceilings) -> list[str]:
         lines.append("  ridge:   " + ", ".join(ridges) + " (below: memory-bound)")
     clock = next((t["clock_source"] for t in c.theoretical.values()), None)
     if clock:
-        lines.append(f"  clock:   {clock}")
+        over = [p for p, t in c.theoretical.items()
+                if t.get("rate") and (c.peak(p) or 0) > t["rate"]]  # fmt: skip
+        boost = (f"; the measured {', '.join(over)} peak is above the theoretical one: the "
+                 "cores ran faster than that clock (boost)") if over else ""  # fmt: skip
+        lines.append(f"  clock:   {clock}{boost}")
     lines.append(f"  used:    {c.uses}")
     if c.cache_note:
         lines.append(f"  cache:   {c.cache_note}")

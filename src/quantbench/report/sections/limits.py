@@ -12,7 +12,7 @@ from typing import Any
 from quantbench.measure.ceilings import Ceilings
 from quantbench.measure.profile import KINDS, PROFILE_TOLERANCE
 from quantbench.report.context import ReportContext
-from quantbench.report.fmt import fmt_shape, fmt_sig, md_escape, md_table
+from quantbench.report.fmt import finite, fmt_shape, fmt_sig, md_escape, md_table
 from quantbench.report.limits import CEILING_NOISE, LimitRow, Limits, limits
 
 BUSY_LOAD_PER_CORE = 0.5
@@ -72,13 +72,13 @@ def ceiling_lines(found: Limits, run: dict[str, Any]) -> list[str]:
     lines.append("")
     bw = c.bandwidth_
     if c.bandwidth() is not None:
-        llc = bw.get("llc_bytes")
-        lines.append(
-            f"- **Memory bandwidth:** triad {fmt_sig(bw['triad'] / 1e9)} GB/s, copy "
-            f"{fmt_sig(bw['copy'] / 1e9)} GB/s (STREAM-like, float32 arrays of "
-            f"{bw['array_bytes'] >> 20} MiB"
-            + (f"; last-level cache {llc >> 20} MiB)." if llc else ").")  # fmt: skip
-        )
+        rates = ", ".join(f"{k} {fmt_sig(bw[k] / 1e9)} GB/s" for k in ("triad", "copy")
+                          if finite(bw.get(k)))  # fmt: skip
+        size, llc = bw.get("array_bytes"), bw.get("llc_bytes")
+        setup = [f"float32 arrays of {size >> 20} MiB" if isinstance(size, int) else "",
+                 f"last-level cache {llc >> 20} MiB" if isinstance(llc, int) else ""]  # fmt: skip
+        lines.append(f"- **Memory bandwidth:** {rates} (STREAM-like"
+                     + "".join(f"; {t}" for t in setup if t) + ").")  # fmt: skip
     lines.append(f"- **Ceilings used:** {md_escape(c.uses)}.")
     clock = next((t.get("clock_source") for t in c.theoretical.values()), None)
     over = [p for p in c.peaks if _above_theory(c, p)]
