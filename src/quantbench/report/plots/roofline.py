@@ -31,7 +31,7 @@ def plot_roofline(path: Path, found: Limits | None, ctx: PlotContext) -> bool:
     xs = [r.work.intensity for r in rows]
     lo, hi = min(xs) / 4, max(max(xs) * 4, *(c.ridge(p) or 0 for p in c.peaks))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    fig, ax = plt.subplots(figsize=(8.5, 6.2))
     top = max(c.peak(p) or 0 for p in c.peaks)
     ax.plot([lo, hi], [bw * lo / 1e9, min(bw * hi, top * 4) / 1e9], color="0.3", lw=1.4,
             label=f"memory: {bw / 1e9:.3g} GB/s (STREAM triad)")  # fmt: skip
@@ -55,7 +55,9 @@ def plot_roofline(path: Path, found: Limits | None, ctx: PlotContext) -> bool:
     ax.set_ylabel("G ops/s (FLOPs of the fp32 model / median time)")
     ax.set_title(f"Roofline at the reference shape ({c.threads} thread(s))")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    # below the axes: inside, it would hide the points of the memory-bound corner
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
+              frameon=False)  # fmt: skip
     _save(fig, path)
     return True
 

@@ -50,6 +50,7 @@ from quantbench.report.fmt import (
     md_table,
 )
 from quantbench.report.limits import run_ceilings
+from quantbench.report.sections.limits import share_text
 from quantbench.results import CellResult
 
 
@@ -200,7 +201,7 @@ def _profile_text(p: ProfileEvidence, cell: CellResult) -> str:
     "31% of the time in quantize/dequantize and reorders, matmuls 1.9x faster than
     fp32's"."""
     where = f"profiled at {fmt_shape(p.point, cell.family)} ({md_escape(p.variant.profiler)})"
-    parts = [f"{p.overhead_share:.0%} of {md_escape(cell.recipe)}'s operator time in "
+    parts = [f"{share_text(p.overhead_share)} of {md_escape(cell.recipe)}'s operator time in "
              "quantize/dequantize and layout reorders"]  # fmt: skip
     speed = p.matmul_speedup
     if speed is not None:

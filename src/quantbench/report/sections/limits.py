@@ -116,7 +116,11 @@ def _roofline_lines(found: Limits) -> list[str]:
     rows = []
     for r in found.rows:
         w, roof = r.work, r.roof
-        low = _share(w.low_flops / w.flops) + f" {w.precision}" if w.flops and w.low_flops else "—"
+        low = (
+            share_text(w.low_flops / w.flops) + f" {w.precision}"
+            if w.flops and w.low_flops
+            else "—"
+        )
         rows.append([
             r.cell.model, r.cell.recipe, fmt_shape(r.point, r.cell.family),
             fmt_sig(w.flops / 1e9), low, fmt_sig(w.bytes / 2**20), fmt_sig(w.intensity),
@@ -176,7 +180,7 @@ def _breakdown_lines(found: Limits) -> list[str]:
         b = r.breakdown
         assert b is not None
         total = b.attributed_ms
-        cells = [_share(b.kinds.get(k, 0.0) / total) if total else "—" for k in KINDS]
+        cells = [share_text(b.kinds.get(k, 0.0) / total) if total else "—" for k in KINDS]
         table.append([r.cell.model, r.cell.recipe, fmt_shape(r.point, r.cell.family),
                       *cells, fmt_sig(b.attributed_ms), fmt_sig(b.unattributed_ms),
                       _ratio_text(r)])  # fmt: skip
@@ -217,7 +221,7 @@ def _breakdown_lines(found: Limits) -> list[str]:
     return lines
 
 
-def _share(f: float) -> str:
+def share_text(f: float) -> str:
     """A share as a whole percentage; under 1% but not nothing: ``<1%``."""
     return "<1%" if 0 < f < 0.005 else f"{f:.0%}"
 
