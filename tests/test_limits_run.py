@@ -8,8 +8,8 @@ import pytest
 from conftest import fast_overrides
 from quantbench.report.limits import CEILING_NOISE, limits
 from quantbench.runner import run
+from quantbench.runner.checks import build_spec
 from quantbench.shapes import ref_sizes
-from quantbench.spec import build_spec
 
 
 def _under_ceilings(result) -> list:

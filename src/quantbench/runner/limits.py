@@ -40,7 +40,7 @@ def weight_bytes(cell: Any, art: Any) -> int:
 def points_to_profile(run: Any, mode: str) -> list[tuple[int, int]]:
     """(batch, size) of the points ``mode`` profiles; the reference shape first."""
     from quantbench import models as zoo
-    from quantbench.spec import reference_shape, sweep_points
+    from quantbench.shapes import reference_shape, sweep_points
 
     lm = run.lm
     info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
@@ -57,9 +57,9 @@ def limits(run: Any) -> None:
 
     spec = run.spec
     fp32 = next((a for v, a in run.arts.items() if v.name == BASELINE), None)
-    if "latency" not in spec.measure or fp32 is None or not run.arts:
+    if "latency" not in spec.judge.measure or fp32 is None or not run.arts:
         return
-    if spec.device != "cpu":  # the ceilings and profilers are the CPU's
+    if spec.target.device != "cpu":  # the ceilings and profilers are the CPU's
         return
     mode = getattr(spec, "profile", "ref")
     for i, (b, s) in enumerate(points_to_profile(run, mode)):
