@@ -62,3 +62,34 @@ def test_the_quick_preset_models_stay_under_their_ceilings(tmp_path):
     result = run(spec, progress=False)
     rows = _under_ceilings(result)
     assert {r.cell.model for r in rows} == {"resnet18", "distilbert"}
+
+
+def test_the_profile_setting_is_one_field_with_its_flag(tmp_path, capsys):
+    from quantbench.cli import main
+    from quantbench.settings import SECTION_OF, RunSpec
+
+    assert SECTION_OF["profile"] == "timing" and RunSpec().timing.profile == "ref"
+    assert RunSpec(profile=False).timing.profile == "off"  # YAML 1.1 reads `off` as false
+    config = tmp_path / "c.yaml"
+    for text, want in (("profile: on", "unknown profile mode 'on'"),
+                       ("profile: 3", "setting 'profile' must be a string, got 3")):  # fmt: skip
+        config.write_text(text + "\n")
+        assert main(["run", "--config", str(config), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and want in err, err
+    assert main(["run", "--profile", "sometimes", "--out", str(tmp_path / "o")]) == 2
+    assert "Valid profile modes: all, off, ref" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_profile_off_counts_work_only_and_all_profiles_every_point(tmp_path, tiny_bert_dir):
+    base = fast_overrides(models=[f"hf:{tiny_bert_dir}"], recipes=["fp32"], isolate=False,
+                          threads=1, measure=["latency"], seq_lens=[8, 16])  # fmt: skip
+    off = run(build_spec(overrides={**base, "profile": "off", "out": str(tmp_path / "off")}),
+              progress=False).results[0]  # fmt: skip
+    assert "profile" not in off.details and off.details["roofline"]["flops"] > 0
+    every = run(build_spec(overrides={**base, "profile": "all", "out": str(tmp_path / "all")}),
+                progress=False).results[0]  # fmt: skip
+    shapes = [(p["batch_size"], p["input_size"]) for p in every.details["profile"]]
+    assert shapes[0] == (1, 16)  # the reference shape first
+    assert sorted(shapes) == sorted((p.batch_size, p.input_size) for p in every.latency)

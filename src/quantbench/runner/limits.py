@@ -21,8 +21,6 @@ from typing import Any
 from quantbench.errors import first_line
 from quantbench.variants import BASELINE
 
-PROFILE_MODES = ("off", "ref", "all")
-
 
 def weight_bytes(cell: Any, art: Any) -> int:
     """Bytes of the variant's weights: its tensors by dtype where recorded, else its
@@ -61,7 +59,7 @@ def limits(run: Any) -> None:
         return
     if spec.target.device != "cpu":  # the ceilings and profilers are the CPU's
         return
-    mode = getattr(spec, "profile", "ref")
+    mode = spec.timing.profile
     for i, (b, s) in enumerate(points_to_profile(run, mode)):
         inputs = run.lm.make_inputs(b, s, seed=11)
         if i == 0:
