@@ -67,11 +67,28 @@ def test_ceilings_are_cached_per_machine_and_refreshed(tmp_path, monkeypatch):
     time.sleep(1.1)  # measured_at has a resolution of one second
     fresh = cache.machine_ceilings(1, refresh=True, **QUICK)
     assert not fresh.cached and fresh.measured_at != first.measured_at
+    assert fresh.measurements == 2  # the best of both: a busy moment only lowers a peak
+    for p in first.peaks:
+        assert fresh.peak(p) == max(
+            first.peak(p),
+            max(g["rate"] for g in fresh.gemms if g["precision"] == p and "rate" in g),
+        )
+    assert fresh.bandwidth() >= first.bandwidth()
     assert cache.machine_ceilings(1, **QUICK).measured_at == fresh.measured_at  # replaced
     # another thread count is another machine as far as the ceilings go
     two = cache.machine_ceilings(2, **QUICK)
     assert not two.cached and two.threads == 2
     assert len(list(files[0].parent.glob("*.json"))) == 2
+
+
+def test_a_measurement_under_load_does_not_lower_the_cached_peaks():
+    high = Ceilings(threads=1, peaks={"fp32": {"rate": 9e9}, "int8": {"rate": 1e9}},
+                    bandwidth_={"triad": 5e9}, load_avg=0.1)  # fmt: skip
+    busy = Ceilings(threads=1, peaks={"fp32": {"rate": 3e9}, "int8": {"rate": 2e9}},
+                    bandwidth_={"triad": 4e9}, load_avg=7.0)  # fmt: skip
+    best = cache.best_of(high, busy)
+    assert (best.peak("fp32"), best.peak("int8"), best.bandwidth()) == (9e9, 2e9, 5e9)
+    assert best.load_avg == 0.1 and best.measurements == 2  # the fp32 peak's measurement
 
 
 def test_a_damaged_cache_is_measured_over(tmp_path, monkeypatch):

@@ -99,6 +99,8 @@ def ceiling_lines(c: Ceilings) -> list[str]:
     """The ceilings as doctor prints them: one line per precision, bandwidth, ridges."""
     how = (f"read from the cache (measured {c.measured_at})" if c.cached
            else f"measured now in {c.seconds:g} s")  # fmt: skip
+    if c.measurements > 1:
+        how += f", the best of {c.measurements} measurements"
     load = f", load average {c.load_avg:.1f} then" if c.load_avg is not None else ""
     lines = [f"ceilings:   at {c.threads} thread(s), {how}{load}"]
     for p in ("fp32", "bf16", "fp16", "int8"):

@@ -7,6 +7,13 @@ architecture, usable cores, ISA flags, the thread count, the versions of torch a
 Runtime whose kernels are timed). Another machine, another thread count or a library
 upgrade is another file; ``quantbench doctor --refresh`` measures this one again.
 
+A measurement on a busy machine comes out low (another process takes cycles from the
+GEMM), never high, and a ceiling below what a model then reaches explains nothing. So a
+measurement again (``--refresh``) keeps, per precision and for the bandwidth, the best of
+the new one and the file's: on the same fingerprint a peak the machine once reached is
+one it reaches. Deleting the file (its path is in ``Ceilings.cache_note`` when it cannot
+be written, and under ``cache_dir()`` otherwise) starts over.
+
 A cache that cannot be read (garbage, another version's file) is measured over; one that
 cannot be written costs a run nothing but the measurement, and says why in
 ``Ceilings.cache_note``.
@@ -96,18 +103,34 @@ def save(found: Ceilings) -> str | None:
     return None
 
 
+def best_of(old: Ceilings, new: Ceilings) -> Ceilings:
+    """``new`` with, per precision and for the bandwidth, ``old``'s where it is higher
+    (``load_avg``: that of the measurement the fp32 peak comes from)."""
+    for precision, entry in old.peaks.items():
+        if (old.peak(precision) or 0) > (new.peak(precision) or 0):
+            new.peaks[precision] = entry
+            if precision == "fp32":
+                new.load_avg = old.load_avg
+    if (old.bandwidth() or 0) > (new.bandwidth() or 0):
+        new.bandwidth_ = old.bandwidth_
+    new.measurements = old.measurements + 1
+    return new
+
+
 def machine_ceilings(threads: int | None = None, refresh: bool = False, **measure: Any) -> Ceilings:
     """This machine's ceilings at ``threads`` (default: torch's threads): from the
-    cache, else (or with ``refresh``) measured and cached. ``measure``: passed to
+    cache, else measured and cached; with ``refresh`` measured again, the best of the
+    two kept. ``measure``: passed to
     :func:`~quantbench.measure.ceilings.measure_ceilings` (tests make it quick)."""
     import torch
 
     threads = threads or torch.get_num_threads()
-    if not refresh:
-        found = load_cached(threads)
-        if found is not None:
-            return found
+    old = load_cached(threads)
+    if old is not None and not refresh:
+        return old
     found = measure_ceilings(threads, **measure)
     found.fingerprint = fingerprint(threads)
+    if old is not None:
+        found = best_of(old, found)
     found.cache_note = save(found)
     return found

@@ -81,6 +81,7 @@ class Ceilings:
     load_avg: float | None = None
     seconds: float | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    measurements: int = 1  # how many measurements the peaks are the best of
     cached: bool = False  # read from the cache rather than measured now
     cache_note: str | None = None  # why it could not be cached, when it could not
 
