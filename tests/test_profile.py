@@ -28,23 +28,35 @@ from quantbench.measure.profile import PROFILE_TOLERANCE, breakdown, classify, p
     ("aten::scaled_dot_product_attention", "softmax"), ("Attention", "softmax"),
     ("QLinearAdd", "other"), ("aten::add_", "other"), ("aten::gelu", "other"),
     ("MaxPool", "other"), ("aten::embedding", "other"),
+    # OpenVINO's node types, XNNPACK's operators under ExecuTorch
+    ("FullyConnected", "matmul"), ("FakeQuantize", "qdq"), ("MVN", "norm"),
+    ("Reorder", "reorder"), ("Convert", "reorder"), ("Convolution", "matmul"),
+    ("Fully Connected (NC, QD8, F32, QC8W)", "matmul"), ("Convert (NC, F32, QD8)", "qdq"),
+    ("Convert (NC, F32, F16)", "reorder"), ("Batch Matrix Multiply (NC, F32)", "matmul"),
+    ("Softmax (NC, F32)", "softmax"), ("Transpose (ND, X32)", "reorder"),
 ])  # fmt: skip
 def test_operators_are_sorted_into_kinds(op, kind):
     assert classify(op) == kind
 
 
 def test_each_runtime_has_its_profiler_and_others_can_register():
-    assert profiler_for("torch-eager")[0] == "torch.profiler"
+    from quantbench.measure.profilers import onnxruntime_nodes, torch_ops
+
+    assert profiler_for("torch-eager") == ("torch.profiler", torch_ops.profile)
+    assert profiler_for("onnxruntime")[1] is onnxruntime_nodes.profile
     assert profiler_for("torch-compile")[0] == "torch.profiler"
     assert profiler_for("torchao")[0] == "torch.profiler"
     assert profiler_for("onnxruntime")[0] == "onnxruntime profiling"
-    assert profiler_for("openvino") is None
-    try:
+    assert profiler_for("openvino") is None and profiler_for("executorch") is None
+    try:  # a runtime's profiler is one entry: a module defining profile(), or a function
+        prof.PROFILERS["executorch"] = prof.ProfilerEntry("etdump", torch_ops.__name__)
+        assert profiler_for("executorch") == ("etdump", torch_ops.profile)
         prof.register_profiler("openvino", "openvino profiling", lambda m, x, n: [])
         assert profiler_for("openvino")[0] == "openvino profiling"
         assert breakdown("openvino", None, (torch.zeros(1, 2),)) is None  # profiled nothing
     finally:
-        prof.PROFILERS.pop("openvino")
+        prof.PROFILERS.pop("openvino", None)
+        prof.PROFILERS.pop("executorch", None)
 
 
 def _profiled_and_timed(runtime, module, inputs, rounds: int = 7):

@@ -1,10 +1,11 @@
 """Where a variant's time goes: its operators' time by kind, from its runtime's profiler.
 
-Each runtime has its profiler in :data:`PROFILERS` (``register_profiler``): torch's
+Each runtime has its profiler in :data:`PROFILERS`, one entry each, implemented by a
+module of :mod:`quantbench.measure.profilers` (imported when first used): torch's
 (``torch.profiler``: each operator's self CPU time) for every torch runtime, ONNX
 Runtime's (``SessionOptions.enable_profiling``: each node's kernel time from the JSON it
-writes). A runtime added later (ExecuTorch, OpenVINO) registers its own profiler here: a
-function ``(module, inputs, runs) -> list[OpTimes]``, one per forward pass.
+writes). A runtime added later (ExecuTorch, OpenVINO) is one entry here plus its module,
+whose ``profile(module, inputs, runs) -> list[OpTimes]`` returns one per forward pass.
 
 Operator names become kinds by :data:`KIND_RULES` (first match wins): matmul/conv,
 quantize/dequantize, layout reorders (copies, transposes, casts, layout changes),
@@ -25,14 +26,10 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import importlib
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,23 +41,32 @@ KINDS: dict[str, str] = {
     "softmax": "attention softmax",
     "other": "other",
 }
-# (kind, pattern on the lower-cased operator name): the first that matches wins.
+# (kind, pattern on the lower-cased operator name): the first that matches wins. Names
+# as torch, ONNX Runtime, OpenVINO (FakeQuantize, FullyConnected, MVN, Reorder) and
+# XNNPACK under ExecuTorch ("Fully Connected (NC, QD8, F32, QC8W)", "Convert (NC, F32,
+# QD8)": a dynamic quantize) give them.
 KIND_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "qdq",
         re.compile(
-            r"^(dynamic)?(de)?quantizelinear$|quantize_per|dequantize|fake_quant"
-            r"|choose_qparams|int_repr"
+            r"^(dynamic)?(de)?quantizelinear$|quantize_per|dequantize|fake_?quant"
+            r"|choose_qparams|int_repr|^convert \(nc, (f32, )?q"
         ),
     ),  # fmt: skip
     ("softmax", re.compile(r"softmax|attention|scaled_dot_product")),
-    ("matmul", re.compile(r"conv|matmul|gemm|(?<!q)linear|addmm|::b?mm$|einsum|_int_mm")),
-    ("norm", re.compile(r"norm")),
+    (
+        "matmul",
+        re.compile(
+            r"conv(?!ert)|matmul|gemm|(?<!q)linear|addmm|::b?mm$|einsum"
+            r"|_int_mm|fully ?connected|matrix multiply"
+        ),
+    ),  # fmt: skip
+    ("norm", re.compile(r"norm|^mvn$|^rms")),
     (
         "reorder",
         re.compile(
             r"copy|contiguous|clone|transpose|permute|reorder|mkldnn|to_dense"
-            r"|::to$|^cast$|::t$"
+            r"|::to$|^cast$|::t$|^convert"
         ),
     ),  # fmt: skip
 ]
@@ -123,22 +129,46 @@ class Breakdown:
 
 
 Profiler = Callable[[Any, tuple, int], list[OpTimes]]
-PROFILERS: dict[str, tuple[str, Profiler]] = {}  # runtime -> (profiler's name, profiler)
 
 
-def register_profiler(runtime: str, name: str, fn: Profiler) -> None:
-    """``fn`` profiles artifacts of ``runtime`` (a prefix: "torch" covers "torch-eager",
-    "torch-compile", "torchao"...)."""
-    PROFILERS[runtime] = (name, fn)
+@dataclass(frozen=True)
+class ProfilerEntry:
+    """A runtime's profiler: ``name`` (how the report names it) and the module whose
+    ``profile(module, inputs, runs)`` it is (or the function itself)."""
+
+    name: str
+    module: str | Profiler
+
+    def load(self) -> Profiler:
+        if callable(self.module):
+            return self.module
+        return importlib.import_module(self.module).profile  # type: ignore[no-any-return]
+
+
+# Artifact runtime (a prefix: "torch" covers "torch-eager", "torch-compile", "torchao")
+# -> its profiler. ExecuTorch and OpenVINO add theirs here (see the package's docstring).
+PROFILERS: dict[str, ProfilerEntry] = {
+    "torch": ProfilerEntry("torch.profiler", "quantbench.measure.profilers.torch_ops"),
+    "onnxruntime": ProfilerEntry(
+        "onnxruntime profiling", "quantbench.measure.profilers.onnxruntime_nodes"
+    ),
+}
+
+
+def register_profiler(runtime: str, name: str, fn: str | Profiler) -> None:
+    """Add (or replace) ``runtime``'s profiler at run time: a module name or a function."""
+    PROFILERS[runtime] = ProfilerEntry(name, fn)
 
 
 def profiler_for(runtime: str | None) -> tuple[str, Profiler] | None:
-    """The profiler of ``runtime``: its own, else the longest registered prefix."""
+    """The profiler of ``runtime`` (its name and function): its own, else the longest
+    registered prefix; None when it has none."""
     runtime = runtime or "torch-eager"
-    if runtime in PROFILERS:
-        return PROFILERS[runtime]
     match = [r for r in PROFILERS if runtime.startswith(r)]
-    return PROFILERS[max(match, key=len)] if match else None
+    if not match:
+        return None
+    entry = PROFILERS[max(match, key=len)]
+    return entry.name, entry.load()
 
 
 def breakdown(
@@ -166,120 +196,7 @@ def breakdown(
     )  # fmt: skip
 
 
-def _enough(n: int, start: float, runs: int) -> bool:
+def enough(n: int, start: float, runs: int) -> bool:
+    """Whether ``n`` passes begun at ``start`` are enough of the ``runs`` wanted: all of
+    them, or at least 3 once :data:`PROFILE_SECONDS` have gone by."""
     return n >= runs or (n >= 3 and time.perf_counter() - start > PROFILE_SECONDS)
-
-
-# ----------------------------------------------------------------------- torch
-
-
-@contextlib.contextmanager
-def _kineto_quiet() -> Iterator[None]:
-    """File descriptor 2 to /dev/null: torch's profiler (kineto) writes its start/stop
-    stages and a "no GPU" line to it whatever its log level. Python's own errors are
-    raised, not printed, so none is lost."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
-
-
-def torch_profile(module: Any, inputs: tuple, runs: int) -> list[OpTimes]:
-    """Each pass under ``torch.profiler`` (CPU), a ``record_function`` around it. An
-    operator's self time goes to the outermost operator above it that has a kind (the
-    ``aten::copy_`` inside ``aten::linear`` is the matmul's; a compiled region's kernels
-    are their own), else to the outermost operator of the pass it ran in."""
-    from torch.profiler import ProfilerActivity, profile, record_function
-
-    module(*inputs)  # warm: first-call packing and allocation are not the pass's
-    walls: list[float] = []
-    with _kineto_quiet(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        start = time.perf_counter()
-        while not _enough(len(walls), start, runs):
-            with record_function(f"{_PASS}{len(walls)}"):
-                t0 = time.perf_counter()
-                module(*inputs)
-                walls.append(time.perf_counter() - t0)
-    passes = [OpTimes({}, w) for w in walls]
-    for e in prof.events():
-        path = [e]
-        while path[-1].cpu_parent is not None:
-            path.append(path[-1].cpu_parent)
-        top = path[-1]
-        if not top.name.startswith(_PASS) or e is top:
-            continue  # outside a pass (warm-up, profiler internals), or the pass itself
-        ops = path[-2::-1]  # outermost operator first
-        key = next((o.name for o in ops if classify(o.name) != "other"), ops[0].name)
-        i = int(top.name[len(_PASS) :])
-        passes[i].ops[key] = passes[i].ops.get(key, 0.0) + e.self_cpu_time_total / 1e6
-    return passes
-
-
-_PASS = "quantbench_pass_"
-
-
-# ----------------------------------------------------------------------- ONNX Runtime
-
-
-def ort_profile(module: Any, inputs: tuple, runs: int) -> list[OpTimes]:
-    """Each pass of a fresh session of ``module``'s file (an ``OrtModule``), with the
-    same options and ``enable_profiling``: node kernel times from the JSON it writes,
-    grouped by the ``model_run`` they fall in."""
-    import onnxruntime as ort
-
-    from quantbench.recipes.onnx.runtime import PROVIDER
-
-    tmp = tempfile.mkdtemp(prefix="quantbench-ort-profile-")
-    try:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = module.threads, 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(tmp, "ort")
-        sess = ort.InferenceSession(module.path, so, providers=[PROVIDER])
-        names = [i.name for i in sess.get_inputs()]
-        feeds = {n: t.detach().cpu().numpy() for n, t in zip(names, inputs, strict=True)}
-        sess.run(None, feeds)  # warm, dropped below (the first model_run)
-        walls: list[float] = []
-        start = time.perf_counter()
-        while not _enough(len(walls), start, runs):
-            t0 = time.perf_counter()
-            sess.run(None, feeds)
-            walls.append(time.perf_counter() - t0)
-        with open(sess.end_profiling()) as f:
-            events = json.load(f)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return _ort_passes(events, walls)
-
-
-def _ort_passes(events: list[dict[str, Any]], walls: list[float]) -> list[OpTimes]:
-    model_runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
-                        if e.get("name") == "model_run")[1:]  # fmt: skip
-    passes = [OpTimes({}, w) for w in walls[: len(model_runs)]]
-    for e in events:
-        name = str(e.get("name", ""))
-        if e.get("cat") != "Node" or not name.endswith("_kernel_time"):
-            continue
-        op = str((e.get("args") or {}).get("op_name") or name)
-        for i, (lo, hi) in enumerate(model_runs[: len(passes)]):
-            if lo <= e["ts"] <= hi:
-                passes[i].ops[op] = passes[i].ops.get(op, 0.0) + e["dur"] / 1e6
-                break
-    return passes
-
-
-register_profiler("torch", "torch.profiler", torch_profile)
-register_profiler("onnxruntime", "onnxruntime profiling", ort_profile)
