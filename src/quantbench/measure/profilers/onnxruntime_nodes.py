@@ -19,8 +19,6 @@ def profile(module: Any, inputs: tuple, runs: int) -> list[OpTimes]:
     grouped by the ``model_run`` they fall in."""
     import onnxruntime as ort
 
-    from quantbench.recipes.onnx.runtime import PROVIDER
-
     tmp = tempfile.mkdtemp(prefix="quantbench-ort-profile-")
     try:
         so = ort.SessionOptions()
@@ -31,7 +29,7 @@ def profile(module: Any, inputs: tuple, runs: int) -> list[OpTimes]:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(tmp, "ort")
-        sess = ort.InferenceSession(module.path, so, providers=[PROVIDER])
+        sess = ort.InferenceSession(module.path, so, providers=[module.provider])  # as timed
         names = [i.name for i in sess.get_inputs()]
         feeds = {n: t.detach().cpu().numpy() for n, t in zip(names, inputs, strict=True)}
         sess.run(None, feeds)  # warm, dropped below (the first model_run)
