@@ -276,76 +276,85 @@ def gate_report(
     less_accurate_pp = check_threshold("less_accurate_pp", less_accurate_pp)
     larger_pct = check_threshold("larger_pct", larger_pct)
     rep = GateReport()
-    runs = list(dict.fromkeys(p.run for p in points))
-    cells = _per_cell(points)
     empty: list[str] = []  # "gate: nothing to check in base and run (why)"
-
-    def base_of(run: str) -> str:
-        return next(p.base_run for p in points if p.run == run)
-
     if slower_pct is not None:
-        gate = GATE_FLAGS["slower_pct"]
-        rep.checked.append(f"{gate} {slower_pct:g}")
-        for run in runs:
-            if not any(p.testable for p in points if p.run == run):
-                empty.append(f"{gate} {slower_pct:g}: no shared point of {base_of(run)} and "
-                             f"{run} has enough raw samples to test a change "
-                             f"({MIN_SAMPLES} a side)")  # fmt: skip
-        for p in points:
-            if p.change_pct - slower_pct <= _EPS:
-                continue
-            detail = f"{p.change_pct:+.1f}% ({p.base_ms:.3f} → {p.ms:.3f} ms), {p.verdict}"
-            if p.significance is not None and p.significance.p_value is not None:
-                t = p.p_text
-                detail += f", p{t}" if t.startswith("<") else f", p={t}"
-            f = Failure(gate, slower_pct, p.run, p.base_run, p.model, p.recipe,
-                        (p.batch_size, p.input_size), detail)  # fmt: skip
-            if p.significant:
-                rep.failures.append(f)
-            else:
-                rep.notes.append(f"{gate} {slower_pct:g}: {f.where()}: {detail}, not failed")
-
+        _gate_slower(points, slower_pct, rep, empty)
     if less_accurate_pp is not None:
-        gate = GATE_FLAGS["less_accurate_pp"]
-        rep.checked.append(f"{gate} {less_accurate_pp:g}")
-        for run in runs:
-            both = [p for p in cells if p.run == run
-                    and p.base_metric is not None and p.metric is not None]  # fmt: skip
-            if not both:
-                empty.append(f"{gate} {less_accurate_pp:g}: no shared cell has accuracy in "
-                             f"both {base_of(run)} and {run}")  # fmt: skip
-            for p in both:
-                assert p.base_metric is not None and p.metric is not None
-                drop = (p.base_metric - p.metric) * 100.0
-                if drop - less_accurate_pp > _EPS:
-                    rep.failures.append(Failure(
-                        gate, less_accurate_pp, p.run, p.base_run, p.model, p.recipe, None,
-                        f"accuracy {p.base_metric:.4f} → {p.metric:.4f} "
-                        f"(-{drop:.2f} points)",
-                    ))  # fmt: skip
-
+        _gate_less_accurate(points, less_accurate_pp, rep, empty)
     if larger_pct is not None:
-        gate = GATE_FLAGS["larger_pct"]
-        rep.checked.append(f"{gate} {larger_pct:g}")
-        for run in runs:
-            both = [p for p in cells if p.run == run and p.base_size and p.size is not None]
-            if not both:
-                empty.append(f"{gate} {larger_pct:g}: no shared cell has a size in both "
-                             f"{base_of(run)} and {run}")  # fmt: skip
-            for p in both:
-                assert p.base_size and p.size is not None
-                grew = pct_change(p.base_size, p.size)
-                if grew - larger_pct > _EPS:
-                    rep.failures.append(Failure(
-                        gate, larger_pct, p.run, p.base_run, p.model, p.recipe, None,
-                        f"size {p.base_size:,} → {p.size:,} bytes ({grew:+.1f}%)",
-                    ))  # fmt: skip
+        _gate_larger(points, larger_pct, rep, empty)
     if empty:  # a gate that checks nothing would pass CI silently
         raise QuantbenchError(
             f"{'; '.join(empty)}: nothing to check, so the gate cannot pass or fail "
             "(measure it in both runs, or drop the gate)"
         )
     return rep
+
+
+def _base_of(points: list[Point], run: str) -> str:
+    return next(p.base_run for p in points if p.run == run)
+
+
+def _gate_slower(points: list[Point], pct: float, rep: GateReport, empty: list[str]) -> None:
+    gate = GATE_FLAGS["slower_pct"]
+    rep.checked.append(f"{gate} {pct:g}")
+    for run in dict.fromkeys(p.run for p in points):
+        if not any(p.testable for p in points if p.run == run):
+            empty.append(f"{gate} {pct:g}: no shared point of {_base_of(points, run)} and "
+                         f"{run} has enough raw samples to test a change "
+                         f"({MIN_SAMPLES} a side)")  # fmt: skip
+    for p in points:
+        if p.change_pct - pct <= _EPS:
+            continue
+        detail = f"{p.change_pct:+.1f}% ({p.base_ms:.3f} → {p.ms:.3f} ms), {p.verdict}"
+        if p.significance is not None and p.significance.p_value is not None:
+            t = p.p_text
+            detail += f", p{t}" if t.startswith("<") else f", p={t}"
+        f = Failure(gate, pct, p.run, p.base_run, p.model, p.recipe,
+                    (p.batch_size, p.input_size), detail)  # fmt: skip
+        if p.significant:
+            rep.failures.append(f)
+        else:
+            rep.notes.append(f"{gate} {pct:g}: {f.where()}: {detail}, not failed")
+
+
+def _gate_less_accurate(points: list[Point], pp: float, rep: GateReport, empty: list[str]) -> None:
+    gate = GATE_FLAGS["less_accurate_pp"]
+    rep.checked.append(f"{gate} {pp:g}")
+    cells = _per_cell(points)
+    for run in dict.fromkeys(p.run for p in points):
+        both = [p for p in cells if p.run == run
+                and p.base_metric is not None and p.metric is not None]  # fmt: skip
+        if not both:
+            empty.append(f"{gate} {pp:g}: no shared cell has accuracy in "
+                         f"both {_base_of(points, run)} and {run}")  # fmt: skip
+        for p in both:
+            assert p.base_metric is not None and p.metric is not None
+            drop = (p.base_metric - p.metric) * 100.0
+            if drop - pp > _EPS:
+                rep.failures.append(Failure(
+                    gate, pp, p.run, p.base_run, p.model, p.recipe, None,
+                    f"accuracy {p.base_metric:.4f} → {p.metric:.4f} (-{drop:.2f} points)",
+                ))  # fmt: skip
+
+
+def _gate_larger(points: list[Point], pct: float, rep: GateReport, empty: list[str]) -> None:
+    gate = GATE_FLAGS["larger_pct"]
+    rep.checked.append(f"{gate} {pct:g}")
+    cells = _per_cell(points)
+    for run in dict.fromkeys(p.run for p in points):
+        both = [p for p in cells if p.run == run and p.base_size and p.size is not None]
+        if not both:
+            empty.append(f"{gate} {pct:g}: no shared cell has a size in both "
+                         f"{_base_of(points, run)} and {run}")  # fmt: skip
+        for p in both:
+            assert p.base_size and p.size is not None
+            grew = pct_change(p.base_size, p.size)
+            if grew - pct > _EPS:
+                rep.failures.append(Failure(
+                    gate, pct, p.run, p.base_run, p.model, p.recipe, None,
+                    f"size {p.base_size:,} → {p.size:,} bytes ({grew:+.1f}%)",
+                ))  # fmt: skip
 
 
 def gates(

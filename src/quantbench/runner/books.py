@@ -128,7 +128,7 @@ def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
         started_at=now(),
         status="running",
         quantbench_version=__version__,
-        host={**env.host(), "microbench": _microbench(spec)},
+        host={**env.host(), "ceilings": _ceilings(spec)},
         versions=env.versions(),
         engine=spec.target.engine,
         device=spec.target.device,
@@ -139,16 +139,17 @@ def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
     )
 
 
-def _microbench(spec: RunSpec) -> dict[str, Any] | None:
-    """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
-    if "latency" not in spec.judge.measure:
+def _ceilings(spec: RunSpec) -> dict[str, Any] | None:
+    """The machine's limits at the run's threads (``quantbench.measure.ceilings``), from
+    the per-machine cache or measured once and cached; with latency on the CPU only."""
+    if "latency" not in spec.judge.measure or spec.target.device != "cpu":
         return None
-    from quantbench.doctor import microbench
+    from quantbench.measure.ceiling_cache import machine_ceilings
 
     try:
-        return microbench(0.3, spec.timing.threads)
-    except Exception:  # a missing engine is reported by the cells themselves
-        return None
+        return machine_ceilings(spec.timing.threads).to_dict()
+    except Exception as e:  # no engine, no onnxruntime: the run goes on without a roofline
+        return {"error": first_line(e)}
 
 
 def count_steps(spec: RunSpec) -> int:
