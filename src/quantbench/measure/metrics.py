@@ -204,6 +204,10 @@ def _speedup(name: str) -> Read:
     return lambda c, p: None if p is None or p.speedup is None else getattr(p.speedup, name)
 
 
+def _contention(key: str) -> Read:
+    return lambda c, p: None if p is None else (getattr(p, "contention", None) or {}).get(key)
+
+
 def _finite_attr(name: str) -> Read:
     return lambda c, p: number(getattr(c, name, None))
 
@@ -260,6 +264,13 @@ METRICS: tuple[Metric, ...] = (
            help="paired speedup vs fp32: the median of per-round fp32/variant ratios"),
     Metric("speedup_ci_low", "Speedup CI low", _speedup("ci_low"), "x", "point"),
     Metric("speedup_ci_high", "Speedup CI high", _speedup("ci_high"), "x", "point"),
+    Metric("contention", "Contention", _contention("verdict"), level="point",
+           help="'contended' when the worker's threads waited for a core while timed "
+           "(measure/contention.py), else 'quiet'"),
+    Metric("run_wait_share", "Run-queue wait", _contention("wait_share"), "fraction", "point",
+           better="lower", help="share of the runtime threads' time spent waiting for a core"),
+    Metric("cpu_share", "CPU share", _contention("cpu_share"), "fraction", "point",
+           help="worker CPU time / (wall time x threads) over the timed passes"),
     Metric("metric", "Task metric", _of("accuracy", "metric")),
     Metric("metric_value", "Metric", _of("accuracy", "value"), better="higher",
            shown={"compare": 3}, formats={"compare": lambda v: _f(v, ".4f")},
