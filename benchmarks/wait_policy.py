@@ -30,6 +30,7 @@ def one_run(policy: str, out: Path, min_runs: int, env: dict[str, str]) -> dict:
     cmd = [sys.executable, "-m", "quantbench", "run", "-q", "--models", "resnet18",
            "--recipes", "static-int8", "--measure", "latency", "--image-sizes", "224",
            "--vision-batch-sizes", "1", "--min-runs", str(min_runs), "--min-time-s", "0",
+           "--calib-batches", "2", "--calib-batch-size", "2", "--warmup", "1", "--max-warmup", "3",
            "--out", str(out / "run"), "--store", str(out / "store.db")]  # fmt: skip
     if policy != "env":
         cmd += ["--wait-policy", policy]
@@ -52,8 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(kv.split("=", 1) for kv in args.env)
     tmp = Path(tempfile.mkdtemp(prefix="qb-wait-"))
     print(f"load average at start: {os.getloadavg()}; competing load: {cores()} busy loops")
-    print(f"{'condition':9s} {'policy':8s} {'fp32 ms':>8s} {'speedup':>8s} {'CI':>14s}  "
-          "wait  cpu   verdict")
+    print(
+        f"{'condition':9s} {'policy':8s} {'fp32 ms':>8s} {'speedup':>8s} {'CI':>14s}  "
+        "wait  cpu   verdict"
+    )
     i = 0
     for _ in range(args.repeats):
         for condition in ("quiet", "loaded"):

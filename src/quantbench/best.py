@@ -42,6 +42,8 @@ class Candidate:
     accuracy: float | None = None  # the task metric on real data, when measured
     accuracy_relative: float | None = None  # ... as a fraction of fp32's
     metric: str | None = None
+    contended: bool = False  # its point was timed while other work held the cores
+    wait_share: float | None = None  # ... the share of thread time spent waiting for a core
 
 
 @dataclass
@@ -144,6 +146,7 @@ def recommend(
                 accuracy=c.accuracy.value if c.accuracy else None,
                 accuracy_relative=c.accuracy.relative if c.accuracy else None,
                 metric=c.accuracy.metric if c.accuracy else None,
+                **_contention_of(pt),
             ))  # fmt: skip
         keep = [c for c in cands if c.keeps_fidelity]
         timed = [c for c in keep if c.speedup is not None]
@@ -162,6 +165,30 @@ def recommend(
                 )
             c.why_not = "; ".join(reasons) if c is not smallest else (reasons[0] if reasons else "")
         out[model] = Recommendation(model, shape, fastest, smallest, cands)
+    return out
+
+
+def _contention_of(point: Any) -> dict[str, Any]:
+    c = (getattr(point, "contention", None) or {}) if point is not None else {}
+    return {"contended": c.get("verdict") == "contended", "wait_share": c.get("wait_share")}
+
+
+def contention_caveats(recs: dict[str, Any] | None) -> list[str]:
+    """One caveat per model whose speedups at the reference shape were timed under
+    contention (``recs`` in :func:`as_dict` form; records older than the watch: none)."""
+    out = []
+    for model, rec in (recs or {}).items():
+        hit = [c for c in rec.get("candidates") or []
+               if c.get("contended") and c.get("speedup") is not None]  # fmt: skip
+        if not hit:
+            continue
+        waits = [c["wait_share"] for c in hit if isinstance(c.get("wait_share"), (int, float))]
+        why = f"its threads waited for a core {max(waits):.0%} of their time" if waits else ""
+        out.append(
+            f"{model}: contended: speedups measured while other work held the cores"
+            f"{f' ({why})' if why else ''}; rerun on a quiet machine (`quantbench doctor` "
+            "lists what else runs)"
+        )
     return out
 
 

@@ -147,4 +147,7 @@ def doctor(bench_seconds: float = 1.0, threads: int | None = None) -> str:
         f"{b['threads']} threads): int8:fp32 = {b['int8_fp32_ratio']}x",
     ]
     lines += [f"warning:    {w}" for w in d["warnings"]] or ["warnings:   none"]
+    from quantbench.doctor_busy import busy_lines
+
+    lines += busy_lines(cores=h.get("cores"))
     return "\n".join(lines)

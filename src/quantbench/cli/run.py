@@ -110,10 +110,12 @@ def print_run_summary(result: Any) -> int:
     counts = _counts(result.results)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     say(f"{len(result.results)} cells: {summary}")
-    from quantbench.best import summary_lines
+    from quantbench.best import contention_caveats, summary_lines
 
     for line in summary_lines(result.run.spec, result.run.recommendations, result.results):
         say(f"  {line}")
+    for line in contention_caveats(result.run.recommendations):
+        say(f"  caveat: {line}")
     gap = _store_gap(result)
     if gap:
         n = len(result.run.unstored)

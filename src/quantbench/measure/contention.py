@@ -20,7 +20,7 @@ they are machine-wide context, not the verdict.
 Example::
 
     >>> w = Watch(threads=1)
-    >>> w.before(); _ = sum(range(100000)); w.after(0.01)
+    >>> w.before(); _ = sum(range(100000)); w.after()
     >>> w.summary()["verdict"] in ("quiet", "contended")
     True
 """
@@ -82,23 +82,27 @@ class Watch:
         self.wall = self.cpu = self.wait = 0.0
         self.wait_known = True
         self.passes = 0
-        self._c0 = 0.0
+        self._c0 = self._t0 = 0.0
         self._d0: float | None = None
 
     def before(self) -> None:
         """Just before a pass's clock starts."""
+        self._t0 = time.perf_counter()
         self._d0 = run_delay_s()
         self._c0 = time.process_time()
 
-    def after(self, wall_s: float) -> None:
-        """Just after the pass, with its wall time (s)."""
+    def after(self) -> None:
+        """Just after the pass's clock stopped. The wall time is the watch's own, from
+        the first reading to the last: a wait for a core between the readings and the
+        pass's clock counts on both sides (a short pass preempted just outside its timed
+        interval would otherwise show more waiting than wall time)."""
         self.cpu += time.process_time() - self._c0
         d1 = run_delay_s()
         if self._d0 is None or d1 is None:
             self.wait_known = False
         else:  # a thread that ended meanwhile takes its delay with it: never below 0
             self.wait += max(0.0, d1 - self._d0)
-        self.wall += wall_s
+        self.wall += time.perf_counter() - self._t0
         self.passes += 1
 
     def summary(self) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def time_interleaved(
                 watch.before()
             dt = timed(variants[name])
             if watch is not None:
-                watch.after(dt)
+                watch.after()
             samples[name].append(dt * 1000.0)
             totals[name] += dt
         rounds += 1

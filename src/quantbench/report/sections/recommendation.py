@@ -22,7 +22,13 @@ def _fidelity_text(c: Any) -> str:
 
 def recommendation(ctx: ReportContext) -> list[str] | None:
     """The table the report opens with, then its figure (size vs latency vs accuracy)."""
-    from quantbench.best import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1, recommend
+    from quantbench.best import (
+        DEFAULT_MIN_COSINE,
+        DEFAULT_MIN_TOP1,
+        as_dict,
+        contention_caveats,
+        recommend,
+    )
 
     spec = ctx.run.get("spec") or {}
     min_cos = spec.get("min_cosine", DEFAULT_MIN_COSINE)
@@ -58,6 +64,8 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
         "the artifact's size over fp32's.",
         "",
     ]
+    for caveat in contention_caveats(as_dict(recs)):
+        lines += [f"> ⚠️ {md_escape(caveat)}", ""]
     if "fidelity" not in (spec.get("measure") or []) and not any(c.accuracy for c in ctx.results):
         lines += [
             "> ⚠️ This run measured neither fidelity nor accuracy, so no quantized variant is "
