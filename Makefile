@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile digits gpu-check clean
+.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile bench-contention digits gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench-int4: $(STAMP)
 # quantbench-runs/digits-mobile; ~6 min on an idle 2-core machine, ~20 on a busy one).
 bench-digits-mobile: $(STAMP)
 	$(BIN)/python benchmarks/digits_mobile.py
+
+# Issue 22: the quick preset quiet, then with a busy-loop process per core competing
+# (started and stopped by the script); per model both speedups and their ratio (~5 min).
+bench-contention: $(STAMP)
+	$(BIN)/python benchmarks/contention.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)

@@ -53,9 +53,26 @@ def _command(pid: int, name: str) -> str:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         raw = b""
-    text = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip() or name
+    words = raw.replace(b"\0", b" ").decode("utf-8", "replace").split()
+    if len(words) > 1 and os.path.basename(words[0]).startswith("python"):
+        words = words[1:]  # the script or module says more than the interpreter
+    if words:
+        words[0] = os.path.basename(words[0])
+    text = " ".join(words) or name
+    if "multiprocessing.spawn" in text or "multiprocessing-fork" in text:
+        parent = _parent(pid)  # a spawned worker says nothing: name whose it is
+        if parent:
+            text = f"worker of {parent}: {_command(parent, '?')}"
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        return int(text[text.rfind(")") + 2 :].split()[1]) or None
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _snapshot() -> dict[int, tuple[str, int]]:
