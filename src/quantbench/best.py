@@ -186,7 +186,7 @@ def contention_caveats(recs: dict[str, Any] | None) -> list[str]:
         why = f"its threads waited for a core {max(waits):.0%} of their time" if waits else ""
         out.append(
             f"{model}: contended: speedups measured while other work held the cores"
-            f"{f' ({why})' if why else ''}; rerun on a quiet machine (`quantbench doctor` "
+            f"{f' ({why})' if why else ''}; rerun on a quiet machine (quantbench doctor "
             "lists what else runs)"
         )
     return out

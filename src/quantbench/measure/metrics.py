@@ -264,13 +264,6 @@ METRICS: tuple[Metric, ...] = (
            help="paired speedup vs fp32: the median of per-round fp32/variant ratios"),
     Metric("speedup_ci_low", "Speedup CI low", _speedup("ci_low"), "x", "point"),
     Metric("speedup_ci_high", "Speedup CI high", _speedup("ci_high"), "x", "point"),
-    Metric("contention", "Contention", _contention("verdict"), level="point",
-           help="'contended' when the worker's threads waited for a core while timed "
-           "(measure/contention.py), else 'quiet'"),
-    Metric("run_wait_share", "Run-queue wait", _contention("wait_share"), "fraction", "point",
-           better="lower", help="share of the runtime threads' time spent waiting for a core"),
-    Metric("cpu_share", "CPU share", _contention("cpu_share"), "fraction", "point",
-           help="worker CPU time / (wall time x threads) over the timed passes"),
     Metric("metric", "Task metric", _of("accuracy", "metric")),
     Metric("metric_value", "Metric", _of("accuracy", "value"), better="higher",
            shown={"compare": 3}, formats={"compare": lambda v: _f(v, ".4f")},
@@ -278,6 +271,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("metric_relative", "Metric vs fp32", _of("accuracy", "relative"), "fraction",
            better="higher"),
     Metric("meets_accuracy_bar", "Meets the bar", _of("accuracy", "passes")),
+    # Added with issue 22 (results.csv's columns are only ever appended).
+    Metric("contention", "Contention", _contention("verdict"), level="point",
+           help="'contended' when the worker's threads waited for a core while timed "
+           "(measure/contention.py), else 'quiet'"),
+    Metric("run_wait_share", "Run-queue wait", _contention("wait_share"), "fraction", "point",
+           better="lower", help="share of the runtime threads' time spent waiting for a core"),
+    Metric("cpu_share", "CPU share", _contention("cpu_share"), "fraction", "point",
+           help="worker CPU time / (wall time x threads) over the timed passes"),
     # Not in results.csv: report.md's latency and memory tables.
     Metric("gflop", "GFLOP", lambda c, p: point_gflops(p), "GFLOP", "point", fmt=fmt_sig,
            csv=False, shown={"latency": 3},
