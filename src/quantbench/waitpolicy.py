@@ -5,8 +5,9 @@ region, waiting for the next. On a quiet machine that saves a wake-up; when anot
 process holds a core, a spinning thread burns the time slice its sibling needs, and fp32
 and int8 variants are not hurt alike, so even paired, interleaved speedups drift.
 
-- ``passive``: waiting threads sleep. OpenMP: ``OMP_WAIT_POLICY=PASSIVE`` (GNU libgomp:
-  no spinning; Intel/LLVM OpenMP: ``KMP_BLOCKTIME=0`` too); ONNX Runtime:
+- ``passive``: waiting threads sleep. OpenMP: ``OMP_WAIT_POLICY=PASSIVE`` and
+  ``GOMP_SPINCOUNT=0`` (GNU libgomp, torch's OpenMP on Linux x86-64), ``KMP_BLOCKTIME=0``
+  (Intel/LLVM OpenMP); ONNX Runtime:
   ``session.intra_op.allow_spinning = 0`` and ``session.inter_op.allow_spinning = 0``.
 - ``active``: waiting threads spin. ``OMP_WAIT_POLICY=ACTIVE``; ONNX Runtime spinning on.
 - ``runtime``: the runtimes' own defaults, as the environment sets them (the user's
@@ -44,10 +45,13 @@ DEFAULT = "passive"  # measured: README "When the machine is busy"
 OPENMP_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_PROC_BIND",
                "GOMP_CPU_AFFINITY", "KMP_AFFINITY")  # fmt: skip
 
+# GOMP_SPINCOUNT is set too: libgomp lets an inherited one override OMP_WAIT_POLICY's
+# (active's value is libgomp's own for ACTIVE: about five minutes of spinning).
 _ENV = {
-    "passive": {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"},
-    "active": {"OMP_WAIT_POLICY": "ACTIVE", "KMP_BLOCKTIME": "infinite"},
-}
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0"},
+    "active": {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "30000000000",
+               "KMP_BLOCKTIME": "infinite"},
+}  # fmt: skip
 _SPIN = {"passive": "0", "active": "1"}
 _ORT_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
