@@ -18,7 +18,7 @@ worker before torch is imported (``runner/executors/local.py``'s ``_enter_worker
 process that already loaded torch only ONNX Runtime follows, and the record says so.
 
 Thread pinning: libgomp pins nothing unless ``OMP_PROC_BIND`` / ``GOMP_CPU_AFFINITY`` say
-so; ONNX Runtime pins its intra-op threads only when it picks their number itself, and
+so; ONNX Runtime may pin its intra-op threads when it picks their number itself, and
 quantbench always sets it (:class:`~quantbench.recipes.onnx.runtime.OrtModule`). Both are
 read back into the record, so a pinned run shows.
 
