@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from conftest import fast_overrides, load_script
 from quantbench.measure import contention
 from quantbench.measure.contention import CONTENDED, QUIET, Watch
 
@@ -124,9 +123,6 @@ def test_a_run_under_competition_marks_its_points_and_says_so(tmp_path, one_cpu)
     cells = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
     verdicts = {p["contention"]["verdict"] for c in cells for p in c["latency"]}
     assert verdicts == {CONTENDED}
-    assert "caveat: DigitsCNN: contended" in out.stdout or "contended" in out.stdout, out.stdout
-
-
-def test_bench_script_is_importable():
-    load_script("benchmarks/busyload.py", "busyload_check")
-    assert fast_overrides  # the shared fixture module loads
+    caveats = [ln for ln in out.stdout.splitlines() if ln.startswith("  caveat: ")]
+    assert len(caveats) == 1, out.stdout
+    assert ": contended: speedups measured while other work held the cores" in caveats[0]
