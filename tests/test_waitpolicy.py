@@ -78,6 +78,12 @@ def test_in_a_process_that_loaded_torch_only_onnxruntime_follows():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=CLEAN, check=True, timeout=120)  # fmt: skip
     assert json.loads(out.stdout)["openmp_follows"] is False
+    saved = dict(os.environ)
+    try:  # a caller's own process: the record only, its environment untouched
+        assert waitpolicy.apply("active", environ=False)["openmp_follows"] is False
+        assert dict(os.environ) == saved and waitpolicy.current() == "active"
+    finally:
+        waitpolicy._applied = None
     assert waitpolicy.ort_entries("active") == {
         "session.intra_op.allow_spinning": "1",
         "session.inter_op.allow_spinning": "1",

@@ -76,18 +76,20 @@ def current() -> str:
     return _applied["policy"] if _applied else DEFAULT
 
 
-def apply(policy: str) -> dict[str, Any]:
+def apply(policy: str, environ: bool = True) -> dict[str, Any]:
     """Set ``policy`` for this process (environment for OpenMP, entries for the ONNX
     Runtime sessions it opens later); return what was applied and whether OpenMP can
-    still follow (it cannot once torch is loaded)."""
+    still follow (it cannot once torch is loaded). ``environ=False``: the environment is
+    left alone (a caller's own process, where OpenMP is loaded already)."""
     global _applied
     if policy not in POLICIES:
         raise ValueError(f"unknown wait policy {policy!r} (valid: {', '.join(POLICIES)})")
     before = {k: os.environ.get(k) for k in OPENMP_VARS}
-    os.environ.update(env_for(policy))
+    if environ:
+        os.environ.update(env_for(policy))
     _applied = {
         "policy": policy,
-        "openmp_follows": "torch" not in sys.modules,
+        "openmp_follows": environ and "torch" not in sys.modules,
         "env_before": {k: v for k, v in before.items() if v is not None},
     }
     return dict(_applied)

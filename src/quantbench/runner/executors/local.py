@@ -46,8 +46,9 @@ class InlineExecutor(Executor):
         from quantbench import waitpolicy
         from quantbench.runner.pipeline import measure_model
 
-        # torch is loaded here already: only ONNX Runtime follows (the record says so)
-        waitpolicy.apply(spec.timing.wait_policy)
+        # torch is loaded here already: only ONNX Runtime follows (the record says so),
+        # and the caller's environment is not ours to change
+        waitpolicy.apply(spec.timing.wait_policy, environ=False)
 
         job = Job(emit)
         try:
