@@ -77,7 +77,7 @@ def test_verdict_rules_and_fallback_without_schedstat():
 
 
 def test_contended_points_reach_records_columns_and_caveats(tmp_path):
-    from quantbench.best import as_dict, contention_caveats, recommend
+    from quantbench.best import as_dict, recommend, summary_lines
     from quantbench.measure.latency import summarize
     from quantbench.measure.metrics import csv_columns, csv_rows
     from quantbench.results import CellResult, LatencyPoint, Speedup
@@ -95,8 +95,13 @@ def test_contended_points_reach_records_columns_and_caveats(tmp_path):
     assert {"contention", "run_wait_share", "cpu_share"} <= set(csv_columns())
     row = csv_rows(cells[1])[0]
     assert row["contention"] == CONTENDED and row["run_wait_share"] == 0.42
-    caveats = contention_caveats(as_dict(recommend(cells)))
-    assert len(caveats) == 1 and caveats[0].startswith("m: contended:") and "42%" in caveats[0]
+    recs = recommend(cells)
+    assert recs["q"].caveats == [] and len(recs["m"].caveats) == 1
+    assert recs["m"].caveats[0].startswith("contended: speedups measured while other work")
+    assert "42%" in recs["m"].caveats[0]
+    lines = summary_lines({}, as_dict(recs), cells)  # next to the model's summary line
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("m:"))
+    assert lines[at + 1].startswith("  caveat: contended:")
 
 
 @pytest.mark.slow
@@ -123,6 +128,6 @@ def test_a_run_under_competition_marks_its_points_and_says_so(tmp_path, one_cpu)
     cells = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
     verdicts = {p["contention"]["verdict"] for c in cells for p in c["latency"]}
     assert verdicts == {CONTENDED}
-    caveats = [ln for ln in out.stdout.splitlines() if ln.startswith("  caveat: ")]
+    caveats = [ln for ln in out.stdout.splitlines() if "caveat: contended:" in ln]
     assert len(caveats) == 1, out.stdout
     assert ": contended: speedups measured while other work held the cores" in caveats[0]

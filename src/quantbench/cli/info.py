@@ -89,8 +89,11 @@ def _list_recipes(markdown: bool) -> None:
 def add_doctor(sub: Any) -> None:
     p = sub.add_parser("doctor", help="print the machine fingerprint and what will affect results")
     p.set_defaults(func=cmd_doctor)
-    p.add_argument("--threads", type=int, help="threads for the micro-benchmark")
-    p.add_argument("--seconds", type=float, default=1.0, help="micro-benchmark duration")
+    p.add_argument("--threads", type=int, help="threads to measure the machine's limits at")
+    p.add_argument("--seconds", type=float, help="how long each GEMM case is timed when the "
+                   "limits are measured (default 0.2)")  # fmt: skip
+    p.add_argument("--refresh", action="store_true", help="measure the limits again "
+                   "instead of reading them from the cache")  # fmt: skip
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -98,7 +101,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads <= 0:
         raise QuantbenchError(f"threads must be an integer > 0, got {args.threads}")
-    if args.seconds <= 0:
+    if args.seconds is not None and not args.seconds > 0:
         raise QuantbenchError(f"seconds must be a number > 0, got {args.seconds:g}")
-    print(doctor(args.seconds, args.threads))
+    print(doctor(args.threads, args.refresh, args.seconds))
     return 0

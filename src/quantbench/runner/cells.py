@@ -178,9 +178,9 @@ def _threads() -> int:
 
 def _count_flops(module: Any, inputs: tuple) -> tuple[float | None, Any]:
     """(FLOPs of one forward pass or None, its outputs)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from quantbench.measure.roofline import flop_counter
 
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         out = module(*inputs)
     total = counter.get_total_flops()
     return (float(total) if total else None), out
