@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile bench-startup digits gpu-check clean
+.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile bench-startup bench-contention digits gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-digits-mobile: $(STAMP)
 # Start-up of every command that measures nothing (target: 2 s each), as whole processes.
 bench-startup: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
+
+# Issue 22: the quick preset quiet, then with a busy-loop process per core competing
+# (started and stopped by the script); per model both speedups and their ratio (~5 min).
+bench-contention: $(STAMP)
+	$(BIN)/python benchmarks/contention.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)

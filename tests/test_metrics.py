@@ -30,6 +30,7 @@ CSV_HEADER = [
     "ci_low", "ci_high", "verdict", "speedup", "speedup_ci_low", "speedup_ci_high",
     "metric", "metric_value", "metric_relative", "meets_accuracy_bar",
     "run_id", "machine", "device", "recipe_settings",
+    "contention", "run_wait_share", "cpu_share",
 ]  # fmt: skip
 PLACES = {"compare", "machines", "latency", "memory"}
 

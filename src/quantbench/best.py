@@ -46,6 +46,8 @@ class Candidate:
     accuracy: float | None = None  # the task metric on real data, when measured
     accuracy_relative: float | None = None  # ... as a fraction of fp32's
     metric: str | None = None
+    contended: bool = False  # its point was timed while other work held the cores
+    wait_share: float | None = None  # ... the share of thread time spent waiting for a core
 
 
 @dataclass
@@ -155,14 +157,35 @@ def recommend(
                 accuracy=c.accuracy.value if c.accuracy else None,
                 accuracy_relative=c.accuracy.relative if c.accuracy else None,
                 metric=c.accuracy.metric if c.accuracy else None,
+                **_contention_of(pt),
             ))  # fmt: skip
         speed, fastest = _speed(cands, points)
         keep = [c for c in cands if c.keeps_fidelity]
         sized = [c for c in keep if c.size_bytes is not None]
         smallest = min(sized, key=lambda c: c.size_bytes) if sized else None
         _why_not(cands, fastest, smallest, speed)
-        out[model] = Recommendation(model, shape, fastest, smallest, cands, speed)
+        out[model] = Recommendation(model, shape, fastest, smallest, cands, speed,
+                                    caveats=contention_caveats(cands))  # fmt: skip
     return out
+
+
+def _contention_of(point: Any) -> dict[str, Any]:
+    c = (getattr(point, "contention", None) or {}) if point is not None else {}
+    return {"contended": c.get("verdict") == "contended", "wait_share": c.get("wait_share")}
+
+
+def contention_caveats(cands: list[Candidate]) -> list[str]:
+    """The caveat of a model whose speedups at the reference shape were timed while other
+    work held the cores (its points' verdict, ``quantbench.measure.contention``)."""
+    hit = [c for c in cands if c.contended and c.speedup is not None]
+    if not hit:
+        return []
+    waits = [c.wait_share for c in hit if isinstance(c.wait_share, (int, float))]
+    why = f" (its threads waited for a core {max(waits):.0%} of their time)" if waits else ""
+    return [
+        f"contended: speedups measured while other work held the cores{why}; rerun on a "
+        "quiet machine (quantbench doctor lists what else runs)"
+    ]
 
 
 def _speed(cands: list[Candidate], points: dict[str, Any]) -> tuple[SpeedVerdict, Candidate | None]:

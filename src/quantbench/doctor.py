@@ -179,4 +179,7 @@ def doctor(threads: int | None = None, refresh: bool = False, seconds: float | N
         *ceiling_lines(Ceilings.from_dict(d["ceilings"])),
     ]
     lines += [f"warning:    {w}" for w in d["warnings"]] or ["warnings:   none"]
+    from quantbench.doctor_busy import busy_lines
+
+    lines += busy_lines(cores=h.get("cores"))
     return "\n".join(lines)

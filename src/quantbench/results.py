@@ -114,6 +114,8 @@ class LatencyPoint:
     speedup: Speedup | None = None
     flops: float | None = None
     gflops_per_s: float | None = None
+    # Competing work while it was timed (quantbench.measure.contention): verdict and figures
+    contention: dict[str, Any] | None = None
 
     # The statistics read as the point's own attributes (``point.median``).
     mean = property(lambda self: self.stats.mean)
@@ -137,6 +139,7 @@ class LatencyPoint:
         d["samples"] = [v for v in self.samples if math.isfinite(v)]
         d["speedup"] = dataclasses.asdict(self.speedup) if self.speedup is not None else None
         d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
+        d["contention"] = self.contention
         return d
 
     @classmethod
@@ -148,6 +151,7 @@ class LatencyPoint:
             samples=[v for v in d.get("samples") or [] if v is not None],
             speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
             flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
+            contention=d.get("contention") if isinstance(d.get("contention"), dict) else None,
         )  # fmt: skip
 
 

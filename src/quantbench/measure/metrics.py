@@ -208,6 +208,10 @@ def _speedup(name: str) -> Read:
     return lambda c, p: None if p is None or p.speedup is None else getattr(p.speedup, name)
 
 
+def _contention(key: str) -> Read:
+    return lambda c, p: None if p is None else (getattr(p, "contention", None) or {}).get(key)
+
+
 def _finite_attr(name: str) -> Read:
     return lambda c, p: number(getattr(c, name, None))
 
@@ -302,6 +306,14 @@ METRICS: tuple[Metric, ...] = (
     _key("machine", _machine, "run"), _key("device", _device, "run"),
     Metric("recipe_settings", "Recipe settings", _recipe_settings,
            help="the recipe's own settings as recorded in the cell (JSON)"),
+    # Added with issue 22 (results.csv's columns are only ever appended).
+    Metric("contention", "Contention", _contention("verdict"), level="point",
+           help="'contended' when the worker's threads waited for a core while timed "
+           "(measure/contention.py), else 'quiet'"),
+    Metric("run_wait_share", "Run-queue wait", _contention("wait_share"), "fraction", "point",
+           better="lower", help="share of the runtime threads' time spent waiting for a core"),
+    Metric("cpu_share", "CPU share", _contention("cpu_share"), "fraction", "point",
+           help="worker CPU time / (wall time x threads) over the timed passes"),
     # Not in results.csv: report.md's latency and memory tables.
     Metric("gflop", "GFLOP", lambda c, p: point_gflops(p), "GFLOP", "point", fmt=fmt_sig,
            csv=False, shown={"latency": 3},

@@ -365,10 +365,16 @@ STAGES: tuple[Stage, ...] = (*BUILD_STAGES, *TIME_STAGES)
 
 
 def _finish(run: ModelRun) -> list[CellResult]:
-    """The peak memory of the process; a cell with no latency point at all is an error."""
+    """The peak memory of the process and, on timed cells, what idle threads did while
+    they were timed; a cell with no latency point at all is an error."""
+    from quantbench import waitpolicy
+
     rss = memory.overall_peak_bytes()
+    waiting = waitpolicy.effective()  # read back in the process that timed them
     for c in run.cells.values():
         c.peak_rss_bytes = rss
+        if c.latency:
+            c.details["waiting"] = waiting
         if "latency" in run.spec.judge.measure and c.status == "ok" and not c.latency:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"
