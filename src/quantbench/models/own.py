@@ -1,0 +1,138 @@
+"""Models of your own: ``py:<file.py>:<name>`` and modules handed to the Python API (``mem:``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from quantbench import handover
+from quantbench.errors import QuantbenchError, first_line, unknown_name
+from quantbench.models.base import (
+    TEXT,
+    VISION,
+    LoadedModel,
+    _load_state_dict_strict,
+    _read_state_dict,
+    _weights_path,
+)
+from quantbench.models.hf import _text_inputs_factory
+from quantbench.models.torchvision_models import _vision_inputs
+from quantbench.results import Family
+
+
+def _py_factory(ref: str) -> Any:
+    """The class or function ``NAME`` in ``file.py`` of ``'file.py:NAME'``."""
+    import hashlib
+    import importlib.util
+
+    path_text, _, attr = ref.rpartition(":")
+    if not path_text or not attr:
+        raise QuantbenchError(f"model 'py:{ref}' must be py:<file.py>:<class or function>")
+    path = Path(path_text).expanduser().resolve()
+    if not path.is_file():
+        raise QuantbenchError(f"model file '{path_text}' does not exist")
+    mod_name = "quantbench_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if mod_name in sys.modules:
+        mod = sys.modules[mod_name]
+    else:
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise QuantbenchError(f"model file '{path_text}' is not a Python module")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = mod  # pickling / FX need to find the classes again
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as e:
+            del sys.modules[mod_name]
+            raise QuantbenchError(
+                f"model file '{path_text}' failed to import: {first_line(e)}"
+            ) from None
+    if not hasattr(mod, attr):
+        names = [n for n in dir(mod) if not n.startswith("_") and callable(getattr(mod, n))]
+        raise unknown_name(f"class or function in '{path_text}'", attr, names)
+    return getattr(mod, attr)
+
+
+def _load_py(name: str, ref: str, weights: str, options: dict[str, Any]) -> LoadedModel:
+    """A model of your own: a class or factory in a Python file, with a state_dict file."""
+    import torch
+
+    factory = _py_factory(ref)
+    kwargs = {"num_classes": int(options["num_classes"])} if "num_classes" in options else {}
+    try:
+        module = factory(**kwargs)
+    except Exception as e:
+        raise QuantbenchError(
+            f"model 'py:{ref}' could not be built: {first_line(e, with_type=False)}"
+        ) from None
+    if not isinstance(module, torch.nn.Module):
+        raise QuantbenchError(
+            f"model 'py:{ref}' built a {type(module).__name__}, not a torch module"
+        )
+    desc, random_weights = "random (as your code initialises it)", True
+    if weights not in ("auto", "random"):
+        if weights == "pretrained":
+            raise QuantbenchError(
+                f"model 'py:{ref}' has no pretrained weights; give a state_dict file"
+            )
+        path = _weights_path(weights)
+        _load_state_dict_strict(module, _read_state_dict(path), ref, path)
+        desc, random_weights = str(path), False
+    outputs = getattr(module, "num_classes", None) or kwargs.get("num_classes")
+    return LoadedModel(
+        name=name, family=VISION, module=module.eval(), weights=desc,
+        random_weights=random_weights, is_classifier=True, max_input_size=None,
+        make_inputs=_vision_inputs, description=f"{ref} (your own module)",
+        num_outputs=int(outputs) if outputs else None,
+    )  # fmt: skip
+
+
+def _load_memory(name: str) -> LoadedModel:
+    """A module handed to the Python API, as its own copy (quantizing never touches yours)."""
+    import copy
+
+    m = handover.get(name, "model")
+    return dataclasses.replace(m, module=copy.deepcopy(m.module).eval(), notes=list(m.notes))
+
+
+def in_memory_model(
+    module: Any,
+    name: str | None = None,
+    family: str = VISION,
+    make_inputs: Callable[..., tuple] | None = None,
+    max_input_size: int | None = None,
+    num_outputs: int | None = None,
+) -> str:
+    """Register an ``nn.Module`` for the Python API; returns its model name (``mem:model:...``).
+
+    ``make_inputs(batch_size, input_size, seed=0) -> tuple`` builds synthetic inputs for
+    calibration and timing; images of ``3 x size x size`` by default for vision models.
+    A text model needs ``make_inputs`` unless it has a Hugging Face ``config.vocab_size``.
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise QuantbenchError(f"a model must be a torch.nn.Module, got {type(module).__name__}")
+    family = Family(family) if family in (VISION, TEXT) else family
+    if family not in (VISION, TEXT):
+        raise unknown_name("family", str(family), [VISION, TEXT])
+    if make_inputs is None:
+        if family == VISION:
+            make_inputs = _vision_inputs
+        elif getattr(getattr(module, "config", None), "vocab_size", None):
+            make_inputs = _text_inputs_factory(module.config)
+        else:
+            raise QuantbenchError(
+                "a text model given as a module needs make_inputs(batch_size, seq_len, seed)"
+            )
+    label = name or type(module).__name__
+    lm = LoadedModel(
+        name=label, family=family, module=module, weights="as given (in-memory module)",
+        random_weights=False, is_classifier=num_outputs is not None or family == VISION,
+        max_input_size=max_input_size, make_inputs=make_inputs,
+        description=f"{type(module).__name__} (in-memory module)", num_outputs=num_outputs,
+    )  # fmt: skip
+    return handover.put("model", lm, label)
