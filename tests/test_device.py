@@ -190,7 +190,7 @@ def test_list_recipes_shows_devices_and_families(capsys):
         assert re.search(rf"^{re.escape(r.name)}\s", out, re.MULTILINE), r.name
     assert out.count("\n" + " " * 42 + "cpu: ") == len(list_recipes())
     assert out.count("\n" + " " * 42 + "cuda: ") == len(list_recipes())
-    assert "models vision;" in out  # static-int8 applies to vision models only
+    assert "models vision, tensor;" in out  # static-int8: not transformers (FX tracing)
 
 
 def test_list_recipes_markdown_is_the_readme_table(capsys):

@@ -19,9 +19,9 @@ from typing import Any
 
 from quantbench import handover
 from quantbench.errors import QuantbenchError, unknown_name
-from quantbench.models.base import TEXT, VISION, LoadedModel, ModelInfo
+from quantbench.models.base import TENSOR, TEXT, VISION, LoadedModel, ModelInfo
 from quantbench.models.hf import _hf_max_positions, _load_hf, _shipped_config, sentence_pooling
-from quantbench.models.own import _load_memory, _load_py, _py_factory, in_memory_model
+from quantbench.models.own import _load_memory, _load_py, _py_factory, in_memory_model, py_family
 from quantbench.models.torchvision_models import _load_tv, _tv_builders, reestimate_batchnorm
 
 # Reached as ``zoo._name`` by runner/checks.py and artifacts/rebuild.py.
@@ -30,7 +30,7 @@ from quantbench.models.hf import _is_sequence_classifier, _text_inputs_factory  
 from quantbench.models.torchvision_models import _vision_inputs  # noqa: F401, E402  # isort: skip
 
 __all__ = [
-    "ALIASES", "TEXT", "VISION", "Alias", "LoadedModel", "ModelInfo", "in_memory_model",
+    "ALIASES", "TENSOR", "TEXT", "VISION", "Alias", "LoadedModel", "ModelInfo", "in_memory_model",
     "list_models", "load_model", "model_info", "reestimate_batchnorm", "sentence_pooling",
 ]  # fmt: skip
 
@@ -83,7 +83,7 @@ def _split(name: str) -> tuple[str, str]:
     return "alias", name
 
 
-def model_info(name: str) -> ModelInfo:
+def model_info(name: str, options: dict[str, Any] | None = None) -> ModelInfo:
     """Family and limits of a model without building it (for up-front validation)."""
     kind, ref = _split(name)
     if kind == "alias":
@@ -99,10 +99,12 @@ def model_info(name: str) -> ModelInfo:
         return ModelInfo(name, VISION, None, f"torchvision {ref}")
     if kind == "py":
         _py_factory(ref)
-        return ModelInfo(name, VISION, None, f"{ref} (your own module)")
+        family = py_family(ref, options or {})
+        from_data = family == TENSOR or "family" not in (options or {})
+        return ModelInfo(name, family, None, f"{ref} (your own module)", from_data)
     if kind == "mem":
         m = handover.get(name, "model")
-        return ModelInfo(name, m.family, m.max_input_size, m.description)
+        return ModelInfo(name, m.family, m.max_input_size, m.description, m.family_from_data)
     config = _hf_config(ref)
     if _is_image_classifier(config):
         return ModelInfo(name, VISION, None, f"Hugging Face {ref}")

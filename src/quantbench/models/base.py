@@ -12,7 +12,7 @@ from typing import Any
 from quantbench.errors import QuantbenchError
 from quantbench.results import Family
 
-VISION, TEXT = Family.VISION, Family.TEXT
+VISION, TEXT, TENSOR = Family.VISION, Family.TEXT, Family.TENSOR
 
 
 @dataclass
@@ -23,6 +23,9 @@ class ModelInfo:
     family: str
     max_input_size: int | None
     description: str
+    family_from_data: bool = False  # a model of your own: the data given decides
+    input_sizes: tuple[int, ...] = ()  # tensor models: the sweep of their named dims
+    ref_input_size: int | None = None  # tensor models: the data's own size
 
 
 @dataclass
@@ -44,6 +47,17 @@ class LoadedModel:
     task: str = "classification"
     num_outputs: int | None = None  # classes, for classifiers
     source_dir: str | None = None  # the local directory it came from (tokenizer lives there)
+    # A model of your own whose family (and inputs) the data given to it decides
+    # (:func:`quantbench.models.tensor.tensor_model`), and what its user said about them.
+    family_from_data: bool = False
+    input_spec: Any = None
+    # Tensor models: the sweep of the named dynamic dims (empty: batch only) and the
+    # data's own size, used for calibration and fidelity inputs.
+    input_sizes: tuple[int, ...] = ()
+    ref_input_size: int | None = None
+    # Tensor models: each input's name and its dynamic dims {dim: name} (0 is the batch).
+    input_names: tuple[str, ...] = ()
+    dynamic_dims: tuple[dict[int, str], ...] = ()
 
 
 def _read_state_dict(path: Path) -> dict[str, Any]:

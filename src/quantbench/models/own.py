@@ -11,6 +11,7 @@ from typing import Any
 from quantbench import handover
 from quantbench.errors import QuantbenchError, first_line, unknown_name
 from quantbench.models.base import (
+    TENSOR,
     TEXT,
     VISION,
     LoadedModel,
@@ -82,12 +83,24 @@ def _load_py(name: str, ref: str, weights: str, options: dict[str, Any]) -> Load
         _load_state_dict_strict(module, _read_state_dict(path), ref, path)
         desc, random_weights = str(path), False
     outputs = getattr(module, "num_classes", None) or kwargs.get("num_classes")
+    family = py_family(ref, options)
     return LoadedModel(
-        name=name, family=VISION, module=module.eval(), weights=desc,
+        name=name, family=family, module=module.eval(), weights=desc,
         random_weights=random_weights, is_classifier=True, max_input_size=None,
         make_inputs=_vision_inputs, description=f"{ref} (your own module)",
         num_outputs=int(outputs) if outputs else None,
+        family_from_data=family == TENSOR or "family" not in options,
+        input_spec=options.get("input_spec"),
     )  # fmt: skip
+
+
+def py_family(ref: str, options: dict[str, Any]) -> Family:
+    """A ``py:`` model's family: the entry's ``family`` option, else vision until the data
+    given to it says otherwise (``family_from_data``)."""
+    family = options.get("family", VISION)
+    if family not in (VISION, TENSOR):
+        raise unknown_name(f"family of model 'py:{ref}'", str(family), [VISION, TENSOR])
+    return Family(family)
 
 
 def _load_memory(name: str) -> LoadedModel:
@@ -101,38 +114,49 @@ def _load_memory(name: str) -> LoadedModel:
 def in_memory_model(
     module: Any,
     name: str | None = None,
-    family: str = VISION,
+    family: str | None = None,
     make_inputs: Callable[..., tuple] | None = None,
     max_input_size: int | None = None,
     num_outputs: int | None = None,
+    input_spec: Any = None,
 ) -> str:
     """Register an ``nn.Module`` for the Python API; returns its model name (``mem:model:...``).
 
+    ``family`` None (the default): a Hugging Face text model (``config.vocab_size``) is
+    text; any other takes its family and inputs from the data given with it (images
+    ``(N, 3, H, W)``: vision; anything else: tensor, with inputs drawn from that data,
+    ``input_spec`` naming its dynamic dims); without data, vision.
     ``make_inputs(batch_size, input_size, seed=0) -> tuple`` builds synthetic inputs for
     calibration and timing; images of ``3 x size x size`` by default for vision models.
-    A text model needs ``make_inputs`` unless it has a Hugging Face ``config.vocab_size``.
     """
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise QuantbenchError(f"a model must be a torch.nn.Module, got {type(module).__name__}")
-    family = Family(family) if family in (VISION, TEXT) else family
-    if family not in (VISION, TEXT):
-        raise unknown_name("family", str(family), [VISION, TEXT])
+    families = [VISION, TEXT, TENSOR]
+    if family is not None and family not in families:
+        raise unknown_name("family", str(family), families)
+    vocab = getattr(getattr(module, "config", None), "vocab_size", None)
+    from_data = family is None and not vocab and make_inputs is None
+    if family is None:
+        family = TEXT if vocab else VISION
+    family = Family(family)
+    from_data = from_data or (family == TENSOR and make_inputs is None)
     if make_inputs is None:
-        if family == VISION:
-            make_inputs = _vision_inputs
-        elif getattr(getattr(module, "config", None), "vocab_size", None):
+        if family == TEXT and vocab:
             make_inputs = _text_inputs_factory(module.config)
-        else:
+        elif family == TEXT:
             raise QuantbenchError(
                 "a text model given as a module needs make_inputs(batch_size, seq_len, seed)"
             )
+        else:  # tensor models replace these with their data's (no data: a clear error)
+            make_inputs = _vision_inputs
     label = name or type(module).__name__
     lm = LoadedModel(
         name=label, family=family, module=module, weights="as given (in-memory module)",
-        random_weights=False, is_classifier=num_outputs is not None or family == VISION,
+        random_weights=False, is_classifier=num_outputs is not None or family != TEXT,
         max_input_size=max_input_size, make_inputs=make_inputs,
         description=f"{type(module).__name__} (in-memory module)", num_outputs=num_outputs,
+        family_from_data=from_data, input_spec=input_spec,
     )  # fmt: skip
     return handover.put("model", lm, label)

@@ -131,7 +131,7 @@ def _validate(spec: RunSpec) -> None:
     if launch.executor != "ray":  # on Ray, each node resolves its own (ARM: qnnpack)
         resolve_engine(spec)
     for ref in target.models:
-        info = zoo.model_info(ref.load_name)
+        info = zoo.model_info(ref.load_name, ref.options)
         _check_lengths(spec, ref, info)
         weights = ref.weights or target.weights
         if weights not in ("auto", "random", "pretrained"):
@@ -210,7 +210,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
         if d is None:
             continue
         ds_spec = datasets.parse_dataset(d, what)
-        check_family(ds_spec, info.family, ref.name, what)
+        check_family(ds_spec, info.family, ref.name, what, info.family_from_data)
         if info.family == "text" and tok is None:
             raise QuantbenchError(
                 f"{what} '{ds_spec.path}' is text: model '{ref.name}' needs a local directory "

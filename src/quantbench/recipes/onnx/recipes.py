@@ -22,7 +22,7 @@ from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.recipes import Artifact, QuantContext, Recipe, recipe, register
 from quantbench.recipes.eager import calibration_note
 from quantbench.recipes.onnx.calibrate import CALIBRATE_METHODS, calibrate
-from quantbench.recipes.onnx.export import INPUT_NAMES, Export, exported
+from quantbench.recipes.onnx.export import Export, exported, input_names
 from quantbench.recipes.onnx.graph import graph_facts, layer_nodes, shield_float_nodes
 from quantbench.recipes.onnx.runtime import PROVIDER, RUNTIME, OrtModule, require
 
@@ -353,7 +353,7 @@ def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext)
         act = "int8" if cpu.is_arm() else "uint8"
     out_dir, path = _new_dir()
     notes: list[str] = []
-    names = list(INPUT_NAMES["text" if model.family == "text" else "vision"])
+    names = list(input_names(model))
     op_types = config.op_types or (("MatMul", "Gemm", "Gather") if model.family == "text" else None)
     t = time.perf_counter()
     try:
