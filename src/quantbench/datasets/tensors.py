@@ -92,15 +92,28 @@ def _tensor(a: Any, path: Path, key: str) -> Any:
 def _read_numpy(path: Path, label_column: str) -> Any:
     import numpy as np
 
-    from quantbench.fileformat import expecting
+    from quantbench.fileformat import expecting, not_a
 
-    expected = "a NumPy .npz archive" if path.suffix.lower() == ".npz" else "a NumPy .npy array"
+    npz = path.suffix.lower() == ".npz"
+    expected = "a NumPy .npz archive" if npz else "a NumPy .npy array"
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if not head.startswith(b"PK\x03\x04" if npz else b"\x93NUMPY"):
+        raise not_a(path, expected)
     with expecting(path, expected, ("a ZIP archive", "binary data")):
-        loaded = np.load(path, allow_pickle=False)  # never pickled objects
-        if isinstance(loaded, np.ndarray):
-            return _tensor(loaded, path, path.stem)
-        with loaded:
-            arrays = {k: loaded[k] for k in loaded.files}
+        try:
+            loaded = np.load(path, allow_pickle=False)  # never pickled objects
+            if isinstance(loaded, np.ndarray):
+                return _tensor(loaded, path, path.stem)
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+        except ValueError as e:
+            if "Object arrays" not in str(e):
+                raise
+            raise QuantbenchError(
+                f"dataset '{path}' holds Python objects, not numbers (quantbench never "
+                "unpickles them: that can run code); save numeric arrays"
+            ) from None
     if not arrays:
         raise QuantbenchError(f"dataset '{path}' holds no array")
     return {("label" if k == label_column else k): _tensor(a, path, k) for k, a in arrays.items()}

@@ -198,6 +198,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
     folder or a missing tokenizer is an input error, found before anything is measured."""
     from quantbench import datasets
     from quantbench.evaluate import check_family
+    from quantbench.runner.inputs import check_input_spec
 
     tok = None
     if ref.load_name.startswith("hf:") and Path(ref.load_name[3:]).expanduser().is_dir():
@@ -217,6 +218,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
                 "(hf:<dir>) holding its tokenizer"
             )
         ds = datasets.load_dataset(ds_spec, tokenizer_dir=tok)
+        check_input_spec(ref, ds)
         n = _num_outputs(ref, info, tok)
         if ds.classes is not None and n:
             datasets.check_labels(ds, n, ref.name)

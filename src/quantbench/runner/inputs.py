@@ -62,3 +62,26 @@ def check_runs(lm: Any, inputs: tuple) -> None:
             f"{first_line(e)}; give the data it takes (calibration= a DataLoader, or "
             "--calibration a .npy/.npz/.pt/.csv file), an input_spec, or make_inputs"
         ) from None
+
+
+def check_input_spec(ref: Any, ds: Any) -> None:
+    """A model's ``input_spec`` checked against the data its inputs come from, before
+    anything is measured (an unknown input or dim is an input error, not a failed cell)."""
+    from quantbench import handover
+    from quantbench.datasets import MEMORY, TENSORS
+
+    if ds.kind not in (MEMORY, TENSORS) or not ds._items:
+        return
+    name = ref.load_name
+    if handover.is_memory(name):
+        lm = handover.get(name, "model")
+        spec, from_data = lm.input_spec, lm.family_from_data
+    else:
+        spec, from_data = (ref.options or {}).get("input_spec"), name.startswith("py:")
+    if spec is None or not from_data:
+        return
+    from quantbench.models.tensor import parse_input_spec
+
+    example = ds._items[0][0]
+    names = tuple(ds.input_names) or tuple(f"input_{i}" for i in range(len(example)))
+    parse_input_spec(spec, names, [(ds.size, *t.shape) for t in example])

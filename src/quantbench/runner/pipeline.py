@@ -165,6 +165,7 @@ def quantize(run: ModelRun) -> None:
     run.params = size.count_params(run.lm.module)
     for v in run.variants:
         cell = run.new_cell(v, load_s=run.load_s)
+        cell.notes += run.lm.notes  # what every cell of the model shares (its inputs)
         before = memory.rss_bytes()
         t = time.perf_counter()
         art = guarded(cell, lambda v=v, cell=cell: _apply(run, v, cell))
