@@ -273,3 +273,43 @@ def test_pt2e_program_runs_at_sizes_other_than_the_export(tmp_path) -> None:
         x = torch.randn(1, 3, size, size)
         assert converted(x).shape == (1, 10)
         assert torch.nn.functional.cosine_similarity(converted(x), net(x)).item() > 0.9
+
+
+CNN_PY = textwrap.dedent(
+    """
+    import torch
+
+    def SmallNet(num_classes=10):  # torchvision-style: 5 stride-2 stages, 32 px -> 1x1
+        layers, c = [], 3
+        for out_c in (8, 8, 16, 16, 16):
+            layers += [torch.nn.Conv2d(c, out_c, 3, 2, 1), torch.nn.BatchNorm2d(out_c),
+                       torch.nn.ReLU()]
+            c = out_c
+        return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                   torch.nn.Linear(c, num_classes))
+    """
+)
+
+
+@pytest.mark.slow
+def test_pt2e_on_a_32px_imagefolder_model_ends_ok_at_every_size(tmp_path) -> None:
+    """The issue's case end to end: calibrated and evaluated on 32 px images, timed at
+    32 and 64 px: one exported program serves both."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        (tmp_path / "val" / f"c{k}").mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "val" / f"c{k}" / f"{i}.png")
+    (tmp_path / "net.py").write_text(CNN_PY)
+    data = {"path": str(tmp_path / "val"), "resize": 32, "crop": 32}
+    result = quantbench.run(
+        models=[{"name": f"py:{tmp_path / 'net.py'}:SmallNet", "num_classes": 10}],
+        recipes=["pt2e-static-int8"], dataset=data, calibration=data,
+        out=str(tmp_path / "o"), **fast_overrides(image_sizes=[32, 64], vision_batch_sizes=[1]),
+    )  # fmt: skip
+    cell = _cells(result)["pt2e-static-int8"]
+    assert cell.status == "ok", cell.error
+    assert {p.input_size for p in cell.latency} == {32, 64}
