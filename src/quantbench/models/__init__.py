@@ -1,7 +1,11 @@
-"""Model registry: the lab's eight aliases, ``hf:<id-or-dir>`` and ``tv:<name>``.
+"""Model registry: the lab's eight aliases, ``hf:<id-or-dir>``, ``tv:<name>``, your own
+``py:<file.py>:<name>`` and in-memory modules (``mem:``).
 
 Every loaded model is wrapped so that ``module(*inputs)`` returns one tensor, which
-keeps recipes, timing, FX tracing and ONNX export uniform across families.
+keeps recipes, timing, FX tracing and ONNX export uniform across families: vision,
+text, and tensor (everything else; inputs taken from the data: :mod:`.tensor`).
+One module per source: :mod:`.base` (LoadedModel, state_dict files),
+:mod:`.torchvision_models`, :mod:`.hf`, :mod:`.own` (``py:`` and ``mem:``).
 
 Example::
 
