@@ -57,10 +57,11 @@ def check_runs(lm: Any, inputs: tuple) -> None:
             lm.module(*inputs)
     except Exception as e:  # whatever the model raises on inputs it does not take
         shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" for t in inputs)
+        fixed = " (or family tensor: only the batch varies)" if lm.family == "vision" else ""
         raise QuantbenchError(
             f"model '{lm.name}' does not run on its {lm.family} inputs ({shapes}): "
             f"{first_line(e)}; give the data it takes (calibration= a DataLoader, or "
-            "--calibration a .npy/.npz/.pt/.csv file), an input_spec, or make_inputs"
+            f"--calibration a .npy/.npz/.pt/.csv file){fixed}, an input_spec, or make_inputs"
         ) from None
 
 
