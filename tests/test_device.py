@@ -195,7 +195,7 @@ def test_list_recipes_shows_devices_and_families(capsys):
     assert out.count("\n" + " " * 42 + "cpu: ") == len(list_recipes())
     assert out.count("\n" + " " * 42 + "cuda: ") == len(list_recipes())
     assert "\n" + " " * 42 + "cpu: " not in plain  # the plain listing probes nothing
-    assert "models vision;" in out  # static-int8 applies to vision models only
+    assert "models vision, tensor;" in out  # static-int8: not transformers (FX tracing)
 
 
 def test_list_recipes_markdown_is_the_readme_table(capsys):

@@ -53,6 +53,7 @@ class Family(_StrEnum):
 
     VISION = "vision"
     TEXT = "text"
+    TENSOR = "tensor"  # anything else: tabular rows, audio, several inputs
 
 
 def _enum(kind: type[Enum], value: Any) -> Any:

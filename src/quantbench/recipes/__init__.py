@@ -109,7 +109,7 @@ class Recipe:
     config_version: int = 1
     library: str = "torch"  # the package family: torch, torchao, onnxruntime
     devices: tuple[str, ...] = ()  # () : derived from library (see __post_init__)
-    families: tuple[str, ...] = ("vision", "text")
+    families: tuple[str, ...] = ("vision", "text", "tensor")
     probe: Callable[[Any, str], str | None] | None = None
 
     def __post_init__(self) -> None:

@@ -148,7 +148,7 @@ def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
     float_layers=True,
     quantizes=("Conv", "Linear"),
     compilable=True,
-    families=("vision",),  # FX tracing: transformers models are not traceable
+    families=("vision", "tensor"),  # FX tracing: transformers models are not traceable
     probe=_needs_engine,
     explanation=(
         "FX graph-mode post-training static quantization (`prepare_fx` / `convert_fx`): "
@@ -161,7 +161,7 @@ def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
 def _static_int8(model: Any, config: StaticInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
-    if model.family != "vision":
+    if model.family == "text":
         raise UnsupportedError(
             "FX graph-mode static quantization needs a symbolically traceable model; "
             "transformers models are not (their forward has data-dependent control flow). "
@@ -249,13 +249,13 @@ class QatInt8Config:
     float_layers=True,
     quantizes=("Conv", "Linear"),
     compilable=True,
-    families=("vision",),
+    families=("vision", "tensor"),
     probe=_needs_engine,
 )
 def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
-    if model.family != "vision":
+    if model.family == "text":
         raise UnsupportedError(
             "qat-int8 uses FX graph mode, which cannot trace transformers models; "
             "use dynamic-int8 or an ort-* recipe for them"

@@ -200,6 +200,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
     from quantbench.evaluate import check_family
     from quantbench.models.onnxfile import check_data as check_onnx_data
     from quantbench.models.onnxfile import onnx_path, tokenizer_dir
+    from quantbench.runner.inputs import check_input_spec
 
     tok = None
     if ref.load_name.startswith("hf:") and Path(ref.load_name[3:]).expanduser().is_dir():
@@ -215,7 +216,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
         if d is None:
             continue
         ds_spec = datasets.parse_dataset(d, what)
-        check_family(ds_spec, info.family, ref.name, what)
+        check_family(ds_spec, info.family, ref.name, what, info.family_from_data)
         check_onnx_data(ref.load_name, ref.options, ds_spec, what)
         if info.family == "text" and tok is None:
             raise QuantbenchError(
@@ -223,6 +224,7 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
                 "(hf:<dir>, or an ONNX file's own directory) holding its tokenizer"
             )
         ds = datasets.load_dataset(ds_spec, tokenizer_dir=tok)
+        check_input_spec(ref, ds)
         n = _num_outputs(ref, info, tok)
         if ds.classes is not None and n:
             datasets.check_labels(ds, n, ref.name)

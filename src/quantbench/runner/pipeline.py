@@ -47,6 +47,7 @@ from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
 from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
+from quantbench.runner.inputs import adopt_data, check_runs
 from quantbench.runner.limits import limits
 from quantbench.runner.messages import Advance, Emit, Progress
 from quantbench.runner.modelrun import ModelRun
@@ -102,9 +103,10 @@ def load(run: ModelRun) -> None:
     )
     run.load_s = time.perf_counter() - t0
     run.rss_loaded = memory.rss_bytes()
+    lm = adopt_data(lm, spec, ref)  # a module of your own: inputs from its data
     lm = model_on_device(lm, spec.target.device)  # module and input maker: cuda runs start there
     run.lm = lm
-    run.ref_size = ref_size_for(lm.family, spec)
+    run.ref_size = lm.ref_input_size or ref_size_for(lm.family, spec)
     if lm.max_input_size is not None:  # calibration / fidelity inputs the model can take
         run.ref_size = min(run.ref_size, lm.max_input_size)
     run.emit(Progress(f"{ref.name}: quantizing"))
@@ -119,6 +121,8 @@ def load(run: ModelRun) -> None:
         qat_lr=spec.quant.qat_lr,
         device=spec.target.device,
     )
+    if lm.family_from_data or lm.family == "tensor":  # a wrong guess is one line, not a trace
+        check_runs(lm, run.qctx.calib_inputs[0])
     dataset = ref.dataset or spec.data.dataset
     if dataset or ref.calibration or spec.data.calibration or spec.data.train_dataset:
         run.emit(Progress(f"{ref.name}: reading data"))
@@ -162,6 +166,7 @@ def quantize(run: ModelRun) -> None:
     run.params = size.count_params(run.lm.module)
     for v in run.variants:
         cell = run.new_cell(v, load_s=run.load_s)
+        cell.notes += run.lm.notes  # what every cell of the model shares (its inputs)
         before = memory.rss_bytes()
         t = time.perf_counter()
         art = guarded(cell, lambda v=v, cell=cell: _apply(run, v, cell))
@@ -339,7 +344,10 @@ def latency(run: ModelRun) -> None:
         warmup=spec.timing.warmup, max_warmup=spec.timing.max_warmup, min_runs=spec.timing.min_runs,
         min_time_s=spec.timing.min_time_s, max_time_s=spec.timing.max_time_s,
     )  # fmt: skip
-    info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
+    info = zoo.ModelInfo(
+        run.name, lm.family, lm.max_input_size, lm.description,
+        input_sizes=lm.input_sizes, ref_input_size=lm.ref_input_size,
+    )  # fmt: skip
     timer = lat.timer_for(spec.target.device)  # cuda: CUDA events after a synchronize
     points, said = allowed_points(
         run.ref.load_name, run.ref.options, sweep_points(spec, run.ref, info)
@@ -347,7 +355,8 @@ def latency(run: ModelRun) -> None:
     if said and FP32 in run.cells:  # said once, on the baseline
         run.cells[FP32].notes.append(said)
     for b, s, sweep in points:
-        run.emit(Progress(f"{run.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}"))
+        unit = {zoo.TEXT: "seq", zoo.TENSOR: "size"}.get(lm.family, "px")
+        run.emit(Progress(f"{run.name} b={b} {unit}={s}"))
         inputs = lm.make_inputs(b, s, seed=11)  # on the device already
         time_point(run.arts, run.cells, inputs, b, s, sweep, policy, timer)
         run.snapshot()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -80,8 +81,22 @@ def _exportable(module: Any) -> Iterator[None]:
             setattr(cls, k, v)
 
 
-def _dynamic_axes(family: str) -> dict[str, dict[int, str]]:
-    if family == "text":
+def input_names(model: Any) -> tuple[str, ...]:
+    """The graph's input names: the family's, or a tensor model's own (made unique)."""
+    if model.family != "tensor":
+        return INPUT_NAMES["text" if model.family == "text" else "vision"]
+    names: list[str] = []
+    for n in model.input_names:
+        n = re.sub(r"\W", "_", n) or "input"
+        names.append(n if n not in names and n != OUTPUT_NAME else f"{n}_{len(names)}")
+    return tuple(names)
+
+
+def _dynamic_axes(model: Any) -> dict[str, dict[int, str]]:
+    if model.family == "tensor":
+        axes = dict(zip(input_names(model), model.dynamic_dims, strict=True))
+        return {**axes, OUTPUT_NAME: {0: "batch"}}
+    if model.family == "text":
         return {
             "input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"},
@@ -108,7 +123,7 @@ def export_onnx(
     import torch
 
     path = Path(path)
-    names = INPUT_NAMES["text" if model.family == "text" else "vision"]
+    names = input_names(model)
     if len(example_inputs) != len(names):
         raise QuantbenchError(
             f"export of {model.name} expects {len(names)} inputs ({', '.join(names)}), "
@@ -127,7 +142,7 @@ def export_onnx(
             str(path),
             input_names=list(names),
             output_names=[OUTPUT_NAME],
-            dynamic_axes=_dynamic_axes(model.family),
+            dynamic_axes=_dynamic_axes(model),
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
@@ -146,6 +161,8 @@ def _second_inputs(model: Any, example: tuple) -> tuple:
         mask = mask.clone()
         mask[:, other - other // 3 :] = 0  # trailing padding: the mask must be honoured
         return ids, mask
+    if model.family == "tensor":  # batch 1, and the named dims at another size
+        return model.make_inputs(1, (model.ref_input_size or 1) + 3, seed=4321)
     return model.make_inputs(1, int(example[0].shape[-1]) + 32, seed=4321)
 
 
@@ -211,6 +228,8 @@ _EXPORTS: weakref.WeakKeyDictionary[Any, Export | str] = weakref.WeakKeyDictiona
 def _example_inputs(model: Any, ctx: QuantContext) -> tuple:
     # Batch 2 at the calibration size: a traced batch of 1 can bake the batch into reshapes.
     size = 16 if model.family == "text" else 64
+    if model.family == "tensor":
+        return model.make_inputs(2, model.ref_input_size or 1, seed=1234)
     if ctx.calib_inputs:
         size = int(ctx.calib_inputs[0][0].shape[-1])
     return model.make_inputs(2, size, seed=1234)
@@ -236,7 +255,7 @@ def graph_inputs(model: Any, ctx: QuantContext) -> tuple[list[str], list[tuple]]
     """The graph's input names and ``ctx``'s calibration batches as the graph takes them."""
     given = given_file(model)
     if given is None:
-        return list(INPUT_NAMES["text" if model.family == "text" else "vision"]), ctx.calib_inputs
+        return list(input_names(model)), ctx.calib_inputs
     return list(given.input_names), [given.feeds(b) for b in ctx.calib_inputs]
 
 
