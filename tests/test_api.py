@@ -82,7 +82,7 @@ def test_unknown_setting_is_refused_with_a_suggestion(tmp_path) -> None:
 
 def test_batches_become_a_dataset() -> None:
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(torch.randn(10, 3, 8, 8), torch.randint(0, 4, (10,))),
+        torch.utils.data.TensorDataset(torch.randn(10, 3, 8, 8), torch.arange(10) % 4),
         batch_size=4,
     )
     ds = load_dataset(parse_dataset(memory_dataset(loader, "val")))
