@@ -136,9 +136,10 @@ def quantize(
         sha256=record["sha256"],
         measured_bytes=cell.size_bytes,
         calibration=calib,
-        notes=[n for n in cell.notes if n.startswith("accuracy-aware fallback")]
+        notes=[n for n in cell.notes if n.startswith(("accuracy-aware fallback", "artifact:"))]
         + load_notes(path, fmt, ref.load_name),
         accuracy=cell.accuracy.to_dict() if cell.accuracy is not None else None,
+        load_s=record.get("load_s"),
     )
 
 

@@ -105,6 +105,12 @@ def point_gflops_per_s(point: Any) -> float | None:
     return gflop / seconds
 
 
+def artifact_load_s(cell: Any) -> float | None:
+    """Seconds ``load_artifact`` took on the cell's shipped file, when it was written."""
+    record = (getattr(cell, "details", None) or {}).get("artifact")
+    return number(record.get("load_s")) if isinstance(record, dict) else None
+
+
 def memory_value(cell: Any, key: str) -> int | None:
     """One entry of ``cell.memory`` (missing or non-numeric: None)."""
     value = number((getattr(cell, "memory", None) or {}).get(key))
@@ -279,6 +285,10 @@ METRICS: tuple[Metric, ...] = (
            "first row)"),
     Metric("quantize_s", "Quantize s", _finite_attr("quantize_s"), **_SECONDS,
            shown={"memory": 2}, help="time to apply the recipe"),
+    Metric("artifact_load_s", "Artifact load s", lambda c, p: artifact_load_s(c), **_SECONDS,
+           shown={"memory": 2}, help="load_artifact on the shipped file (run --save-artifacts, "
+           "quantize), in the process that wrote it; a recipe that compiles does so at the "
+           "first call, not here"),
     Metric("rss_bytes", "Added by artifact" + _MIB, _memory("rss_bytes"), **_BYTES,
            shown={"memory": 3}, help="resident memory the variant added when it was built "
            "(for fp32: what loading the model added)"),
