@@ -250,3 +250,26 @@ def test_compiled_and_half_wrappers_pass_keywords():
     assert torch.equal(compiled(a, b=b), a + b) and torch.equal(compiled(a=a), a)
     half = _cast_class()(Two(), torch.bfloat16)
     assert torch.equal(half(a, b=b), a + b)
+
+
+def test_a_modules_artifact_is_portable_or_refused_in_one_line(tmp_path):
+    """A model given as a module has no class another process could rebuild: its
+    checkpoint recipes ship a .pt2 program, or are refused saying why and what ships."""
+    import quantbench
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    net = quantbench.model(mlp.eval(), name="contract-mlp", make_inputs=_rows)
+    with pytest.raises(QuantbenchError, match=r"writes a \.pt2 file: name the output \*\.pt2"):
+        quantbench.quantize(net, "fp32", tmp_path / "m.pt")
+    with pytest.raises(QuantbenchError) as e:
+        quantbench.quantize(net, "dynamic-int8", tmp_path / "m.pt2")
+    said = str(e.value)
+    assert "dynamic-int8 of in-memory model 'contract-mlp' has no portable file" in said
+    assert "\n" not in said and "ort-* (.onnx)" in said and "pt2e-static-int8 (.pt2)" in said
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def _rows(batch_size: int, input_size: int, seed: int = 0) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch_size, 8, generator=g),)

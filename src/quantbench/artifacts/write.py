@@ -117,7 +117,8 @@ def _export_portable(run: ModelRun, v: Variant, art: Any, path: Path) -> None:
         export_module(art, example, str(run.lm.family), path)
     except UnsupportedError as e:
         raise QuantbenchError(
-            f"{v.name} of in-memory model '{run.name}' has no portable file ({e}); its "
+            f"{v.name} of in-memory model '{handover.label(run.name)}' has no portable file "
+            f"({e}); its "
             "checkpoint would load only in this process, which holds the module; recipes "
             f"that ship a portable file of a module: {portable_recipes()}"
         ) from None
