@@ -104,7 +104,8 @@ def time_fresh(path: Path, repeat: int) -> dict[str, float]:
             return {"error": proc.stderr.strip().splitlines()[-1][:120]}  # type: ignore[dict-item]
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return {
-        k: statistics.median(r[k] for r in runs) for k in ("import_s", "load_s", "first_call_s")
+        k: statistics.median(r[k] for r in runs)
+        for k in ("import_s", "libraries_s", "load_s", "first_call_s")
     }
 
 
@@ -146,7 +147,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     model = model_name()
     built = build(model, recipes, out)
-    timed = {r: time_fresh(w.path, args.repeat) for r, w in built.items() if not isinstance(w, str)}
+    timed = {}
+    for r, w in built.items():
+        if not isinstance(w, str):
+            timed[r] = time_fresh(w.path, args.repeat)
+            print(f"timed {r}: {json.dumps(timed[r])}", file=sys.stderr, flush=True)
     import os
 
     cpu = cpuinfo().get("model name", "unknown CPU")
