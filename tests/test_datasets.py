@@ -112,8 +112,8 @@ def reviews(n: int = 6) -> list[dict]:
 
 
 def test_kinds_listed():
-    assert [k for k, _ in list_kinds()] == ["imagefolder", "text", "sentences", "memory"]
-    assert set(KINDS) == {"imagefolder", "text", "sentences", "memory"}
+    assert [k for k, _ in list_kinds()] == ["imagefolder", "text", "sentences", "memory", "tensors"]
+    assert set(KINDS) == {"imagefolder", "text", "sentences", "memory", "tensors"}
 
 
 def test_parse_infers_kind(tmp_path: Path, imagefolder: Path):

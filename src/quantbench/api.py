@@ -32,34 +32,50 @@ ModelArg = Any  # a model name, an nn.Module, or a mapping (a config file's mode
 def model(
     module: Any,
     name: str | None = None,
-    family: str = "vision",
+    family: str | None = None,
     make_inputs: Callable[..., tuple] | None = None,
     num_outputs: int | None = None,
+    input_spec: Any = None,
 ) -> dict[str, str]:
     """An in-memory module as a model entry for :func:`run` (``name`` labels it in results).
 
-    ``make_inputs(batch_size, input_size, seed=0) -> tuple`` builds synthetic inputs
-    (default for vision: ``3 x size x size`` images)."""
+    ``family`` (vision, text, tensor) is taken from the data given to :func:`run` when
+    left out: its inputs are then that data's first batch (shapes, dtypes, values), and
+    ``input_spec`` says which dims besides the batch are dynamic and which batch element
+    is the label (:mod:`quantbench.models.tensor`). ``make_inputs(batch_size,
+    input_size, seed=0) -> tuple`` builds synthetic inputs instead."""
     from quantbench.models import in_memory_model
 
-    source = in_memory_model(module, name, family, make_inputs, num_outputs=num_outputs)
+    source = in_memory_model(
+        module, name, family, make_inputs, num_outputs=num_outputs, input_spec=input_spec
+    )
     return {"name": handover.label(source), "source": source}
 
 
 def _model_entry(m: ModelArg) -> Any:
     import torch
 
+    if isinstance(m, Path):  # a file path: an ONNX file (model.onnx)
+        return str(m)
     return model(m) if isinstance(m, torch.nn.Module) else m
 
 
-def _data_arg(value: Any, what: str) -> Any:
-    """A path, a mapping, or batches (registered in memory): what a spec takes."""
+def _data_arg(value: Any, what: str, entries: list[Any] | None = None) -> Any:
+    """A path, a mapping, or batches (registered in memory): what a spec takes. Which
+    tensors of a batch are inputs is read from the first in-memory model's forward (and
+    its ``input_spec``'s labels)."""
     if value is None or isinstance(value, (str, Path, dict)):
         return str(value) if isinstance(value, Path) else value
     if isinstance(value, Iterable):
         from quantbench.datasets import memory_dataset
+        from quantbench.datasets.batches import params_of
+        from quantbench.models.tensor import labels_of
 
-        return memory_dataset(value, what)
+        first = next((e for e in entries or [] if isinstance(e, dict) and "source" in e), None)
+        if first is None or not handover.is_memory(first["source"]):
+            return memory_dataset(value, what)
+        lm = handover.get(first["source"], "model")
+        return memory_dataset(value, what, params_of(lm.module), labels_of(lm.input_spec))
     raise QuantbenchError(
         f"{what} must be a path, a mapping or batches, got {type(value).__name__}"
     )
@@ -93,7 +109,7 @@ def run(
     for key, value in (("dataset", dataset), ("calibration", calibration),
                        ("train_dataset", train_dataset)):  # fmt: skip
         if value is not None:
-            overrides[key] = _data_arg(value, key)
+            overrides[key] = _data_arg(value, key, overrides.get("models"))
     if eval_fn is not None:
         if not callable(eval_fn):
             raise QuantbenchError("eval_fn must be a function: eval_fn(model) -> float")
@@ -134,7 +150,7 @@ def quantize(
         raise QuantbenchError(f"model must be a name or an nn.Module, got {type(model).__name__}")
     for key, value in (("calibration", calibration), ("dataset", dataset)):
         if value is not None:
-            settings[key] = _data_arg(value, key)
+            settings[key] = _data_arg(value, key, [entry])
     if eval_fn is not None:
         settings["eval_fn"] = handover.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
     with guard_terminal():
@@ -160,8 +176,11 @@ def compare(
     fail_if_less_accurate: float | None = None,
     fail_if_larger: float | None = None,
 ) -> Any:
-    """Compare stored runs (the first is the baseline); a
-    :class:`~quantbench.report.compare.CompareResult` whose ``gates.failed`` lists what failed."""
+    """Compare runs (the first is the baseline), each named by its id, an unambiguous id
+    prefix, its run directory or its results.json; a
+    :class:`~quantbench.report.compare.CompareResult`: ``gates.failed`` says whether a
+    gate failed, ``warnings`` how the runs differ besides the code, ``to_dict()`` what
+    ``compare --format json`` prints. A gate with nothing to check raises."""
     from quantbench.report.compare import run_compare
 
     return run_compare(

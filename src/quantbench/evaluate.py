@@ -41,10 +41,15 @@ class TaskData:
     notes: list[str] = field(default_factory=list)
 
 
-def check_family(ds_spec: Any, family: str, model: str, what: str) -> None:
-    """A dataset of the other family (images for a text model, ...) is an input error."""
+def check_family(ds_spec: Any, family: str, model: str, what: str, from_data: bool = False) -> None:
+    """A dataset of the other family (images for a text model, ...) is an input error.
+    A model whose family the data decides (``from_data``: a module of your own) takes
+    any; a tensor model takes any data held as tensors (in memory or a tensors file)."""
+    from quantbench.datasets import MEMORY, TENSORS
     from quantbench.datasets import kind_family as family_of
 
+    if from_data or (family == "tensor" and ds_spec.kind in (MEMORY, TENSORS)):
+        return
     kind_family = family_of(ds_spec)
     if kind_family != family:
         raise QuantbenchError(
@@ -91,7 +96,7 @@ def prepare(
 
     def load(d: dict[str, Any], what: str) -> Any:
         ds_spec = datasets.parse_dataset(d, what)
-        check_family(ds_spec, lm.family, lm.name, what)
+        check_family(ds_spec, lm.family, lm.name, what, lm.family_from_data)
         ds = datasets.load_dataset(ds_spec, tokenizer_dir=lm.source_dir)
         if lm.task == "classification" and ds.classes is not None and lm.num_outputs:
             datasets.check_labels(ds, lm.num_outputs, lm.name)

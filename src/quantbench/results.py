@@ -14,7 +14,6 @@ A *cell* is one (model, recipe) pair; its ``latency`` list holds one entry per
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import math
@@ -54,6 +53,7 @@ class Family(_StrEnum):
 
     VISION = "vision"
     TEXT = "text"
+    TENSOR = "tensor"  # anything else: tabular rows, audio, several inputs
 
 
 def _enum(kind: type[Enum], value: Any) -> Any:
@@ -115,6 +115,8 @@ class LatencyPoint:
     speedup: Speedup | None = None
     flops: float | None = None
     gflops_per_s: float | None = None
+    # Competing work while it was timed (quantbench.measure.contention): verdict and figures
+    contention: dict[str, Any] | None = None
 
     # The statistics read as the point's own attributes (``point.median``).
     mean = property(lambda self: self.stats.mean)
@@ -138,6 +140,7 @@ class LatencyPoint:
         d["samples"] = [v for v in self.samples if math.isfinite(v)]
         d["speedup"] = dataclasses.asdict(self.speedup) if self.speedup is not None else None
         d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
+        d["contention"] = self.contention
         return d
 
     @classmethod
@@ -149,6 +152,7 @@ class LatencyPoint:
             samples=[v for v in d.get("samples") or [] if v is not None],
             speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
             flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
+            contention=d.get("contention") if isinstance(d.get("contention"), dict) else None,
         )  # fmt: skip
 
 
@@ -361,25 +365,6 @@ def json_doc(run: RunMeta | dict[str, Any], results: list[CellResult]) -> dict[s
 
 def write_json(path: Path, run: RunMeta | dict[str, Any], results: list[CellResult]) -> None:
     atomic_write_text(path, strictjson.dumps(json_doc(run, results), indent=1) + "\n")
-
-
-def write_csv(path: Path, results: list[CellResult]) -> None:
-    atomic_write_text(path, csv_text(results))
-
-
-def csv_text(results: list[CellResult]) -> str:
-    """One row per latency point; cells without latency get one row of their own. The
-    columns are the metrics table's (``quantbench.measure.metrics``)."""
-    import io
-
-    from quantbench.measure.metrics import csv_columns, csv_rows
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=csv_columns())
-    w.writeheader()
-    for r in results:
-        w.writerows(csv_rows(r))
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ a run's cells, in order

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # The key of ``ref_sizes``' mapping that holds the spec's reference batch, when it sets one.
 BATCH = "batch"
 _TEXT = "text"
+_TENSOR = "tensor"
 
 
 def _getter(spec: Mapping[str, Any] | Any) -> Any:
@@ -118,7 +119,12 @@ def reference_point(cell: Any, sizes: Mapping[str, int] | None = None) -> Any:
 
 
 def sweep_sizes(spec: RunSpec, ref: ModelRef, info: Any) -> list[int]:
-    """Input sizes (image px or sequence length) of the size sweep for one model."""
+    """Input sizes (image px or sequence length) of the size sweep for one model; a
+    tensor model's: the sweep of its named dynamic dims, else its data's own size alone
+    (only the batch varies)."""
+    if info.family == _TENSOR:
+        sizes = getattr(info, "input_sizes", ()) or ()
+        return list(sizes) or [getattr(info, "ref_input_size", None) or 1]
     if info.family != _TEXT:
         return ref.image_sizes or spec.sweep.image_sizes
     if ref.seq_lens:
@@ -137,6 +143,11 @@ def reference_shape(spec: RunSpec, ref: ModelRef, info: Any) -> tuple[int, int]:
     ``ref_seq_len`` when set (then measured there), else the model's sweep size nearest
     the lab's 224 px / 128 tokens (ties: the smaller); the batch is ``ref_batch``, else 1.
     Never a shape that is not measured: :func:`sweep_points` includes it."""
+    if info.family == _TENSOR:  # the data's own size where the sweep holds it
+        sizes = sweep_sizes(spec, ref, info)
+        own = getattr(info, "ref_input_size", None) or sizes[0]
+        size = min(sizes, key=lambda s: (abs(s - own), s))
+        return spec.sweep.ref_batch or LAB_REF_BATCH, size
     family = "text" if info.family == _TEXT else "vision"
     size = spec.sweep.ref_seq_len if family == "text" else spec.sweep.ref_image_size
     if size is None:
@@ -151,7 +162,9 @@ def sweep_points(spec: RunSpec, ref: ModelRef, info: Any) -> list[tuple[int, int
     listed once."""
     sweep = spec.sweep
     ref_batch, ref_size = reference_shape(spec, ref, info)
-    batches = sweep.text_batch_sizes if info.family == _TEXT else sweep.vision_batch_sizes
+    batches = {_TEXT: sweep.text_batch_sizes, _TENSOR: sweep.tensor_batch_sizes}.get(
+        info.family, sweep.vision_batch_sizes
+    )
     batches = sorted(set(batches) | {ref_batch})
     points = [(1, s, "input_size") for s in sweep_sizes(spec, ref, info)]
     have = {(b, s) for b, s, _ in points}

@@ -65,15 +65,15 @@ def program_inputs(ep: Any) -> list[str]:
     return [s.arg.name for s in ep.graph_signature.input_specs if s.kind == InputKind.USER_INPUT]
 
 
-def export_module(art: Any, example: tuple, family: str, path: Path) -> None:
+def export_module(art: Any, example: tuple, model: Any, path: Path) -> None:
     """``art``'s module as a ``.pt2`` program at ``path`` (atomically), exported on
-    ``example`` with dynamic batch (and sequence length or image size, as PT2E exports).
+    ``example`` with the dims PT2E's program varies for ``model`` (a LoadedModel).
     A module ``torch.export`` cannot capture or save is refused in one line that says why
     (torch.ao's eager int8 modules hold packed params it cannot serialize)."""
     import torch
 
     from quantbench.files import atomic_write
-    from quantbench.recipes.pt2e import PT2_META, _dynamic_shapes, _quiet_export
+    from quantbench.recipes.pt2e import PT2_META, _dynamic_shapes, _quiet_export, _shape_mode
     from quantbench.strictjson import dumps
 
     module = getattr(art.module, "_orig_mod", art.module)
@@ -82,12 +82,12 @@ def export_module(art: Any, example: tuple, family: str, path: Path) -> None:
     if int(example[0].shape[0]) == 1:  # a dynamic dim whose example is 1 is specialised
         example = tuple(torch.cat([t, t]) for t in example)
     compiled = bool(art.details.get("compiled"))
-    meta = {"family": str(family), "recipe": art.recipe, "compile": compiled,
+    meta = {"family": str(model.family), "recipe": art.recipe, "compile": compiled,
             "freezing": bool(art.details.get("freezing"))}  # fmt: skip
     try:
-        with _quiet_export(), torch.no_grad():
+        with _quiet_export(), torch.no_grad(), _shape_mode(model):
             ep = torch.export.export(
-                module.eval(), example, dynamic_shapes=_dynamic_shapes(family, len(example)),
+                module.eval(), example, dynamic_shapes=_dynamic_shapes(model, len(example)),
                 strict=False,
             )  # fmt: skip
             ep.example_inputs = None

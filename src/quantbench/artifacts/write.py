@@ -16,7 +16,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from quantbench import handover
 from quantbench.artifacts.formats import Format, format_for_path, get_format
@@ -24,8 +24,18 @@ from quantbench.artifacts.names import ARTIFACTS_DIR, safe_name, sha256_of
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.variants import Variant
 
-if TYPE_CHECKING:
-    from quantbench.runner.modelrun import ModelRun
+
+class ModelRun(Protocol):
+    """What the writers read of a model's run (``quantbench.runner.modelrun.ModelRun``;
+    named by shape so that the artifacts never import the runner, which calls them)."""
+
+    name: str
+    spec: Any
+    ref: Any
+    qctx: Any
+    lm: Any
+    arts: dict[Variant, Any]
+    cells: dict[Variant, Any]
 
 
 @dataclass
@@ -114,7 +124,7 @@ def _export_portable(run: ModelRun, v: Variant, art: Any, path: Path) -> None:
     calib = run.qctx.calib_inputs if run.qctx is not None else []
     example = tuple(calib[0]) if calib else tuple(run.lm.make_inputs(2, run.ref_size))
     try:
-        export_module(art, example, str(run.lm.family), path)
+        export_module(art, example, run.lm, path)
     except UnsupportedError as e:
         raise QuantbenchError(
             f"{v.name} of in-memory model '{handover.label(run.name)}' has no portable file "

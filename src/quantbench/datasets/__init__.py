@@ -7,7 +7,10 @@ Three kinds, inferred from the path when not given:
 * ``text`` -- a ``.csv``/``.tsv`` (header row), ``.jsonl`` or ``.json`` file of labelled texts;
 * ``sentences`` -- a ``.txt`` file, one sentence per non-empty line (no labels).
 
-A fourth kind, ``memory``, holds batches handed to the Python API (:func:`memory_dataset`).
+* ``tensors`` -- model inputs as tensors: ``.npy``, ``.npz``, ``.pt`` or a ``.csv`` of
+  numeric features (any model of your own: tabular, audio, several inputs).
+
+A fifth kind, ``memory``, holds batches handed to the Python API (:func:`memory_dataset`).
 
 Validation of the spec is cheap (nothing is decoded); :func:`load_dataset` reads the
 files, skips images that do not decode (and says which) and tokenizes texts.
@@ -42,6 +45,7 @@ from quantbench.datasets.spec import (
     KINDS,
     MEMORY,
     SENTENCES,
+    TENSORS,
     TEXT,
     DatasetSpec,
     dataset_arg,
@@ -57,6 +61,7 @@ __all__ = [
     "KINDS",
     "MEMORY",
     "SENTENCES",
+    "TENSORS",
     "TEXT",
     "Dataset",
     "DatasetSpec",

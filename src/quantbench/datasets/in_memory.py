@@ -9,6 +9,7 @@ from typing import Any
 
 from quantbench import handover
 from quantbench.datasets.base import Dataset
+from quantbench.datasets.batches import _UNSET, Params, infer_family, split_batch
 from quantbench.datasets.spec import MEMORY, DatasetSpec
 from quantbench.errors import QuantbenchError, first_line
 
@@ -18,6 +19,7 @@ class MemoryDataset(Dataset):
     """Examples handed to the Python API: each ``(inputs, label)``, re-batched on demand."""
 
     family: str = "vision"
+    input_names: tuple[str, ...] = ()  # the forward's arguments the inputs are, in order
 
     def batches(
         self, batch_size: int, indices: Sequence[int] | None = None
@@ -40,57 +42,59 @@ class MemoryDataset(Dataset):
             yield inputs, labels
 
 
-def memory_dataset(batches: Any, name: str | None = None) -> str:
+def memory_dataset(
+    batches: Any, name: str | None = None, params: Params | None = None, labels: Any = _UNSET
+) -> str:
     """Register batches for the Python API; returns the dataset's path (``mem:dataset:...``).
 
-    ``batches``: a DataLoader or any iterable of ``(inputs, labels)`` (``inputs`` a tensor
-    or a tuple of tensors, ``labels`` a 1-D tensor of class indices) or of bare inputs
-    (calibration data, no labels). Images are ``(N, C, H, W)`` float tensors; anything
-    else is taken as text inputs (token ids, attention mask).
+    ``batches``: a DataLoader or any iterable of batches, each a tensor, a tuple/list or a
+    dict of tensors, inputs with or without labels (class indices): which is which is
+    :func:`quantbench.datasets.batches.split_batch`'s rule (``params``: the model's forward;
+    ``labels``: named explicitly). The family the inputs feed is inferred from the first
+    example (:func:`~quantbench.datasets.batches.infer_family`).
     """
-    import torch
-
-    items: list[tuple[tuple[Any, ...], Any]] = []
-    labelled: bool | None = None
-    for batch in batches:
-        if isinstance(batch, torch.Tensor):
-            inputs, labels = (batch,), None
-        elif (
-            isinstance(batch, (tuple, list))
-            and len(batch) == 2
-            and (batch[1] is None or isinstance(batch[1], torch.Tensor) and batch[1].dim() == 1)
-            and not (isinstance(batch[0], torch.Tensor) and batch[0].dim() == 1)
-        ):
-            inputs = batch[0] if isinstance(batch[0], (tuple, list)) else (batch[0],)
-            labels = batch[1]
-        elif isinstance(batch, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in batch):
-            inputs, labels = tuple(batch), None
-        else:
-            raise QuantbenchError(
-                "a batch must be inputs, or (inputs, labels) with labels a 1-D tensor; got "
-                f"{type(batch).__name__}"
-            )
-        if labelled is not None and labelled != (labels is not None):
-            raise QuantbenchError("some batches have labels and some do not")
-        labelled = labels is not None
-        n = int(inputs[0].shape[0])
-        for i in range(n):
-            items.append((tuple(t[i] for t in inputs), None if labels is None else int(labels[i])))
-    if not items:
-        raise QuantbenchError("the batches given hold no example")
-    first = items[0][0]
-    family = (
-        "vision"
-        if len(first) == 1 and first[0].dim() == 3 and first[0].is_floating_point()
-        else "text"
-    )
-    raw = [y for _, y in items] if labelled else None
+    items, raw, names = examples_of(batches, params, labels)
     classes = [str(i) for i in range(max(raw) + 1)] if raw else None
     label = name or "batches"
     ds = MemoryDataset(
         spec=DatasetSpec(path="", kind=MEMORY), kind=MEMORY, size=len(items), classes=classes,
-        skipped=[], _items=items, _labels=raw, _int_labels=True, family=family,
+        skipped=[], _items=items, _labels=raw, _int_labels=True,
+        family=infer_family(items[0][0]), input_names=names,
     )  # fmt: skip
     path = handover.put("dataset", ds, label)
     ds.spec = DatasetSpec(path=path, kind=MEMORY)
     return path
+
+
+def examples_of(
+    batches: Any, params: Params | None = None, labels: Any = _UNSET, where: str = "the batches"
+) -> tuple[list[tuple[tuple[Any, ...], Any]], list[int] | None, tuple[str, ...]]:
+    """(examples as (inputs, label), class labels or None, input names) of ``batches``."""
+    items: list[tuple[tuple[Any, ...], Any]] = []
+    labelled: bool | None = None
+    names: tuple[str, ...] = ()
+    for batch in batches:
+        split = split_batch(batch, params, labels)
+        inputs, y = split.inputs, split.labels
+        if y is not None and not (y.dim() == 1 and not y.is_floating_point()):
+            y = None  # not class indices (a regression target): nothing to score top-1 on
+        if labelled is not None and labelled != (y is not None):
+            raise QuantbenchError(f"{where}: some batches have labels and some do not")
+        if names and split.names != names:
+            raise QuantbenchError(
+                f"{where}: batches differ in their inputs ({', '.join(names)} vs "
+                f"{', '.join(split.names)})"
+            )
+        labelled, names = y is not None, split.names
+        n = int(inputs[0].shape[0]) if inputs[0].dim() else 0
+        if any(t.dim() == 0 or int(t.shape[0]) != n for t in inputs):
+            raise QuantbenchError(
+                f"{where}: the inputs of a batch must share their first (batch) dimension; "
+                f"got shapes {', '.join(str(tuple(t.shape)) for t in inputs)}"
+            )
+        for i in range(n):
+            items.append((tuple(t[i] for t in inputs), None if y is None else int(y[i])))
+    if not items:
+        raise QuantbenchError(f"{where} hold no example")
+    raw = [int(y) for _, y in items] if labelled else None
+    return items, raw, names

@@ -7,7 +7,8 @@ from quantbench import handover
 from quantbench.datasets.base import Dataset
 from quantbench.datasets.images import _load_imagefolder
 from quantbench.datasets.sentences import _load_sentences
-from quantbench.datasets.spec import IMAGEFOLDER, KINDS, MEMORY, SENTENCES, DatasetSpec
+from quantbench.datasets.spec import IMAGEFOLDER, KINDS, MEMORY, SENTENCES, TENSORS, DatasetSpec
+from quantbench.datasets.tensors import load_tensors
 from quantbench.datasets.text import _load_text
 from quantbench.datasets.tokens import _load_tokenizer
 from quantbench.errors import QuantbenchError, unknown_name
@@ -24,6 +25,8 @@ def load_dataset(spec: DatasetSpec, tokenizer_dir: str | None = None) -> Dataset
         return handover.get(spec.path, "dataset")
     if spec.kind == IMAGEFOLDER:
         return _load_imagefolder(spec)
+    if spec.kind == TENSORS:
+        return load_tensors(spec)
     tokenizer = _load_tokenizer(spec, tokenizer_dir)
     if spec.kind == SENTENCES:
         return _load_sentences(spec, tokenizer)
@@ -31,9 +34,12 @@ def load_dataset(spec: DatasetSpec, tokenizer_dir: str | None = None) -> Dataset
 
 
 def kind_family(spec: DatasetSpec) -> str:
-    """The model family a dataset feeds: vision for images, text otherwise."""
+    """The model family a dataset feeds: vision for images, tensor for a tensors file,
+    text otherwise; batches in memory say which their first example feeds."""
     if spec.kind == MEMORY:
         return handover.get(spec.path, "dataset").family
+    if spec.kind == TENSORS:
+        return "tensor"
     return "vision" if spec.kind == IMAGEFOLDER else "text"
 
 

@@ -16,12 +16,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 IMAGEFOLDER, TEXT, SENTENCES, MEMORY = "imagefolder", "text", "sentences", "memory"
+TENSORS = "tensors"
 
 KINDS: dict[str, str] = {
     IMAGEFOLDER: "directory of <class>/<image> files (torchvision ImageFolder layout)",
     TEXT: "labelled texts: .csv/.tsv with a header row, .jsonl or .json list of objects",
     SENTENCES: "plain .txt file, one sentence per non-empty line (no labels)",
     MEMORY: "batches handed to the Python API (a DataLoader or an iterable of batches)",
+    TENSORS: "model inputs as tensors: .npy, .npz, .pt (torch.save of tensors) or a .csv "
+    "of numeric features (a 'label' column holds class indices)",
 }
 
 _SUFFIX_KIND = {
@@ -30,6 +33,10 @@ _SUFFIX_KIND = {
     ".jsonl": TEXT,
     ".json": TEXT,
     ".txt": SENTENCES,
+    ".npy": TENSORS,
+    ".npz": TENSORS,
+    ".pt": TENSORS,
+    ".pth": TENSORS,
 }
 
 
@@ -73,17 +80,40 @@ def list_kinds() -> list[tuple[str, str]]:
     return list(KINDS.items())
 
 
-def _infer_kind(path: Path, what: str) -> str:
+def _infer_kind(path: Path, what: str, text_column: str = "text") -> str:
     if path.is_dir():
         return IMAGEFOLDER
     kind = _SUFFIX_KIND.get(path.suffix.lower())
     if kind is None:
         raise QuantbenchError(
             f"{what} '{path}': cannot tell its kind from the name (a directory is imagefolder, "
-            f".csv/.tsv/.jsonl/.json is text, .txt is sentences); set kind: one of "
-            f"{', '.join(KINDS)}"
+            f".csv/.tsv/.jsonl/.json is text, .txt is sentences, .npy/.npz/.pt is tensors); "
+            f"set kind: one of {', '.join(KINDS)}"
         )
+    if kind == TEXT and path.suffix.lower() in (".csv", ".tsv") and _numeric_csv(path, text_column):
+        return TENSORS
     return kind
+
+
+def _numeric_csv(path: Path, text_column: str) -> bool:
+    """A CSV without a text column whose first data row is all numbers: features."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            head = f.read(1 << 16).splitlines()[:2]
+    except (OSError, UnicodeDecodeError):
+        return False  # the text loader says what is wrong with it
+    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    rows = list(csv.reader(head, delimiter=delim))
+    if not rows or text_column in rows[0]:
+        return False
+    row = rows[1] if len(rows) > 1 else rows[0]
+    try:
+        [float(c) for c in row]
+    except ValueError:
+        return False
+    return True
 
 
 def _check_int(value: Any, name: str, what: str, path: Any, minimum: int = 1) -> int:
@@ -159,7 +189,7 @@ def parse_dataset(value: str | dict[str, Any], what: str = "dataset") -> Dataset
         raise QuantbenchError(f"{what} '{path}' does not exist")
     kind = raw.pop("kind", None)
     if kind is None:
-        kind = _infer_kind(path, what)
+        kind = _infer_kind(path, what, str(raw.get("text_column") or "text"))
     elif kind not in KINDS:
         raise QuantbenchError(f"{what} '{path}': {unknown_name('dataset kind', str(kind), KINDS)}")
     if kind == IMAGEFOLDER and not path.is_dir():

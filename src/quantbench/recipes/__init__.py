@@ -109,7 +109,7 @@ class Recipe:
     config_version: int = 1
     library: str = "torch"  # the package family: torch, torchao, onnxruntime
     devices: tuple[str, ...] = ()  # () : derived from library (see __post_init__)
-    families: tuple[str, ...] = ("vision", "text")
+    families: tuple[str, ...] = ("vision", "text", "tensor")
     probe: Callable[[Any, str], str | None] | None = None
 
     def __post_init__(self) -> None:
@@ -159,13 +159,6 @@ def register(recipe: Recipe) -> Recipe:
     """Add ``recipe`` to the registry; a second recipe of the same name is a bug."""
     if recipe.name in RECIPES and RECIPES[recipe.name] is not recipe:
         raise ValueError(f"recipe '{recipe.name}' is registered twice")
-    from quantbench.artifacts.formats import FORMATS  # a table of names: imports nothing
-
-    if recipe.file_format not in FORMATS:
-        raise ValueError(
-            f"recipe '{recipe.name}': unknown file format '{recipe.file_format}' "
-            f"(formats: {', '.join(FORMATS)})"
-        )
     RECIPES[recipe.name] = recipe
     return recipe
 
@@ -222,8 +215,10 @@ def build(recipe: Recipe, model: Any, ctx: QuantContext) -> Artifact:
     GPU) is an UnsupportedError with the reason, and the artifact is placed on the device
     (an ONNX Runtime session gets the CUDA execution provider)."""
     from quantbench.errors import UnsupportedError
+    from quantbench.recipes.onnx.given import check_recipe
     from quantbench.recipes.support import device_support, place
 
+    check_recipe(recipe, model)  # an ONNX file: torch recipes do not apply
     reason = device_support(recipe, ctx.device)
     if reason is not None:
         raise UnsupportedError(reason)

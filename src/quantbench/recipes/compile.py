@@ -89,8 +89,13 @@ def dynamic_for(family: str) -> bool | None:
     one: BERT pt2e 23.8 vs 23.3 ms). Vision: ``None`` (automatic), static graphs at the
     calibration image size, where the headline numbers are taken, and one graph with
     symbolic sizes compiled the first time another size or batch shows up: oneDNN picks
-    better convolution kernels for known shapes (ResNet18 pt2e 3.4 vs 4.4 ms).
+    better convolution kernels for known shapes (ResNet18 pt2e 3.4 vs 4.4 ms). Tensor
+    models: ``False``, one static graph per shape: a 1-channel CNN's int8 program
+    compiled with symbolic batch fails at its second batch size (an Inductor stride
+    assertion), and tensor models are small enough to compile per shape.
     """
+    if family == "tensor":
+        return False
     return True if family == "text" else None
 
 
@@ -98,6 +103,8 @@ def dynamic_label(dynamic: bool | None) -> str:
     """How the shapes of a graph compiled with ``dynamic`` are treated, in words."""
     if dynamic:
         return "all dims symbolic (batch 1 specialised)"
+    if dynamic is False:
+        return "static: one graph per shape"
     return "automatic: static at the calibration shape, symbolic after a new shape"
 
 

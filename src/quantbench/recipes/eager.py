@@ -60,6 +60,12 @@ class Fp32Config:
     style=RecipeStyle("-", "o", ""),
 )
 def _fp32(model: Any, config: Fp32Config, ctx: QuantContext) -> Artifact:
+    from quantbench.recipes.onnx.given import given_file
+
+    if given_file(model) is not None:  # an ONNX file: itself, in ONNX Runtime
+        from quantbench.recipes.onnx.source import given_fp32
+
+        return given_fp32(model)
     return Artifact("fp32", model.module)
 
 
@@ -142,7 +148,7 @@ def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
     float_layers=True,
     quantizes=("Conv", "Linear"),
     compilable=True,
-    families=("vision",),  # FX tracing: transformers models are not traceable
+    families=("vision", "tensor"),  # FX tracing: transformers models are not traceable
     probe=_needs_engine,
     explanation=(
         "FX graph-mode post-training static quantization (`prepare_fx` / `convert_fx`): "
@@ -155,7 +161,7 @@ def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
 def _static_int8(model: Any, config: StaticInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
-    if model.family != "vision":
+    if model.family == "text":
         raise UnsupportedError(
             "FX graph-mode static quantization needs a symbolically traceable model; "
             "transformers models are not (their forward has data-dependent control flow). "
@@ -243,13 +249,13 @@ class QatInt8Config:
     float_layers=True,
     quantizes=("Conv", "Linear"),
     compilable=True,
-    families=("vision",),
+    families=("vision", "tensor"),
     probe=_needs_engine,
 )
 def _qat_int8(model: Any, config: QatInt8Config, ctx: QuantContext) -> Artifact:
     import torch
 
-    if model.family != "vision":
+    if model.family == "text":
         raise UnsupportedError(
             "qat-int8 uses FX graph mode, which cannot trace transformers models; "
             "use dynamic-int8 or an ort-* recipe for them"

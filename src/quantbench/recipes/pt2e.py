@@ -96,14 +96,34 @@ def _quantizer_probe(config: Any, device: str) -> str | None:
     return None
 
 
-def _dynamic_shapes(family: str, n_inputs: int) -> tuple:
+def _dynamic_shapes(model: Any, n_inputs: int) -> tuple:
+    """What varies in the exported program: text, batch and sequence up to the model's
+    positions (named dims: clear ranges); vision, batch and image height/width; a tensor
+    model, the batch and the dims its ``input_spec`` names."""
     from torch.export import Dim
 
-    if family == "text":  # (batch, seq) for every input (ids, mask)
-        return tuple({0: Dim.DYNAMIC, 1: Dim.DYNAMIC} for _ in range(n_inputs))
+    if model.family == "text":  # (batch, seq) for every input (ids, mask)
+        limit = model.max_input_size
+        seq = Dim("seq", min=1, max=limit) if limit and limit > 2 else Dim.DYNAMIC
+        return tuple({0: Dim.DYNAMIC, 1: seq} for _ in range(n_inputs))
+    dims = getattr(model, "dynamic_dims", ())
+    if model.family == "tensor" and len(dims) == n_inputs:
+        return tuple({d: Dim.DYNAMIC for d in per} for per in dims)
     return ({0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC},) + tuple(
         {0: Dim.DYNAMIC} for _ in range(n_inputs - 1)
     )
+
+
+def _shape_mode(model: Any) -> Any:
+    """Export vision and tensor programs size-oblivious: otherwise a size that is 1 inside
+    the model at the example's shape (ResNet's last map at 32 px) is specialised, and the
+    program then refuses every larger input ("Guard failed: x.size()[2] <= 32"). Text
+    keeps torch's default, under which oblivious mode refuses sequences of 1."""
+    if model.family == "text":
+        return contextlib.nullcontext()
+    import torch.fx.experimental._config as fx_config
+
+    return fx_config.patch(backed_size_oblivious=True)
 
 
 @contextlib.contextmanager
@@ -159,11 +179,12 @@ def _export_and_prepare(model: Any, example: tuple, quantizer: Any) -> tuple[Any
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     errors = []
-    ds = _dynamic_shapes(model.family, len(example))
+    ds = _dynamic_shapes(model, len(example))
     for strict in (False, True):
         mode = "strict" if strict else "non-strict"
         try:
-            ep = torch.export.export(model.module, example, dynamic_shapes=ds, strict=strict)
+            with _shape_mode(model):
+                ep = torch.export.export(model.module, example, dynamic_shapes=ds, strict=strict)
         except Exception as e:  # export raises many types
             errors.append(f"{mode} export: {first_line(e)}")
             continue
@@ -182,8 +203,8 @@ def _export_and_prepare(model: Any, example: tuple, quantizer: Any) -> tuple[Any
     if any("data-dependent" in e for e in errors):
         why = " (its forward computes sizes from tensor values, e.g. with .item())"
     raise UnsupportedError(
-        "torch.export with dynamic batch and "
-        + ("sequence length" if model.family == "text" else "image size")
+        "torch.export with dynamic batch"
+        + {"text": " and sequence length", "vision": " and image size"}.get(model.family, "")
         + f" cannot capture this model{why}, and re-exporting per shape is not an "
         + "option: "
         + "; ".join(errors)
@@ -298,7 +319,7 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
         converted = convert_pt2e(prepared)
     quantize_s = time.perf_counter() - t
     state = _drop_unused_state(converted)
-    file, save_s = _write_pt2(converted, example, model.family, config.freezing)
+    file, save_s = _write_pt2(converted, example, model, config.freezing)
     quant, floats, qdq = _pt2e_counts(converted)
     if not quant:
         raise UnsupportedError(f"{qname} annotated no convolution or linear layer")
@@ -359,7 +380,7 @@ def _pt2e_apply(model: Any, config: Pt2eStaticConfig, ctx: QuantContext) -> Arti
 PT2_META = "quantbench.json"
 
 
-def _write_pt2(gm: Any, example: tuple, family: str, freezing: bool) -> tuple[Path, float]:
+def _write_pt2(gm: Any, example: tuple, model: Any, freezing: bool) -> tuple[Path, float]:
     """Save the converted graph as a ``.pt2`` file (``torch.export.save``): what ships.
 
     The graph is exported again from the converted module (dynamic batch and size, as
@@ -369,11 +390,12 @@ def _write_pt2(gm: Any, example: tuple, family: str, freezing: bool) -> tuple[Pa
     import torch
 
     t = time.perf_counter()
-    ds = _dynamic_shapes(family, len(example))
-    ep = torch.export.export(gm, example, dynamic_shapes=ds, strict=False)
+    ds = _dynamic_shapes(model, len(example))
+    with _shape_mode(model):
+        ep = torch.export.export(gm, example, dynamic_shapes=ds, strict=False)
     ep.example_inputs = None
     path = Path(tempfile.mkdtemp(prefix="quantbench-pt2e-")) / "model.pt2"
-    meta = {"family": str(family), "freezing": freezing, "recipe": "pt2e-static-int8"}
+    meta = {"family": str(model.family), "freezing": freezing, "recipe": "pt2e-static-int8"}
     torch.export.save(ep, str(path), extra_files={PT2_META: dumps(meta)})
     return path, time.perf_counter() - t
 

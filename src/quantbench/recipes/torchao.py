@@ -297,7 +297,7 @@ def _torchao_apply(model: Any, config: Any, ctx: QuantContext) -> Artifact:
             f"torchao {config.scheme} quantized no Linear layer (shapes not supported)"
         )
     notes = []
-    if model.family != "text":
+    if model.family != "text" and any(k.startswith("Conv") for k in floats):
         notes.append(
             "torchao quantizes nn.Linear only: convolutions stay fp32 "
             f"({sum(quant.values())} Linear layer(s) quantized)"

@@ -1,6 +1,6 @@
 """Measuring one model: stages over one context.
 
-``load -> quantize -> fidelity -> accuracy -> fallback -> latency``: each stage is a
+``load -> quantize -> fidelity -> accuracy -> fallback -> latency -> limits``: each stage is a
 function of the :class:`ModelRun` that reads what earlier stages left in it and adds its
 own. A stage that does not apply (no ``fidelity`` in ``spec.measure``, no evaluation
 data, no ``--fallback``) returns at once. The fallback search runs after accuracy
@@ -47,6 +47,8 @@ from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
 from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
+from quantbench.runner.inputs import adopt_data, check_runs
+from quantbench.runner.limits import limits
 from quantbench.runner.messages import Advance, Emit, Progress
 from quantbench.runner.modelrun import ModelRun
 from quantbench.runner.process import pin_cpus
@@ -101,9 +103,10 @@ def load(run: ModelRun) -> None:
     )
     run.load_s = time.perf_counter() - t0
     run.rss_loaded = memory.rss_bytes()
+    lm = adopt_data(lm, spec, ref)  # a module of your own: inputs from its data
     lm = model_on_device(lm, spec.target.device)  # module and input maker: cuda runs start there
     run.lm = lm
-    run.ref_size = ref_size_for(lm.family, spec)
+    run.ref_size = lm.ref_input_size or ref_size_for(lm.family, spec)
     if lm.max_input_size is not None:  # calibration / fidelity inputs the model can take
         run.ref_size = min(run.ref_size, lm.max_input_size)
     run.emit(Progress(f"{ref.name}: quantizing"))
@@ -118,6 +121,8 @@ def load(run: ModelRun) -> None:
         qat_lr=spec.quant.qat_lr,
         device=spec.target.device,
     )
+    if lm.family_from_data or lm.family == "tensor":  # a wrong guess is one line, not a trace
+        check_runs(lm, run.qctx.calib_inputs[0])
     dataset = ref.dataset or spec.data.dataset
     if dataset or ref.calibration or spec.data.calibration or spec.data.train_dataset:
         run.emit(Progress(f"{ref.name}: reading data"))
@@ -161,6 +166,7 @@ def quantize(run: ModelRun) -> None:
     run.params = size.count_params(run.lm.module)
     for v in run.variants:
         cell = run.new_cell(v, load_s=run.load_s)
+        cell.notes += run.lm.notes  # what every cell of the model shares (its inputs)
         before = memory.rss_bytes()
         t = time.perf_counter()
         art = guarded(cell, lambda v=v, cell=cell: _apply(run, v, cell))
@@ -329,6 +335,7 @@ def latency(run: ModelRun) -> None:
     """Time the variants at every point of the sweeps, interleaved at each point."""
     from quantbench import models as zoo
     from quantbench.measure import latency as lat
+    from quantbench.models.onnxfile import allowed_points
 
     spec, lm = run.spec, run.lm
     if "latency" not in spec.judge.measure:
@@ -337,10 +344,19 @@ def latency(run: ModelRun) -> None:
         warmup=spec.timing.warmup, max_warmup=spec.timing.max_warmup, min_runs=spec.timing.min_runs,
         min_time_s=spec.timing.min_time_s, max_time_s=spec.timing.max_time_s,
     )  # fmt: skip
-    info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
+    info = zoo.ModelInfo(
+        run.name, lm.family, lm.max_input_size, lm.description,
+        input_sizes=lm.input_sizes, ref_input_size=lm.ref_input_size,
+    )  # fmt: skip
     timer = lat.timer_for(spec.target.device)  # cuda: CUDA events after a synchronize
-    for b, s, sweep in sweep_points(spec, run.ref, info):
-        run.emit(Progress(f"{run.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}"))
+    points, said = allowed_points(
+        run.ref.load_name, run.ref.options, sweep_points(spec, run.ref, info)
+    )
+    if said and FP32 in run.cells:  # said once, on the baseline
+        run.cells[FP32].notes.append(said)
+    for b, s, sweep in points:
+        unit = {zoo.TEXT: "seq", zoo.TENSOR: "size"}.get(lm.family, "px")
+        run.emit(Progress(f"{run.name} b={b} {unit}={s}"))
         inputs = lm.make_inputs(b, s, seed=11)  # on the device already
         time_point(run.arts, run.cells, inputs, b, s, sweep, policy, timer)
         run.snapshot()
@@ -350,7 +366,8 @@ def latency(run: ModelRun) -> None:
 Stage = tuple[str, Callable[[ModelRun], None], bool]
 
 # (name, stage, runs under torch.inference_mode). The first five build the artifacts
-# (what `quantize` runs too); latency times them.
+# (what `quantize` runs too); latency times them; limits counts their work for the
+# roofline and profiles them, apart from the timing it would perturb.
 BUILD_STAGES: tuple[Stage, ...] = (
     ("load", load, False),
     ("quantize", quantize, False),
@@ -358,15 +375,21 @@ BUILD_STAGES: tuple[Stage, ...] = (
     ("accuracy", accuracy, True),
     ("fallback", fallback, True),
 )
-TIME_STAGES: tuple[Stage, ...] = (("latency", latency, True),)
+TIME_STAGES: tuple[Stage, ...] = (("latency", latency, True), ("limits", limits, True))
 STAGES: tuple[Stage, ...] = (*BUILD_STAGES, *TIME_STAGES)
 
 
 def _finish(run: ModelRun) -> list[CellResult]:
-    """The peak memory of the process; a cell with no latency point at all is an error."""
+    """The peak memory of the process and, on timed cells, what idle threads did while
+    they were timed; a cell with no latency point at all is an error."""
+    from quantbench import waitpolicy
+
     rss = memory.overall_peak_bytes()
+    waiting = waitpolicy.effective()  # read back in the process that timed them
     for c in run.cells.values():
         c.peak_rss_bytes = rss
+        if c.latency:
+            c.details["waiting"] = waiting
         if "latency" in run.spec.judge.measure and c.status == "ok" and not c.latency:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"

@@ -15,6 +15,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vision_batch_sizes": [1, 4],
         "seq_lens": [32, 128],
         "text_batch_sizes": [1, 4],
+        "tensor_batch_sizes": [1, 4],
         "min_time_s": 0.2,
     },
     # The targets benchmark (benchmarks/targets.py): every model x every recipe, at the
@@ -25,6 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vision_batch_sizes": [1],
         "seq_lens": [128],
         "text_batch_sizes": [1],
+        "tensor_batch_sizes": [1],
         "fidelity_batch_size": 16,  # top-1 agreement over 16 inputs, not 4
     },
 }

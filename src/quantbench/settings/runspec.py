@@ -63,13 +63,14 @@ SECTION_OF = _section_of()
 
 
 def expand_batch_sizes(data: dict[str, Any]) -> dict[str, Any]:
-    """``batch_sizes`` set into both families' batch sweeps (a family's own key in the same
+    """``batch_sizes`` set into every family's batch sweep (a family's own key in the same
     mapping wins)."""
     if BATCH_SIZES_ALIAS in data:
         data = dict(data)
         bs = data.pop(BATCH_SIZES_ALIAS)
         data.setdefault("vision_batch_sizes", bs)
         data.setdefault("text_batch_sizes", bs)
+        data.setdefault("tensor_batch_sizes", bs)
     return data
 
 

@@ -21,8 +21,8 @@ LAB_REF_BATCH = 1
 # given in the same place, wins).
 BATCH_SIZES_ALIAS = "batch_sizes"
 BATCH_SIZES_HELP = (
-    "batch sweep of both families (a family's own key wins); not stored: it sets "
-    "vision_batch_sizes and text_batch_sizes"
+    "batch sweep of every family (a family's own key wins); not stored: it sets "
+    "vision_batch_sizes, text_batch_sizes and tensor_batch_sizes"
 )
 
 
@@ -47,6 +47,11 @@ class Sweep(Settings):
     text_batch_sizes: IntList = Field(
         default_factory=lambda: list(DEFAULT_BATCH_SIZES),
         description="text: latency vs batch size, at the reference sequence length",
+    )
+    tensor_batch_sizes: IntList = Field(
+        default_factory=lambda: list(DEFAULT_BATCH_SIZES),
+        description="tensor models (tabular, audio, several inputs): latency vs batch size, "
+        "at the data's own size",
     )
     ref_batch: PosInt | None = Field(
         None,

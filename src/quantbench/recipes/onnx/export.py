@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.recipes import QuantContext
+from quantbench.recipes.onnx.given import given_file
 from quantbench.recipes.onnx.runtime import OrtModule
 
 # 17: the first opset with LayerNormalization (one node instead of seven for every
@@ -79,8 +81,22 @@ def _exportable(module: Any) -> Iterator[None]:
             setattr(cls, k, v)
 
 
-def _dynamic_axes(family: str) -> dict[str, dict[int, str]]:
-    if family == "text":
+def input_names(model: Any) -> tuple[str, ...]:
+    """The graph's input names: the family's, or a tensor model's own (made unique)."""
+    if model.family != "tensor":
+        return INPUT_NAMES["text" if model.family == "text" else "vision"]
+    names: list[str] = []
+    for n in model.input_names:
+        n = re.sub(r"\W", "_", n) or "input"
+        names.append(n if n not in names and n != OUTPUT_NAME else f"{n}_{len(names)}")
+    return tuple(names)
+
+
+def _dynamic_axes(model: Any) -> dict[str, dict[int, str]]:
+    if model.family == "tensor":
+        axes = dict(zip(input_names(model), model.dynamic_dims, strict=True))
+        return {**axes, OUTPUT_NAME: {0: "batch"}}
+    if model.family == "text":
         return {
             "input_ids": {0: "batch", 1: "sequence"},
             "attention_mask": {0: "batch", 1: "sequence"},
@@ -107,7 +123,7 @@ def export_onnx(
     import torch
 
     path = Path(path)
-    names = INPUT_NAMES["text" if model.family == "text" else "vision"]
+    names = input_names(model)
     if len(example_inputs) != len(names):
         raise QuantbenchError(
             f"export of {model.name} expects {len(names)} inputs ({', '.join(names)}), "
@@ -126,7 +142,7 @@ def export_onnx(
             str(path),
             input_names=list(names),
             output_names=[OUTPUT_NAME],
-            dynamic_axes=_dynamic_axes(model.family),
+            dynamic_axes=_dynamic_axes(model),
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
@@ -145,6 +161,8 @@ def _second_inputs(model: Any, example: tuple) -> tuple:
         mask = mask.clone()
         mask[:, other - other // 3 :] = 0  # trailing padding: the mask must be honoured
         return ids, mask
+    if model.family == "tensor":  # batch 1, and the named dims at another size
+        return model.make_inputs(1, (model.ref_input_size or 1) + 3, seed=4321)
     return model.make_inputs(1, int(example[0].shape[-1]) + 32, seed=4321)
 
 
@@ -199,6 +217,7 @@ class Export:
     seconds: float
     check: dict[str, Any]
     cache: dict[Any, Any] = field(default_factory=dict)
+    given: Any = None  # the GivenOnnx session, when the model is an ONNX file
 
 
 # One fp32 export per loaded model, shared by every ORT recipe applied to it (Longformer
@@ -209,19 +228,55 @@ _EXPORTS: weakref.WeakKeyDictionary[Any, Export | str] = weakref.WeakKeyDictiona
 def _example_inputs(model: Any, ctx: QuantContext) -> tuple:
     # Batch 2 at the calibration size: a traced batch of 1 can bake the batch into reshapes.
     size = 16 if model.family == "text" else 64
+    if model.family == "tensor":
+        return model.make_inputs(2, model.ref_input_size or 1, seed=1234)
     if ctx.calib_inputs:
         size = int(ctx.calib_inputs[0][0].shape[-1])
     return model.make_inputs(2, size, seed=1234)
 
 
+def _given_copy(given: Any, d: str) -> Export:
+    """An ONNX file given as the model, where an export would be: a copy in ``d`` (the
+    recipes write next to it), its external data inlined when it fits in one file."""
+    import onnx
+
+    path = Path(d) / "fp32.onnx"
+    if len(given.files) == 1:
+        shutil.copyfile(given.onnx_file, path)
+    else:
+        m = onnx.load(given.onnx_file)  # with its external data
+        big = m.ByteSize() >= 2**31 - 2**20  # protobuf's 2 GiB limit for one file
+        onnx.save_model(m, str(path), save_as_external_data=big, location="fp32.onnx.data")
+    check = {"source": "the ONNX file as given: no export, nothing to check against torch"}
+    return Export(path, 0.0, check, given=given)
+
+
+def graph_inputs(model: Any, ctx: QuantContext) -> tuple[list[str], list[tuple]]:
+    """The graph's input names and ``ctx``'s calibration batches as the graph takes them."""
+    given = given_file(model)
+    if given is None:
+        return list(input_names(model)), ctx.calib_inputs
+    return list(given.input_names), [given.feeds(b) for b in ctx.calib_inputs]
+
+
 def exported(model: Any, ctx: QuantContext) -> Export:
-    """``model``'s fp32 export, made (and checked against torch) at the first call."""
+    """``model``'s fp32 export, made (and checked against torch) at the first call; for an
+    ONNX file given as the model, a copy of the file."""
     hit = _EXPORTS.get(model.module)
     if isinstance(hit, str):  # a failed export fails once, not once per recipe
         raise RuntimeError(hit)
     if hit is not None and hit.path.is_file():
         return hit
     d = tempfile.mkdtemp(prefix="quantbench-onnx-export-")
+    if given_file(model) is not None:
+        try:
+            exp = _given_copy(model.module, d)
+        except Exception:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        weakref.finalize(model.module, shutil.rmtree, d, True)
+        _EXPORTS[model.module] = exp
+        return exp
     try:
         example = _example_inputs(model, ctx)
         t = time.perf_counter()
