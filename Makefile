@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-digits-mobile bench-startup bench-contention digits gpu-check clean
+.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-load bench-int4 bench-digits-mobile bench-startup bench-contention digits gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench-targets: $(STAMP)
 # all-MiniLM-L6-v2 sentence embeddings through every recipe (a few minutes).
 bench-sentences: $(STAMP)
 	$(BIN)/python benchmarks/sentence_fidelity.py
+
+# Load time of every recipe's shipped file in a fresh process: a small sentence model
+# (MiniLM's config, random weights), median of 3 processes per file (~10 min).
+bench-load: $(STAMP)
+	$(BIN)/python benchmarks/load_times.py
 
 # Issue 12's int4 target: BERT/DistilBERT sizes and MiniLM fidelity (~15 min).
 bench-int4: $(STAMP)

@@ -137,8 +137,11 @@ def quantize(
     settings (calibration data, ``recipe_options``, ``fallback`` with ``dataset`` or
     ``eval_fn`` as its bar, ...); a :class:`~quantbench.artifacts.Written`.
 
-    An in-memory module's state_dict artifact is rebuilt by this process only (it holds
-    the module); ONNX (``ort-*``) and ``.pt2`` artifacts run anywhere."""
+    A module given in memory has no class another process could rebuild, so its
+    checkpoint recipes (fp32, fp16, bf16, torchao-*) ship a ``.pt2`` program
+    (``torch.export``; name the output ``*.pt2``), and one that ``torch.export`` cannot
+    capture (torch.ao's eager int8) is refused in one line; ONNX (``ort-*``) and
+    ``pt2e-static-int8`` files run anywhere."""
     from quantbench.build import quantize as _quantize
 
     entry = _model_entry(model)
@@ -187,7 +190,9 @@ def compare(
 
 
 def load_artifact(path: str | Path, *, trust_code: bool = False) -> Any:
-    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module.
+    """A file written by ``quantize`` or ``run --save-artifacts``, as a callable module:
+    called like the model it came from (by position or keyword), it returns what ``run``
+    measured (:mod:`quantbench.artifacts.contract`).
 
     A file that carries code (a ``.pt2`` program, a ``py:`` model's checkpoint with its
     source) is refused unless ``trust_code=True``: pass it only for files you trust."""

@@ -112,12 +112,19 @@ def quantize(
     """Build ``model`` with ``recipe`` as ``run`` does for the same settings and write the
     variant it measured to ``output``. ``settings`` are RunSpec fields (weights, engine,
     seed, calib_batches, calibration, dataset, fallback, max_accuracy_drop, ...)."""
-    from quantbench.artifacts import check_output, get_format
-    from quantbench.artifacts.write import Written, check_name, load_notes, write_variant
+    from quantbench.artifacts import check_output
+    from quantbench.artifacts.write import (
+        Written,
+        check_name,
+        load_notes,
+        shipped_format,
+        write_variant,
+    )
     from quantbench.recipes import get_recipe
     from quantbench.runner.pipeline import build_model
 
-    fmt = get_format(get_recipe(recipe).file_format)  # unknown names fail before building
+    # unknown names fail before building; a module given in memory ships a .pt2 program
+    fmt = shipped_format(model, get_recipe(recipe).file_format)
     path = check_output(output, force)
     check_name(path, fmt, recipe)
     spec, ref = quantize_spec(model, recipe, config, model_options, **settings)
@@ -136,9 +143,10 @@ def quantize(
         sha256=record["sha256"],
         measured_bytes=cell.size_bytes,
         calibration=calib,
-        notes=[n for n in cell.notes if n.startswith("accuracy-aware fallback")]
+        notes=[n for n in cell.notes if n.startswith(("accuracy-aware fallback", "artifact:"))]
         + load_notes(path, fmt, ref.load_name),
         accuracy=cell.accuracy.to_dict() if cell.accuracy is not None else None,
+        load_s=record.get("load_s"),
     )
 
 

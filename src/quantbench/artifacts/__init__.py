@@ -14,6 +14,13 @@
   architecture and loading the weights. A ``py:<file>:<obj>`` model's checkpoint also
   holds the file's text, so it rebuilds anywhere, without the file.
 
+Whatever the format, :func:`load_artifact` keeps one contract
+(:mod:`~quantbench.artifacts.contract`): the callable takes the source model's inputs by
+position or keyword, returns what ``run`` measured, and loads in seconds (nothing is
+quantized again; a recipe measured compiled compiles at its first call). A model given as
+a module ships a ``.pt2`` program for the checkpoint recipes (its class lives in one
+process only), or is refused in one line.
+
 The room:
 
 - :mod:`~quantbench.artifacts.formats`: the table of formats (name, extensions, whether
@@ -24,7 +31,8 @@ The room:
 - :mod:`~quantbench.artifacts.rebuild`: a state_dict checkpoint back into a module;
 - :mod:`~quantbench.artifacts.write`: what ``quantize`` and ``run --save-artifacts`` write
   and record; :mod:`~quantbench.artifacts.load`: :func:`load_artifact`;
-- :mod:`~quantbench.artifacts.names`: file names and hashes.
+- :mod:`~quantbench.artifacts.names`: file names and hashes;
+- :mod:`~quantbench.artifacts.contract`: the call contract (binding keywords to inputs).
 
 Example::
 

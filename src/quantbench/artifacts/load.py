@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from quantbench.artifacts.contract import conform
 from quantbench.artifacts.formats import format_for_path
 from quantbench.errors import QuantbenchError
 
@@ -20,8 +21,14 @@ from quantbench.errors import QuantbenchError
 def load_artifact(path: str | Path, trust_code: bool = False) -> Any:
     """Turn a file written by ``quantbench quantize`` back into a callable module.
 
-    ``.onnx`` files come back as an ONNX Runtime session wrapped to take and return torch
-    tensors; torch artifacts are rebuilt (architecture + recipe) and their weights loaded.
+    It keeps the contract of :mod:`quantbench.artifacts.contract`: called like the model it
+    came from (by position or by keyword: ``input_ids=``, ``attention_mask=``,
+    ``pixel_values=``), it returns what ``run`` measured, and it loads in seconds (nothing
+    is quantized again; a recipe measured compiled compiles at its first call). ``.onnx``
+    files come back as an ONNX Runtime session taking and returning torch tensors, ``.pt2``
+    files as their program, torchao checkpoints as the float architecture holding the
+    file's quantized tensors, other checkpoints rebuilt (architecture + recipe structure)
+    with their weights loaded.
 
     A file can carry code: a ``.pt2`` program is unpickled by ``torch.export.load``, and
     a ``py:`` model's checkpoint holds its Python source, run to rebuild it. Such files
@@ -35,4 +42,4 @@ def load_artifact(path: str | Path, trust_code: bool = False) -> Any:
     fmt = format_for_path(p)
     if p.suffix != fmt.extension and not fmt.any_name:  # a companion (an IR's .bin)
         raise QuantbenchError(f"'{p}' is part of {fmt.what}: load its {fmt.extension} file")
-    return fmt.impl().load(p, trust_code)
+    return conform(fmt.impl().load(p, trust_code))

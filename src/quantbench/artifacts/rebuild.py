@@ -20,6 +20,8 @@ from quantbench.errors import QuantbenchError, first_line
 def rebuild(obj: dict[str, Any], path: Path, trust_code: bool) -> Any:
     """The module ``obj`` (a checkpoint read from ``path``) describes, its weights loaded."""
     _check_trust(obj, path, trust_code)
+    if _library(obj["recipe"]) == "torchao":
+        return _assign(obj, path)
     art = _structure(obj, path)
     name = obj["model"]
     module = getattr(art.module, "_orig_mod", art.module)
@@ -57,14 +59,9 @@ def _structure(obj: dict[str, Any], path: Path) -> Any:
     from quantbench import models as zoo
     from quantbench.recipes import QuantContext, apply_recipe
 
-    seed, name = obj.get("seed", 0), obj["model"]
-    source = obj.get("model_source")
-    source = source if isinstance(source, dict) else None
+    name = obj["model"]
     try:
-        if source:
-            lm = _py_model(name, source, seed, obj.get("options") or {})
-        else:
-            lm = zoo.load_model(name, "random", seed, obj.get("options"))
+        lm = _skeleton(obj)
         size = 16 if lm.family == zoo.TEXT else 32
         x = lm.make_inputs(1, size, seed=0)
         ctx = QuantContext(
@@ -85,6 +82,56 @@ def _structure(obj: dict[str, Any], path: Path) -> Any:
         raise QuantbenchError(
             f"artifact '{path}' ({name} / {obj['recipe']}) cannot be rebuilt: {first_line(e)}"
         ) from None
+
+
+def _skeleton(obj: dict[str, Any]) -> Any:
+    """The float architecture of ``obj``'s model, random weights (every tensor is replaced)."""
+    from quantbench import models as zoo
+
+    seed, name = obj.get("seed", 0), obj["model"]
+    source = obj.get("model_source")
+    if isinstance(source, dict):
+        return _py_model(name, source, seed, obj.get("options") or {})
+    return zoo.load_model(name, "random", seed, obj.get("options"))
+
+
+def _library(recipe: str) -> str:
+    from quantbench.recipes import get_recipe
+
+    try:
+        return get_recipe(recipe).library
+    except QuantbenchError:
+        return ""
+
+
+def _assign(obj: dict[str, Any], path: Path) -> Any:
+    """A torchao checkpoint without quantizing again: its state_dict holds torchao's tensor
+    subclasses (int8 data + scales), which ``load_state_dict(assign=True)`` puts in the
+    float skeleton as they are. Compiled, as measured, at its first call (lazily)."""
+    from quantbench.recipes import get_recipe
+    from quantbench.recipes.compile import compile_module, dynamic_for
+
+    name, recipe = obj["model"], obj["recipe"]
+    try:
+        lm = _skeleton(obj)
+        module = lm.module.eval()
+    except QuantbenchError as e:
+        raise QuantbenchError(f"artifact '{path}' cannot be rebuilt: {e}") from None
+    except Exception as e:
+        raise QuantbenchError(
+            f"artifact '{path}' ({name} / {recipe}) cannot be rebuilt: {first_line(e)}"
+        ) from None
+    try:
+        module.load_state_dict(obj["state_dict"], strict=True, assign=True)
+    except RuntimeError as e:
+        why = first_line(e, with_type=False)
+        raise QuantbenchError(f"artifact does not fit {name} / {recipe}: {why}") from None
+    config = get_recipe(recipe, obj.get("recipe_options") or None).config
+    if not getattr(config, "compile", False):
+        return module
+    inductor = {"freezing": True} if getattr(config, "freezing", False) else {}
+    compiled, _, _ = compile_module(module, [], inductor, dynamic_for(lm.family))
+    return compiled
 
 
 def _py_model(name: str, source: dict[str, Any], seed: int, options: dict[str, Any]) -> Any:

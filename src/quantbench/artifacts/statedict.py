@@ -48,6 +48,7 @@ def write(art: Any, path: Path, meta: dict[str, Any]) -> None:
 def read(path: Path) -> dict[str, Any]:
     """The checkpoint at ``path``, read with ``weights_only=True``; one line when it is not
     a complete quantbench checkpoint this version can read."""
+    _allow_torchao_tensors(path)
     obj = fileformat.torch_load(path, get_format("state_dict").what)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise QuantbenchError(
@@ -64,6 +65,26 @@ def read(path: Path) -> dict[str, Any]:
                 f"{kind.__name__}"
             )
     return obj
+
+
+def _allow_torchao_tensors(path: Path) -> None:
+    """Let ``torch.load(weights_only=True)`` read torchao's tensor subclasses: importing
+    torchao allowlists exactly its own classes (``add_safe_globals``), and it is imported
+    only when every class the file names (read without unpickling) is torchao's. Anything
+    else is still refused by :func:`quantbench.fileformat.torch_load`."""
+    import torch
+
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # not a torch checkpoint: torch_load says so in one line
+        return
+    if needed and all(g.startswith("torchao.") for g in needed):
+        try:
+            import torchao  # noqa: F401  (its import registers its safe globals)
+        except ImportError as e:
+            raise QuantbenchError(
+                f"'{path}' holds torchao tensors: loading it needs torchao ({e})"
+            ) from None
 
 
 def load(path: Path, trust_code: bool) -> Any:

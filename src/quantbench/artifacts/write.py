@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from quantbench import handover
 from quantbench.artifacts.formats import Format, format_for_path, get_format
 from quantbench.artifacts.names import ARTIFACTS_DIR, safe_name, sha256_of
 from quantbench.errors import QuantbenchError, first_line
@@ -53,6 +54,7 @@ class Written:
     calibration: str | None = None  # the recipe's calibration note, when it calibrates
     notes: list[str] = field(default_factory=list)
     accuracy: dict[str, Any] | None = None  # on --dataset, when given
+    load_s: float | None = None  # load_artifact on the written file, in this process
 
 
 def check_output(path: str | Path, force: bool) -> Path:
@@ -78,11 +80,71 @@ def check_name(path: Path, fmt: Format, recipe: str) -> None:
     )
 
 
-def format_of(v: Variant) -> Format:
-    """What ``v``'s recipe ships."""
+def format_of(v: Variant, model: str = "") -> Format:
+    """What ``v``'s recipe ships for ``model``: its own format, except that a checkpoint of
+    a model given as a module (``mem:``) would rebuild only in the process that holds the
+    module, so that model's checkpoint recipes ship a ``.pt2`` program instead."""
     from quantbench.recipes import get_recipe
 
-    return get_format(get_recipe(v.base).file_format)
+    return shipped_format(model, get_recipe(v.base).file_format)
+
+
+def shipped_format(model: str, recipe_format: str) -> Format:
+    """The format written for ``model`` by a recipe whose own format is ``recipe_format``."""
+    fmt = get_format(recipe_format)
+    if fmt.any_name and handover.is_memory(model):
+        return get_format("pt2")
+    return fmt
+
+
+def portable_recipes() -> str:
+    """The recipes that ship a file that loads in any process, in words."""
+    from quantbench.recipes import list_recipes
+
+    by_ext: dict[str, list[str]] = {}
+    for r in list_recipes():
+        fmt = get_format(r.file_format)
+        if not fmt.any_name:
+            by_ext.setdefault(fmt.extension, []).append(r.name)
+    parts = [f"{_compact(names)} ({ext})" for ext, names in by_ext.items()]
+    return ", ".join([*parts, "fp32, fp16, bf16, torchao-* (exported to .pt2)"])
+
+
+def _compact(names: list[str]) -> str:
+    """``ort-fp32, ort-dynamic-int8`` -> ``ort-*``; a lone name stays."""
+    heads = {n.split("-", 1)[0] for n in names}
+    return f"{heads.pop()}-*" if len(names) > 1 and len(heads) == 1 else ", ".join(names)
+
+
+def _export_portable(run: ModelRun, v: Variant, art: Any, path: Path) -> None:
+    """``art`` of an in-memory model as a ``.pt2`` program, or one line saying why not."""
+    from quantbench.artifacts.pt2 import export_module
+    from quantbench.errors import UnsupportedError
+
+    calib = run.qctx.calib_inputs if run.qctx is not None else []
+    example = tuple(calib[0]) if calib else tuple(run.lm.make_inputs(2, run.ref_size))
+    try:
+        export_module(art, example, run.lm, path)
+    except UnsupportedError as e:
+        raise QuantbenchError(
+            f"{v.name} of in-memory model '{handover.label(run.name)}' has no portable file "
+            f"({e}); its "
+            "checkpoint would load only in this process, which holds the module; recipes "
+            f"that ship a portable file of a module: {portable_recipes()}"
+        ) from None
+
+
+def time_load(path: Path) -> float:
+    """Seconds :func:`~quantbench.artifacts.load_artifact` takes on ``path`` (a file this
+    process wrote, so trusted); compiling, where a recipe compiles, happens later, at the
+    first call."""
+    import time
+
+    from quantbench.artifacts.load import load_artifact
+
+    t = time.perf_counter()
+    load_artifact(path, trust_code=True)
+    return time.perf_counter() - t
 
 
 def save_artifact(art: Any, path: Path, meta: dict[str, Any], fmt: Format) -> int:
@@ -153,16 +215,30 @@ def write_variant(run: ModelRun, v: Variant, path: Path, art: Any = None) -> dic
     other file is what was sized, and a difference is noted on the cell.
     """
     art = run.arts[v] if art is None else art
-    fmt = format_of(v)
-    nbytes = save_artifact(art, path, artifact_meta(run, v, art), fmt)
+    fmt = format_of(v, run.ref.load_name)
+    if fmt is format_of(v):
+        nbytes = save_artifact(art, path, artifact_meta(run, v, art), fmt)
+    else:
+        _export_portable(run, v, art, path)
+        nbytes = fmt.size(path)
     record: dict[str, Any] = {
         "path": str(path),
         "bytes": nbytes,
         "sha256": sha256_of(fmt.files(path)),
         "format": fmt.name,
     }
+    notes = run.cells[v].notes if v in run.cells else []
+    try:
+        record["load_s"] = round(time_load(path), 3)
+    except Exception as e:  # the file is written; what it does not do is said on the cell
+        notes.append(f"artifact: loading it back failed: {first_line(e)}")
     sized = run.cells[v].size_bytes if v in run.cells else None
-    if sized is not None:
+    if fmt is not format_of(v):
+        notes.append(
+            f"artifact: a .pt2 program (torch.export), not {format_of(v).what}: a model given "
+            "as a module rebuilds only in the process that holds it"
+        )
+    elif sized is not None:
         if fmt.overhead:
             record["overhead_bytes"] = nbytes - sized
         elif nbytes != sized:  # an .onnx with external data files: not shipped alongside
@@ -190,7 +266,8 @@ def save_variants(run: ModelRun) -> None:
             if src in written:  # +compile ships its base's file: compiling is a load-time step
                 record = dict(written[src])
             else:
-                rel = folder / (safe_name(src.name) + format_of(src).extension)
+                ext = format_of(src, run.ref.load_name).extension
+                rel = folder / (safe_name(src.name) + ext)
                 (root / folder).mkdir(parents=True, exist_ok=True)
                 record = write_variant(run, src, root / rel, art=run.arts[v])
                 record["path"] = rel.as_posix()

@@ -58,6 +58,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if w.measured_bytes is not None and w.measured_bytes != w.size_bytes:
         say(f"size:  {w.measured_bytes} bytes as 'run' reports it (the state_dict; the file "
             f"adds {w.size_bytes - w.measured_bytes} bytes of metadata to rebuild it)")  # fmt: skip
+    if w.load_s is not None:
+        say(f"load:  {w.load_s:.2f} s (load_artifact, in this process; compiling, where the "
+            "recipe compiles, happens at the first call)")  # fmt: skip
     say(f"calibration: {w.calibration or f'none ({w.recipe} does not calibrate activations)'}")
     if w.accuracy is not None:
         a, bar = w.accuracy, "met" if w.accuracy.get("passes") else "missed"

@@ -108,6 +108,12 @@ def point_gflops_per_s(point: Any) -> float | None:
     return gflop / seconds
 
 
+def artifact_load_s(cell: Any) -> float | None:
+    """Seconds ``load_artifact`` took on the cell's shipped file, when it was written."""
+    record = (getattr(cell, "details", None) or {}).get("artifact")
+    return number(record.get("load_s")) if isinstance(record, dict) else None
+
+
 def memory_value(cell: Any, key: str) -> int | None:
     """One entry of ``cell.memory`` (missing or non-numeric: None)."""
     value = number((getattr(cell, "memory", None) or {}).get(key))
@@ -326,20 +332,24 @@ METRICS: tuple[Metric, ...] = (
            "first row)"),
     Metric("quantize_s", "Quantize s", _finite_attr("quantize_s"), **_SECONDS,
            shown={"memory": 2}, help="time to apply the recipe"),
+    Metric("artifact_load_s", "Artifact load s", lambda c, p: artifact_load_s(c), **_SECONDS,
+           shown={"memory": 3}, help="load_artifact on the shipped file (run --save-artifacts, "
+           "quantize), in the process that wrote it; a recipe that compiles does so at the "
+           "first call, not here"),
     Metric("rss_bytes", "Added by artifact" + _MIB, _memory("rss_bytes"), **_BYTES,
-           shown={"memory": 3}, help="resident memory the variant added when it was built "
+           shown={"memory": 4}, help="resident memory the variant added when it was built "
            "(for fp32: what loading the model added)"),
     Metric("inference_peak_bytes", "Inference peak" + _MIB, _memory("inference_peak_bytes"),
-           **_BYTES, shown={"memory": 4}, help="peak RSS of one forward pass at {shape} above "
+           **_BYTES, shown={"memory": 5}, help="peak RSS of one forward pass at {shape} above "
            "the RSS just before it (activations, workspaces)"),
     Metric("process_peak_bytes", "RSS peak in that pass" + _MIB, _memory("process_peak_bytes"),
-           **_BYTES, shown={"memory": 5}, help="peak RSS of the worker process during that pass"),
+           **_BYTES, shown={"memory": 6}, help="peak RSS of the worker process during that pass"),
     Metric("gpu_peak_bytes", "GPU peak" + _MIB, _memory("gpu_peak_bytes"), **_BYTES,
-           shown={"memory": 6}, help="torch.cuda.max_memory_allocated during that pass, the "
+           shown={"memory": 7}, help="torch.cuda.max_memory_allocated during that pass, the "
            "counter reset per variant (CUDA runs; torch's allocator only, not ONNX Runtime's "
            "own GPU arena)"),
     Metric("peak_rss_bytes", "Worker peak RSS" + _MIB, _finite_attr("peak_rss_bytes"), **_BYTES,
-           shown={"memory": 7}, per_model=True,
+           shown={"memory": 8}, per_model=True,
            help="peak RSS of the worker over all variants of the model (on its first row)"),
 )  # fmt: skip
 

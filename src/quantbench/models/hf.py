@@ -175,7 +175,8 @@ def _load_hf(name: str, config: Any, hub_id: str, weights: str, seed: int) -> Lo
             ) from None
     model.eval()
     src_dir = Path(source).expanduser() if source and Path(source).expanduser().is_dir() else None
-    pooling, normalize = sentence_pooling(src_dir) if src_dir and not is_clf else (None, False)
+    pool_dir = src_dir or (local_dir if is_local else None)  # random weights pool as the dir says
+    pooling, normalize = sentence_pooling(pool_dir) if pool_dir and not is_clf else (None, False)
     if family == VISION:
         size = getattr(config, "image_size", 224)
         return LoadedModel(

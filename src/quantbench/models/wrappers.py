@@ -24,7 +24,11 @@ class TextModel(torch.nn.Module):
         self.is_classifier = is_classifier
         self.pooling = pooling
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if attention_mask is None:  # as transformers: no mask means every token counts
+            attention_mask = torch.ones_like(input_ids)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         if self.is_classifier:
             return out.logits

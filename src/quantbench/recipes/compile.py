@@ -53,7 +53,8 @@ def _compiled_class() -> type:
         def _orig_mod(self) -> Any:
             return self.compiled._orig_mod
 
-        def forward(self, *args: Any) -> Any:
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            # keywords too: a wrapper must call the model as its own forward is called
             ind, dyn = torch._inductor.config, torch._dynamo.config
             saved_ind = {k: getattr(ind, k) for k in self.inductor}
             saved_limit = dyn.recompile_limit
@@ -61,7 +62,7 @@ def _compiled_class() -> type:
                 for k, v in self.inductor.items():
                     setattr(ind, k, v)
                 dyn.recompile_limit = max(saved_limit, _RECOMPILE_LIMIT)
-                return self.compiled(*args)
+                return self.compiled(*args, **kwargs)
             finally:
                 dyn.recompile_limit = saved_limit
                 for k, v in saved_ind.items():

@@ -36,12 +36,13 @@ def _cast_class() -> type:
             self.module = module
             self.dtype = dtype
 
-        def forward(self, *args: Any) -> Any:
-            args = tuple(
-                a.to(self.dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                for a in args
-            )
-            out = self.module(*args)
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            # keywords too: a wrapper must call the model as its own forward is called
+            def cast(a: Any) -> Any:
+                floating = isinstance(a, torch.Tensor) and a.is_floating_point()
+                return a.to(self.dtype) if floating else a
+
+            out = self.module(*map(cast, args), **{k: cast(v) for k, v in kwargs.items()})
             return out.float() if out.is_floating_point() else out
 
         def state_dict(self, *args: Any, **kwargs: Any) -> Any:

@@ -4,7 +4,7 @@
 the platform's Inductor quantizer -> calibrate -> ``convert_pt2e`` -> ``torch.compile``
 with Inductor freezing (without freezing the int8 kernels are not used and it is slower
 than fp32). The converted graph is saved as a ``.pt2`` file (``torch.export.save``),
-which :func:`load_pt2` compiles again the same way.
+which :func:`quantbench.artifacts.pt2.load` compiles again the same way.
 
 Example::
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import shutil
 import tempfile
@@ -409,25 +408,3 @@ def register_quantized_ops() -> None:
     quantizing imports them (torchao's PT2E does), a process that only loads does not.
     """
     import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers the ops)
-
-
-def load_pt2(path: str | Path) -> Any:
-    """A ``.pt2`` file written by ``pt2e-static-int8`` as a module compiled like the recipe's.
-
-    Compiles lazily, at the first call with a new shape (with Inductor freezing, which
-    the int8 kernels need).
-    """
-    import torch
-
-    register_quantized_ops()
-    extra = {PT2_META: ""}
-    ep = torch.export.load(str(path), extra_files=extra)
-    try:
-        meta = json.loads(extra[PT2_META] or "{}")
-    except json.JSONDecodeError:
-        meta = {}
-    family = meta.get("family", "vision")
-    module, _, _ = compile_module(
-        ep.module(), [], {"freezing": meta.get("freezing", True)}, dynamic_for(family)
-    )
-    return module
