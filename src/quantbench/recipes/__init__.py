@@ -77,7 +77,7 @@ class RecipeStyle:
 
 
 # What a recipe's deployable file is (``quantbench quantize`` writes it).
-FILE_FORMATS = ("state_dict", "onnx", "pt2")
+FILE_FORMATS = ("state_dict", "onnx", "pt2", "pte", "openvino-ir")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,9 @@ class Recipe:
     runs any graph, else cpu); ``families`` the model families it applies to; ``probe``
     ``(config, device) -> reason | None`` says why it cannot run on this machine (a
     missing kernel or engine) beyond what :mod:`quantbench.recipes.support` checks
-    itself (the device, the GPU, the packages of ``library``).
+    itself (the device, the GPU, the packages of ``library``). ``baseline`` is the float
+    recipe of its own runtime (``ort-fp32`` for ONNX Runtime's int8): its speedup is also
+    taken against that, so a runtime's effect shows apart from quantization's.
     """
 
     name: str
@@ -115,6 +117,7 @@ class Recipe:
     devices: tuple[str, ...] = ()  # () : derived from library (see __post_init__)
     families: tuple[str, ...] = ("vision", "text")
     probe: Callable[[Any, str], str | None] | None = None
+    baseline: str = "fp32"
 
     def __post_init__(self) -> None:
         if not self.devices:
@@ -230,7 +233,7 @@ def build(recipe: Recipe, model: Any, ctx: QuantContext) -> Artifact:
 
 
 # The modules whose import registers recipes, in listing order (fp32 first).
-_BUILTIN = ("eager", "onnx", "torchao", "pt2e", "half")
+_BUILTIN = ("eager", "onnx", "torchao", "pt2e", "half", "executorch", "openvino")
 
 
 def _load_builtin() -> None:
