@@ -42,6 +42,10 @@ class Candidate:
     accuracy: float | None = None  # the task metric on real data, when measured
     accuracy_relative: float | None = None  # ... as a fraction of fp32's
     metric: str | None = None
+    # the paired speedup against its own runtime in float (et-int8 vs et-fp32), where
+    # that was measured: how much of ``speedup`` quantization bought, not the runtime
+    runtime_baseline: str | None = None
+    runtime_speedup: float | None = None
 
 
 @dataclass
@@ -144,6 +148,7 @@ def recommend(
                 accuracy=c.accuracy.value if c.accuracy else None,
                 accuracy_relative=c.accuracy.relative if c.accuracy else None,
                 metric=c.accuracy.metric if c.accuracy else None,
+                **_runtime(c, pt),
             ))  # fmt: skip
         keep = [c for c in cands if c.keeps_fidelity]
         timed = [c for c in keep if c.speedup is not None]
@@ -163,6 +168,23 @@ def recommend(
             c.why_not = "; ".join(reasons) if c is not smallest else (reasons[0] if reasons else "")
         out[model] = Recommendation(model, shape, fastest, smallest, cands)
     return out
+
+
+def _runtime(cell: CellResult, point: Any) -> dict[str, Any]:
+    """The cell's runtime baseline and its paired speedup over it at ``point``."""
+    rt = point.runtime_speedup if point is not None else None
+    if rt is None or not _finite(rt.median):
+        return {}
+    return {"runtime_baseline": cell.details.get("runtime_baseline"), "runtime_speedup": rt.median}
+
+
+def speedup_text(c: dict[str, Any]) -> str:
+    """A candidate's speedup (:func:`as_dict` form): ``1.56x``, with its own runtime's
+    where measured: ``1.56x; 2.57x vs et-fp32``."""
+    text = f"{c['speedup']:.2f}x"
+    if c.get("runtime_speedup") is not None and c.get("runtime_baseline"):
+        text += f"; {c['runtime_speedup']:.2f}x vs {c['runtime_baseline']}"
+    return text
 
 
 def as_dict(recs: dict[str, Recommendation]) -> dict[str, Any]:
@@ -193,7 +215,7 @@ def summary_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cells: list
         if small and small["size_ratio"] is not None:
             parts.append(f"smallest {small['recipe']} ({small['size_ratio']:.2f} of fp32)")
         if fast and fast["speedup"] is not None:
-            parts.insert(0, f"fastest {fast['recipe']} ({fast['speedup']:.2f}x)")
+            parts.insert(0, f"fastest {fast['recipe']} ({speedup_text(fast)})")
         if parts:
             lines.append(f"{model}: {', '.join(parts)} ({bar})")
     return lines

@@ -203,6 +203,26 @@ def list_recipes() -> list[Recipe]:
     return list(RECIPES.values())
 
 
+def runtime_baseline(variant: str) -> str | None:
+    """The variant whose runtime ``variant`` runs on, in float: its recipe's ``baseline``,
+    compiled when ``variant`` is (``static-int8+compile`` -> ``fp32+compile``,
+    ``ort-static-int8+fallback`` -> ``ort-fp32``). None where that is torch's fp32 (the
+    speedup every cell has already), ``variant`` itself, or an unknown recipe.
+
+    >>> runtime_baseline("ort-static-int8"), runtime_baseline("static-int8")
+    ('ort-fp32', None)
+    """
+    from quantbench.variants import BASELINE, Variant
+
+    try:
+        v = Variant.parse(variant)
+        base = get_recipe(v.base).baseline
+    except Exception:  # a name from an older run: no baseline known
+        return None
+    name = f"{base}+compile" if v.compiled else base
+    return None if name in (BASELINE, v.name) else name
+
+
 def apply_recipe(
     name: str, model: Any, ctx: QuantContext, options: dict[str, Any] | None = None
 ) -> Artifact:

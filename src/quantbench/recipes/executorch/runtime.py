@@ -3,9 +3,12 @@ torch tensors like a torch module, timed in ExecuTorch's own runtime."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,22 @@ def require() -> None:
         raise UnsupportedError(f"executorch is not installed: {INSTALL}")
 
 
+@contextlib.contextmanager
+def _native_log_off() -> Iterator[None]:
+    """ExecuTorch's native code logs to the process's stderr as it sizes its thread pool
+    ("[cpuinfo_utils.cpp:71] Reading file ...", "Resetting threadpool to 2 threads"):
+    point file descriptor 2 at /dev/null for that call only."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def set_threads(threads: int) -> int:
     """Size ExecuTorch's thread pool (XNNPACK runs on it); return the size it has.
 
@@ -42,9 +61,10 @@ def set_threads(threads: int) -> int:
     """
     from executorch.extension.pybindings import portable_lib
 
-    if portable_lib._threadpool_get_thread_count() != threads:
-        portable_lib._unsafe_reset_threadpool(int(threads))
-    return int(portable_lib._threadpool_get_thread_count())
+    with _native_log_off():
+        if portable_lib._threadpool_get_thread_count() != threads:
+            portable_lib._unsafe_reset_threadpool(int(threads))
+        return int(portable_lib._threadpool_get_thread_count())
 
 
 def check_pte(path: Path) -> None:

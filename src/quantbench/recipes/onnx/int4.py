@@ -226,6 +226,7 @@ def _fp16_scales(model: Any) -> int:
     file_format="onnx",
     library="onnxruntime",
     config_version=2,
+    baseline="ort-fp32",
 )
 def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
     require()

@@ -211,6 +211,7 @@ def _reduce_range(setting: bool | None) -> bool:
     quantizes=("MatMul", "Gather", "Conv"),
     file_format="onnx",
     library="onnxruntime",
+    baseline="ort-fp32",
 )
 def _ort_dynamic_int8(model: Any, config: OrtDynamicInt8Config, ctx: QuantContext) -> Artifact:
     require()
@@ -340,6 +341,7 @@ _STATIC_QUANTIZES = ("Conv", "MatMul", "Gemm", "Gather")
     quantizes=_STATIC_QUANTIZES,
     file_format="onnx",
     library="onnxruntime",
+    baseline="ort-fp32",
 )
 def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext) -> Artifact:
     require()
@@ -422,5 +424,6 @@ for _method, _how in (("entropy", "entropy (KL)"), ("percentile", "99.999th-perc
             quantizes=_STATIC_QUANTIZES,
             file_format="onnx",
             library="onnxruntime",
+            baseline="ort-fp32",
         )
     )

@@ -1,0 +1,114 @@
+"""ExecuTorch and OpenVINO recipes as a run sees them, without building a program: listed
+without importing their libraries, ``unsupported`` naming the extra when the library is
+missing, and each recipe's speedup also taken against its own runtime's fp32."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deploy_models import LIBRARIES, env_without, python, tiny_cnn_model
+from quantbench.best import recommend, speedup_text
+from quantbench.recipes import get_recipe, list_recipes, runtime_baseline
+from quantbench.recipes.support import availability
+from quantbench.results import CellResult, Fidelity, LatencyPoint, Speedup, Stats
+
+ET = ("et-fp32", "et-int8")
+OV = ("ov-fp32", "ov-int8", "ov-int8-weight-only", "ov-int4-weight-only")
+
+
+def test_the_recipes_are_registered_for_the_cpu_with_their_files_and_baselines():
+    names = [r.name for r in list_recipes()]
+    for name in ET + OV:
+        r = get_recipe(name)
+        assert name in names and r.devices == ("cpu",)
+        assert r.file_format == ("pte" if name in ET else "openvino-ir")
+        assert availability(r, "cpu") is None  # installed here (the test extra)
+    assert get_recipe("et-int8").baseline == "et-fp32"
+    assert {get_recipe(n).baseline for n in OV[1:]} == {"ov-fp32"}
+    assert get_recipe("ov-int4-weight-only").families == ("text",)
+    assert get_recipe("et-int8").float_layers and get_recipe("ov-int8").float_layers
+
+
+def test_listing_and_help_import_none_of_the_libraries():
+    out = python(
+        "import sys\n"
+        "from quantbench.cli import main\n"
+        "main(['list', 'recipes'])\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & {set(LIBRARIES)!r}))"
+    )
+    assert "et-int8" in out and "ov-int4-weight-only" in out
+    assert out.strip().endswith("LOADED []")
+
+
+def test_a_missing_library_is_an_unsupported_cell_naming_the_extra(tmp_path):
+    """In a process where executorch, openvino and nncf do not import (as on a machine
+    without the extras), the recipes are listed as unavailable and a run's cells are
+    ``unsupported`` with the pip line that installs them."""
+    env = env_without(tmp_path / "site", LIBRARIES)
+    model = tiny_cnn_model(tmp_path)
+    code = f"""
+import json
+from quantbench.recipes import get_recipe
+from quantbench.recipes.support import availability
+from quantbench.cli import main
+print("AVAIL", json.dumps({{n: availability(get_recipe(n), "cpu") for n in ("et-int8", "ov-int8")}}))
+main(["run", "--models", {model!r}, "--recipes", "et-int8,ov-fp32", "--measure", "size",
+      "--image-sizes", "32", "--batch-sizes", "1", "--calib-batches", "1",
+      "--out", {str(tmp_path / "run")!r}])
+"""
+    out = python(code, env=env)
+    avail = json.loads(out.split("AVAIL ", 1)[1].splitlines()[0])
+    assert avail["et-int8"] == "missing package: executorch (pip install 'quantbench[executorch]')"
+    assert avail["ov-int8"] == (
+        "missing package: openvino, nncf (pip install 'quantbench[openvino]')"
+    )
+    cells = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
+    by = {c["recipe"]: c for c in cells}
+    assert by["fp32"]["status"] == "ok"
+    assert by["et-int8"]["status"] == "unsupported"
+    assert by["et-int8"]["error"] == (
+        "executorch is not installed: pip install 'quantbench[executorch]'"
+    )
+    assert by["ov-fp32"]["status"] == "unsupported"
+    assert "pip install 'quantbench[openvino]'" in by["ov-fp32"]["error"]
+
+
+def test_runtime_baselines_of_variants():
+    assert runtime_baseline("et-int8") == "et-fp32"
+    assert runtime_baseline("ov-int4-weight-only") == "ov-fp32"
+    assert runtime_baseline("ort-static-int8+fallback") == "ort-fp32"
+    assert runtime_baseline("ort-int4-weight-only") == "ort-fp32"
+    assert runtime_baseline("static-int8+compile") == "fp32+compile"
+    # torch's fp32 is every cell's speedup already; a baseline is not its own
+    for name in ("static-int8", "ort-fp32", "et-fp32", "fp32", "fp32+compile", "no-such"):
+        assert runtime_baseline(name) is None
+
+
+def _point(median: float, speedup: float, runtime: float | None = None) -> LatencyPoint:
+    stats = Stats(median, 0.0, median, median, median, median, 10, median, median, "stable")
+    sp = Speedup(speedup, speedup, speedup, 10)
+    rt = Speedup(runtime, runtime, runtime, 10) if runtime is not None else None
+    return LatencyPoint(1, 224, "batch_size", "ms", stats, [median] * 10, sp, runtime_speedup=rt)
+
+
+def test_the_recommendation_quotes_both_speedups_and_results_keep_them():
+    fp32 = CellResult(model="m", recipe="fp32", family="vision", size_bytes=100)
+    fp32.latency = [_point(10.0, 1.0)]
+    et = CellResult(model="m", recipe="et-int8", family="vision", size_bytes=30)
+    et.latency = [_point(4.0, 2.5, 2.0)]
+    et.details["runtime_baseline"] = "et-fp32"
+    et.fidelity = Fidelity(cosine=0.999, max_abs_err=0.01)
+    again = CellResult.from_dict(json.loads(json.dumps(et.to_dict())))
+    assert again.latency[0].runtime_speedup.median == pytest.approx(2.0)
+    # a point without it stores no key: older results read as they were written
+    assert "runtime_speedup" not in fp32.to_dict()["latency"][0]
+    rec = recommend([fp32, again])["m"]
+    assert rec.fastest.recipe == "et-int8"
+    assert (rec.fastest.runtime_baseline, rec.fastest.runtime_speedup) == ("et-fp32", 2.0)
+    assert speedup_text(rec.fastest.__dict__) == "2.50x; 2.00x vs et-fp32"
