@@ -68,7 +68,7 @@ def test_quantize_unsupported_and_bad_names(tmp_path, tiny_bert_dir, capsys):
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    from quantbench import artifacts
+    from quantbench import build
 
     real_save = torch.save
 
@@ -80,7 +80,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", boom)
     out = tmp_path / "m.pt"
     with pytest.raises(OSError):
-        artifacts.quantize_to_file("squeezenet", "dynamic-int8", out)
+        build.quantize_to_file("squeezenet", "dynamic-int8", out)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -114,3 +114,81 @@ def test_pt2e_artifact_is_a_pt2_program(tmp_path, capsys):
     for got in (y_plain, y):
         cos = torch.nn.functional.cosine_similarity(got, y_ref).mean()
         assert got.shape == y_ref.shape and cos > 0.98
+
+
+@pytest.mark.parametrize(
+    "recipe, name, said",
+    [
+        ("dynamic-int8", "m.onnx", "a quantbench artifact (a torch checkpoint), not an ONNX model"),
+        ("dynamic-int8", "m.pt2", "not a .pt2 program"),
+        ("ort-dynamic-int8", "m.pt", "writes a .onnx file: name the output *.onnx"),
+    ],
+)
+def test_quantize_refuses_a_name_that_says_another_format(tmp_path, capsys, recipe, name, said):
+    """load_artifact reads a file as its extension says: quantize never writes a file under
+    a name it would not load back (a checkpoint named .onnx once shipped unloadable)."""
+    out = tmp_path / name
+    assert main(["quantize", "squeezenet", "--recipe", recipe, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_format_is_one_entry_and_one_module():
+    from quantbench.artifacts.formats import FORMATS, format_for_path, get_format
+    from quantbench.recipes import list_recipes
+
+    for fmt in FORMATS.values():
+        assert callable(fmt.impl().load) and fmt.extension.startswith(".") and fmt.what
+        assert format_for_path(f"model{fmt.extension}") is fmt
+    extensions = [e for f in FORMATS.values() for e in f.extensions]
+    assert len(set(extensions)) == len(extensions)  # a file's name says one format
+    assert format_for_path("weights.pth").name == "state_dict"  # the one written under any name
+    assert [f.name for f in FORMATS.values() if f.any_name] == ["state_dict"]
+    assert {r.file_format for r in list_recipes()} <= set(FORMATS)
+    with pytest.raises(QuantbenchError, match="unknown file format 'tflite'.*onnx"):
+        get_format("tflite")
+    # whether loading runs code (and needs trust_code) is the format's fact
+    trust = {
+        n: (f.needs_trust("resnet18"), f.needs_trust("py:m.py:Net")) for n, f in FORMATS.items()
+    }
+    assert trust["onnx"] == (None, None)
+    assert trust["pt2"][0] is not None and trust["pt2"][1] is not None
+    assert trust["state_dict"][0] is None and "source" in trust["state_dict"][1]
+
+
+def test_a_format_with_companion_files_ships_them_whole(tmp_path, monkeypatch):
+    """OpenVINO's IR is an .xml and a .bin: a format's companions are copied, sized and
+    hashed with the file a user names, and a name with the wrong extension writes nothing."""
+    import hashlib
+
+    from quantbench.artifacts.formats import FORMATS, Format
+    from quantbench.artifacts.names import sha256_of
+    from quantbench.artifacts.write import check_name, save_artifact
+    from quantbench.recipes import Artifact
+
+    # no write() in the module: the file the recipe wrote is copied
+    fmt = Format("ir", (".xml", ".bin"), "an IR", "quantbench.artifacts.onnx")
+    made = tmp_path / "made" / "model.xml"
+    made.parent.mkdir()
+    made.write_text("<net/>")
+    made.with_suffix(".bin").write_bytes(bytes(100))
+    art = Artifact("ir-int8", None, file=str(made))
+    ship = tmp_path / "ship"
+    ship.mkdir()
+    assert save_artifact(art, ship / "m.xml", {}, fmt) == 6 + 100
+    assert (ship / "m.xml").read_text() == "<net/>"
+    assert (ship / "m.bin").read_bytes() == bytes(100)
+    whole = hashlib.sha256(b"<net/>" + bytes(100)).hexdigest()
+    assert sha256_of(fmt.files(ship / "m.xml")) == whole
+    assert sha256_of(ship / "m.xml") == hashlib.sha256(b"<net/>").hexdigest()
+    with pytest.raises(QuantbenchError, match=r"writes a \.xml file: name the output \*\.xml"):
+        save_artifact(art, ship / "n.onnx", {}, fmt)
+    assert sorted(p.name for p in ship.iterdir()) == ["m.bin", "m.xml"]
+    # a companion is not the artifact: load_artifact names the file to load, and no
+    # other format may be written under the companion's name
+    monkeypatch.setitem(FORMATS, "ir", fmt)
+    with pytest.raises(QuantbenchError, match=r"'.*m\.bin' is part of an IR: load its \.xml file"):
+        quantbench.load_artifact(ship / "m.bin")
+    with pytest.raises(QuantbenchError, match=r"not an IR: name the output \*\.pt"):
+        check_name(ship / "x.bin", FORMATS["state_dict"], "dynamic-int8")

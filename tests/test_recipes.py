@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from quantbench import models as zoo
+from quantbench.artifacts.formats import FORMATS as FILE_FORMATS
 from quantbench.errors import QuantbenchError, UnsupportedError
 from quantbench.measure import fidelity, size
 from quantbench.recipes import (
-    FILE_FORMATS,
     QuantContext,
     Recipe,
     apply_recipe,

@@ -173,12 +173,14 @@ def test_messages_round_trip_through_a_pipe():
     import multiprocessing as mp
 
     from quantbench.results import CellResult
-    from quantbench.runner.launcher import Collector, ProgressBar
-    from quantbench.runner.messages import Advance, Done, Failed, Progress, Snapshot
+    from quantbench.runner.collector import Collector
+    from quantbench.runner.messages import Advance, Done, Ended, Failed, Progress, Snapshot
+    from quantbench.runner.progress import ProgressBar
 
     cell = CellResult(model="m", recipe="static-int8", size_bytes=123, notes=["n"])
     sent = [Progress("m: quantizing"), Advance(2), Snapshot.of([cell]),
-            Done([cell.to_dict()]), Failed("ValueError: bad", "Traceback ...")]  # fmt: skip
+            Done([cell.to_dict()]), Failed("ValueError: bad", "Traceback ..."),
+            Ended("timeout", "timed out after 1 s", lost=True)]  # fmt: skip
     recv, send = mp.get_context("spawn").Pipe(duplex=False)
     for msg in sent:
         send.send(msg)
@@ -280,7 +282,8 @@ def test_sensitivity_imports_only_the_output_directory_helpers():
     code = (
         "import sys, quantbench.sensitivity, quantbench.runner.outdir\n"
         "bad = [m for m in sys.modules if m in ('quantbench.runner.pipeline',"
-        " 'quantbench.runner.orchestrate', 'quantbench.runner.launcher')]\n"
+        " 'quantbench.runner.lifecycle', 'quantbench.runner.executors',"
+        " 'quantbench.runner.executors.local', 'quantbench.runner.books')]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

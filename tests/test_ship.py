@@ -166,7 +166,7 @@ def test_fallback_and_onnx_artifacts_match_quantize(tmp_path, capsys):
 
 
 def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):
-    from quantbench.build import save_variants
+    from quantbench.artifacts import save_variants
     from quantbench.models import load_model
     from quantbench.recipes import Artifact, QuantContext
     from quantbench.results import CellResult
@@ -206,7 +206,7 @@ def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):
 
 
 def test_safe_names():
-    from quantbench.build import safe_name
+    from quantbench.artifacts.names import safe_name
 
     assert safe_name("static-int8+fallback") == "static-int8+fallback"
     assert safe_name("resnet18") == "resnet18"

@@ -201,7 +201,7 @@ def test_a_local_run_never_imports_ray(tmp_path):
         "result = run(spec)\n"
         "assert result.results[0].status == 'ok', result.results\n"
         "loaded = [m for m in sys.modules if m == 'ray' or m.startswith(('ray.', "
-        "'quantbench.runner.ray'))]\n"
+        "'quantbench.runner.ray', 'quantbench.runner.executors.ray'))]\n"
         "assert not loaded, loaded\n"
         "print('no ray')\n"
     )
@@ -214,7 +214,10 @@ def test_a_local_run_never_imports_ray(tmp_path):
 def test_a_task_ray_lost_leaves_error_cells_saying_why():
     ray = pytest.importorskip("ray")
     from quantbench.results import CellResult
-    from quantbench.runner import ray_executor as rx
+    from quantbench.runner.collector import Collector
+    from quantbench.runner.executors import ray as rx
+    from quantbench.runner.messages import Ended, Snapshot
+    from quantbench.runner.progress import ProgressBar
     from quantbench.spec import ModelRef
 
     ex = ray.exceptions
@@ -223,13 +226,14 @@ def test_a_task_ray_lost_leaves_error_cells_saying_why():
         (ex.WorkerCrashedError(), "ray worker died: the task measuring on pi5 was killed"),
         (ex.OutOfMemoryError("oom"), "ray killed the task on pi5: the node ran out of memory"),
     ]:
-        assert rx._failure(ray, error, "pi5") == reason
+        assert rx.failure_reason(ray, error, "pi5") == reason
     spec = _spec(recipes=["dynamic-int8"])
     ref = ModelRef("tv:squeezenet1_1")
     sized = CellResult(model=ref.name, recipe="fp32", size_bytes=123)
-    book = rx._NodeRun(_nodes()[2], None, Path("."), [], set(), [])
-    book.current, book.partial = ("pi5 [1/1]", ref, spec, 0.0), {"fp32": sized}
-    cells = {c.recipe: c for c in rx._lost(book, "ray node died: pi5 is dead or unreachable")}
+    col = Collector(ProgressBar(1, enabled=False), spec, ref, "pi5")
+    col.handle(Snapshot.of([sized]))  # relayed from the node before it died
+    col.handle(Ended("error", "ray node died: pi5 is dead or unreachable", lost=True))
+    cells = {c.recipe: c for c in col.cells}
     assert set(cells) == {"fp32", "dynamic-int8"}
     assert all(c.status == "error" and c.details["lost"] for c in cells.values())
     assert cells["fp32"].size_bytes == 123  # measured before: kept

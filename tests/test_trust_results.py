@@ -234,7 +234,7 @@ def test_store_gap_line_and_exit_code(tmp_path, capsys):
     """The lines a run ends with when the store lacks cells (the PostgreSQL test below
     makes that happen for real)."""
     from quantbench.cli import print_run_summary
-    from quantbench.runner.orchestrate import RunResult
+    from quantbench.runner import RunResult
 
     meta = RunMeta(id="r9", store="'q.db'", spec={"store": "postgresql+psycopg://qb:pw@h/db"},
                    store_errors=["server closed the connection unexpectedly"],
@@ -255,7 +255,7 @@ def test_store_gap_line_and_exit_code(tmp_path, capsys):
     )
     # a sweep across machines: any run with a gap makes the sweep exit 3 too
     from quantbench.cli import print_sweep_summary
-    from quantbench.runner.ray_executor import SweepResult
+    from quantbench.runner import SweepResult
 
     whole = RunResult(tmp_path / "o2", RunMeta(id="r8", node="b"), cells, tmp_path / "r.md")
     assert print_sweep_summary(SweepResult("sw1", [whole, res], "'q.db'")) == 3

@@ -403,6 +403,16 @@ def test_py_checkpoint_runs_no_code_unless_trusted(valid, tmp_path):
     assert module(torch.randn(2, 3, 8, 8)).shape == (2, 2)
 
 
+def test_py_model_onnx_file_holds_no_code(valid, tmp_path):
+    """What needs trust is the format's: an .onnx file of a py: model holds a graph, not
+    the model's source, so quantize asks for no trust_code and it loads without it."""
+    out = tmp_path / "net.onnx"
+    written = quantbench.quantize(f"py:{valid / 'net.py'}:Net", "ort-dynamic-int8", out)
+    assert not any("trust_code" in n for n in written.notes)
+    module = quantbench.load_artifact(out)
+    assert module(torch.randn(2, 3, 8, 8)).shape == (2, 2)
+
+
 def test_checkpoint_naming_a_py_model_file_is_refused(valid, tmp_path):
     """A crafted checkpoint that names a py: model (no source) would import that file."""
     from quantbench.artifacts import FORMAT

@@ -81,7 +81,7 @@ def run(
     """Measure ``models`` x ``recipes`` (plus every setting of ``quantbench run``, by its
     key: ``measure``, ``image_sizes``, ``out``, ``store``, ...); a
     :class:`~quantbench.runner.RunResult`. Unknown settings are an error."""
-    from quantbench.runner.orchestrate import run as _run
+    from quantbench.runner.lifecycle import run as _run
     from quantbench.spec import build_spec
 
     overrides = dict(settings)

@@ -76,10 +76,6 @@ class RecipeStyle:
     hatch: str
 
 
-# What a recipe's deployable file is (``quantbench quantize`` writes it).
-FILE_FORMATS = ("state_dict", "onnx", "pt2", "pte", "openvino-ir")
-
-
 @dataclass(frozen=True)
 class Recipe:
     """Everything the program knows about one recipe, in one place.
@@ -89,7 +85,7 @@ class Recipe:
     ``config_version`` is stored with it in every cell, so a stored number says exactly
     which settings produced it. ``quantizes`` names the layer kinds it turns low-precision;
     ``compilable`` says whether ``<recipe>+compile`` applies; ``file_format`` is what
-    ``quantize`` writes; ``explanation`` is the report's paragraph (may hold ``{calib}``);
+    ``quantize`` writes (a name in :data:`quantbench.artifacts.formats.FORMATS`); ``explanation`` is the report's paragraph (may hold ``{calib}``);
     ``style`` is how plots draw it (None: a distinct style is assigned). ``devices`` are
     the devices it runs on (default: cpu and cuda for ONNX Runtime, whose CUDA provider
     runs any graph, else cpu); ``families`` the model families it applies to; ``probe``
@@ -166,8 +162,13 @@ def register(recipe: Recipe) -> Recipe:
     """Add ``recipe`` to the registry; a second recipe of the same name is a bug."""
     if recipe.name in RECIPES and RECIPES[recipe.name] is not recipe:
         raise ValueError(f"recipe '{recipe.name}' is registered twice")
-    if recipe.file_format not in FILE_FORMATS:
-        raise ValueError(f"recipe '{recipe.name}': unknown file format '{recipe.file_format}'")
+    from quantbench.artifacts.formats import FORMATS  # a table of names: imports nothing
+
+    if recipe.file_format not in FORMATS:
+        raise ValueError(
+            f"recipe '{recipe.name}': unknown file format '{recipe.file_format}' "
+            f"(formats: {', '.join(FORMATS)})"
+        )
     RECIPES[recipe.name] = recipe
     return recipe
 

@@ -21,7 +21,7 @@ from quantbench.runner.messages import Progress, Snapshot
 from quantbench.variants import BASELINE, Variant
 
 if TYPE_CHECKING:
-    from quantbench.runner.pipeline import ModelRun
+    from quantbench.runner.modelrun import ModelRun
 
 # judge(module, cell): record the module's accuracy (or fidelity) in ``cell``; say whether
 # it meets the bar, and the value the bar is checked on.

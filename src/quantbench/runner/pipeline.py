@@ -11,7 +11,7 @@ The stages up to ``fallback`` (:data:`BUILD_STAGES`, :func:`build_model`) make t
 artifacts; ``quantbench quantize`` runs exactly those and ships one of them, so the file
 it writes is the one ``run`` measured for the same settings. With ``spec.save_artifacts``
 :func:`measure_model` writes every measured variant's file after the stages
-(:func:`quantbench.build.save_variants`).
+(:func:`quantbench.artifacts.save_variants`).
 
 Between stages, :func:`stage_hooks` are called with the stage's name and the context.
 They are a seam for tests (a worker killed mid-run), not a feature: none is installed
@@ -36,7 +36,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from quantbench.device import model_on_device, to_device
@@ -47,7 +46,8 @@ from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
 from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
-from quantbench.runner.messages import Advance, Emit, Progress, Snapshot
+from quantbench.runner.messages import Advance, Emit, Progress
+from quantbench.runner.modelrun import ModelRun
 from quantbench.runner.process import pin_cpus
 from quantbench.shapes import ref_size_for
 from quantbench.spec import ModelRef, RunSpec, sweep_points
@@ -74,60 +74,6 @@ def variants_for(spec: RunSpec) -> list[Variant]:
 def recipes_for(spec: RunSpec) -> list[str]:
     """The names of :func:`variants_for`, as results and the command line spell them."""
     return [v.name for v in variants_for(spec)]
-
-
-@dataclass
-class ModelRun:
-    """One model while it is measured: what each stage reads and fills.
-
-    ``cells`` and ``arts`` are keyed by variant; a variant whose recipe failed has a cell
-    and no artifact, one whose forward or evaluation failed loses its artifact.
-    """
-
-    spec: RunSpec
-    ref: ModelRef
-    emit: Emit
-    variants: list[Variant] = field(default_factory=list)
-    lm: Any = None  # quantbench.models.LoadedModel
-    load_s: float = 0.0
-    rss_before_load: int | None = None
-    rss_loaded: int | None = None
-    ref_size: int = 0  # the reference input size of the model's family
-    qctx: Any = None  # quantbench.recipes.QuantContext
-    data: Any = None  # quantbench.evaluate.TaskData, when data was given
-    params: int = 0
-    cells: dict[Variant, CellResult] = field(default_factory=dict)
-    arts: dict[Variant, Any] = field(default_factory=dict)
-    fidelity_inputs: tuple | None = None  # set when fidelity was measured
-    score: Callable[[Any], dict[str, Any]] | None = None  # accuracy of a module, once scored
-
-    @property
-    def name(self) -> str:
-        return self.ref.name
-
-    @property
-    def has_eval_data(self) -> bool:
-        """Whether variants are scored on a task: evaluation data, or the API's eval_fn."""
-        return bool(self.spec.eval_fn) or (self.data is not None and self.data.dataset is not None)
-
-    def snapshot(self) -> None:
-        """Send every cell so far: what the parent keeps if this worker dies next."""
-        self.emit(Snapshot.of(self.cells.values()))
-
-    def new_cell(self, v: Variant, **fields: Any) -> CellResult:
-        """A fresh cell for ``v``, added to :attr:`cells`."""
-        cell = CellResult(
-            model=self.name, recipe=v.name, family=self.lm.family, weights=self.lm.weights,
-            **fields,
-        )  # fmt: skip
-        self.cells[v] = cell
-        return cell
-
-    def recipe(self, v: Variant) -> Any:
-        """``v``'s base recipe with the spec's options for it."""
-        from quantbench.recipes import get_recipe
-
-        return get_recipe(v.base, self.spec.recipe_options.get(v.base))
 
 
 # --------------------------------------------------------------------------- stages
@@ -446,7 +392,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
     run = build_model(spec, ref, emit)
     _run_stages(run, TIME_STAGES)
     if spec.save_artifacts:
-        from quantbench.build import save_variants
+        from quantbench.artifacts import save_variants
 
         emit(Progress(f"{ref.name}: saving artifacts"))
         save_variants(run)

@@ -1,10 +1,10 @@
-"""Settings of the process that measures: threads pinned, libraries quiet, and a worker
-that stops when its parent is gone."""
+"""Settings of the process that measures: CPUs pinned, libraries quiet. (A worker
+process's own environment is set up by its executor:
+:mod:`quantbench.runner.executors.local`.)"""
 
 from __future__ import annotations
 
 import os
-import time
 
 
 def pin_cpus(n: int) -> list[int] | None:
@@ -38,18 +38,3 @@ def quiet_libraries() -> None:
     for name in ("torch.utils._pytree", "torchao", "transformers",
                  "torch.fx.experimental.symbolic_shapes"):  # fmt: skip
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def exit_with_parent() -> None:
-    """A worker whose parent died (killed, SIGTERM) stops too instead of running on."""
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()

@@ -1,13 +1,14 @@
-"""What a Ray node runs for a sweep (see :mod:`quantbench.runner.ray_executor`): plain
+"""What a Ray node runs for a sweep (see :mod:`quantbench.runner.executors.ray`): plain
 functions the driver wraps in ``ray.remote`` and pins to the node, so this module never
 imports Ray itself.
 
 - :func:`probe`: the node's machine fingerprint, to choose nodes (no CPU reserved);
 - :func:`describe`: the run record of the node (fingerprint, versions, threads, the
   int8:fp32 micro-benchmark), as a local run makes it;
-- :func:`measure`: one model, measured exactly as locally: in a spawned worker process
-  of its own (or inline with ``isolate: false``), threads and pinning applied there, its
-  timeout enforced; its messages (progress, snapshots, the final cells) are yielded as
+- :func:`measure`: one model, measured exactly as locally
+  (:func:`~quantbench.runner.executors.local.measure_here`: in a spawned worker process
+  of its own, or inline with ``isolate: false``, threads and pinning applied there, its
+  timeout enforced); its messages (progress, snapshots, how it ended) are yielded as
   they come, a Ray streaming generator, so the driver keeps the cells measured so far
   if the node dies next.
 """
@@ -44,39 +45,12 @@ def _node_spec(spec_dict: dict[str, Any], models: bool = True) -> Any:
 
 
 def describe(spec_dict: dict[str, Any]) -> dict[str, Any]:
-    """The run record :func:`~quantbench.runner.orchestrate.run_metadata` makes, here."""
-    from quantbench.runner.orchestrate import run_metadata
+    """The run record :func:`~quantbench.runner.books.run_metadata` makes, here."""
+    from quantbench.runner.books import run_metadata
     from quantbench.runner.process import quiet_libraries
 
     quiet_libraries()
     return run_metadata(_node_spec(spec_dict)).to_dict()
-
-
-class _Relay:
-    """A progress bar that queues what a worker reports, for :func:`measure` to yield."""
-
-    def __init__(self, q: queue.Queue) -> None:
-        self.q = q
-        self.verbosity = 0
-
-    def text(self, s: str) -> None:
-        from quantbench.runner.messages import Progress
-
-        self.q.put(Progress(s))
-
-    def advance(self, n: int) -> None:
-        from quantbench.runner.messages import Advance
-
-        self.q.put(Advance(n))
-
-    def snapshot(self, msg: Any) -> None:
-        self.q.put(msg)
-
-    def write(self, s: str) -> None:
-        self.text(s)
-
-    def close(self) -> None:
-        pass
 
 
 @contextlib.contextmanager
@@ -93,11 +67,10 @@ def _bare_main() -> Iterator[None]:
 
 
 def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any]:
-    """Measure one model here, yielding its messages: progress, snapshots, then ``Done``
-    (the cells, error/timeout ones included, as a local worker leaves them) or ``Failed``
-    (it failed before any cell was measured)."""
-    from quantbench.runner.launcher import ModelFailed, failure_of, run_inline, run_isolated
-    from quantbench.runner.messages import Done, Failed
+    """Measure one model here, yielding its messages: progress, snapshots, then how it
+    ended (``Done``: its cells; ``Failed``; ``Ended``: its worker died or timed out)."""
+    from quantbench.runner.executors.local import measure_here
+    from quantbench.runner.messages import Failed, is_last
     from quantbench.runner.process import quiet_libraries
     from quantbench.spec import ModelRef
 
@@ -108,20 +81,14 @@ def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any
 
     def work() -> None:
         try:
-            if spec.isolate:
-                with _bare_main():
-                    cells = run_isolated(spec, ref, _Relay(q))
-            else:
-                cells = run_inline(spec, ref, _Relay(q))
-            q.put(Done([c.to_dict() for c in cells]))
-        except ModelFailed as e:
-            q.put(Failed(str(e), e.traceback))
+            with _bare_main() if spec.isolate else contextlib.nullcontext():
+                measure_here(spec, ref, q.put)
         except BaseException as e:
-            q.put(failure_of(e))
+            q.put(Failed.of(e))
 
     threading.Thread(target=work, name=f"quantbench-{ref.name}", daemon=True).start()
     while True:
         msg = q.get()
         yield msg
-        if isinstance(msg, (Done, Failed)):
+        if is_last(msg):
             return

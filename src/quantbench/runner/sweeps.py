@@ -1,5 +1,5 @@
 """A sweep across machines, without Ray: sweep ids, node selectors, node labels, and which
-node resumes which run. The Ray executor (:mod:`quantbench.runner.ray_executor`) feeds
+node resumes which run. The Ray executor (:mod:`quantbench.runner.executors.ray`) feeds
 it what each node reports; everything here is plain data, so it is tested without a
 cluster and the spec checks ``--on`` without importing Ray.
 

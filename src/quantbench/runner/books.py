@@ -1,0 +1,242 @@
+"""What a run keeps while it goes: its record, its cells, its exports, and what the
+store lacks of them.
+
+A :class:`Book` is one run being filled: the place it measures at (this machine, a node
+of a cluster), its :class:`~quantbench.results.RunMeta`, its output directory, its cells
+and the models left to measure. The lifecycle (:mod:`quantbench.runner.lifecycle`)
+keeps one per run (a sweep has one per node) and calls these functions as models end:
+:func:`keep_cells` stores a model's cells (and the earlier ones a failing store left
+out, ``meta.unstored``), :func:`save_exports` rewrites ``results.json`` /
+``results.csv``, :func:`finish_run` writes the final record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantbench import __version__
+from quantbench.best import as_dict
+from quantbench.errors import QuantbenchError, first_line
+from quantbench.files import DiskFault
+from quantbench.results import CellResult, RunMeta, write_csv, write_json
+from quantbench.runner.pipeline import recipes_for, variants_for
+from quantbench.runner.process import affinity
+from quantbench.shapes import ref_sizes
+from quantbench.spec import ModelRef, RunSpec, sweep_points
+
+
+@dataclass
+class RunResult:
+    """What :func:`~quantbench.runner.run` made: the output directory, the run record,
+    every cell, the report."""
+
+    out_dir: Path
+    run: RunMeta
+    results: list[CellResult]
+    report: Path | None = None
+    interrupted: bool = False
+
+
+@dataclass
+class SweepResult:
+    """What a sweep made: one :class:`RunResult` per node, all sharing ``sweep_id``."""
+
+    sweep_id: str
+    runs: list[RunResult]
+    store: str
+    interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Book:
+    """One run while it is filled: where it measures (an executor's
+    :class:`~quantbench.runner.executors.Place`), its record, directory and cells, the
+    cells it already holds (``done``) and the models left, numbered from 1 (``todo``)."""
+
+    place: Any
+    meta: RunMeta
+    out_dir: Path
+    results: list[CellResult]
+    done: set[tuple[str, str]]
+    todo: list[tuple[int, ModelRef]]
+
+    @property
+    def label(self) -> str | None:
+        """The node a sweep's run measures on, what its lines start with (None: local)."""
+        return self.meta.node or self.place.label
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    """``<date>-<time>-<6 hex>``: sorts by start time, unique."""
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
+    """A new run's record, made where it measures: id, host, versions, settings; the
+    results come later."""
+    import torch
+
+    from quantbench import env
+
+    return RunMeta(
+        id=run_id or new_run_id(),
+        started_at=now(),
+        status="running",
+        quantbench_version=__version__,
+        host={**env.host(), "microbench": _microbench(spec)},
+        versions=env.versions(),
+        engine=spec.engine,
+        device=spec.device,
+        threads=spec.threads or torch.get_num_threads(),
+        affinity=affinity(),
+        pinned=spec.pin,
+        spec=spec.to_dict(),
+    )
+
+
+def _microbench(spec: RunSpec) -> dict[str, Any] | None:
+    """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
+    if "latency" not in spec.measure:
+        return None
+    from quantbench.doctor import microbench
+
+    try:
+        return microbench(0.3, spec.threads)
+    except Exception:  # a missing engine is reported by the cells themselves
+        return None
+
+
+def count_steps(spec: RunSpec) -> int:
+    """The progress bar's steps for one run of ``spec`` (what workers ``Advance``)."""
+    from quantbench import models as zoo
+
+    n = 0
+    for ref in spec.models:
+        info = zoo.model_info(ref.load_name)
+        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.measure else 0)
+    return n
+
+
+def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
+    """Per model: fastest and smallest variants that keep fidelity (see quantbench.best)."""
+    from quantbench.best import recommend
+
+    return recommend(
+        results,
+        ref_sizes=ref_sizes(spec),
+        min_cosine=spec.min_cosine,
+        min_top1=spec.min_top1,
+    )
+
+
+def model_spec(
+    spec: RunSpec, ref: ModelRef, done: set[tuple[str, str]], out_dir: Path
+) -> RunSpec | None:
+    """The settings a worker measures ``ref`` with: only the recipes of its variants not
+    in ``done`` (None when every one is stored), artifacts under ``out_dir``."""
+    missing = [v for v in variants_for(spec) if (ref.name, v.name) not in done]
+    if not missing:
+        return None
+    # Workers write artifacts into the run's directory, named even when --out was not.
+    mspec = spec.model_copy(update={"out": str(out_dir)})
+    if len(missing) < len(recipes_for(spec)):
+        bases = list(dict.fromkeys(v.base for v in missing))
+        mspec = mspec.model_copy(update={"recipes": bases})
+    return mspec
+
+
+def begin(store: Any, meta: RunMeta) -> None:
+    """Write the run's record as it starts (or starts again); one line when the store
+    refuses it."""
+    try:
+        store.begin_run(meta.to_dict())
+    except Exception as e:  # locked, read-only, gone away
+        from quantbench.storefaults import store_fault
+
+        why = store_fault(store, e)
+        why = f": {why}" if why else f" to {store.label}: {first_line(e)}"
+        raise QuantbenchError(f"cannot write run {meta.id}{why}") from None
+
+
+def _store_cells(
+    store: Any, meta: RunMeta, results: list[CellResult], cells: list[CellResult], prog: Any
+) -> None:
+    """Commit each finished cell, and first those an earlier failure of the store left
+    out; a store that fails is reported and the cells it lacks are listed in
+    ``meta.unstored`` (results.json has them all), the run goes on."""
+    backlog = {tuple(k) for k in meta.unstored}
+    todo = [c for c in results if (c.model, c.recipe) in backlog] + cells
+    for i, cell in enumerate(todo):
+        try:
+            store.write_cells(meta.id, [cell])  # one transaction a cell, as before
+        except Exception as e:  # gone away, locked, full: the rest of these wait too
+            left = todo[i:]
+            why = first_line(e, with_type=not isinstance(e, QuantbenchError))
+            why = why.removeprefix(f"1 cell(s) not stored: {cell.model}/{cell.recipe}: ")
+            meta.store_errors.append(why)
+            meta.unstored = [[c.model, c.recipe] for c in left]
+            prog.write(
+                f"warning: {len(left)} cell(s) not stored in {store.label}: {why} "
+                "(results.json has them)"
+            )
+            return
+    meta.unstored = []
+
+
+def keep_cells(store: Any, book: Book, cells: list[CellResult], prog: Any) -> list[CellResult]:
+    """Store a model's cells the run does not hold yet and add them to its results; them."""
+    cells = [c for c in cells if (c.model, c.recipe) not in book.done]
+    _store_cells(store, book.meta, book.results, cells, prog)
+    book.results.extend(cells)
+    for c in cells:
+        if c.weights:
+            book.meta.weights[c.model] = c.weights
+    return cells
+
+
+def save_exports(out_dir: Path, meta: RunMeta, results: list[CellResult]) -> None:
+    """Rewrite the run's ``results.json`` and ``results.csv``."""
+    write_json(out_dir / "results.json", meta, results)
+    write_csv(out_dir / "results.csv", results)
+
+
+def model_line(where: str, ref: ModelRef, seconds: float, cells: list[CellResult]) -> str:
+    """The line a finished model prints: its time, and its first failure if any."""
+    bad = [c for c in cells if c.status not in ("ok", "unsupported")]
+    state = f"{len(bad)} cell(s) failed: {bad[0].error}" if bad else "ok"
+    return f"{where} {ref.name}: {seconds:.0f} s, {state}"
+
+
+def finish_run(store: Any, spec: RunSpec, book: Book, interrupted: bool, prog: Any) -> None:
+    """The run's final record: status, recommendations; exports and store updated (the
+    store even when the exports meet a full disk, which is raised after)."""
+    meta, results = book.meta, book.results
+    meta.finished_at = now()
+    meta.status = "interrupted" if interrupted else "finished"
+    meta.recommendations = as_dict(recommendations(spec, results))
+    if meta.unstored:  # the store came back: the cells it missed go in before the record
+        _store_cells(store, meta, [c for c in results if [c.model, c.recipe] in meta.unstored],
+                     [], prog)  # fmt: skip
+    fault: DiskFault | None = None
+    try:
+        save_exports(book.out_dir, meta, results)
+    except DiskFault as e:
+        fault = e
+    try:
+        store.finish_run(meta.to_dict())
+    except Exception as e:  # the exports above still hold everything
+        meta.store_errors.append(first_line(e))
+        meta.record_unstored = True
+        save_exports(book.out_dir, meta, results)  # results.json says what the store lacks
+        prog.write(f"warning: could not update run {meta.id} in {store.label}: {first_line(e)}")
+    if fault is not None:
+        raise fault
