@@ -67,7 +67,7 @@ class Sensitivity:
 
 def quantizable_layers(lm: Any, recipe: str) -> list[str]:
     """Names of the modules ``recipe`` would quantize (Linear; Conv too for static ones;
-    for ONNX Runtime recipes the modules behind the ops they quantize: embeddings too
+    for ONNX Runtime and OpenVINO recipes the modules behind the ops they quantize: embeddings too
     where they quantize Gather)."""
     import torch
 
@@ -76,7 +76,7 @@ def quantizable_layers(lm: Any, recipe: str) -> list[str]:
     convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     kinds: tuple[type, ...] = (torch.nn.Linear,)
     r = get_recipe(recipe)
-    if r.library == "onnxruntime":
+    if r.library in ("onnxruntime", "openvino"):  # graph op names: map them to modules
         by_op = {"MatMul": (torch.nn.Linear,), "Gemm": (torch.nn.Linear,), "Conv": convs,
                  "Gather": (torch.nn.Embedding,)}  # fmt: skip
         kinds = tuple(dict.fromkeys(k for op in r.quantizes for k in by_op.get(op, ())))

@@ -150,5 +150,12 @@ def load_ir(xml: str | os.PathLike, threads: int | None = None) -> OvModule:
         raise QuantbenchError(f"'{p}' is not {expected}: an XML file without a <net> in it")
     if not bin_path(p).is_file():
         raise QuantbenchError(f"'{p}' has no weights file beside it: {bin_path(p).name} is missing")
-    with fileformat.expecting(p, expected):
+    try:
         return OvModule(p, threads)
+    except (
+        RuntimeError
+    ) as e:  # OpenVINO's: "Exception from src/...:84:\nCheck ... failed at ...\nWHY"
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = next((ln for ln in reversed(lines) if not ln.startswith(("Exception from", "Check "))),
+                   "unreadable")  # fmt: skip
+        raise QuantbenchError(f"'{p}' does not load in OpenVINO: {why.rstrip('.!')}") from None
