@@ -112,3 +112,40 @@ def test_the_recommendation_quotes_both_speedups_and_results_keep_them():
     assert rec.fastest.recipe == "et-int8"
     assert (rec.fastest.runtime_baseline, rec.fastest.runtime_speedup) == ("et-fp32", 2.0)
     assert speedup_text(rec.fastest.__dict__) == "2.50x; 2.00x vs et-fp32"
+
+
+@pytest.mark.slow
+def test_a_run_times_each_runtime_against_its_own_fp32_and_ships_its_files(tmp_path):
+    """A real run of both libraries' recipes: every cell ok, int8 speedups taken against
+    torch's fp32 and against their own runtime's, and --save-artifacts writes the very
+    files that were sized (.pte; .xml with its .bin)."""
+    from quantbench.cli import main
+
+    out = tmp_path / "run"
+    code = main([
+        "run", "--models", tiny_cnn_model(tmp_path), "--out", str(out),
+        "--recipes", "et-fp32,et-int8,ov-fp32,ov-int8", "--save-artifacts", "--threads", "1",
+        "--image-sizes", "32", "--batch-sizes", "1,2", "--ref-image-size", "32",
+        "--min-runs", "3", "--warmup", "1", "--calib-batches", "2", "--calib-batch-size", "2",
+    ])  # fmt: skip
+    assert code == 0
+    cells = {c["recipe"]: c for c in json.loads((out / "results.json").read_text())["results"]}
+    assert {r: c["status"] for r, c in cells.items()} == dict.fromkeys(
+        ["fp32", "et-fp32", "et-int8", "ov-fp32", "ov-int8"], "ok"
+    )
+    for recipe, own in (("et-int8", "et-fp32"), ("ov-int8", "ov-fp32")):
+        cell = cells[recipe]
+        assert cell["details"]["runtime_baseline"] == own
+        assert cell["details"]["threads"] == 1
+        points = cell["latency"]
+        assert [(p["batch_size"], p["input_size"]) for p in points] == [(1, 32), (2, 32)]
+        for p in points:
+            assert p["speedup"]["median"] > 0 and p["runtime_speedup"]["median"] > 0
+            assert p["runtime_speedup"]["n"] == p["n"]
+        saved = cell["details"]["artifact"]
+        path = out / saved["path"]
+        files = [path] + ([path.with_suffix(".bin")] if recipe.startswith("ov") else [])
+        assert saved["bytes"] == sum(f.stat().st_size for f in files) == cell["size_bytes"]
+    for base in ("et-fp32", "ov-fp32"):
+        assert "runtime_baseline" not in cells[base]["details"]
+        assert all("runtime_speedup" not in p for p in cells[base]["latency"])

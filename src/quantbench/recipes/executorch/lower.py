@@ -111,8 +111,9 @@ def quantize(
     gm.graph.eliminate_dead_code()  # a base model's unused pooler: nothing to annotate
     gm.recompile()
     _split_reused_module_calls(gm)  # a module called twice (ResNet's relu, ALBERT's layer)
+    quantizer = quantizer_for(mode, module, float_layers)  # an unknown layer: said as such
     try:
-        prepared = prepare_pt2e(gm, quantizer_for(mode, module, float_layers))
+        prepared = prepare_pt2e(gm, quantizer)
     except Exception as e:
         raise UnsupportedError(
             f"XNNPACKQuantizer cannot annotate this model: {first_line(e)}"
