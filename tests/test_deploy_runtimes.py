@@ -149,3 +149,38 @@ def test_a_run_times_each_runtime_against_its_own_fp32_and_ships_its_files(tmp_p
     for base in ("et-fp32", "ov-fp32"):
         assert "runtime_baseline" not in cells[base]["details"]
         assert all("runtime_speedup" not in p for p in cells[base]["latency"])
+
+
+def test_the_benchmark_table_shows_runtime_and_quantization_apart():
+    from conftest import load_script
+
+    bench = load_script("benchmarks/deploy_runtimes.py", "deploy_runtimes_bench")
+
+    def cell(recipe, ms, speedup, size, cos, runtime=None, own=None, **kw):
+        c = CellResult(model="resnet18", recipe=recipe, family="vision", size_bytes=size, **kw)
+        if ms is not None:
+            c.latency = [_point(ms, speedup, runtime)]
+        if own:
+            c.details["runtime_baseline"] = own
+        c.fidelity = Fidelity(cosine=cos, max_abs_err=0.1, top1_agreement=1.0)
+        return c
+
+    mib = 2**20
+    cells = [
+        cell("fp32", 40.0, 1.0, 44 * mib, 1.0),
+        cell("ort-fp32", 30.0, 1.33, 44 * mib, 1.0),
+        cell("ort-dynamic-int8", 35.0, 1.14, 11 * mib, 0.95, 0.86, "ort-fp32"),  # misses the bar
+        cell("ort-static-int8", 15.0, 2.67, 11 * mib, 0.999, 2.0, "ort-fp32"),
+        cell("et-fp32", 60.0, 0.67, 44 * mib, 1.0),
+        cell("et-int8", 20.0, 2.0, 11 * mib, 0.9998, 3.0, "et-fp32"),
+        cell("ov-fp32", None, None, None, 1.0, status="unsupported",
+             error="openvino is not installed: pip install 'quantbench[openvino]'"),
+    ]  # fmt: skip
+    text = "\n".join(bench.table(cells))
+    assert (
+        "| resnet18 | onnxruntime | ort-static-int8 | 2.67x | 2.00x | 1.33x | 11.00 (0.25) | "
+        "0.9990 |" in text
+    )
+    assert "| resnet18 | executorch | et-int8 | 2.00x | 3.00x | 0.67x | 11.00 (0.25) |" in text
+    assert "| resnet18 | openvino | — | not run | | unsupported: openvino is not installed" in text
+    assert "| resnet18 | torch fp32 | — | 40.00 ms | | | 44.00 | |" in text
