@@ -290,10 +290,11 @@ def test_sensitivity_imports_only_the_output_directory_helpers():
 
 
 def test_sensitivity_plot_is_written_atomically(tmp_path):
-    from quantbench.sensitivity import LayerEffect, Sensitivity, _plot
+    from quantbench.report.plots.sensitivity import plot_layer_effects
+    from quantbench.sensitivity import LayerEffect, Sensitivity
 
     result = Sensitivity("m", "static-int8", "float-one", "cosine", 1.0, 0.9,
                          [LayerEffect("fc", "Linear", 10, 0.95, 0.05)], 0.1)  # fmt: skip
-    _plot(result, tmp_path / "sensitivity.png")
+    assert plot_layer_effects(tmp_path / "sensitivity.png", result)
     assert (tmp_path / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["sensitivity.png"]  # no temporary left

@@ -19,7 +19,6 @@ from quantbench.cli import main
 from quantbench.machines import (
     Entry,
     build,
-    entry_text,
     gpu_names,
     int8_isa,
     load,
@@ -30,6 +29,7 @@ from quantbench.measure.latency import summarize
 from quantbench.report import figures, render_sweep_report
 from quantbench.report.figures import model_slugs
 from quantbench.report.render import SECTIONS, SWEEP_SECTIONS
+from quantbench.report.sections.machines import entry_text
 from quantbench.results import CellResult, LatencyPoint
 from quantbench.store import open_store
 

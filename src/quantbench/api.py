@@ -158,8 +158,8 @@ def compare(
     fail_if_larger: float | None = None,
 ) -> Any:
     """Compare stored runs (the first is the baseline); a
-    :class:`~quantbench.compare.CompareResult` whose ``gates.failed`` lists what failed."""
-    from quantbench.compare import run_compare
+    :class:`~quantbench.report.compare.CompareResult` whose ``gates.failed`` lists what failed."""
+    from quantbench.report.compare import run_compare
 
     return run_compare(
         list(run_ids), store, None if out is None else str(out), fail_if_slower,

@@ -473,7 +473,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from quantbench.sensitivity import analyse
+    from quantbench.runner.sensitivity import analyse
 
     result, out = analyse(
         args.model, args.recipe, dataset=args.dataset, calibration=args.calibration,
@@ -683,7 +683,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from quantbench.compare import run_compare
+    from quantbench.report.compare import run_compare
 
     if args.sweep is not None or args.machines:
         return _compare_machines(args)
@@ -697,7 +697,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _compare_machines(args: argparse.Namespace) -> int:
-    from quantbench.machines import run_compare_machines
+    from quantbench.report.compare import run_compare_machines
 
     gates = [f for f, v in (("--fail-if-slower", args.fail_if_slower),
                             ("--fail-if-less-accurate", args.fail_if_less_accurate),

@@ -4,7 +4,11 @@ The first run is the baseline. For every (model, recipe, batch size, input size)
 that a later run also measured: both latency medians and the change, whether the change
 is significant (Mann-Whitney U on both runs' raw samples, so timing noise is not taken
 for a regression), both paired speedups vs fp32 (each taken inside its own run, so
-machine drift cancels), sizes and task metrics.
+machine drift cancels), and each metric the metrics table marks for comparison
+(``quantbench.measure.metrics``: speedup, size, task metric).
+
+This module makes the records (:class:`Point`, :class:`GateReport`); compare.md and its
+figures are the report's (``quantbench.report.compare``, which also runs the command).
 
 Gates, for CI (:func:`gates`; every gate is evaluated and reported, exit status 1 when
 any fails): ``--fail-if-slower PCT`` fails on a *significant* latency increase beyond PCT
@@ -22,11 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from quantbench.errors import QuantbenchError
-from quantbench.measure.significance import ALPHA, MIN_SAMPLES, Significance, compare_samples
+from quantbench.measure import metrics
+from quantbench.measure.significance import Significance, compare_samples
 from quantbench.results import CellResult
 
 _EPS = 1e-9  # a change exactly at the threshold is not beyond it, whatever float rounding
@@ -42,15 +46,23 @@ class Point:
     base_ms: float
     ms: float
     change_pct: float  # latency change vs the baseline run, percent (+ = slower)
-    base_speedup: float | None
-    speedup: float | None
-    base_size: int | None
-    size: int | None
-    base_metric: float | None
-    metric: float | None
+    # metric name -> (the baseline run's value, this run's), for every metric the metrics
+    # table compares (quantbench.measure.metrics.shown("compare"))
+    values: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     # Mann-Whitney U on both runs' raw samples at this point (None: not computed)
     significance: Significance | None = None
     base_run: str = ""
+
+    def pair(self, name: str) -> tuple[Any, Any]:
+        """(baseline, this run) of metric ``name``; (None, None) when not compared."""
+        return self.values.get(name, (None, None))
+
+    base_speedup = property(lambda self: self.pair("speedup")[0])
+    speedup = property(lambda self: self.pair("speedup")[1])
+    base_size = property(lambda self: self.pair("size_bytes")[0])
+    size = property(lambda self: self.pair("size_bytes")[1])
+    base_metric = property(lambda self: self.pair("metric_value")[0])
+    metric = property(lambda self: self.pair("metric_value")[1])
 
     @property
     def verdict(self) -> str:
@@ -102,19 +114,18 @@ def compare(runs: list[tuple[dict[str, Any], list[CellResult]]]) -> list[Point]:
             )
         for key in shared:
             (bc, bp), (c, p) = base[key], other[key]
+            base_ms, ms = _MEDIAN.get(bc, bp), _MEDIAN.get(c, p)
             out.append(Point(
                 run=meta["id"], model=key[0], recipe=key[1], batch_size=key[2],
-                input_size=key[3], base_ms=bp.median, ms=p.median,
-                change_pct=pct_change(bp.median, p.median),
-                base_speedup=bp.speedup.median if bp.speedup else None,
-                speedup=p.speedup.median if p.speedup else None,
-                base_size=bc.size_bytes, size=c.size_bytes,
-                base_metric=bc.accuracy.value if bc.accuracy else None,
-                metric=c.accuracy.value if c.accuracy else None,
+                input_size=key[3], base_ms=base_ms, ms=ms, change_pct=pct_change(base_ms, ms),
+                values={m.name: (m.get(bc, bp), m.get(c, p)) for m in metrics.shown("compare")},
                 significance=compare_samples(bp.samples, p.samples),
                 base_run=base_meta["id"],
             ))  # fmt: skip
     return out
+
+
+_MEDIAN = metrics.metric("median")  # the latency compared, point by point (in ms)
 
 
 def regressions(points: list[Point], pct: float) -> list[Point]:
@@ -292,154 +303,11 @@ def gates(
     return gate_report(points, slower_pct, less_accurate_pp, larger_pct).failures
 
 
-def _f(x: float | None, fmt: str) -> str:
-    return "—" if x is None else format(x, fmt)
+@dataclass
+class Comparison:
+    """What ``quantbench compare`` found: the runs' metadata (the baseline first), the
+    points they share and what the gates said (compare.md is written from it)."""
 
-
-def render(
-    runs: list[dict[str, Any]], points: list[Point], report: GateReport | None = None
-) -> str:
-    """Markdown: the runs compared (machine, date), one table per later run, then what
-    the gates found (one line per failure or note)."""
-    from quantbench.report.fmt import md_code, md_escape
-
-    lines = ["# quantbench compare", "", "| Run | Date | Machine | Status |", "|---|---|---|---|"]
-    for i, m in enumerate(runs):
-        host = m.get("host") or {}
-        machine = f"{host.get('cpu', '?')}, {host.get('cores', '?')} cores"
-        tag = " (baseline)" if i == 0 else ""
-        lines.append(f"| {md_code(m['id'])}{tag} | {md_escape(m.get('started_at', '?'))} | "
-                     f"{md_escape(machine)} | {md_escape(m.get('status', '?'))} |")  # fmt: skip
-    lines.append("")
-    for m in runs[1:]:
-        pts = [p for p in points if p.run == m["id"]]
-        lines += [
-            f"## {md_code(m['id'])} vs {md_code(runs[0]['id'])}", "",
-            "Latency is the median of each run's samples; change > 0 means slower. Speedups "
-            "are paired vs fp32 inside each run. Significance: two-sided Mann-Whitney U on "
-            f"both runs' raw samples, p < {ALPHA:g}; fewer than {MIN_SAMPLES} samples a side "
-            "is too few to test.", "",
-            "| Model | Recipe | Batch × size | Baseline ms | ms | Change | Significance | p "
-            "| Speedup (base → new) | Size MiB (base → new) | Metric (base → new) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]  # fmt: skip
-        failed = {(f.run, f.model, f.recipe, f.shape) for f in report.failures} if report else set()
-        for p in pts:
-            key = (p.run, p.model, p.recipe, (p.batch_size, p.input_size))
-            flag = " ⚠️" if key in failed else ""
-            size = (f"{_f(p.base_size and p.base_size / 2**20, '.1f')} → "
-                    f"{_f(p.size and p.size / 2**20, '.1f')}")  # fmt: skip
-            lines.append(
-                f"| {md_escape(p.model)} | {md_escape(p.recipe)} | {md_escape(p.batch_size)} × "
-                f"{md_escape(p.input_size)} | {p.base_ms:.3f} | {p.ms:.3f} | {p.change_pct:+.1f}%{flag} | "
-                f"{p.verdict} | {p.p_text} | "
-                f"{_f(p.base_speedup, '.2f')}x → {_f(p.speedup, '.2f')}x | {size} | "
-                f"{_f(p.base_metric, '.4f')} → {_f(p.metric, '.4f')} |"
-            )
-        lines.append("")
-    if report is not None and report.checked:
-        lines += ["## Gates", ""]
-        gate_lines = report.lines()
-        if len(gate_lines) > 1:
-            lines += [f"- {md_escape(x)}" for x in gate_lines[:-1]] + [""]
-        lines.append(f"**{md_escape(gate_lines[-1])}**")
-    lines += ["", "![latency change](compare_latency.png)", "",
-              "![speedups](compare_speedup.png)", ""]  # fmt: skip
-    from quantbench.inert import md_document
-
-    return md_document("\n".join(lines))
-
-
-def plot(out_dir: Path, points: list[Point]) -> list[Path]:
-    """Latency change per shared point, and the paired speedups side by side (each PNG
-    written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from quantbench.report.plots import save_png
-
-    def save(fig: Any, path: Path) -> None:
-        try:
-            save_png(fig, path, dpi=110)
-        finally:
-            plt.close(fig)
-
-    paths = []
-    labels = [f"{p.model} · {p.recipe} · {p.batch_size}×{p.input_size}"
-              + (f" [{p.run}]" if len({q.run for q in points}) > 1 else "") for p in points]  # fmt: skip
-    h = max(2.5, 0.28 * len(points) + 1.2)
-    fig, ax = plt.subplots(figsize=(9, h))
-    colors = ["silver" if not p.significant else "tab:red" if p.change_pct > 0 else "tab:green"
-              for p in points]  # fmt: skip
-    ax.barh(labels, [p.change_pct for p in points], color=colors)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("latency change vs the baseline run (%; > 0 = slower; grey = not significant)")
-    ax.tick_params(axis="y", labelsize=7)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    paths.append(out_dir / "compare_latency.png")
-    save(fig, paths[-1])
-
-    sp = [(lab, p) for lab, p in zip(labels, points, strict=True) if p.speedup is not None]
-    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.28 * len(sp) + 1.2)))
-    if sp:
-        ys = range(len(sp))
-        ax.barh([y - 0.2 for y in ys], [p.base_speedup or 0 for _, p in sp], height=0.4,
-                label="baseline run", color="tab:blue")  # fmt: skip
-        ax.barh([y + 0.2 for y in ys], [p.speedup for _, p in sp], height=0.4,
-                label="compared run", color="tab:orange")  # fmt: skip
-        ax.set_yticks(list(ys), [lab for lab, _ in sp], fontsize=7)
-        ax.axvline(1, color="black", lw=0.8, ls="--")
-        ax.legend(fontsize=8)
-        ax.invert_yaxis()
-    ax.set_xlabel("paired speedup vs fp32 (inside each run)")
-    fig.tight_layout()
-    paths.append(out_dir / "compare_speedup.png")
-    save(fig, paths[-1])
-    return paths
-
-
-class CompareResult(NamedTuple):
-    text: str  # compare.md, as printed
-    out_dir: Path
+    runs: list[dict[str, Any]]
     points: list[Point]
-    gates: GateReport
-
-
-def run_compare(
-    run_ids: list[str],
-    store: str | None = None,
-    out: str | None = None,
-    fail_if_slower: float | str | None = None,
-    fail_if_less_accurate: float | str | None = None,
-    fail_if_larger: float | str | None = None,
-) -> CompareResult:
-    """Load the runs from the store (read only), compare, evaluate the gates, write
-    compare.md and the plots to ``out`` (atomically: a reader never sees half a file).
-    ``result.gates.failed`` is what should make CI fail. Thresholds may be given as text
-    (the CLI passes its arguments through, so bad ones fail here, exit 2)."""
-    from quantbench.results import atomic_write_text
-    from quantbench.store import open_store
-
-    thresholds = {  # checked before the store or the disk is touched
-        "slower_pct": check_threshold("slower_pct", fail_if_slower),
-        "less_accurate_pp": check_threshold("less_accurate_pp", fail_if_less_accurate),
-        "larger_pct": check_threshold("larger_pct", fail_if_larger),
-    }
-    st = open_store(store, create=False)
-    try:
-        runs = [st.load_run(r) for r in run_ids]
-    finally:
-        st.close()
-    points = compare(runs)
-    report = gate_report(points, **thresholds)
-    out_dir = Path(out) if out else Path("quantbench-runs") / ("compare-" + "-vs-".join(run_ids))
-    from quantbench.runner.outdir import claim_out_dir
-
-    text = render([m for m, _ in runs], points, report)
-    with claim_out_dir(out_dir, "compare", " vs ".join(run_ids)):  # free, or its own
-        atomic_write_text(out_dir / "compare.md", text + "\n")
-        plot(out_dir, points)
-    return CompareResult(text, out_dir, points, report)
+    gates: GateReport | None = None

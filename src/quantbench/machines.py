@@ -10,6 +10,11 @@ own reference point (``quantbench.shapes.reference_point``); then each machine's
 fingerprint (CPU, cores, int8 ISA, GPU, torch). This is not the baseline-vs-new diff of
 ``quantbench.compare``: no machine is a baseline and there are no gates.
 
+This module makes the records (:class:`MachineComparison`); what a cell shows besides the
+speedup is the metrics table's ``"machines"`` metrics (``quantbench.measure.metrics``).
+The tables and figures are the report's (``report.sections.machines``,
+``report.plots_sweep``), and ``quantbench.report.compare`` runs the command.
+
 Example::
 
     >>> short_cpu("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz")
@@ -22,21 +27,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from quantbench.errors import QuantbenchError
-from quantbench.report.data import (
+from quantbench.measure import metrics
+from quantbench.results import (
     BASELINE,
+    CellResult,
     find_cell,
     model_family,
     model_order,
-    point_speedup,
     recipe_order,
-    to_ms,
 )
-from quantbench.report.fmt import fmt_mib, md_escape, md_table, unit_word
-from quantbench.results import CellResult
 from quantbench.shapes import ref_sizes, reference_point
 
 # int8 dot-product instructions, best first, as /proc/cpuinfo names them.
@@ -66,16 +68,25 @@ class Machine:
 
 @dataclass
 class Entry:
-    """One (recipe, machine) cell of a model's table, at the machine's reference point."""
+    """One (recipe, machine) cell of a model's table, at the machine's reference point:
+    the speedup, then ``values`` of the metrics table's ``"machines"`` metrics."""
 
     status: str
     speedup: float | None = None  # vs fp32 on the same machine
     paired: bool = True  # False: a ratio of two medians (no paired rounds stored)
     ci: tuple[float, float] | None = None  # the paired speedup's confidence interval
-    ms: float | None = None  # median latency
-    size_bytes: int | None = None
     shape: tuple[int, int] | None = None  # (batch size, input size)
     reason: str | None = None  # why a cell that is not ok is not
+    values: dict[str, Any] = field(default_factory=dict)  # metric name -> value
+
+    @property
+    def ms(self) -> float | None:
+        """The median latency (ms)."""
+        return self.values.get("median")
+
+    @property
+    def size_bytes(self) -> int | None:
+        return self.values.get("size_bytes")
 
 
 @dataclass
@@ -151,17 +162,16 @@ def int8_isa(host: dict[str, Any]) -> str:
 
 
 def _entry(cells: list[CellResult], cell: CellResult, sizes: dict[str, int]) -> Entry:
+    ref = reference_point(cell, sizes) if cell.status == "ok" else None
+    values = {m.name: m.get(cell, ref) for m in metrics.shown("machines")}
     if cell.status != "ok":
         reason = (cell.error or "").strip().splitlines()
-        return Entry(str(cell.status), size_bytes=cell.size_bytes,
-                     reason=reason[0] if reason else None)  # fmt: skip
-    entry = Entry("ok", size_bytes=cell.size_bytes)
-    ref = reference_point(cell, sizes)
+        return Entry(str(cell.status), reason=reason[0] if reason else None, values=values)
+    entry = Entry("ok", values=values)
     if ref is None:
         return entry
-    entry.ms = to_ms(ref.median, ref.unit)
     entry.shape = (ref.batch_size, ref.input_size)
-    sp = point_speedup(ref, find_cell(cells, cell.model, BASELINE))
+    sp = metrics.point_speedup(ref, find_cell(cells, cell.model, BASELINE))
     if sp is not None:
         entry.speedup, entry.paired = sp.median, sp.paired
         if sp.ci_low is not None and sp.ci_high is not None:
@@ -214,124 +224,3 @@ def load(
     finally:
         st.close()
     return build(runs, sweep_id)
-
-
-# ------------------------------------------------------------------------------ markdown
-
-
-def _shape_text(shape: tuple[int, int] | None, family: str | None) -> str:
-    """``1 × 224 px`` as Markdown text."""
-    if shape is None:
-        return "—"
-    return f"{md_escape(shape[0])} × {md_escape(shape[1])} {unit_word(family)}".rstrip()
-
-
-def entry_text(entry: Entry | None) -> str:
-    """``2.31x · 4.12 ms · 11.3 MiB``; the status (and reason) of a cell that is not ok."""
-    if entry is None:
-        return "not run"
-    if entry.status != "ok":
-        why = f": {entry.reason[:80]}" if entry.reason else ""
-        return f"{entry.status}{why}"
-    speedup = "—" if entry.speedup is None else f"{entry.speedup:.2f}x"
-    if entry.speedup is not None and not entry.paired:
-        speedup += " (unpaired)"
-    ms = "—" if entry.ms is None else f"{entry.ms:.3g} ms"
-    return f"{speedup} · {ms} · {fmt_mib(entry.size_bytes)} MiB"
-
-
-def model_lines(cmp: MachineComparison, table: ModelTable) -> list[str]:
-    """The model's reference shape(s) and its table: a row per recipe, a column per machine."""
-    shapes = {m.run_id: next((e.shape for (_, r), e in table.entries.items()
-                              if r == m.run_id and e.shape), None)
-              for m in cmp.machines}  # fmt: skip
-    distinct = {s for s in shapes.values() if s is not None}
-    if len(distinct) == 1:
-        where = f"{_shape_text(distinct.pop(), table.family)} on every machine that measured it"
-    else:
-        where = "; ".join(f"{md_escape(m.label)}: {_shape_text(shapes[m.run_id], table.family)}"
-                          for m in cmp.machines)  # fmt: skip
-    rows = [[recipe] + [entry_text(table.entries.get((recipe, m.run_id))) for m in cmp.machines]
-            for recipe in table.recipes]  # fmt: skip
-    return [f"Reference shape (batch × input size): {where}.", "",
-            *md_table(["Recipe", *(m.label for m in cmp.machines)], rows), ""]  # fmt: skip
-
-
-CELL_LEGEND = (
-    "Each cell: speedup vs fp32 **on the same machine** (paired: the median of per-round "
-    "fp32/variant ratios timed side by side, so no two machines' clocks are divided) · "
-    "median latency · artifact size, at that run's reference shape. Latencies of different "
-    "machines are separate measurements, each with its own threads and load."
-)
-
-
-def fingerprint_rows(cmp: MachineComparison) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the machines table: an attribute per row, a machine per column."""
-
-    def row(name: str, get: Any) -> list[str]:
-        return [name] + [("—" if (v := get(m)) in (None, "", []) else str(v)) for m in cmp.machines]
-
-    rows = [
-        row("Run", lambda m: f"{m.run_id} ({m.meta.get('status', '?')})"),
-        row("Node", lambda m: m.meta.get("node")),
-        row("Hostname", lambda m: m.host.get("hostname")),
-        row("CPU", lambda m: m.host.get("cpu")),
-        row("Cores", lambda m: m.host.get("cores")),
-        row("Architecture", lambda m: m.host.get("machine")),
-        row("int8 dot product", lambda m: int8_isa(m.host)),
-        row("ISA flags", lambda m: ", ".join(m.host.get("isa_flags") or [])),
-        row("GPU", lambda m: ", ".join(gpu_names(m.host)) or "none recorded"),
-        row("OS", lambda m: m.host.get("os")),
-        row("Quantized engine", lambda m: m.meta.get("engine")),
-        row("Threads", lambda m: m.meta.get("threads")),
-        row("torch", lambda m: (m.meta.get("versions") or {}).get("torch")),
-    ]
-    # Other libraries only where the machines differ: the versions that can explain a gap.
-    packages = dict.fromkeys(k for m in cmp.machines for k in (m.meta.get("versions") or {}))
-    for pkg in packages:
-        values = {(m.meta.get("versions") or {}).get(pkg) for m in cmp.machines}
-        if pkg != "torch" and len(values) > 1:
-            rows.append(row(pkg, lambda m, p=pkg: (m.meta.get("versions") or {}).get(p)))
-    return ["", *(m.label for m in cmp.machines)], rows
-
-
-def fingerprint_lines(cmp: MachineComparison) -> list[str]:
-    """The machines table (markdown)."""
-    headers, rows = fingerprint_rows(cmp)
-    return [*md_table(headers, rows), ""]
-
-
-class MachinesResult(NamedTuple):
-    text: str  # compare.md, as printed
-    out_dir: Path
-    comparison: MachineComparison
-    figures: dict[str, Path]  # report.figures.sweep_figure_key -> written file
-
-
-def run_compare_machines(
-    run_ids: list[str] | None = None,
-    sweep_id: str | None = None,
-    store: str | None = None,
-    out: str | None = None,
-) -> MachinesResult:
-    """Load a sweep (or runs) from the store (read only), write compare.md (the sections of
-    ``report --sweep``) and one figure per model to ``out`` (default ``quantbench-runs/compare-sweep-ID`` or
-    ``compare-machines-RUN-...``)."""
-    from quantbench.report.figures import draw_sweep_figures
-    from quantbench.report.render import render_sweep_markdown
-    from quantbench.results import atomic_write_text
-
-    cmp = load(run_ids, sweep_id, store)
-    name = (
-        f"compare-sweep-{sweep_id}" if sweep_id else "compare-machines-" + "-".join(run_ids or [])
-    )
-    out_dir = Path(out) if out else Path("quantbench-runs") / re.sub(r"[^\w.-]+", "_", name)
-    from quantbench.runner.outdir import claim_out_dir
-
-    ident = f"sweep {sweep_id}" if sweep_id else "machines " + ", ".join(run_ids or [])
-    with claim_out_dir(out_dir, "compare", ident):  # free, or this comparison's own
-        drawn = draw_sweep_figures(out_dir, cmp)
-        heading = f"quantbench compare: machines ({cmp.title})"
-        text = render_sweep_markdown(cmp, drawn.written, ".", drawn.failed, heading)
-        atomic_write_text(out_dir / "compare.md", text)
-    return MachinesResult(text, out_dir, cmp, drawn.written)

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -369,58 +370,59 @@ def write_json(path: Path, run: RunMeta | dict[str, Any], results: list[CellResu
     atomic_write_text(path, strictjson.dumps(json_doc(run, results), indent=1) + "\n")
 
 
-CSV_COLUMNS = [
-    "model", "family", "recipe", "status", "error", "weights", "size_bytes", "params",
-    "int8_param_fraction", "cosine", "max_abs_err", "top1_agreement", "sweep",
-    "batch_size", "input_size", "unit", "median", "mean", "std", "p90", "p99", "min", "n",
-    "ci_low", "ci_high", "verdict", "speedup", "speedup_ci_low", "speedup_ci_high",
-    "metric", "metric_value", "metric_relative", "meets_accuracy_bar",
-]  # fmt: skip
-
-
 def write_csv(path: Path, results: list[CellResult]) -> None:
     atomic_write_text(path, csv_text(results))
 
 
 def csv_text(results: list[CellResult]) -> str:
-    """One row per latency point; cells without latency get one row of their own."""
+    """One row per latency point; cells without latency get one row of their own. The
+    columns are the metrics table's (``quantbench.measure.metrics``)."""
     import io
 
+    from quantbench.measure.metrics import csv_columns, csv_rows
+
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    w = csv.DictWriter(buf, fieldnames=csv_columns())
     w.writeheader()
     for r in results:
-        base = {
-            "model": r.model, "family": r.family, "recipe": r.recipe, "status": r.status,
-            "error": r.error, "weights": r.weights, "size_bytes": r.size_bytes,
-            "params": r.params, "int8_param_fraction": r.int8_param_fraction,
-        }  # fmt: skip
-        if r.fidelity is not None:
-            base.update(
-                cosine=r.fidelity.cosine,
-                max_abs_err=r.fidelity.max_abs_err,
-                top1_agreement=r.fidelity.top1_agreement,
-            )
-        if r.accuracy:
-            base.update(
-                metric=r.accuracy.metric,
-                metric_value=r.accuracy.value,
-                metric_relative=r.accuracy.relative,
-                meets_accuracy_bar=r.accuracy.passes,
-            )
-        if not r.latency:
-            w.writerow(base)
-        for p in r.latency:
-            row = dict(base)
-            row.update({k: getattr(p, k) for k in CSV_COLUMNS if hasattr(p, k) and k != "speedup"})
-            if p.speedup is not None:
-                row.update(
-                    speedup=p.speedup.median,
-                    speedup_ci_low=p.speedup.ci_low,
-                    speedup_ci_high=p.speedup.ci_high,
-                )
-            w.writerow(row)
+        w.writerows(csv_rows(r))
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------ a run's cells, in order
+
+BASELINE = "fp32"  # every ratio and speedup is taken against it
+
+# Fixed order for the recipes we know; anything else follows in order of appearance.
+KNOWN_RECIPES = ("fp32", "dynamic-int8", "static-int8")
+
+
+def model_order(results: Iterable[CellResult]) -> list[str]:
+    """Models in order of first appearance."""
+    return list(dict.fromkeys(r.model for r in results))
+
+
+def recipe_order(results: Iterable[CellResult]) -> list[str]:
+    """Recipes: known ones in their fixed order, then the rest in order of appearance."""
+    seen = list(dict.fromkeys(r.recipe for r in results))
+    known = [r for r in KNOWN_RECIPES if r in seen]
+    return known + [r for r in seen if r not in KNOWN_RECIPES]
+
+
+def find_cell(results: Iterable[CellResult], model: str, recipe: str) -> CellResult | None:
+    """The first cell of (model, recipe), or None."""
+    for r in results:
+        if r.model == model and r.recipe == recipe:
+            return r
+    return None
+
+
+def model_family(results: Iterable[CellResult], model: str) -> str | None:
+    """A model's family, taken from any of its cells that records one."""
+    for r in results:
+        if r.model == model and r.family:
+            return r.family
+    return None
 
 
 def read_json(path: Path) -> tuple[dict[str, Any], list[CellResult]]:

@@ -115,13 +115,13 @@ def place(art: Any, device: str) -> Any:
     return art
 
 
-def matrix(recipes: list[Any] | None = None) -> list[dict[str, Any]]:
-    """One row per recipe: ``name``, ``runtime``, ``families``, ``devices`` (declared) and
-    ``here`` (device -> None when it runs on this machine, else the reason)."""
-    from quantbench.recipes import list_recipes
-
+def matrix(recipes: list[Any]) -> list[dict[str, Any]]:
+    """One row per recipe of ``recipes`` (``quantbench.recipes.list_recipes()``: the
+    registry imports this module, never the other way round): ``name``, ``runtime``,
+    ``families``, ``devices`` (declared) and ``here`` (device -> None when it runs on this
+    machine, else the reason)."""
     rows = []
-    for r in list_recipes() if recipes is None else recipes:
+    for r in recipes:
         rows.append({
             "name": r.name, "runtime": r.runtime, "families": tuple(r.families),
             "devices": tuple(r.devices),

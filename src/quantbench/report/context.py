@@ -19,7 +19,9 @@ from quantbench.results import CellResult
 from quantbench.shapes import ref_sizes
 
 if TYPE_CHECKING:
+    from quantbench.compare import Comparison
     from quantbench.machines import MachineComparison
+    from quantbench.sensitivity import Sensitivity
 
 
 @dataclass
@@ -131,3 +133,51 @@ class SweepContext:
                 lines += [f"⚠️ Figure *{fig.caption}* of {md_escape(model)} could not be "
                           f"drawn: {md_escape(self.failed[key])}", ""]  # fmt: skip
         return lines
+
+
+# ------------------------------------------------------- pages about one record
+
+
+@dataclass
+class PageFigures:
+    """The figures of a page about one record: its registry (``report.figures``'
+    :class:`~quantbench.report.figures.PageFigure` tuple), key -> written file, key -> why
+    it could not be drawn; ``rel`` is where the page finds them ("." : beside it)."""
+
+    registry: tuple[Any, ...]
+    written: dict[str, Path] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    rel: str = "."
+
+    def lines(self, slot: str) -> list[str]:
+        """The figures of section ``slot``: each image, or why it is missing."""
+        lines: list[str] = []
+        for fig in self.registry:
+            if fig.slot != slot:
+                continue
+            if fig.key in self.written:
+                rel = f"{self.rel}/" if self.rel not in ("", ".") else ""
+                lines += [f"![{fig.caption}]({rel}{Path(self.written[fig.key]).name})", ""]
+            elif fig.key in self.failed:
+                lines += [f"⚠️ Figure *{fig.caption}* (`{fig.filename}`) could not be drawn: "
+                          f"{md_escape(self.failed[fig.key])}", ""]  # fmt: skip
+        return lines
+
+
+@dataclass
+class CompareContext:
+    """The inputs of compare.md: the comparison (runs, shared points, gates), its figures."""
+
+    cmp: Comparison
+    figures: PageFigures
+
+
+@dataclass
+class SensitivityContext:
+    """The inputs of sensitivity.md: the ranking, the weights and calibration it was
+    measured with, its figure."""
+
+    result: Sensitivity
+    calib_source: str
+    weights: str
+    figures: PageFigures

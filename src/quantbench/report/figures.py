@@ -6,7 +6,9 @@ that shows it, so neither the sections nor the page need to change. The order of
 :data:`FIGURES` is the order of the figures in the report (and the order they are drawn).
 
 A comparison across machines (``report --sweep``) has its own registry,
-:data:`SWEEP_FIGURES`: figures drawn once per model, from ``report.plots_sweep``.
+:data:`SWEEP_FIGURES`: figures drawn once per model, from ``report.plots_sweep``. The
+pages about one record have theirs: compare.md (:data:`COMPARE_FIGURES`) and
+sensitivity.md (:data:`SENSITIVITY_FIGURES`).
 
 A figure that fails to draw does not cost the report: it is reported on stderr in one
 line, and the report says where it would have been that it could not be drawn, and why.
@@ -33,6 +35,8 @@ from quantbench.files import DiskFault
 from quantbench.report import plots, plots_sweep
 from quantbench.report.data import host_microbench
 from quantbench.report.fmt import finite, fmt_sig
+from quantbench.report.plots.compare import plot_latency_change, plot_speedups
+from quantbench.report.plots.sensitivity import plot_layer_effects
 from quantbench.report.plots.style import PlotContext
 from quantbench.results import CellResult
 
@@ -111,6 +115,24 @@ class DrawnFigures:
     written: dict[str, Path] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
+    def draw(self, key: str, path: Path, draw: Callable[[Path], bool]) -> None:
+        """``draw(path)``: written, or (it raised) warned about on stderr and recorded as
+        failed; a figure without data or failed leaves no file behind."""
+        try:
+            ok = draw(path)
+        except DiskFault:  # the disk, not the figure: the page cannot be written
+            raise
+        except Exception as exc:  # one bad figure must not cost the others
+            reason = first_line(exc)
+            print(f"quantbench: warning: figure {path.name} could not be drawn: {reason}",
+                  file=sys.stderr)  # fmt: skip
+            self.failed[key] = reason
+            ok = False
+        if ok:
+            self.written[key] = path
+        else:
+            path.unlink(missing_ok=True)
+
 
 def draw_figures(
     plots_dir: Path, results: list[CellResult], run: dict[str, Any] | None = None
@@ -128,23 +150,8 @@ def draw_figures(
     ctx = plots.plot_context(results, run)
     drawn = DrawnFigures()
     for fig in FIGURES:
-        path = plots_dir / fig.filename
-        try:
-            ok = fig.draw(path, results, ctx)
-        except DiskFault:  # the disk, not the figure: the report cannot be written
-            raise
-        except Exception as exc:  # one bad figure must not cost the whole report
-            reason = first_line(exc)
-            print(
-                f"quantbench: warning: figure {fig.filename} could not be drawn: {reason}",
-                file=sys.stderr,
-            )
-            drawn.failed[fig.key] = reason
-            ok = False
-        if ok:
-            drawn.written[fig.key] = path
-        else:
-            path.unlink(missing_ok=True)
+        drawn.draw(fig.key, plots_dir / fig.filename,
+                   lambda path, fig=fig: fig.draw(path, results, ctx))  # fmt: skip
     return drawn
 
 
@@ -206,24 +213,52 @@ def draw_sweep_figures(plots_dir: Path, cmp: MachineComparison) -> DrawnFigures:
     drawn = DrawnFigures()
     for table in cmp.tables:
         for fig in SWEEP_FIGURES:
-            key = sweep_figure_key(fig, table.model)
             path = plots_dir / fig.filename.format(model=slugs[table.model])
-            try:
-                ok = fig.draw(path, cmp, table)
-            except DiskFault:  # the disk, not the figure: the report cannot be written
-                raise
-            except Exception as exc:  # one bad figure must not cost the others
-                reason = first_line(exc)
-                print(f"quantbench: warning: figure {path.name} could not be drawn: {reason}",
-                      file=sys.stderr)  # fmt: skip
-                drawn.failed[key] = reason
-                ok = False
-            if ok:
-                drawn.written[key] = path
-            else:
-                path.unlink(missing_ok=True)
+            drawn.draw(sweep_figure_key(fig, table.model), path,
+                       lambda path, fig=fig, table=table: fig.draw(path, cmp, table))  # fmt: skip
     for fig in SWEEP_FIGURES:  # a model no longer compared leaves no stale figure behind
         for old in plots_dir.glob(fig.filename.format(model="*")):
             if old not in drawn.written.values():
                 old.unlink(missing_ok=True)
+    return drawn
+
+
+# ------------------------------------------------------- pages about one record
+
+
+@dataclass(frozen=True)
+class PageFigure:
+    """A figure of a page about one record (compare.md: the compared points;
+    sensitivity.md: the layer ranking): ``draw(path, record)`` writes it and returns
+    False when there is nothing to draw; ``slot`` is the key of the page's section that
+    shows it (``report.render.COMPARE_SECTIONS``, ``SENSITIVITY_SECTIONS``)."""
+
+    key: str
+    filename: str
+    caption: str
+    slot: str
+    draw: Callable[[Path, Any], bool]
+
+
+COMPARE_FIGURES: tuple[PageFigure, ...] = (
+    PageFigure("compare_latency", "compare_latency.png", "latency change", "compare_figures",
+               plot_latency_change),
+    PageFigure("compare_speedup", "compare_speedup.png", "speedups", "compare_figures",
+               plot_speedups),
+)  # fmt: skip
+
+SENSITIVITY_FIGURES: tuple[PageFigure, ...] = (
+    PageFigure("sensitivity", "sensitivity.png", "effect per layer", "sensitivity_header",
+               plot_layer_effects),
+)  # fmt: skip
+
+
+def draw_page_figures(out_dir: Path, figures: tuple[PageFigure, ...], record: Any) -> DrawnFigures:
+    """Draw each of ``figures`` of ``record`` into ``out_dir``, as :func:`draw_figures`
+    does: one that raises is warned about and recorded in ``failed``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn = DrawnFigures()
+    for fig in figures:
+        drawn.draw(fig.key, out_dir / fig.filename, lambda path, fig=fig: fig.draw(path, record))
     return drawn

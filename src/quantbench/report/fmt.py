@@ -22,7 +22,9 @@ from typing import Any
 from quantbench.inert import Md as Md  # re-exported: the sections' Markdown helpers
 from quantbench.inert import md_code as md_code
 from quantbench.inert import md_text
-from quantbench.report.data import SpeedupValue, mib
+from quantbench.measure.metrics import SpeedupValue
+from quantbench.measure.metrics import fmt_mib as fmt_mib  # re-exported: the metrics
+from quantbench.measure.metrics import fmt_sig as fmt_sig  # table writes numbers so too
 from quantbench.results import LatencyPoint
 
 # A value in Markdown: plain text (a table cell, a sentence) or a code span; the one
@@ -39,28 +41,6 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]
         cells += [""] * (len(headers) - len(cells))
         out.append("| " + " | ".join(c if c else " " for c in cells) + " |")
     return out
-
-
-def fmt_sig(x: float | None, sig: int = 3) -> str:
-    """``x`` to ``sig`` significant figures, without scientific notation."""
-    if x is None:
-        return "—"
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return str(x)
-    if x == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(x)))
-    if mag >= sig - 1:
-        return f"{round(x, sig - 1 - mag):,.0f}"
-    return f"{x:.{sig - 1 - mag}f}"
-
-
-def fmt_mib(size_bytes: float | None) -> str:
-    """Bytes as MiB with one decimal (more for tiny artifacts)."""
-    if size_bytes is None:
-        return "—"
-    v = mib(size_bytes)
-    return f"{v:.1f}" if v >= 0.1 or v == 0 else fmt_sig(v, 2)
 
 
 def fmt_params(n: int | None) -> str:

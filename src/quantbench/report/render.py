@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantbench.inert import md_document
-from quantbench.report.context import ReportContext, SweepContext
+from quantbench.report.context import (
+    CompareContext,
+    PageFigures,
+    ReportContext,
+    SensitivityContext,
+    SweepContext,
+)
 from quantbench.report.sections import (
     accuracy,
+    compare,
     discussion,
     environment,
     header,
@@ -29,12 +36,15 @@ from quantbench.report.sections import (
     machines,
     method,
     recommendation,
+    sensitivity,
     size,
 )
 from quantbench.results import CellResult
 
 if TYPE_CHECKING:
+    from quantbench.compare import Comparison
     from quantbench.machines import MachineComparison
+    from quantbench.sensitivity import Sensitivity
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,20 @@ SWEEP_SECTIONS: tuple[Section, ...] = (
     Section("sweep_header", None, machines.header),
     Section("sweep_models", "## Models across machines", machines.models),
     Section("sweep_machines", "## Machines", machines.machines),
+)
+
+# compare.md (``quantbench compare``): runs against the first, a :class:`CompareContext`.
+COMPARE_SECTIONS: tuple[Section, ...] = (
+    Section("compare_header", None, compare.header),
+    Section("compare_runs", None, compare.runs),
+    Section("compare_gates", "## Gates", compare.gates),
+    Section("compare_figures", None, compare.figures),
+)
+
+# sensitivity.md (``quantbench sensitivity``): a :class:`SensitivityContext`.
+SENSITIVITY_SECTIONS: tuple[Section, ...] = (
+    Section("sensitivity_header", None, sensitivity.header),
+    Section("sensitivity_ranking", None, sensitivity.ranking),
 )
 
 
@@ -119,3 +143,16 @@ def render_sweep_markdown(
     heading = heading or f"quantbench report: {cmp.title}"  # escaped by the header section
     ctx = SweepContext(cmp, heading, dict(figures or {}), dict(failed or {}), plots_rel)
     return md_document("\n".join(_sections(SWEEP_SECTIONS, ctx)).rstrip() + "\n")
+
+
+def render_compare_markdown(cmp: Comparison, figures: PageFigures) -> str:
+    """compare.md's text: :data:`COMPARE_SECTIONS` for ``cmp``, with its figures."""
+    return md_document("\n".join(_sections(COMPARE_SECTIONS, CompareContext(cmp, figures))))
+
+
+def render_sensitivity_markdown(
+    result: Sensitivity, calib_source: str, weights: str, figures: PageFigures
+) -> str:
+    """sensitivity.md's text: :data:`SENSITIVITY_SECTIONS` for ``result``."""
+    ctx = SensitivityContext(result, calib_source, weights, figures)
+    return md_document("\n".join(_sections(SENSITIVITY_SECTIONS, ctx)))

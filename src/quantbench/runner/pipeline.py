@@ -101,6 +101,8 @@ def load(run: ModelRun) -> None:
     lm = model_on_device(lm, spec.device)  # module and input maker: cuda runs start there
     run.lm = lm
     run.ref_size = ref_size_for(lm.family, spec)
+    if lm.max_input_size is not None:  # calibration / fidelity inputs the model can take
+        run.ref_size = min(run.ref_size, lm.max_input_size)
     run.emit(Progress(f"{ref.name}: quantizing"))
 
     run.qctx = QuantContext(

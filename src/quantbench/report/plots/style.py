@@ -101,10 +101,15 @@ def plot_context(results: list[CellResult], run: dict[str, Any] | None = None) -
 
 
 def _save(fig: Any, path: Path) -> None:
+    save_closed(fig, path, dpi=_DPI, bbox_inches="tight")
+
+
+def save_closed(fig: Any, path: Path, **savefig: Any) -> None:
+    """:func:`save_png`, then close ``fig`` (whether or not it could be saved)."""
     import matplotlib.pyplot as plt
 
     try:
-        save_png(fig, path, dpi=_DPI, bbox_inches="tight")
+        save_png(fig, path, **savefig)
     finally:
         plt.close(fig)
 

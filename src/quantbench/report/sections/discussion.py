@@ -264,10 +264,15 @@ def _compute_lines(found: AchievedCompute | None) -> list[str]:
     """The machine's int8:fp32 ceiling and each cell's achieved rate at its reference shape."""
     if found is None:
         return []
+    title = "**Achieved compute" + (" vs the machine's matmul rates" if found.bench else "") + ":**"
+    return [title, "", *_ceiling_lines(found), *_rate_lines(found)]
+
+
+def _ceiling_lines(found: AchievedCompute) -> list[str]:
+    """The micro-benchmark's rates, the int8:fp32 ceiling they set, and who beats it."""
     bench, ratio = found.bench, found.ratio
     fp32_peak, int8_peak = found.fp32_peak, found.int8_peak
-    title = "**Achieved compute" + (" vs the machine's matmul rates" if bench else "") + ":**"
-    lines = [title, ""]
+    lines: list[str] = []
     if bench is not None:
         shape = bench.get("shape")
         shape_text = (
@@ -316,6 +321,12 @@ def _compute_lines(found: AchievedCompute | None) -> list[str]:
         elif ratio is not None and found.any_variant_timed:
             lines.append(f"- No variant exceeds the {ratio:.2f}x ceiling at the reference shape.")
         lines.append("")
+    return lines
+
+
+def _rate_lines(found: AchievedCompute) -> list[str]:
+    """Each cell's GFLOP and achieved GFLOP/s, and its share of the machine's rate."""
+    lines: list[str] = []
     if found.rows:
         rows = [
             [r.cell.model, r.cell.recipe, fmt_shape(r.ref, r.cell.family), fmt_sig(r.gflop),

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantbench.measure import metrics
 from quantbench.measure.latency import NOISY_REL_CI, NOISY_REL_STD, TimingPolicy
 from quantbench.report.context import ReportContext
 from quantbench.report.data import (
     BASELINE,
     find_cell,
-    memory_value,
     model_family,
     model_order,
     ok_cells,
     point_gflops,
-    point_gflops_per_s,
     point_speedup,
     recipe_order,
     sort_cells,
@@ -23,8 +22,6 @@ from quantbench.report.data import (
 )
 from quantbench.report.fmt import (
     Md,
-    finite,
-    fmt_mib,
     fmt_shape,
     fmt_sig,
     fmt_speedup,
@@ -143,26 +140,20 @@ def latency(ctx: ReportContext) -> list[str]:
             for c in mine
             for p in sorted(c.latency, key=lambda p: (p.batch_size, p.input_size))
         ]
-        show_p99 = any(finite(p.p99) for _, p in points)
-        show_work = any(point_gflops(p) for _, p in points)
+        # a column per "latency" metric that some point of the model has
+        extra = [m for m in metrics.shown("latency") if any(m.get(c, p) is not None
+                                                              for c, p in points)]  # fmt: skip
         rows = []
         for c, p in points:
             sp = "baseline" if c.recipe == BASELINE else fmt_speedup(point_speedup(p, base))
             verdict = Md("⚠️ **noisy**") if p.verdict == "noisy" else p.verdict
-            row: list[Any] = [
+            rows.append([
                 c.recipe, fmt_shape(p, family),
                 f"{fmt_sig(to_ms(p.median, p.unit))} [{fmt_sig(to_ms(p.ci_low, p.unit))}, "
                 f"{fmt_sig(to_ms(p.ci_high, p.unit))}]",
-                fmt_sig(to_ms(p.p90, p.unit)),
-            ]  # fmt: skip
-            if show_p99:
-                row.append(fmt_sig(to_ms(p.p99, p.unit)) if finite(p.p99) else "—")
-            if show_work:
-                row += [fmt_sig(point_gflops(p)), fmt_sig(point_gflops_per_s(p))]
-            rows.append([*row, p.n, verdict, sp])
-        headers = ["Recipe", "Shape (batch × input)", "Median ms [CI]", "p90 ms"]
-        headers += ["p99 ms"] if show_p99 else []
-        headers += ["GFLOP", "GFLOP/s"] if show_work else []
+                *(m.text(m.get(c, p)) for m in extra), p.n, verdict, sp,
+            ])  # fmt: skip
+        headers = ["Recipe", "Shape (batch × input)", "Median ms [CI]", *(m.label for m in extra)]
         lines += md_table([*headers, "n", "Verdict", "Speedup vs fp32 [CI]"], rows)
         missing = [c.recipe for c in cells if c.model == model and not c.latency]
         if missing:
@@ -192,71 +183,32 @@ def _ref_shape_text(run: dict[str, Any], results: list[CellResult]) -> str:
     return text + (f" ({', '.join(sizes)})" if sizes else "")
 
 
-# (key, header, description); "first" columns are per model, shown on its first row.
-_MEMORY_COLUMNS = (
-    ("load_s", "Load s", "time to load or build the model (once per model, on its first row)"),
-    ("quantize_s", "Quantize s", "time to apply the recipe"),
-    ("rss_bytes", "Added by artifact (MiB)",
-     "resident memory the variant added when it was built (for fp32: what loading the model "
-     "added)"),
-    ("inference_peak_bytes", "Inference peak (MiB)",
-     "peak RSS of one forward pass at {shape} above the RSS just before it (activations, "
-     "workspaces)"),
-    ("process_peak_bytes", "RSS peak in that pass (MiB)",
-     "peak RSS of the worker process during that pass"),
-    ("gpu_peak_bytes", "GPU peak (MiB)",
-     "torch.cuda.max_memory_allocated during that pass, the counter reset per variant (CUDA "
-     "runs; torch's allocator only, not ONNX Runtime's own GPU arena)"),
-    ("peak_rss_bytes", "Worker peak RSS (MiB)",
-     "peak RSS of the worker over all variants of the model (on its first row)"),
-)  # fmt: skip
-
-
-def _memory_value(cell: CellResult, key: str) -> float | None:
-    if key in ("load_s", "quantize_s", "peak_rss_bytes"):
-        value = getattr(cell, key, None)
-        return float(value) if finite(value) else None
-    value = memory_value(cell, key)
-    return None if value is None else float(value)
-
-
 def memory(ctx: ReportContext) -> list[str] | None:
-    """Per cell: load and quantize times and memory, then the achieved-GFLOP/s figure."""
+    """Per cell: a column per ``"memory"`` metric of the metrics table (load and quantize
+    times, memory), then the achieved-GFLOP/s figure."""
     cells = sort_cells(ok_cells(ctx.results))
     first_of_model = {}
     for c in cells:
         first_of_model.setdefault(c.model, c)
-    values: dict[str, list[float | None]] = {}
-    for key, _, _ in _MEMORY_COLUMNS:
-        per_model = key in ("load_s", "peak_rss_bytes")
-        values[key] = [
-            _memory_value(c, key) if not per_model or first_of_model[c.model] is c else None
-            for c in cells
-        ]
-    shown = [col for col in _MEMORY_COLUMNS if any(v is not None for v in values[col[0]])]
+    values = {
+        m.name: [m.get(c) if not m.per_model or first_of_model[c.model] is c else None
+                 for c in cells]
+        for m in metrics.shown("memory")
+    }  # fmt: skip
+    shown = [m for m in metrics.shown("memory") if any(v is not None for v in values[m.name])]
     if not shown and not ctx.has_figures("memory"):
         return None
     lines: list[str] = []
     if shown:
         shape = _ref_shape_text(ctx.run, ctx.results)
         lines += [
-            "; ".join(f"*{header}*: {desc.replace('{shape}', shape)}" for _, header, desc in shown)
+            "; ".join(f"*{m.label}*: {m.help.replace('{shape}', shape)}" for m in shown)
             + ". RSS differences are approximate: the allocator can reuse freed memory, so "
             "0 means no measurable growth.",
             "",
         ]
-        rows = []
-        for i, c in enumerate(cells):
-            row: list[Any] = [c.model, c.recipe]
-            for key, _, _ in shown:
-                v = values[key][i]
-                if v is None:
-                    row.append("—")
-                elif key.endswith("_s"):
-                    row.append(fmt_sig(v, 3))
-                else:
-                    row.append(fmt_mib(v))
-            rows.append(row)
-        lines += md_table(["Model", "Recipe", *(h for _, h, _ in shown)], rows)
+        rows = [[c.model, c.recipe, *(m.text(values[m.name][i]) for m in shown)]
+                for i, c in enumerate(cells)]  # fmt: skip
+        lines += md_table(["Model", "Recipe", *(m.label for m in shown)], rows)
         lines.append("")
     return lines + ctx.figure_lines("memory")

@@ -1,0 +1,94 @@
+"""``quantbench compare``: stored runs side by side, written as compare.md and its figures.
+
+Two kinds: against a baseline (:func:`run_compare`: the first run is the baseline, the
+records and gates are ``quantbench.compare``'s) and across machines
+(:func:`run_compare_machines`: a column per machine, ``quantbench.machines``' records).
+Both read the store only, and write into an output directory that is free or already
+this comparison's (``runner.outdir.claim_out_dir``); every file appears whole.
+
+Example::
+
+    res = run_compare(["r1", "r2"], store="q.db", fail_if_slower=5)
+    res.gates.failed  # what should make CI fail
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+from quantbench.compare import Comparison, GateReport, Point, check_threshold, compare, gate_report
+from quantbench.machines import MachineComparison
+
+
+class CompareResult(NamedTuple):
+    text: str  # compare.md, as printed
+    out_dir: Path
+    points: list[Point]
+    gates: GateReport
+
+
+def run_compare(
+    run_ids: list[str],
+    store: str | None = None,
+    out: str | None = None,
+    fail_if_slower: float | str | None = None,
+    fail_if_less_accurate: float | str | None = None,
+    fail_if_larger: float | str | None = None,
+) -> CompareResult:
+    """Load the runs from the store (read only), compare, evaluate the gates, write
+    compare.md and the plots to ``out`` (atomically: a reader never sees half a file).
+    ``result.gates.failed`` is what should make CI fail. Thresholds may be given as text
+    (the CLI passes its arguments through, so bad ones fail here, exit 2)."""
+    from quantbench.report import render_compare
+    from quantbench.runner.outdir import claim_out_dir
+    from quantbench.store import open_store
+
+    thresholds = {  # checked before the store or the disk is touched
+        "slower_pct": check_threshold("slower_pct", fail_if_slower),
+        "less_accurate_pp": check_threshold("less_accurate_pp", fail_if_less_accurate),
+        "larger_pct": check_threshold("larger_pct", fail_if_larger),
+    }
+    st = open_store(store, create=False)
+    try:
+        runs = [st.load_run(r) for r in run_ids]
+    finally:
+        st.close()
+    points = compare(runs)
+    report = gate_report(points, **thresholds)
+    out_dir = Path(out) if out else Path("quantbench-runs") / ("compare-" + "-vs-".join(run_ids))
+    with claim_out_dir(out_dir, "compare", " vs ".join(run_ids)):  # free, or its own
+        text = render_compare(out_dir, Comparison([m for m, _ in runs], points, report))
+    return CompareResult(text, out_dir, points, report)
+
+
+class MachinesResult(NamedTuple):
+    text: str  # compare.md, as printed
+    out_dir: Path
+    comparison: MachineComparison
+    figures: dict[str, Path]  # report.figures.sweep_figure_key -> written file
+
+
+def run_compare_machines(
+    run_ids: list[str] | None = None,
+    sweep_id: str | None = None,
+    store: str | None = None,
+    out: str | None = None,
+) -> MachinesResult:
+    """Load a sweep (or runs) from the store (read only), write compare.md (the sections of
+    ``report --sweep``) and one figure per model to ``out`` (default ``quantbench-runs/compare-sweep-ID`` or
+    ``compare-machines-RUN-...``)."""
+    from quantbench.machines import load
+    from quantbench.report import render_machines
+    from quantbench.runner.outdir import claim_out_dir
+
+    cmp = load(run_ids, sweep_id, store)
+    name = (
+        f"compare-sweep-{sweep_id}" if sweep_id else "compare-machines-" + "-".join(run_ids or [])
+    )
+    out_dir = Path(out) if out else Path("quantbench-runs") / re.sub(r"[^\w.-]+", "_", name)
+    ident = f"sweep {sweep_id}" if sweep_id else "machines " + ", ".join(run_ids or [])
+    with claim_out_dir(out_dir, "compare", ident):  # free, or this comparison's own
+        text, written = render_machines(out_dir, cmp, f"quantbench compare: machines ({cmp.title})")
+    return MachinesResult(text, out_dir, cmp, written)
