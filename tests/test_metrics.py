@@ -29,6 +29,7 @@ CSV_HEADER = [
     "batch_size", "input_size", "unit", "median", "mean", "std", "p90", "p99", "min", "n",
     "ci_low", "ci_high", "verdict", "speedup", "speedup_ci_low", "speedup_ci_high",
     "metric", "metric_value", "metric_relative", "meets_accuracy_bar",
+    "runtime_baseline", "runtime_speedup",
 ]  # fmt: skip
 PLACES = {"compare", "machines", "latency", "memory"}
 

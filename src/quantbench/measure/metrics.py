@@ -204,6 +204,11 @@ def _speedup(name: str) -> Read:
     return lambda c, p: None if p is None or p.speedup is None else getattr(p.speedup, name)
 
 
+def _runtime_speedup(c: Any, p: Any) -> float | None:
+    rt = None if p is None else getattr(p, "runtime_speedup", None)
+    return None if rt is None else rt.median
+
+
 def _finite_attr(name: str) -> Read:
     return lambda c, p: number(getattr(c, name, None))
 
@@ -267,6 +272,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("metric_relative", "Metric vs fp32", _of("accuracy", "relative"), "fraction",
            better="higher"),
     Metric("meets_accuracy_bar", "Meets the bar", _of("accuracy", "passes")),
+    Metric("runtime_baseline", "Own runtime's fp32",
+           lambda c, p: (getattr(c, "details", None) or {}).get("runtime_baseline"),
+           help="the float variant of the same runtime (et-fp32 for et-int8)"),
+    Metric("runtime_speedup", "vs own fp32", _runtime_speedup, "x", "point", better="higher",
+           fmt=lambda v: "—" if v is None else f"{v:.2f}x", shown={"latency": 5},
+           help="paired speedup vs the variant's own runtime in float (et-int8 vs et-fp32, "
+           "ort-static-int8 vs ort-fp32): what quantization bought apart from the runtime"),
     # Not in results.csv: report.md's latency and memory tables.
     Metric("gflop", "GFLOP", lambda c, p: point_gflops(p), "GFLOP", "point", fmt=fmt_sig,
            csv=False, shown={"latency": 3},
