@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.recipes import Artifact, QuantContext, Recipe, recipe, register
@@ -50,15 +50,27 @@ class OvWeightOnlyConfig:
     0 is NNCF's default (128 for int4; per channel for int8); a layer whose input does
     not divide by it gets the largest power of two >= 32 that does (NNCF's ADJUST)."""
 
+    BITS: ClassVar[str] = "int8"
     mode: str = "int8_asym"
     group_size: int = 0
     ratio: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.mode not in WEIGHT_MODES:
-            raise QuantbenchError(f"mode must be one of {', '.join(WEIGHT_MODES)}")
+        modes = [m for m in WEIGHT_MODES if m.startswith(self.BITS)]
+        if self.mode not in modes:
+            raise QuantbenchError(
+                f"ov-{self.BITS}-weight-only mode must be one of {', '.join(modes)}"
+            )
         if self.group_size < 0 or not 0 < self.ratio <= 1:
             raise QuantbenchError("group_size must be >= 0 and ratio in (0, 1]")
+
+
+@dataclass(frozen=True)
+class OvInt4WeightOnlyConfig(OvWeightOnlyConfig):
+    """:class:`OvWeightOnlyConfig` for int4 (``mode`` int4_sym or int4_asym)."""
+
+    BITS: ClassVar[str] = "int4"
+    mode: str = "int4_sym"
 
 
 @contextlib.contextmanager
@@ -196,8 +208,11 @@ def _ov_int8(model: Any, config: OvInt8Config, ctx: QuantContext) -> Artifact:
     return _artifact("ov-int8", q, conv, time.perf_counter() - t, [calibration_note(ctx)], details)
 
 
-def _weight_only(model: Any, config: OvWeightOnlyConfig, ctx: QuantContext) -> Artifact:
-    name = f"ov-{config.mode[:4]}-weight-only"
+def _weight_only(name: str, model: Any, config: OvWeightOnlyConfig, ctx: QuantContext) -> Artifact:
+    bits = name.split("-")[1]  # "int8" / "int4": the recipe's width; mode sets the rest
+    if not config.mode.startswith(bits):
+        modes = ", ".join(m for m in WEIGHT_MODES if m.startswith(bits))
+        raise QuantbenchError(f"{name} mode must be one of {modes}, got {config.mode}")
     if model.family != "text":
         raise UnsupportedError(
             f"{name} compresses transformers' MatMul and embedding weights; use ov-int8 for "
@@ -249,7 +264,7 @@ for _mode, _what in (("int8_asym", "int8 (asymmetric, per channel)"),
                 f"{_what}, float activations (transformers) -> IR"
             ),
             apply=_weight_only,
-            config=OvWeightOnlyConfig(mode=_mode),
+            config=OvWeightOnlyConfig() if _mode == "int8_asym" else OvInt4WeightOnlyConfig(),
             float_layers=True,
             quantizes=("MatMul", "Gather"),
             file_format="openvino-ir",
