@@ -169,7 +169,7 @@ def run_spec(
     weights: dict[str, Path], root: Path, out: Path, recipes: list[str], **settings: Any
 ) -> Any:
     """The quantbench run: size and accuracy on root/test, fallback on, artifacts saved."""
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     overrides = {
         "models": [model_entry(a, w) for a, w in weights.items()],

@@ -69,7 +69,7 @@ def measure(
 ) -> Any:
     """One quantbench run of the stage's recipes on ``models``."""
     from quantbench.runner import run
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     compiled = stage == "compiled"
     overrides = {

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.source or args.out)
     if not args.source:
         from quantbench.runner import quiet_libraries, run
-        from quantbench.spec import build_spec
+        from quantbench.runner.checks import build_spec
 
         quiet_libraries()
         run(build_spec(overrides={

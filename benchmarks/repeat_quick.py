@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from quantbench.runner import quiet_libraries, run
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 
 def speedups(result) -> dict[tuple, float]:

@@ -20,8 +20,8 @@ from typing import Any
 
 from quantbench.results import Accuracy
 from quantbench.runner import quiet_libraries, run
+from quantbench.runner.checks import build_spec
 from quantbench.shapes import reference_point
-from quantbench.spec import build_spec
 
 RECIPES = [
     "dynamic-int8", "ort-dynamic-int8", "ort-static-int8", "torchao-int8-dynamic",

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.source) / "results.json"
     else:
         from quantbench.runner import quiet_libraries, run
-        from quantbench.spec import build_spec
+        from quantbench.runner.checks import build_spec
 
         quiet_libraries()
         spec = build_spec(preset="targets", overrides={"out": args.out, "models": args.models})

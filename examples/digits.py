@@ -77,7 +77,7 @@ def main() -> None:
     ap.add_argument("--max-accuracy-drop", type=float, default=0.01)
     args = ap.parse_args()
     from quantbench.runner import quiet_libraries, run
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     quiet_libraries()
     work = Path(args.out)

@@ -13,7 +13,7 @@ from conftest import digits_spec, fast_overrides
 from quantbench.cli import main
 from quantbench.results import read_json
 from quantbench.runner import run
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 DIGITS_OVERRIDES = {"image_sizes": [16], "ref_image_size": 16, "vision_batch_sizes": [1]}
 
@@ -236,7 +236,7 @@ def test_model_entries_from_yaml(tmp_path, digits_model, capsys) -> None:
             "weights": str(weights)}  # fmt: skip
     spec = build_spec(overrides={"models": [good, {"name": "r", "source": "torchvision",
                                                    "arch": "resnet18", "num_classes": 10}]})  # fmt: skip
-    assert [m.load_name for m in spec.models] == [name, "tv:resnet18"]
+    assert [m.load_name for m in spec.target.models] == [name, "tv:resnet18"]
     for entry, needle in [
         ({**good, "arch": "Nope"}, "unknown class or function"),
         ({**good, "path": str(tmp_path / "x.py")}, "does not exist"),

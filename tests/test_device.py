@@ -23,7 +23,7 @@ from quantbench.recipes.support import (
     matrix,
     matrix_markdown,
 )
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
@@ -35,10 +35,10 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def test_device_defaults_to_cpu_and_auto_resolves_once():
-    assert build_spec(overrides={"models": "resnet18"}).device == "cpu"
+    assert build_spec(overrides={"models": "resnet18"}).target.device == "cpu"
     spec = build_spec(overrides={"models": "resnet18", "device": "auto"})
-    assert spec.device == ("cuda" if HAS_CUDA else "cpu")  # stored resolved, never "auto"
-    assert spec.to_dict()["device"] == spec.device
+    assert spec.target.device == ("cuda" if HAS_CUDA else "cpu")  # stored resolved, never "auto"
+    assert spec.to_dict()["device"] == spec.target.device
 
 
 @no_gpu_here
@@ -112,7 +112,7 @@ def test_pipeline_makes_cpu_only_cells_unsupported_on_cuda(tmp_path):
         models=["tv:squeezenet1_1"], recipes=["dynamic-int8"], measure=["size"],
         isolate=False, out=str(tmp_path / "o"),
     ))  # fmt: skip
-    run = pipeline.ModelRun(spec, spec.models[0], lambda m: None)
+    run = pipeline.ModelRun(spec, spec.target.models[0], lambda m: None)
     pipeline.load(run)
     run.qctx.device = "cuda"
     run.variants = [Variant("dynamic-int8"), Variant("dynamic-int8").with_transform("compile")]

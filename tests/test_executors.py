@@ -10,7 +10,7 @@ import pytest
 
 from conftest import fast_overrides
 from quantbench.errors import QuantbenchError
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 
 def _size_spec(tmp_path, **kw):
@@ -27,8 +27,8 @@ def test_registry_names_each_module_and_local_follows_isolate(tmp_path):
     assert executor_names() == ["local", "ray"]
     spec = _size_spec(tmp_path)
     assert type(get_executor(spec)) is InlineExecutor
-    assert type(get_executor(spec.model_copy(update={"isolate": True}))) is ProcessExecutor
-    unknown = spec.model_copy(update={"executor": "ssh"})  # past the settings' own check
+    assert type(get_executor(spec.replace(isolate=True))) is ProcessExecutor
+    unknown = spec.replace(executor="ssh")  # past the settings' own check
     with pytest.raises(QuantbenchError, match=r"unknown executor 'ssh'.*: local, ray$"):
         get_executor(unknown)
 
@@ -88,7 +88,7 @@ def test_an_executor_is_one_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(executors, "__path__", [*executors.__path__, str(more)])
     try:
         assert executors.executor_names() == ["local", "ray", "threads"]
-        spec = _size_spec(tmp_path).model_copy(update={"executor": "threads"})
+        spec = _size_spec(tmp_path).replace(executor="threads")
         result = run(spec, progress=False)
     finally:
         sys.modules.pop("quantbench.runner.executors.threads", None)
@@ -113,7 +113,7 @@ def test_what_a_node_runs_ends_with_the_cells_or_the_failure(tmp_path, monkeypat
     from quantbench.runner import pipeline
     from quantbench.runner.executors.local import measure_here
     from quantbench.runner.messages import Done, Failed, Snapshot, is_last
-    from quantbench.spec import ModelRef
+    from quantbench.settings import ModelRef
 
     spec, ref = _size_spec(tmp_path), ModelRef("tv:squeezenet1_1")
     said = []

@@ -92,7 +92,7 @@ def test_lock_file_of_a_run_next_to_an_sqlite_store(tmp_path):
 
 def _stored_size_run(db_or_url: str, run_id: str, out: Path, models: list[str]) -> None:
     """A stored run with no cells yet: what ``--resume`` completes."""
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     spec = build_spec(overrides={"models": ",".join(models), "recipes": "dynamic-int8",
                                  "measure": "size", **fast_overrides()})  # fmt: skip

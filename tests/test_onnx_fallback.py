@@ -229,7 +229,7 @@ def test_sensitivity_command_ranks_an_ort_recipe(planted, tmp_path, capsys) -> N
 @pytest.mark.parametrize("recipe", ["ort-dynamic-int8", "ort-static-int8"])
 def test_ort_fallback_keeps_the_planted_layer_float(planted, tmp_path, recipe) -> None:
     from quantbench.runner import run
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     spec = build_spec(overrides={
         "models": [planted], "weights": "random", "recipes": [recipe],

@@ -87,7 +87,7 @@ def _node_ids(c) -> dict[str, str]:
 @pytest.mark.slow
 def test_sweep_runs_one_run_per_node(cluster, tmp_path, modules_dir):
     from quantbench.runner import run
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
     from quantbench.store import open_store
 
     db = tmp_path / "sweep.db"

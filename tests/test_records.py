@@ -22,7 +22,7 @@ from quantbench.results import (
     read_json,
     write_json,
 )
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 
 def _point() -> LatencyPoint:
@@ -108,7 +108,7 @@ def test_recipe_options_reach_the_recipe() -> None:
 
     spec = build_spec(overrides={"models": ["resnet18"],
                                  "recipe_options": {"static-int8": {"per_channel": False}}})  # fmt: skip
-    r = get_recipe("static-int8", spec.recipe_options["static-int8"])
+    r = get_recipe("static-int8", spec.quant.recipe_options["static-int8"])
     assert r.config.per_channel is False
     assert r.config_record() == {"version": r.config_version, "per_channel": False}
     assert get_recipe("static-int8").config.per_channel is True  # the registry is untouched

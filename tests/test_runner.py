@@ -7,7 +7,7 @@ import pytest
 
 from conftest import fast_overrides
 from quantbench.runner import run
-from quantbench.spec import build_spec
+from quantbench.runner.checks import build_spec
 
 
 def _cells(result):

@@ -58,12 +58,12 @@ def _meta(run_id: str, url: str) -> dict:
 
 
 def test_a_run_record_never_holds_the_password(tmp_path, capsys):
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     pw = "rec-pw-5521"
     url = f"postgresql+psycopg://qb:{pw}@db.example/bench?sslpassword={pw}x&sslmode=require"
     spec = build_spec(overrides={"models": "squeezenet", "store": url})
-    assert spec.store == url  # used as given...
+    assert spec.output.store == url  # used as given...
     clean = "postgresql+psycopg://qb@db.example/bench?sslmode=require"
     assert spec.to_dict()["store"] == clean  # ...recorded without it
     db = tmp_path / "q.db"
@@ -105,7 +105,7 @@ def test_error_messages_never_print_the_password(tmp_path, monkeypatch, capsys):
 
 def test_store_precedence_flag_config_environment_default(tmp_path, monkeypatch, capsys):
     """--store > the config file's store > $QUANTBENCH_STORE > ./quantbench.db."""
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     monkeypatch.chdir(tmp_path)
     flag, conf, env = tmp_path / "flag.db", tmp_path / "conf.db", tmp_path / "env.db"
@@ -113,7 +113,7 @@ def test_store_precedence_flag_config_environment_default(tmp_path, monkeypatch,
     settings = {"models": ["squeezenet"], "recipes": ["fp32"], "measure": ["size"],
                 "isolate": False, **fast_overrides()}  # fmt: skip
     cfg.write_text(yaml.safe_dump({**settings, "store": str(conf)}))
-    assert build_spec(config=cfg, overrides={"store": str(flag)}).store == str(flag)
+    assert build_spec(config=cfg, overrides={"store": str(flag)}).output.store == str(flag)
     monkeypatch.setenv("QUANTBENCH_STORE", str(env))
     base = ["run", "--config", str(cfg), "--no-progress", "-q"]
 

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from quantbench.cli import build_parser, main
-from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec
+from quantbench.settings import BATCH_SIZES_ALIAS, FIELDS
 
-# Settings that are deliberately not (only) a plain `--key` flag: none. Every field of
-# RunSpec is a flag named `--` + key with `_` as `-`; `--models` takes names only (model
+# Settings that are deliberately not (only) a plain `--key` flag: none. Every setting
+# (quantbench.settings.FIELDS) is a flag named `--` + key with `_` as `-`; `--models` takes names only (model
 # entries with per-model weights, sweeps or data are YAML/Python only), `--dataset`,
 # `--calibration`, `--train-dataset` and `--recipe-options` take a path or an inline
 # YAML/JSON mapping.
@@ -29,7 +29,7 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def test_every_setting_has_its_flag():
     by_flag = {s: a.dest for a in _run_parser()._actions for s in a.option_strings}
-    for key in [*RunSpec.model_fields, BATCH_SIZES_ALIAS]:
+    for key in [*FIELDS, BATCH_SIZES_ALIAS]:
         if key in NO_FLAG:
             continue
         flag = "--" + key.replace("_", "-")
@@ -40,7 +40,7 @@ def test_every_setting_has_its_flag():
 
 def test_flags_reach_the_settings():
     from quantbench.cli import run_overrides
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     args = build_parser().parse_args([
         "run", "--models", "resnet18", "--min-time", "0.1", "--timeout-s", "60",
@@ -49,16 +49,22 @@ def test_flags_reach_the_settings():
         "--recipe-options", "{static-int8: {per_channel: false}}",
     ])  # fmt: skip
     spec = build_spec(preset=args.preset, overrides=run_overrides(args))
-    assert spec.min_time_s == 0.1 and spec.timeout_s == 60 and spec.isolate is False
-    assert spec.vision_batch_sizes == [4] and spec.text_batch_sizes == [1, 2]
-    assert (spec.ref_batch, spec.ref_image_size, spec.min_cosine) == (2, 32, 0.9)
-    assert spec.recipe_options == {"static-int8": {"per_channel": False}} and not spec.pin
+    assert (
+        spec.timing.min_time_s == 0.1
+        and spec.timing.timeout_s == 60
+        and spec.launch.isolate is False
+    )
+    assert spec.sweep.vision_batch_sizes == [4] and spec.sweep.text_batch_sizes == [1, 2]
+    assert (spec.sweep.ref_batch, spec.sweep.ref_image_size, spec.judge.min_cosine) == (2, 32, 0.9)
+    assert (
+        spec.quant.recipe_options == {"static-int8": {"per_channel": False}} and not spec.timing.pin
+    )
 
 
 def test_schema_command(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert set(schema["properties"]) == set(RunSpec.model_fields) | {BATCH_SIZES_ALIAS}
+    assert set(schema["properties"]) == set(FIELDS) | {BATCH_SIZES_ALIAS}
     assert "timeout_s" in schema["properties"] and schema["properties"]["timeout_s"]["description"]
 
 
@@ -137,8 +143,8 @@ def test_file_preset_and_flag_precedence(tmp_path):
     cfg = tmp_path / "x.yaml"
     cfg.write_text(yaml.safe_dump({"preset": "quick", "min_runs": 5, "measure": ["size"]}))
     from quantbench.cli import run_overrides
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     args = build_parser().parse_args(["run", "--config", str(cfg), "--min-runs", "7"])
     spec = build_spec(preset=args.preset, config=args.config, overrides=run_overrides(args))
-    assert spec.preset == "quick" and spec.min_runs == 7 and spec.min_time_s == 0.2
+    assert spec.preset == "quick" and spec.timing.min_runs == 7 and spec.timing.min_time_s == 0.2

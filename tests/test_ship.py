@@ -171,7 +171,7 @@ def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):
     from quantbench.recipes import Artifact, QuantContext
     from quantbench.results import CellResult
     from quantbench.runner.pipeline import ModelRun
-    from quantbench.spec import ModelRef, RunSpec
+    from quantbench.settings import ModelRef, RunSpec
     from quantbench.variants import Variant
 
     class Compiled(torch.nn.Module):  # what a +compile artifact looks like to the writer
@@ -197,7 +197,7 @@ def test_compile_ships_the_base_file_and_failures_are_notes(tmp_path):
     # an unwritable destination is a note on each cell, never an exception
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the directory should be")
-    run.spec.out = str(blocked)
+    run.spec.output.out = str(blocked)
     run.cells = {v: CellResult(model=name, recipe=v.name) for v in run.arts}
     save_variants(run)
     for cell in run.cells.values():

@@ -6,30 +6,32 @@ import pytest
 
 from quantbench.errors import QuantbenchError
 from quantbench.models import model_info
-from quantbench.spec import LAB_MODELS, build_spec, parse_int_list, sweep_points
+from quantbench.runner.checks import build_spec
+from quantbench.settings import LAB_MODELS, parse_int_list
+from quantbench.shapes import sweep_points
 
 
 def test_default_is_the_lab():
     spec = build_spec()
-    assert [m.name for m in spec.models] == LAB_MODELS
-    assert spec.recipes == ["fp32", "dynamic-int8", "static-int8"]
-    assert spec.image_sizes == [64, 128, 160, 224, 256]
-    assert spec.vision_batch_sizes == [1, 2, 4, 8] == spec.text_batch_sizes
-    assert spec.measure == ["size", "latency", "fidelity"]
-    assert spec.min_runs >= 10 and spec.warmup >= 2
+    assert [m.name for m in spec.target.models] == LAB_MODELS
+    assert spec.quant.recipes == ["fp32", "dynamic-int8", "static-int8"]
+    assert spec.sweep.image_sizes == [64, 128, 160, 224, 256]
+    assert spec.sweep.vision_batch_sizes == [1, 2, 4, 8] == spec.sweep.text_batch_sizes
+    assert spec.judge.measure == ["size", "latency", "fidelity"]
+    assert spec.timing.min_runs >= 10 and spec.timing.warmup >= 2
 
 
 def test_lab_sweeps_per_family():
     spec = build_spec()
-    bert = spec.models[0]
+    bert = spec.target.models[0]
     pts = sweep_points(spec, bert, model_info("bert"))
     assert [(b, s) for b, s, w in pts if w == "input_size"] == [
         (1, n) for n in (32, 64, 128, 256, 512)
     ]
     assert [(b, s) for b, s, w in pts if w == "batch_size"] == [(2, 128), (4, 128), (8, 128)]
-    lf = next(m for m in spec.models if m.name == "longformer")
+    lf = next(m for m in spec.target.models if m.name == "longformer")
     assert max(s for _, s, _ in sweep_points(spec, lf, model_info("longformer"))) == 1024
-    rn = next(m for m in spec.models if m.name == "resnet18")
+    rn = next(m for m in spec.target.models if m.name == "resnet18")
     pts = sweep_points(spec, rn, model_info("resnet18"))
     assert [s for b, s, w in pts if w == "input_size"] == [64, 128, 160, 224, 256]
     assert [b for b, s, w in pts if w == "batch_size"] == [2, 4, 8]
@@ -37,7 +39,7 @@ def test_lab_sweeps_per_family():
 
 def test_quick_preset():
     spec = build_spec(preset="quick")
-    fams = {model_info(m.name).family for m in spec.models}
+    fams = {model_info(m.name).family for m in spec.target.models}
     assert fams == {"vision", "text"}
 
 
@@ -48,16 +50,16 @@ def test_yaml_then_cli_overrides(tmp_path):
         "batch_sizes: [1, 2]\nrecipes: [dynamic-int8]\nthreads: 1\n"
     )
     spec = build_spec(config=cfg, overrides={"threads": 2})
-    assert spec.threads == 2 and spec.recipes == ["dynamic-int8"]
-    assert spec.vision_batch_sizes == [1, 2] == spec.text_batch_sizes
-    assert spec.models[1].seq_lens == [128, 4096]
+    assert spec.timing.threads == 2 and spec.quant.recipes == ["dynamic-int8"]
+    assert spec.sweep.vision_batch_sizes == [1, 2] == spec.sweep.text_batch_sizes
+    assert spec.target.models[1].seq_lens == [128, 4096]
 
 
 def test_example_yaml_is_valid():
     from pathlib import Path
 
     spec = build_spec(config=Path(__file__).parent.parent / "examples" / "lab.yaml")
-    assert any(m.name == "longformer" and m.seq_lens for m in spec.models)
+    assert any(m.name == "longformer" and m.seq_lens for m in spec.target.models)
 
 
 @pytest.mark.parametrize(
@@ -128,28 +130,29 @@ def test_recipes_all_and_the_targets_preset():
 
     every = [r.name for r in list_recipes()]
     spec = build_spec(preset="targets")
-    assert spec.recipes == every and len(spec.models) == 8
-    assert spec.image_sizes == [224] and spec.seq_lens == [128]
-    assert spec.vision_batch_sizes == spec.text_batch_sizes == [1]
-    assert build_spec(overrides={"recipes": "fp32,all"}).recipes == every
+    assert spec.quant.recipes == every and len(spec.target.models) == 8
+    assert spec.sweep.image_sizes == [224] and spec.sweep.seq_lens == [128]
+    assert spec.sweep.vision_batch_sizes == spec.sweep.text_batch_sizes == [1]
+    assert build_spec(overrides={"recipes": "fp32,all"}).quant.recipes == every
 
 
 def test_example_yaml_documents_every_key():
     import re
     from pathlib import Path
 
-    from quantbench.spec import RunSpec
+    from quantbench.settings import FIELDS
 
     text = (Path(__file__).parent.parent / "examples" / "lab.yaml").read_text()
     keys = set(re.findall(r"^#?\s*([a-z0-9_]+):", text, flags=re.M))
-    missing = set(RunSpec.model_fields) - keys
+    missing = set(FIELDS) - keys
     assert not missing, f"examples/lab.yaml does not document {sorted(missing)}"
 
 
 def test_own_models_example_parses(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from quantbench.spec import _model_ref, load_yaml
+    from quantbench.datasets import parse_dataset
+    from quantbench.settings import load_yaml, model_entry
 
     for d in ("data/val", "data/train", "digits/test", "digits/train", "examples/data"):
         (tmp_path / d).mkdir(parents=True)
@@ -157,37 +160,48 @@ def test_own_models_example_parses(tmp_path, monkeypatch):
         (tmp_path / f).write_text("x\n")
     monkeypatch.chdir(tmp_path)  # the example's data paths are relative
     data = load_yaml(Path(__file__).parent.parent / "examples" / "own_models.yaml")
-    refs = [_model_ref(m) for m in data["models"]]
+    refs = [model_entry(m) for m in data["models"]]
     assert [r.load_name for r in refs] == [
         "tv:resnet18", "py:examples/digits_cnn.py:DigitsCNN",
         "hf:./checkpoints/sentiment-bert", "hf:./checkpoints/all-MiniLM-L6-v2",
     ]  # fmt: skip
-    assert refs[0].options == {"num_classes": 10} and refs[0].dataset["crop"] == 224
-    assert refs[2].calibration["kind"] == "text" and refs[1].calibration["crop"] == 16
+    # the entries' data, as the run's checks read it (quantbench.runner.checks)
+    assert refs[0].options == {"num_classes": 10} and parse_dataset(refs[0].dataset).crop == 224
+    assert parse_dataset(refs[2].calibration).kind == "text"
+    assert parse_dataset(refs[1].calibration).crop == 16
 
 
 # --------------------------------------------------------------------------- the model
 
 
 def test_one_model_same_names_and_stored_form():
-    from quantbench.spec import ModelRef, RunSpec, spec_from_dict
+    from quantbench.runner.checks import spec_from_dict
+    from quantbench.settings import ModelRef, RunSpec
 
     spec = RunSpec()
-    assert spec.min_time_s == 0.5 and spec.timeout_s is None and spec.isolate is True
-    assert spec.ref_batch is None and spec.ref_image_size is None and spec.ref_seq_len is None
-    assert [m.name for m in spec.models] == LAB_MODELS and ModelRef("x").load_name == "x"
-    assert spec.to_dict() == spec.model_dump()
+    assert (
+        spec.timing.min_time_s == 0.5
+        and spec.timing.timeout_s is None
+        and spec.launch.isolate is True
+    )
+    assert (
+        spec.sweep.ref_batch is None
+        and spec.sweep.ref_image_size is None
+        and spec.sweep.ref_seq_len is None
+    )
+    assert [m.name for m in spec.target.models] == LAB_MODELS and ModelRef("x").load_name == "x"
+    assert spec.to_dict() == {**spec.flat(), "models": [m.model_dump() for m in spec.target.models]}
     # a stored spec from an older or newer quantbench: unknown keys are dropped
     d = build_spec(overrides={"models": "resnet18", "measure": "size"}).to_dict()
     d["a_future_setting"] = 1
     d["models"][0]["a_future_key"] = 2
     again = spec_from_dict(d)
-    assert again.models[0].name == "resnet18" and again.measure == ["size"]
-    assert spec.model_copy(update={"recipes": ["fp32"]}).recipes == ["fp32"]
+    assert again.target.models[0].name == "resnet18" and again.judge.measure == ["size"]
+    assert spec.replace(recipes=["fp32"]).quant.recipes == ["fp32"]
 
 
 def test_python_construction_and_assignment_are_checked_in_one_line():
-    from quantbench.spec import ModelRef, RunSpec
+    from quantbench.settings import ModelRef, RunSpec
 
     with pytest.raises(
         QuantbenchError, match="^setting 'min_runs' must be an integer > 0, got -1$"
@@ -197,39 +211,41 @@ def test_python_construction_and_assignment_are_checked_in_one_line():
         RunSpec(modles=["resnet18"])
     spec = RunSpec()
     with pytest.raises(QuantbenchError, match="setting 'qat_lr' must be a finite number > 0"):
-        spec.qat_lr = 0
+        spec.quant.qat_lr = 0
     with pytest.raises(QuantbenchError, match="^model 'x': setting 'image_sizes' must be posi"):
         ModelRef("x", image_sizes=[0])
     with pytest.raises(QuantbenchError, match="model 'x': unknown setting 'wieghts'"):
         ModelRef("x", wieghts="random")
     with pytest.raises(QuantbenchError, match="model 'a': setting 'seq_lens' must be positive"):
         RunSpec(models=[{"name": "a", "seq_lens": "8,x"}])
-    assert RunSpec(image_sizes="32,16,16").image_sizes == [16, 32]
-    assert RunSpec(vision_batch_sizes=4).vision_batch_sizes == [4]
+    assert RunSpec(image_sizes="32,16,16").sweep.image_sizes == [16, 32]
+    assert RunSpec(vision_batch_sizes=4).sweep.vision_batch_sizes == [4]
 
 
 def test_batch_sizes_sets_both_families_and_a_familys_own_key_wins(tmp_path):
-    from quantbench.spec import RunSpec
+    from quantbench.settings import RunSpec
 
-    assert RunSpec(batch_sizes=[1, 2]).text_batch_sizes == [1, 2]
+    assert RunSpec(batch_sizes=[1, 2]).sweep.text_batch_sizes == [1, 2]
     spec = build_spec(overrides={"batch_sizes": "1,2", "vision_batch_sizes": "4"})
-    assert spec.vision_batch_sizes == [4] and spec.text_batch_sizes == [1, 2]
+    assert spec.sweep.vision_batch_sizes == [4] and spec.sweep.text_batch_sizes == [1, 2]
     cfg = tmp_path / "x.yaml"
     cfg.write_text("vision_batch_sizes: [8]\nbatch_sizes: [1]\n")
-    assert build_spec(config=cfg).vision_batch_sizes == [8]
+    assert build_spec(config=cfg).sweep.vision_batch_sizes == [8]
     # a flag beats the file, even the file's own family key
-    assert build_spec(config=cfg, overrides={"batch_sizes": "2"}).vision_batch_sizes == [2]
+    assert build_spec(config=cfg, overrides={"batch_sizes": "2"}).sweep.vision_batch_sizes == [2]
 
 
 def test_preset_in_the_file_and_precedence(tmp_path):
     cfg = tmp_path / "x.yaml"
     cfg.write_text("preset: quick\nmin_runs: 5\nthreads: 1\n")
     spec = build_spec(config=cfg, overrides={"threads": 2})
-    assert [m.name for m in spec.models] == ["resnet18", "distilbert"]  # the file's preset
-    assert spec.preset == "quick" and spec.min_time_s == 0.2  # ... its values
-    assert spec.min_runs == 5 and spec.threads == 2  # file > preset, flags > file
+    assert [m.name for m in spec.target.models] == ["resnet18", "distilbert"]  # the file's preset
+    assert spec.preset == "quick" and spec.timing.min_time_s == 0.2  # ... its values
+    assert spec.timing.min_runs == 5 and spec.timing.threads == 2  # file > preset, flags > file
     spec = build_spec(preset="targets", config=cfg)  # --preset beats the file's
-    assert spec.preset == "targets" and spec.image_sizes == [224] and spec.min_runs == 5
+    assert (
+        spec.preset == "targets" and spec.sweep.image_sizes == [224] and spec.timing.min_runs == 5
+    )
     cfg.write_text("preset: fast\n")
     with pytest.raises(QuantbenchError, match="unknown preset 'fast'"):
         build_spec(config=cfg)
@@ -241,11 +257,11 @@ def test_unknown_python_override_is_refused():
 
 
 def test_json_schema_describes_every_setting():
-    from quantbench.spec import RunSpec
+    from quantbench.settings import FIELDS, json_schema
 
-    schema = RunSpec.model_json_schema()
+    schema = json_schema()
     props = schema["properties"]
-    assert set(RunSpec.model_fields) | {"batch_sizes"} == set(props)
+    assert set(FIELDS) | {"batch_sizes"} == set(props)
     assert all(p.get("description") for p in props.values())
     assert schema["additionalProperties"] is False
     assert props["min_runs"]["exclusiveMinimum"] == 0
@@ -267,10 +283,10 @@ def test_json_schema_describes_every_setting():
     ],
 )
 def test_reference_shape_is_a_measured_point(overrides, shape, batch_sweep):
-    from quantbench.spec import reference_shape
+    from quantbench.shapes import reference_shape
 
     spec = build_spec(overrides={"models": "resnet18", "batch_sizes": "1,2", **overrides})
-    ref, info = spec.models[0], model_info("resnet18")
+    ref, info = spec.target.models[0], model_info("resnet18")
     assert reference_shape(spec, ref, info) == shape
     pts = sweep_points(spec, ref, info)
     assert [(b, s) for b, s, w in pts if w == "batch_size"] == batch_sweep
@@ -278,12 +294,12 @@ def test_reference_shape_is_a_measured_point(overrides, shape, batch_sweep):
 
 
 def test_reference_shape_text_and_per_model_sweeps():
-    from quantbench.spec import reference_shape
+    from quantbench.shapes import reference_shape
 
     with pytest.raises(QuantbenchError, match="600 is beyond bert's maximum of 512"):
         build_spec(overrides={"models": "bert", "seq_lens": "8,16,600"})
     spec = build_spec(overrides={"models": [{"name": "bert", "seq_lens": [8, 16]}]})
-    assert reference_shape(spec, spec.models[0], model_info("bert")) == (1, 16)
+    assert reference_shape(spec, spec.target.models[0], model_info("bert")) == (1, 16)
 
 
 def test_ref_sizes_hold_only_explicit_settings():
@@ -293,6 +309,6 @@ def test_ref_sizes_hold_only_explicit_settings():
     assert ref_sizes(spec) == {} and ref_sizes(spec.to_dict()) == {}
     assert ref_size_for("vision", spec) == 32  # calibration / fidelity inputs: measured size
     assert ref_sizes({"ref_image_size": 224, "ref_seq_len": 128}) == {"vision": 224, "text": 128}
-    spec.ref_batch, spec.ref_image_size = 4, 16
+    spec.sweep.ref_batch, spec.sweep.ref_image_size = 4, 16
     assert ref_sizes(spec) == {"vision": 16, "batch": 4}
     assert ref_size_for("vision", spec) == 16 and ref_size_for("text", None) == 128

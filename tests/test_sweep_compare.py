@@ -46,7 +46,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> dict
     "node-a" (this machine) and "arm-1" (an ARM fingerprint), and a copy of the first
     run alone in sweep "solo"."""
     from quantbench.runner import run
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     root = tmp_path_factory.mktemp("sweep")
     db = str(root / "q.db")

@@ -129,16 +129,16 @@ def test_sweep_ids_are_never_run_ids():
 
 def _spec(**overrides):
     from conftest import fast_overrides
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     return build_spec(overrides=fast_overrides(models=["tv:squeezenet1_1"], **overrides))
 
 
 def test_settings_of_a_ray_sweep_are_checked():
     spec = _spec(executor="ray", on="cpu:vnni,edge", recipes=["dynamic-int8"])
-    assert spec.on == ["cpu:vnni", "edge"]
-    assert spec.engine is None  # each node resolves its own (an ARM node: qnnpack)
-    assert _spec(recipes=["dynamic-int8"]).engine is not None  # locally: resolved here
+    assert spec.launch.on == ["cpu:vnni", "edge"]
+    assert spec.target.engine is None  # each node resolves its own (an ARM node: qnnpack)
+    assert _spec(recipes=["dynamic-int8"]).target.engine is not None  # locally: resolved here
     for bad, message in [
         ({"executor": "rey"}, "unknown executor 'rey'. Did you mean 'ray'?"),
         ({"on": "gpu"}, "--on and --ray-address need --executor ray"),
@@ -151,11 +151,11 @@ def test_settings_of_a_ray_sweep_are_checked():
 
 
 def test_on_is_read_from_yaml_though_yaml_reads_it_as_true(tmp_path):
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text("models: [tv:squeezenet1_1]\nexecutor: ray\non: [cpu:arm, gpu]\n")
-    assert build_spec(config=cfg).on == ["cpu:arm", "gpu"]
+    assert build_spec(config=cfg).launch.on == ["cpu:arm", "gpu"]
 
 
 def test_the_cli_reports_bad_sweep_flags_in_one_line(capsys):
@@ -194,7 +194,7 @@ def test_a_local_run_never_imports_ray(tmp_path):
     code = (
         "import sys\n"
         "from quantbench.runner import run\n"
-        "from quantbench.spec import build_spec\n"
+        "from quantbench.runner.checks import build_spec\n"
         f"spec = build_spec(overrides={{'models': 'tv:squeezenet1_1', 'recipes': ['fp32'], "
         f"'measure': ['size'], 'isolate': False, 'out': {str(tmp_path / 'o')!r}, "
         f"'store': {str(tmp_path / 'q.db')!r}}})\n"
@@ -218,7 +218,7 @@ def test_a_task_ray_lost_leaves_error_cells_saying_why():
     from quantbench.runner.executors import ray as rx
     from quantbench.runner.messages import Ended, Snapshot
     from quantbench.runner.progress import ProgressBar
-    from quantbench.spec import ModelRef
+    from quantbench.settings import ModelRef
 
     ex = ray.exceptions
     for error, reason in [

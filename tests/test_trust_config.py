@@ -11,7 +11,8 @@ import pytest
 
 from quantbench.cli import main
 from quantbench.errors import MAX_MESSAGE, QuantbenchError, shown
-from quantbench.spec import BATCH_SIZES_ALIAS, RunSpec, build_spec
+from quantbench.runner.checks import build_spec
+from quantbench.settings import BATCH_SIZES_ALIAS, FIELDS, RunSpec
 
 # What a refused input may print: one line, this long at most.
 MAX_LINE = MAX_MESSAGE + 100
@@ -37,7 +38,7 @@ def laughs(levels: int = 9) -> str:
     return s + "]"
 
 
-TOP_KEYS = [*RunSpec.model_fields, BATCH_SIZES_ALIAS]
+TOP_KEYS = [*FIELDS, BATCH_SIZES_ALIAS]
 NESTED = {
     "model entry": "models: [{{name: resnet18, options: {{x: {b}}}}}]",
     "model name": "models: [{{name: {b}}}]",
@@ -181,12 +182,12 @@ def test_bounds_agree_from_flags_files_and_python(settings, says, tmp_path, caps
 def test_bounds_hold_on_assignment_too():
     spec = RunSpec(min_time_s=1.0, max_time_s=2.0)
     with pytest.raises(QuantbenchError, match="must not exceed max_time_s"):
-        spec.min_time_s = 3.0
-    spec.max_time_s = 5.0  # raising the cap first is fine
-    spec.min_time_s = 3.0
+        spec.timing.min_time_s = 3.0
+    spec.timing.max_time_s = 5.0  # raising the cap first is fine
+    spec.timing.min_time_s = 3.0
     with pytest.raises(QuantbenchError, match="must not exceed max_warmup"):
         RunSpec(warmup=21)
-    assert RunSpec(warmup=21, max_warmup=21).warmup == 21
+    assert RunSpec(warmup=21, max_warmup=21).timing.warmup == 21
 
 
 def test_values_quoted_in_errors_are_bounded():
@@ -211,15 +212,20 @@ def test_settings_files_still_load(tmp_path):
         "measure: [size]\n"
     )
     spec = build_spec(config=cfg)
-    assert [m.options for m in spec.models] == [{"num_classes": 10}] * 2
+    assert [m.options for m in spec.target.models] == [{"num_classes": 10}] * 2
 
 
 def test_runs_stored_before_the_bounds_resume_as_they_ran():
     """A stored spec that the new checks would refuse resumes with what its timing loop
     did (a minimum above its cap was the cap), so --resume of an old run still works."""
-    from quantbench.spec import spec_from_dict
+    from quantbench.runner.checks import spec_from_dict
 
     d = build_spec(overrides={"models": "resnet18", "measure": ["size"]}).to_dict()
     d.update(warmup=25, max_warmup=20, min_time_s=40.0, max_time_s=30.0)
     spec = spec_from_dict(d)
-    assert (spec.warmup, spec.max_warmup, spec.min_time_s, spec.max_time_s) == (25, 25, 30, 30)
+    assert (
+        spec.timing.warmup,
+        spec.timing.max_warmup,
+        spec.timing.min_time_s,
+        spec.timing.max_time_s,
+    ) == (25, 25, 30, 30)

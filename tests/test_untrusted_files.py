@@ -189,7 +189,7 @@ def _read_results(p: Path, valid: Path) -> None:
 
 
 def _config_api(p: Path, valid: Path) -> None:
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     build_spec(config=str(p))
 

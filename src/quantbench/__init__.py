@@ -17,8 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from quantbench.errors import QuantbenchError, UnsupportedError
-
-__version__ = "0.1.0"
+from quantbench.version import __version__
 
 _API = ("run", "quantize", "compare", "load_artifact", "model")
 __all__ = [*_API, "QuantbenchError", "UnsupportedError", "__version__"]

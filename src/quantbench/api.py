@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from quantbench import memory
+from quantbench import handover
 from quantbench.errors import QuantbenchError
 from quantbench.inert import guard_terminal
 
@@ -43,7 +43,7 @@ def model(
     from quantbench.models import in_memory_model
 
     source = in_memory_model(module, name, family, make_inputs, num_outputs=num_outputs)
-    return {"name": memory.label(source), "source": source}
+    return {"name": handover.label(source), "source": source}
 
 
 def _model_entry(m: ModelArg) -> Any:
@@ -81,8 +81,8 @@ def run(
     """Measure ``models`` x ``recipes`` (plus every setting of ``quantbench run``, by its
     key: ``measure``, ``image_sizes``, ``out``, ``store``, ...); a
     :class:`~quantbench.runner.RunResult`. Unknown settings are an error."""
+    from quantbench.runner.checks import build_spec
     from quantbench.runner.lifecycle import run as _run
-    from quantbench.spec import build_spec
 
     overrides = dict(settings)
     if models is not None:
@@ -97,10 +97,10 @@ def run(
     if eval_fn is not None:
         if not callable(eval_fn):
             raise QuantbenchError("eval_fn must be a function: eval_fn(model) -> float")
-        overrides["eval_fn"] = memory.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
+        overrides["eval_fn"] = handover.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
     spec = build_spec(preset=preset, config=config, overrides=overrides)
     if uses_memory(spec):
-        spec.isolate = False  # a worker process could not see this process's objects
+        spec.launch.isolate = False  # a worker process could not see this process's objects
     with guard_terminal():  # what a run prints (progress, warnings) shows no control codes
         return _run(spec, progress=progress)
 
@@ -133,19 +133,19 @@ def quantize(
         if value is not None:
             settings[key] = _data_arg(value, key)
     if eval_fn is not None:
-        settings["eval_fn"] = memory.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
+        settings["eval_fn"] = handover.put("eval_fn", eval_fn, getattr(eval_fn, "__name__", None))
     with guard_terminal():
         return _quantize(name, recipe, output, config=config, force=force, **settings)
 
 
 def uses_memory(spec: Any) -> bool:
     """Whether a spec refers to objects held by this process (models, data, eval_fn)."""
-    names = [getattr(r, "source", None) or r.name for r in spec.models]
-    data = [spec.dataset, spec.calibration, spec.train_dataset]
-    data += [d for r in spec.models for d in (r.dataset, r.calibration)]
+    names = [getattr(r, "source", None) or r.name for r in spec.target.models]
+    data = [spec.data.dataset, spec.data.calibration, spec.data.train_dataset]
+    data += [d for r in spec.target.models for d in (r.dataset, r.calibration)]
     names += [d.get("path") for d in data if isinstance(d, dict)]
-    names.append(getattr(spec, "eval_fn", None))
-    return any(memory.is_memory(n) for n in names)
+    names.append(getattr(spec.data, "eval_fn", None))
+    return any(handover.is_memory(n) for n in names)
 
 
 def compare(

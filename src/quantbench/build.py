@@ -1,7 +1,7 @@
 """``quantbench quantize``: build one recipe as ``run`` builds it, and ship that file.
 
 Both commands build artifacts with :func:`quantbench.runner.pipeline.build_model` (load ->
-calibration inputs -> quantize -> fallback search, from a :class:`~quantbench.spec.RunSpec`)
+calibration inputs -> quantize -> fallback search, from a :class:`~quantbench.settings.RunSpec`)
 and write them through :mod:`quantbench.artifacts` (``run --save-artifacts`` writes every
 measured variant with :func:`~quantbench.artifacts.save_variants`). :func:`quantize` builds
 one recipe from the same settings (:func:`quantize_spec`: a run config, then flags) and
@@ -28,13 +28,13 @@ from quantbench.variants import Variant
 if TYPE_CHECKING:
     from quantbench.artifacts import Written
     from quantbench.runner.modelrun import ModelRun
-    from quantbench.spec import ModelRef, RunSpec
+    from quantbench.settings import ModelRef, RunSpec
 
 
 def _config_entry(config: str | Path | None, model: str, options: dict[str, Any]) -> Any:
     """The config's model entry named ``model`` (its source, weights, data), else ``model``;
     ``options`` (``num_classes``) added to it."""
-    from quantbench.spec import load_yaml
+    from quantbench.settings import load_yaml
 
     entry: Any = model
     if config is not None:
@@ -57,7 +57,8 @@ def quantize_spec(
     """The settings ``quantize`` builds with: a run config's (calibration, recipe_options,
     seed, engine, weights, dataset, fallback...), then ``settings`` (None: not given), for
     one model and one recipe. Sweeps, timing and ``compile`` do not apply."""
-    from quantbench.spec import build_spec, load_yaml
+    from quantbench.runner.checks import build_spec
+    from quantbench.settings import load_yaml
 
     overrides = {k: v for k, v in settings.items() if v is not None}
     if overrides.get("max_accuracy_drop") is not None:
@@ -74,8 +75,8 @@ def quantize_spec(
         save_artifacts=False,
     )
     spec = build_spec(config=config, overrides=overrides)
-    spec.timeout_s = None
-    return spec, spec.models[0]
+    spec.timing.timeout_s = None
+    return spec, spec.target.models[0]
 
 
 def _pick(run: ModelRun, recipe: str, model: str) -> Variant:

@@ -17,8 +17,8 @@ import subprocess
 from typing import Any
 
 from quantbench.errors import QuantbenchError, unknown_name
+from quantbench.settings.target import DEVICES
 
-DEVICES = ("cpu", "cuda", "auto")
 NO_CUDA = (
     "--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); "
     "use --device cpu or auto"

@@ -112,12 +112,12 @@ def prepare(
                 "scored on it"
             )
         data = TaskData(ds, list(range(ds.size)))
-    calib = calibration or getattr(spec, "calibration", None)
+    calib = calibration or getattr(spec.data, "calibration", None)
     if calib is not None:
         data = data or TaskData(None, [])
-        n = spec.calibration_samples
+        n = spec.data.calibration_samples
         if data.dataset is not None and calib.get("path") == data.dataset.spec.path:
-            cal_idx, data.eval_indices = data.dataset.split(n, seed=spec.seed)
+            cal_idx, data.eval_indices = data.dataset.split(n, seed=spec.target.seed)
             cal_ds = data.dataset
             data.notes.append(
                 f"calibration: {len(cal_idx)} examples of {cal_ds.spec.path}, disjoint from the "
@@ -131,21 +131,22 @@ def prepare(
                 )
         else:
             cal_ds = load(calib, "calibration")
-            cal_idx = _subset(cal_ds.size, n, spec.seed)
+            cal_idx = _subset(cal_ds.size, n, spec.target.seed)
         data.calib_inputs = _batches(cal_ds, cal_idx, calib_batch_size, labels=False)
         data.calib_source = f"{len(cal_idx)} examples of {cal_ds.spec.path}"
-    train = getattr(spec, "train_dataset", None)
+    train = getattr(spec.data, "train_dataset", None)
     if train is not None:
         data = data or TaskData(None, [])
         tr = load(train, "train dataset")
         if tr.classes is None:
             raise QuantbenchError(f"train dataset '{tr.spec.path}' has no labels")
         order = list(range(tr.size))
-        random.Random(spec.seed).shuffle(order)  # files come sorted by class
+        random.Random(spec.target.seed).shuffle(order)  # files come sorted by class
         data.train_batches = _batches(tr, order, 32, labels=True)
-    if data is not None and data.dataset is not None and spec.limit:
+    if data is not None and data.dataset is not None and spec.data.limit:
         data.eval_indices = [
-            data.eval_indices[i] for i in _subset(len(data.eval_indices), spec.limit, spec.seed)
+            data.eval_indices[i]
+            for i in _subset(len(data.eval_indices), spec.data.limit, spec.target.seed)
         ]
     if data is not None and data.dataset is not None and not data.eval_indices:
         raise QuantbenchError(f"dataset '{data.dataset.spec.path}' leaves no example to evaluate")

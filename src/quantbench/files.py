@@ -215,7 +215,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, overwrite: bool =
 
 def _store_path(store: str | os.PathLike[str] | None) -> Path | None:
     """The file of a store given as a path or ``sqlite:///`` URL (None for a server)."""
-    from quantbench.store import default_store
+    from quantbench.settings.output import default_store
 
     target = str(store or default_store())
     if target.startswith("sqlite:///") and len(target) > len("sqlite:///"):

@@ -37,18 +37,13 @@ from quantbench.errors import QuantbenchError, first_line
 from quantbench.postgres import postgres_driver, server_refusal, with_deadlines
 from quantbench.redact import scrub, strip_url
 from quantbench.results import CellResult
+from quantbench.settings.output import default_store
 from quantbench.strictjson import RECORD_KEY, finite
 from quantbench.strictjson import dumps as _dumps
 
 SCHEMA_VERSION = 1
 APP = "quantbench"
-DEFAULT_STORE = "quantbench.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def default_store() -> str:
-    """``$QUANTBENCH_STORE`` or ``./quantbench.db``."""
-    return os.environ.get("QUANTBENCH_STORE") or DEFAULT_STORE
 
 
 def _tables() -> tuple[Any, dict[str, Any]]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantbench import __version__, fileformat
+from quantbench import fileformat
 from quantbench.artifacts.formats import get_format
 from quantbench.errors import QuantbenchError
+from quantbench.version import __version__
 
 FORMAT = "quantbench-artifact"
 FORMAT_VERSION = 1

@@ -121,9 +121,9 @@ def artifact_meta(run: ModelRun, v: Variant, art: Any) -> dict[str, Any]:
         "recipe": v.base,
         "variant": v.name,
         "engine": run.qctx.engine,
-        "seed": spec.seed,
+        "seed": spec.target.seed,
         "options": dict(ref.options),
-        "recipe_options": dict(spec.recipe_options.get(v.base) or {}),
+        "recipe_options": dict(spec.quant.recipe_options.get(v.base) or {}),
         "float_layers": sorted(art.details.get("float_layers") or ()),
         "calibration": run.qctx.calib_source,
         "family": str(run.lm.family),
@@ -167,11 +167,11 @@ def save_variants(run: ModelRun) -> None:
     in its cell as ``details["artifact"]``. A variant whose file cannot be written gets a
     note; nothing here raises."""
     cells = run.cells
-    if not run.spec.out:
+    if not run.spec.output.out:
         for v in run.arts:
             cells[v].notes.append("artifact not saved: the run has no output directory (--out)")
         return
-    root = Path(run.spec.out)
+    root = Path(run.spec.output.out)
     folder = Path(ARTIFACTS_DIR) / safe_name(run.name)
     written: dict[Variant, dict[str, Any]] = {}
     for v in sorted(run.arts, key=lambda v: v.compiled):  # bases before their +compile

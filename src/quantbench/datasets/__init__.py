@@ -44,6 +44,7 @@ from quantbench.datasets.spec import (
     SENTENCES,
     TEXT,
     DatasetSpec,
+    dataset_arg,
     list_kinds,
     parse_dataset,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "DatasetSpec",
     "MemoryDataset",
     "check_labels",
+    "dataset_arg",
     "kind_family",
     "list_kinds",
     "load_dataset",

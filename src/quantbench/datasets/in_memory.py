@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from quantbench import memory
+from quantbench import handover
 from quantbench.datasets.base import Dataset
 from quantbench.datasets.spec import MEMORY, DatasetSpec
 from quantbench.errors import QuantbenchError, first_line
@@ -91,6 +91,6 @@ def memory_dataset(batches: Any, name: str | None = None) -> str:
         spec=DatasetSpec(path="", kind=MEMORY), kind=MEMORY, size=len(items), classes=classes,
         skipped=[], _items=items, _labels=raw, _int_labels=True, family=family,
     )  # fmt: skip
-    path = memory.put("dataset", ds, label)
+    path = handover.put("dataset", ds, label)
     ds.spec = DatasetSpec(path=path, kind=MEMORY)
     return path

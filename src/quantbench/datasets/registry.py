@@ -3,7 +3,7 @@ classes can be a model's outputs."""
 
 from __future__ import annotations
 
-from quantbench import memory
+from quantbench import handover
 from quantbench.datasets.base import Dataset
 from quantbench.datasets.images import _load_imagefolder
 from quantbench.datasets.sentences import _load_sentences
@@ -21,7 +21,7 @@ def load_dataset(spec: DatasetSpec, tokenizer_dir: str | None = None) -> Dataset
     if spec.kind not in KINDS:
         raise unknown_name("dataset kind", spec.kind, KINDS)
     if spec.kind == MEMORY:
-        return memory.get(spec.path, "dataset")
+        return handover.get(spec.path, "dataset")
     if spec.kind == IMAGEFOLDER:
         return _load_imagefolder(spec)
     tokenizer = _load_tokenizer(spec, tokenizer_dir)
@@ -33,7 +33,7 @@ def load_dataset(spec: DatasetSpec, tokenizer_dir: str | None = None) -> Dataset
 def kind_family(spec: DatasetSpec) -> str:
     """The model family a dataset feeds: vision for images, text otherwise."""
     if spec.kind == MEMORY:
-        return memory.get(spec.path, "dataset").family
+        return handover.get(spec.path, "dataset").family
     return "vision" if spec.kind == IMAGEFOLDER else "text"
 
 

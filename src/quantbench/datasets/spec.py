@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantbench import memory
+from quantbench import handover
 from quantbench.errors import QuantbenchError, shown, unknown_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -113,6 +113,16 @@ def _check_column(value: Any, name: str, what: str, path: Any, optional: bool = 
     return value
 
 
+def dataset_arg(value: Any, what: str = "dataset") -> DatasetSpec:
+    """A dataset given as a path, a mapping, or (on the command line) an inline YAML
+    mapping such as ``'{path: data/val, resize: 16, crop: 16}'``; checked."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        from quantbench.settings.values import inline_mapping
+
+        value = inline_mapping(value, what)
+    return parse_dataset(value, what)
+
+
 def parse_dataset(value: str | dict[str, Any], what: str = "dataset") -> DatasetSpec:
     """A path (kind inferred) or a mapping ``{"path": ..., "kind": ..., <field>: ...}``.
 
@@ -136,8 +146,8 @@ def parse_dataset(value: str | dict[str, Any], what: str = "dataset") -> Dataset
         )
     if "path" not in raw or not isinstance(raw["path"], (str, os.PathLike)) or not raw["path"]:
         raise QuantbenchError(f"{what} needs a 'path', got {shown(value)}")
-    if memory.is_memory(raw["path"]):  # batches handed to the Python API
-        memory.get(str(raw["path"]), "dataset")
+    if handover.is_memory(raw["path"]):  # batches handed to the Python API
+        handover.get(str(raw["path"]), "dataset")
         return DatasetSpec(path=str(raw["path"]), kind=MEMORY)
     path = Path(os.fspath(raw.pop("path"))).expanduser()
     unknown = sorted(set(raw) - set(_SPEC_FIELDS))

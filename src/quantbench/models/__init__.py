@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from quantbench import memory
+from quantbench import handover
 from quantbench.errors import QuantbenchError, first_line, unknown_name
 from quantbench.results import Family
 
@@ -175,7 +175,7 @@ def model_info(name: str) -> ModelInfo:
         _py_factory(ref)
         return ModelInfo(name, VISION, None, f"{ref} (your own module)")
     if kind == "mem":
-        m = memory.get(name, "model")
+        m = handover.get(name, "model")
         return ModelInfo(name, m.family, m.max_input_size, m.description)
     config = _hf_config(ref)
     if _is_image_classifier(config):
@@ -381,7 +381,7 @@ def _load_memory(name: str) -> LoadedModel:
     """A module handed to the Python API, as its own copy (quantizing never touches yours)."""
     import copy
 
-    m = memory.get(name, "model")
+    m = handover.get(name, "model")
     return dataclasses.replace(m, module=copy.deepcopy(m.module).eval(), notes=list(m.notes))
 
 
@@ -422,7 +422,7 @@ def in_memory_model(
         max_input_size=max_input_size, make_inputs=make_inputs,
         description=f"{type(module).__name__} (in-memory module)", num_outputs=num_outputs,
     )  # fmt: skip
-    return memory.put("model", lm, label)
+    return handover.put("model", lm, label)
 
 
 def _degenerate(module: Any) -> bool:

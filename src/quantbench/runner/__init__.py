@@ -1,5 +1,7 @@
 """Running an experiment, one concern per module.
 
+- :mod:`~quantbench.runner.checks`: the settings checked against the world before
+  anything runs (``build_spec``, ``spec_from_dict``);
 - :mod:`~quantbench.runner.lifecycle`: the run and its resume, for every executor: the
   store, the locks, the runs begun or reopened, models dispatched, cells kept,
   interruption and faults, the final records and reports;
@@ -27,7 +29,7 @@ no other.
 
 Example::
 
-    >>> from quantbench.spec import build_spec
+    >>> from quantbench.runner.checks import build_spec
     >>> from quantbench.runner import run
     >>> result = run(build_spec(overrides={"models": "resnet18", "measure": "size"}))
     >>> result.out_dir / "report.md"                           # doctest: +SKIP

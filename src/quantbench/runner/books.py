@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantbench import __version__
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.files import DiskFault
 from quantbench.results import CellResult, RunMeta, write_csv, write_json
 from quantbench.runner.pipeline import recipes_for, variants_for
 from quantbench.runner.process import affinity
-from quantbench.shapes import ref_sizes
-from quantbench.spec import ModelRef, RunSpec, sweep_points
+from quantbench.settings import ModelRef, RunSpec
+from quantbench.shapes import ref_sizes, sweep_points
+from quantbench.version import __version__
 
 
 @dataclass
@@ -94,23 +94,23 @@ def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
         quantbench_version=__version__,
         host={**env.host(), "microbench": _microbench(spec)},
         versions=env.versions(),
-        engine=spec.engine,
-        device=spec.device,
-        threads=spec.threads or torch.get_num_threads(),
+        engine=spec.target.engine,
+        device=spec.target.device,
+        threads=spec.timing.threads or torch.get_num_threads(),
         affinity=affinity(),
-        pinned=spec.pin,
+        pinned=spec.timing.pin,
         spec=spec.to_dict(),
     )
 
 
 def _microbench(spec: RunSpec) -> dict[str, Any] | None:
     """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
-    if "latency" not in spec.measure:
+    if "latency" not in spec.judge.measure:
         return None
     from quantbench.doctor import microbench
 
     try:
-        return microbench(0.3, spec.threads)
+        return microbench(0.3, spec.timing.threads)
     except Exception:  # a missing engine is reported by the cells themselves
         return None
 
@@ -120,9 +120,9 @@ def count_steps(spec: RunSpec) -> int:
     from quantbench import models as zoo
 
     n = 0
-    for ref in spec.models:
+    for ref in spec.target.models:
         info = zoo.model_info(ref.load_name)
-        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.measure else 0)
+        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.judge.measure else 0)
     return n
 
 
@@ -133,8 +133,8 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
     return recommend(
         results,
         ref_sizes=ref_sizes(spec),
-        min_cosine=spec.min_cosine,
-        min_top1=spec.min_top1,
+        min_cosine=spec.judge.min_cosine,
+        min_top1=spec.judge.min_top1,
     )
 
 
@@ -147,10 +147,10 @@ def model_spec(
     if not missing:
         return None
     # Workers write artifacts into the run's directory, named even when --out was not.
-    mspec = spec.model_copy(update={"out": str(out_dir)})
+    mspec = spec.replace(out=str(out_dir))
     if len(missing) < len(recipes_for(spec)):
         bases = list(dict.fromkeys(v.base for v in missing))
-        mspec = mspec.model_copy(update={"recipes": bases})
+        mspec = mspec.replace(recipes=bases)
     return mspec
 
 

@@ -94,18 +94,19 @@ def fidelity_fallbacks(run: ModelRun, inputs: tuple) -> None:
     from quantbench.measure import fidelity
 
     spec, lm, arts, cells = run.spec, run.lm, run.arts, run.cells
+    bars = spec.judge.min_cosine, spec.judge.min_top1
 
     with torch.inference_mode():
         base = chunked(arts[FP32].module, inputs)
     for c in cells.values():
         if c.status == "ok" and c.fidelity is not None and c.recipe != BASELINE:
-            c.details["meets_bar"] = keeps_fidelity(c, spec.min_cosine, spec.min_top1)[0]
+            c.details["meets_bar"] = keeps_fidelity(c, *bars)[0]
 
     def judge(module: Any, cell: CellResult) -> tuple[bool, float | None]:
         with torch.inference_mode():
             out = chunked(module, inputs)
             cell.fidelity = fidelity.compare(base, out, lm.is_classifier)
-        cell.details["meets_bar"] = keeps_fidelity(cell, spec.min_cosine, spec.min_top1)[0]
+        cell.details["meets_bar"] = keeps_fidelity(cell, *bars)[0]
         return cell.details["meets_bar"], cell.fidelity.cosine
 
     fallbacks(run, judge)
@@ -134,13 +135,13 @@ def fallbacks(run: ModelRun, judge: Judge) -> None:
         run.emit(Progress(f"{model}: {fv.name}: ranking layers"))
         cell = run.new_cell(fv)
         cell.details["recipe_config"] = run.recipe(v).config_record()
-        options = spec.recipe_options.get(v.base)
+        options = spec.quant.recipe_options.get(v.base)
         t = time.perf_counter()
 
         def search(r: str = v.base, name: str = fv.name, options: Any = options) -> tuple:
             # Quantizing (and qat-int8's training) needs autograd-capable tensors. Seeded
             # per search, as each recipe is: `quantize --fallback` finds what `run` found.
-            torch.manual_seed(spec.seed)
+            torch.manual_seed(spec.target.seed)
             with torch.inference_mode(False):
                 score = sensitivity.fidelity_score(arts[FP32].module, ctx.calib_inputs[:4])
                 sens = sensitivity.layer_sensitivity(
@@ -150,7 +151,7 @@ def fallbacks(run: ModelRun, judge: Judge) -> None:
                 scratch = CellResult(model=model, recipe=name)
                 found = fallback(
                     lm, r, ctx, ranking, lambda m, c=scratch: judge(m, c),
-                    spec.fallback_max_layers, options,
+                    spec.quant.fallback_max_layers, options,
                 )  # fmt: skip
             return sens, found
 
@@ -160,7 +161,7 @@ def fallbacks(run: ModelRun, judge: Judge) -> None:
         sens, fbk = found
         cell.quantize_s = time.perf_counter() - t
         arts[fv] = fbk.artifact
-        describe(cell, fbk.artifact, params, "size" in spec.measure)
+        describe(cell, fbk.artifact, params, "size" in spec.judge.measure)
         wrong = None
         try:
             judge(fbk.artifact.module, cell)

@@ -22,7 +22,7 @@
 
 Example::
 
-    >>> from quantbench.spec import build_spec
+    >>> from quantbench.runner.checks import build_spec
     >>> result = run(build_spec(overrides={"models": "resnet18", "measure": "size"}))
     >>> result.out_dir / "report.md"                           # doctest: +SKIP
 """
@@ -60,7 +60,7 @@ from quantbench.runner.messages import Failed
 from quantbench.runner.outdir import prepare_out_dir, reopen_out_dir
 from quantbench.runner.progress import ProgressBar
 from quantbench.runner.sweeps import is_sweep_id, new_sweep_id
-from quantbench.spec import RunSpec, default_out_dir
+from quantbench.settings import RunSpec, default_out_dir
 
 
 def run(
@@ -80,15 +80,15 @@ def run(
     instead, one run per node under one sweep id: a :class:`SweepResult` (Ray is
     imported only then)."""
     if resume:
-        return _resume(resume, spec.store, progress, retry_errors, verbosity,
-                       spec.ray_address, spec)  # fmt: skip
+        return _resume(resume, spec.output.store, progress, retry_errors, verbosity,
+                       spec.launch.ray_address, spec)  # fmt: skip
     from quantbench.store import open_store
 
     executor = get_executor(spec)
     executor.open()
     with ExitStack() as held:  # the store closed, the locks released, however the run ends
         held.callback(executor.close)
-        store = open_store(spec.store)
+        store = open_store(spec.output.store)
         held.callback(store.close)
         sweep_id = new_sweep_id() if executor.sweep else None
         books = _begin_new(spec, executor, store, held, sweep_id)
@@ -120,7 +120,7 @@ def _resume(
     spec: RunSpec | None = None,
 ) -> RunResult | SweepResult:
     """:func:`resume` (``spec``: the settings to finish it with; default: the stored ones)."""
-    from quantbench.spec import spec_from_dict
+    from quantbench.runner.checks import spec_from_dict
     from quantbench.store import open_store
 
     store = open_store(store_url, create=False)
@@ -134,9 +134,9 @@ def _resume(
             what = f"quantbench run --resume {sweep_id or run_id}"
             held.enter_context(lock_run(store, r["id"], what))
         spec = spec or spec_from_dict(runs[0].get("spec") or {})
-        spec.store = store_url
+        spec.output.store = store_url
         if ray_address:
-            spec = spec.model_copy(update={"ray_address": ray_address})
+            spec = spec.replace(ray_address=ray_address)
         executor = get_executor(spec)
         executor.open()
         held.callback(executor.close)
@@ -148,7 +148,7 @@ def _resume(
             meta.store = store.label
             executor.reopened(meta, place)
             begin(store, meta)
-            todo = list(enumerate(spec.models, 1))
+            todo = list(enumerate(spec.target.models, 1))
             books.append(Book(place, meta, out_dir, store.cells(meta.id), done, todo))
         return _carry(spec, executor, store, books, sweep_id, progress, verbosity)
 
@@ -167,18 +167,22 @@ def _begin_new(
 ) -> list[Book]:
     """A new run per place: its directory prepared, the run locked and begun. A sweep's
     runs go to ``--out/<node>``."""
-    root = Path(spec.out) if spec.out else default_out_dir()
+    root = Path(spec.output.out) if spec.output.out else default_out_dir()
     books = []
     for place, meta in executor.records(executor.places()):
         what = f"quantbench run {meta.id}" + (f" (sweep {sweep_id})" if sweep_id else "")
-        out = root / re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(place.label)) if sweep_id else spec.out
+        out = (
+            root / re.sub(r"[^A-Za-z0-9_.\-]+", "-", str(place.label))
+            if sweep_id
+            else spec.output.out
+        )
         out_dir = prepare_out_dir(out, held, what)
         # A resume elsewhere (a shared store) must wait for this run.
         held.enter_context(lock_run(store, meta.id, what))
         meta.sweep_id = sweep_id
         meta.out_dir, meta.store = str(out_dir), store.label
         begin(store, meta)
-        books.append(Book(place, meta, out_dir, [], set(), list(enumerate(spec.models, 1))))
+        books.append(Book(place, meta, out_dir, [], set(), list(enumerate(spec.target.models, 1))))
     if not books:
         raise QuantbenchError("no node could start the sweep (see the warnings above)")
     return books
@@ -244,7 +248,7 @@ def _dispatch(
     """Measure each run's models, one at a time per run, all runs at once; keep each
     model's cells as it ends. (interrupted, the disk fault that stopped it)."""
     inflight: dict[Job, tuple[Book, Collector, str, Any, float]] = {}
-    n_models = len(spec.models)
+    n_models = len(spec.target.models)
 
     def start(book: Book) -> None:  # the run's next model not stored yet
         while book.todo:

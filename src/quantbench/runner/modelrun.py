@@ -13,7 +13,7 @@ from typing import Any
 
 from quantbench.results import CellResult
 from quantbench.runner.messages import Emit, Snapshot
-from quantbench.spec import ModelRef, RunSpec
+from quantbench.settings import ModelRef, RunSpec
 from quantbench.variants import Variant
 
 
@@ -49,7 +49,9 @@ class ModelRun:
     @property
     def has_eval_data(self) -> bool:
         """Whether variants are scored on a task: evaluation data, or the API's eval_fn."""
-        return bool(self.spec.eval_fn) or (self.data is not None and self.data.dataset is not None)
+        return bool(self.spec.data.eval_fn) or (
+            self.data is not None and self.data.dataset is not None
+        )
 
     def snapshot(self) -> None:
         """Send every cell so far: what the parent keeps if this worker dies next."""
@@ -68,4 +70,4 @@ class ModelRun:
         """``v``'s base recipe with the spec's options for it."""
         from quantbench.recipes import get_recipe
 
-        return get_recipe(v.base, self.spec.recipe_options.get(v.base))
+        return get_recipe(v.base, self.spec.quant.recipe_options.get(v.base))

@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from quantbench.errors import QuantbenchError
-from quantbench.spec import default_out_dir
+from quantbench.settings import default_out_dir
 
 OWNER_FILE = ".quantbench-owner"
 _OUTPUTS = ("report.md", "report.html", "compare.md", "sensitivity.json")

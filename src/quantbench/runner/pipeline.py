@@ -21,7 +21,8 @@ test reaches into a spawned worker.
 
 Example::
 
-    >>> from quantbench.spec import ModelRef, build_spec
+    >>> from quantbench.settings import ModelRef
+    >>> from quantbench.runner.checks import build_spec
     >>> spec = build_spec(overrides={"models": "resnet18", "measure": "size"})
     >>> cells = measure_model(spec, ModelRef("resnet18"), print)  # doctest: +SKIP
 """
@@ -49,8 +50,8 @@ from quantbench.runner.cells import chunked, delta, describe, guarded, mark_fail
 from quantbench.runner.messages import Advance, Emit, Progress
 from quantbench.runner.modelrun import ModelRun
 from quantbench.runner.process import pin_cpus
-from quantbench.shapes import ref_size_for
-from quantbench.spec import ModelRef, RunSpec, sweep_points
+from quantbench.settings import ModelRef, RunSpec
+from quantbench.shapes import ref_size_for, sweep_points
 from quantbench.variants import BASELINE, Variant
 
 FP32 = Variant(BASELINE)
@@ -59,8 +60,8 @@ FP32 = Variant(BASELINE)
 def variants_for(spec: RunSpec) -> list[Variant]:
     """fp32 is always measured: every ratio and speedup is taken against it. With
     ``compile``, each eager torch recipe also gets a ``<recipe>+compile`` variant."""
-    base = [FP32] + [Variant(r) for r in spec.recipes if r != BASELINE]
-    if not spec.compile:
+    base = [FP32] + [Variant(r) for r in spec.quant.recipes if r != BASELINE]
+    if not spec.quant.compile:
         return base
     from quantbench.recipes import get_recipe
 
@@ -88,17 +89,19 @@ def load(run: ModelRun) -> None:
     from quantbench.recipes import QuantContext
 
     spec, ref = run.spec, run.ref
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    if spec.pin:
-        pin_cpus(spec.threads or torch.get_num_threads())
+    if spec.timing.threads:
+        torch.set_num_threads(spec.timing.threads)
+    if spec.timing.pin:
+        pin_cpus(spec.timing.threads or torch.get_num_threads())
     run.variants = variants_for(spec)
     run.rss_before_load = memory.rss_bytes()
     t0 = time.perf_counter()
-    lm = zoo.load_model(ref.load_name, ref.weights or spec.weights, spec.seed, ref.options)
+    lm = zoo.load_model(
+        ref.load_name, ref.weights or spec.target.weights, spec.target.seed, ref.options
+    )
     run.load_s = time.perf_counter() - t0
     run.rss_loaded = memory.rss_bytes()
-    lm = model_on_device(lm, spec.device)  # module and input maker: cuda runs start there
+    lm = model_on_device(lm, spec.target.device)  # module and input maker: cuda runs start there
     run.lm = lm
     run.ref_size = ref_size_for(lm.family, spec)
     if lm.max_input_size is not None:  # calibration / fidelity inputs the model can take
@@ -106,23 +109,23 @@ def load(run: ModelRun) -> None:
     run.emit(Progress(f"{ref.name}: quantizing"))
 
     run.qctx = QuantContext(
-        engine=spec.engine or "x86",
+        engine=spec.target.engine or "x86",
         calib_inputs=[
-            lm.make_inputs(spec.calib_batch_size, run.ref_size, seed=1000 + i)
-            for i in range(spec.calib_batches)
+            lm.make_inputs(spec.quant.calib_batch_size, run.ref_size, seed=1000 + i)
+            for i in range(spec.quant.calib_batches)
         ],
-        qat_steps=spec.qat_steps,
-        qat_lr=spec.qat_lr,
-        device=spec.device,
+        qat_steps=spec.quant.qat_steps,
+        qat_lr=spec.quant.qat_lr,
+        device=spec.target.device,
     )
-    dataset = ref.dataset or spec.dataset
-    if dataset or ref.calibration or spec.calibration or spec.train_dataset:
+    dataset = ref.dataset or spec.data.dataset
+    if dataset or ref.calibration or spec.data.calibration or spec.data.train_dataset:
         run.emit(Progress(f"{ref.name}: reading data"))
-        data = evaluate.prepare(spec, dataset, lm, spec.calib_batch_size, ref.calibration)
+        data = evaluate.prepare(spec, dataset, lm, spec.quant.calib_batch_size, ref.calibration)
         if data.calib_inputs:
-            calib = to_device(data.calib_inputs, spec.device)
+            calib = to_device(data.calib_inputs, spec.target.device)
             run.qctx.calib_inputs, run.qctx.calib_source = calib, data.calib_source
-        run.qctx.train_batches = to_device(data.train_batches, spec.device)
+        run.qctx.train_batches = to_device(data.train_batches, spec.target.device)
         run.data = data
 
 
@@ -138,7 +141,7 @@ def _apply(run: ModelRun, v: Variant, cell: CellResult) -> Any:
     if not v.compiled:
         # Seeded per variant: what a recipe draws does not depend on which ran before it,
         # so `quantize` with one recipe builds what `run` built among several.
-        torch.manual_seed(run.spec.seed)
+        torch.manual_seed(run.spec.target.seed)
         return build(recipe, run.lm, run.qctx)  # a CPU-only recipe on cuda: unsupported
     reason = device_support(recipe, run.qctx.device)
     if reason is not None:
@@ -170,7 +173,7 @@ def quantize(run: ModelRun) -> None:
             delta(run.rss_loaded, run.rss_before_load) if v == FP32 else delta(after, before)
         )
         run.arts[v] = art
-        describe(cell, art, run.params, "size" in run.spec.measure)
+        describe(cell, art, run.params, "size" in run.spec.judge.measure)
         if run.data is not None:
             cell.notes += run.data.notes
     run.snapshot()
@@ -182,21 +185,21 @@ def fidelity(run: ModelRun) -> None:
     from quantbench.measure import fidelity as fid
 
     spec, lm, arts, cells = run.spec, run.lm, run.arts, run.cells
-    if "fidelity" in spec.measure and FP32 in arts:
+    if "fidelity" in spec.judge.measure and FP32 in arts:
         run.emit(Progress(f"{run.name}: fidelity"))
-        inputs = lm.make_inputs(spec.fidelity_batch_size, run.ref_size, seed=7)
+        inputs = lm.make_inputs(spec.judge.fidelity_batch_size, run.ref_size, seed=7)
         base = chunked(arts[FP32].module, inputs)
         base_bad = fid.nonfinite_text(base)
         for v, art in list(arts.items()):
             try:
                 before = memory.rss_bytes()
                 memory.reset_peak()
-                memory.reset_gpu_peak(spec.device)
+                memory.reset_gpu_peak(spec.target.device)
                 out = chunked(art.module, inputs)
                 cells[v].memory["inference_peak_bytes"] = delta(memory.peak_bytes(), before)
                 cells[v].memory["process_peak_bytes"] = memory.peak_bytes()
-                if spec.device == "cuda":
-                    cells[v].memory["gpu_peak_bytes"] = memory.gpu_peak_bytes(spec.device)
+                if spec.target.device == "cuda":
+                    cells[v].memory["gpu_peak_bytes"] = memory.gpu_peak_bytes(spec.target.device)
                 cells[v].fidelity = fid.compare(base, out, lm.is_classifier)
             except Exception as e:
                 mark_failed(cells[v], f"forward failed: {first_line(e)}")
@@ -228,19 +231,21 @@ def accuracy(run: ModelRun) -> None:
     spec, lm, arts, cells, data = run.spec, run.lm, run.arts, run.cells, run.data
     if not run.has_eval_data or FP32 not in arts:
         return
-    if spec.eval_fn:
+    if spec.data.eval_fn:
         _score_all(run, _eval_fn_scorer(run))
         return
     source = str(data.dataset.spec.path)
-    bs = spec.eval_batch_size
+    bs = spec.data.eval_batch_size
     run.emit(Progress(f"{run.name}: accuracy on {len(data.eval_indices)} examples"))
-    ref_out, labels = evaluate.outputs(arts[FP32].module, data, bs, spec.device)
+    ref_out, labels = evaluate.outputs(arts[FP32].module, data, bs, spec.target.device)
     try:
-        fp32 = evaluate.score(lm, ref_out, labels, ref_out, None, spec.max_accuracy_drop, source)
+        fp32 = evaluate.score(
+            lm, ref_out, labels, ref_out, None, spec.judge.max_accuracy_drop, source
+        )
     except NonFiniteOutputs as e:  # nothing to score the others against
         _wrong(run, FP32, f"fp32 {e} (on the evaluation data): the model itself gives NaN/inf")
         for v, art in list(arts.items()):  # each is still checked for outputs of its own
-            out, _ = evaluate.outputs(art.module, data, bs, spec.device)
+            out, _ = evaluate.outputs(art.module, data, bs, spec.target.device)
             try:
                 check_finite(out)
             except NonFiniteOutputs as bad:
@@ -254,8 +259,8 @@ def accuracy(run: ModelRun) -> None:
     cells[FP32].accuracy = fp32
 
     def scored(module: Any) -> dict[str, Any]:
-        out, _ = evaluate.outputs(module, data, bs, spec.device)
-        return evaluate.score(lm, out, labels, ref_out, fp32, spec.max_accuracy_drop, source)
+        out, _ = evaluate.outputs(module, data, bs, spec.target.device)
+        return evaluate.score(lm, out, labels, ref_out, fp32, spec.judge.max_accuracy_drop, source)
 
     _score_all(run, scored)
 
@@ -281,10 +286,10 @@ def _eval_fn_scorer(run: ModelRun) -> Callable[[Any], Accuracy]:
     reference, and the bar is the same fraction of it as for any task metric."""
     import torch
 
-    from quantbench import memory as held  # objects handed to the Python API
+    from quantbench import handover as held  # objects handed to the Python API
 
-    fn = held.get(run.spec.eval_fn, "eval_fn")
-    name, drop = held.label(run.spec.eval_fn), run.spec.max_accuracy_drop
+    fn = held.get(run.spec.data.eval_fn, "eval_fn")
+    name, drop = held.label(run.spec.data.eval_fn), run.spec.judge.max_accuracy_drop
 
     def value(module: Any) -> float:
         with torch.inference_mode(False):  # the user's code decides its own mode
@@ -311,7 +316,7 @@ def _eval_fn_scorer(run: ModelRun) -> Callable[[Any], Accuracy]:
 def fallback(run: ModelRun) -> None:
     """With ``spec.fallback``: a ``<recipe>+fallback`` variant for each recipe that misses
     the bar, accuracy on the evaluation data, else fidelity to fp32."""
-    if not run.spec.fallback:
+    if not run.spec.quant.fallback:
         return
     if run.has_eval_data:
         if run.score is not None:
@@ -326,14 +331,14 @@ def latency(run: ModelRun) -> None:
     from quantbench.measure import latency as lat
 
     spec, lm = run.spec, run.lm
-    if "latency" not in spec.measure:
+    if "latency" not in spec.judge.measure:
         return
     policy = lat.TimingPolicy(
-        warmup=spec.warmup, max_warmup=spec.max_warmup, min_runs=spec.min_runs,
-        min_time_s=spec.min_time_s, max_time_s=spec.max_time_s,
+        warmup=spec.timing.warmup, max_warmup=spec.timing.max_warmup, min_runs=spec.timing.min_runs,
+        min_time_s=spec.timing.min_time_s, max_time_s=spec.timing.max_time_s,
     )  # fmt: skip
     info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
-    timer = lat.timer_for(spec.device)  # cuda: CUDA events after a synchronize
+    timer = lat.timer_for(spec.target.device)  # cuda: CUDA events after a synchronize
     for b, s, sweep in sweep_points(spec, run.ref, info):
         run.emit(Progress(f"{run.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}"))
         inputs = lm.make_inputs(b, s, seed=11)  # on the device already
@@ -362,7 +367,7 @@ def _finish(run: ModelRun) -> list[CellResult]:
     rss = memory.overall_peak_bytes()
     for c in run.cells.values():
         c.peak_rss_bytes = rss
-        if "latency" in run.spec.measure and c.status == "ok" and not c.latency:
+        if "latency" in run.spec.judge.measure and c.status == "ok" and not c.latency:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"
     return list(run.cells.values())
@@ -393,7 +398,7 @@ def measure_model(spec: RunSpec, ref: ModelRef, emit: Emit) -> list[CellResult]:
     With ``spec.save_artifacts`` each measured variant's file is written afterwards."""
     run = build_model(spec, ref, emit)
     _run_stages(run, TIME_STAGES)
-    if spec.save_artifacts:
+    if spec.output.save_artifacts:
         from quantbench.artifacts import save_variants
 
         emit(Progress(f"{ref.name}: saving artifacts"))

@@ -28,7 +28,8 @@ from quantbench.errors import QuantbenchError
 
 def probe() -> dict[str, Any]:
     """This machine's fingerprint (:func:`quantbench.env.host`) and quantbench version."""
-    from quantbench import __version__, env
+    from quantbench import env
+    from quantbench.version import __version__
 
     return {"host": env.host(), "quantbench_version": __version__}
 
@@ -36,7 +37,8 @@ def probe() -> dict[str, Any]:
 def _node_spec(spec_dict: dict[str, Any], models: bool = True) -> Any:
     """The run's settings with this node's quantized engine (unless one was given: then
     it is checked here, and a node without it fails its cells, not the sweep)."""
-    from quantbench.spec import RunSpec, resolve_engine
+    from quantbench.runner.checks import resolve_engine
+    from quantbench.settings import RunSpec
 
     spec = RunSpec(**(spec_dict if models else {**spec_dict, "models": []}))
     with contextlib.suppress(QuantbenchError):  # the cells will say it
@@ -72,7 +74,7 @@ def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any
     from quantbench.runner.executors.local import measure_here
     from quantbench.runner.messages import Failed, is_last
     from quantbench.runner.process import quiet_libraries
-    from quantbench.spec import ModelRef
+    from quantbench.settings import ModelRef
 
     quiet_libraries()
     spec = _node_spec(spec_dict, models=False)
@@ -81,7 +83,7 @@ def measure(spec_dict: dict[str, Any], ref_dict: dict[str, Any]) -> Iterator[Any
 
     def work() -> None:
         try:
-            with _bare_main() if spec.isolate else contextlib.nullcontext():
+            with _bare_main() if spec.launch.isolate else contextlib.nullcontext():
                 measure_here(spec, ref, q.put)
         except BaseException as e:
             q.put(Failed.of(e))

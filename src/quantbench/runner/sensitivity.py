@@ -30,7 +30,7 @@ def sensitivity_spec(model: str, recipe: str, **settings: Any) -> tuple[Any, Any
     """The settings a ranking is measured with: ``settings`` (RunSpec fields; None: not
     given, ``num_classes`` a model option) for one model and one recipe, validated as a
     run's. Returns the spec and the model's entry."""
-    from quantbench.spec import build_spec
+    from quantbench.runner.checks import build_spec
 
     given = {k: v for k, v in settings.items() if v is not None}
     num_classes = given.pop("num_classes", None)
@@ -39,7 +39,7 @@ def sensitivity_spec(model: str, recipe: str, **settings: Any) -> tuple[Any, Any
         **given, "models": [entry], "recipes": [recipe], "measure": ["fidelity"],
         "isolate": False, "pin": False, "compile": False, "save_artifacts": False,
     })  # fmt: skip
-    return spec, spec.models[0]
+    return spec, spec.target.models[0]
 
 
 def _scorer(run: Any) -> tuple[Callable[[Any], float], str]:
@@ -53,9 +53,9 @@ def _scorer(run: Any) -> tuple[Callable[[Any], float], str]:
 
     spec, lm, data = run.spec, run.lm, run.data
     if data is None or data.dataset is None:
-        inputs = lm.make_inputs(spec.fidelity_batch_size, run.ref_size, seed=7)
+        inputs = lm.make_inputs(spec.judge.fidelity_batch_size, run.ref_size, seed=7)
         return fidelity_score(lm.module, [inputs]), "cosine to fp32 outputs (synthetic inputs)"
-    bs, device = spec.eval_batch_size, spec.device
+    bs, device = spec.data.eval_batch_size, spec.target.device
     with torch.inference_mode():
         ref_out, labels = evaluate.outputs(lm.module, data, bs, device)
 
@@ -63,7 +63,7 @@ def _scorer(run: Any) -> tuple[Callable[[Any], float], str]:
         with torch.inference_mode():
             got, _ = evaluate.outputs(module, data, bs, device)
         try:
-            s = evaluate.score(lm, got, labels, ref_out, None, spec.max_accuracy_drop, "")
+            s = evaluate.score(lm, got, labels, ref_out, None, spec.judge.max_accuracy_drop, "")
         except NonFiniteOutputs:
             return math.nan  # layer_sensitivity says which score was not finite
         return float(s.value)
@@ -114,7 +114,7 @@ def analyse(
     load(run)  # the model, calibration inputs and data, as a run loads them
     try:
         score, metric = _scorer(run)
-        opts = spec.recipe_options.get(recipe)
+        opts = spec.quant.recipe_options.get(recipe)
         result = layer_sensitivity(run.lm, recipe, run.qctx, score, metric, mode, options=opts)
     except UnsupportedError as e:
         raise QuantbenchError(f"{recipe} does not apply to {model}: {e}") from None

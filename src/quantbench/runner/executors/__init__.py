@@ -127,6 +127,6 @@ def executor_names() -> list[str]:
 def get_executor(spec: Any) -> Executor:
     """The executor ``spec.executor`` names, for ``spec`` (only its module is imported)."""
     names = executor_names()
-    if spec.executor not in names:
-        raise unknown_name("executor", spec.executor, names)
-    return importlib.import_module(f"{__name__}.{spec.executor}").make(spec)
+    if spec.launch.executor not in names:
+        raise unknown_name("executor", spec.launch.executor, names)
+    return importlib.import_module(f"{__name__}.{spec.launch.executor}").make(spec)

@@ -31,7 +31,7 @@ POLL_S = 0.2  # how often a worker's memory and timeout are checked while it is 
 
 def make(spec: Any) -> Executor:
     """A worker process per model, or this process with ``isolate: false``."""
-    return ProcessExecutor(spec) if spec.isolate else InlineExecutor(spec)
+    return ProcessExecutor(spec) if spec.launch.isolate else InlineExecutor(spec)
 
 
 class InlineExecutor(Executor):
@@ -120,7 +120,7 @@ class ProcessExecutor(Executor):
         )
         proc.start()
         send.close()  # the child holds the only writer: EOF on our side means it is gone
-        return WorkerJob(emit, proc, recv, spec.timeout_s)
+        return WorkerJob(emit, proc, recv, spec.timing.timeout_s)
 
     def wait(self, jobs: list[Job]) -> list[Job]:
         from quantbench.measure import memory
@@ -180,7 +180,7 @@ def _worker_main(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any)
     with guard_terminal():  # a worker writes to the terminal too
         _enter_worker()
         from quantbench.runner.pipeline import measure_model
-        from quantbench.spec import ModelRef, RunSpec
+        from quantbench.settings import ModelRef, RunSpec
 
         try:
             spec = RunSpec(**{**spec_dict, "models": []})

@@ -26,7 +26,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from quantbench import __version__
 from quantbench.errors import first_line
 from quantbench.redact import remember_url
 from quantbench.results import RunMeta
@@ -35,6 +34,7 @@ from quantbench.runner.executors import Executor, Job, Place
 from quantbench.runner.messages import Emit, Ended, Failed
 from quantbench.runner.ray_connect import connect, import_ray
 from quantbench.runner.sweeps import Node, labels, match_runs, select, shared_machines
+from quantbench.version import __version__
 
 PROBE_TIMEOUT_S = 120.0
 WAIT_S = 1.0  # how long one wait for the next message of any node lasts at most
@@ -66,8 +66,8 @@ class RayExecutor(Executor):
 
     def open(self) -> None:
         self.ray = import_ray()
-        remember_url(self.spec.store)  # before Ray records our command line
-        self.owned = connect(self.ray, self.spec.ray_address)
+        remember_url(self.spec.output.store)  # before Ray records our command line
+        self.owned = connect(self.ray, self.spec.launch.ray_address)
 
     def close(self) -> None:
         if self.owned:
@@ -75,7 +75,7 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
     def places(self) -> list[Place]:
-        chosen = select(self._usable(), self.spec.on)
+        chosen = select(self._usable(), self.spec.launch.on)
         for group in shared_machines(chosen):
             self.warn(f"nodes {', '.join(n.node_id[:8] for n in group)} are one machine "
                       f"({group[0].hostname}): their timings share its CPUs")  # fmt: skip
