@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.omp_active:  # before torch is imported, here and in the workers
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         from quantbench.runner import quiet_libraries, run
-        from quantbench.spec import build_spec
+        from quantbench.runner.checks import build_spec
 
         quiet_libraries()
         overrides = {**REFERENCE, "recipes": RECIPES, "out": args.out, "models": args.models,

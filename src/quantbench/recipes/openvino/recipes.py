@@ -208,11 +208,8 @@ def _ov_int8(model: Any, config: OvInt8Config, ctx: QuantContext) -> Artifact:
     return _artifact("ov-int8", q, conv, time.perf_counter() - t, [calibration_note(ctx)], details)
 
 
-def _weight_only(name: str, model: Any, config: OvWeightOnlyConfig, ctx: QuantContext) -> Artifact:
-    bits = name.split("-")[1]  # "int8" / "int4": the recipe's width; mode sets the rest
-    if not config.mode.startswith(bits):
-        modes = ", ".join(m for m in WEIGHT_MODES if m.startswith(bits))
-        raise QuantbenchError(f"{name} mode must be one of {modes}, got {config.mode}")
+def _weight_only(model: Any, config: OvWeightOnlyConfig, ctx: QuantContext) -> Artifact:
+    name = f"ov-{config.BITS}-weight-only"  # the config's class holds the recipe's width
     if model.family != "text":
         raise UnsupportedError(
             f"{name} compresses transformers' MatMul and embedding weights; use ov-int8 for "
