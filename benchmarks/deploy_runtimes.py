@@ -11,7 +11,7 @@ is the faster of dynamic and static among those that keep fidelity (cosine >= 0.
 top-1 agreement >= 99%).
 
     .venv/bin/python benchmarks/deploy_runtimes.py [--models a,b] [--threads N] [--out DIR]
-    .venv/bin/python benchmarks/deploy_runtimes.py --from DIR      # re-print a finished run
+    .venv/bin/python benchmarks/deploy_runtimes.py --from DIR[,DIR]  # re-print finished runs
 
 With more than one thread, torch's OpenMP workers spin after each eager call and take the
 cores from the runtime timed next in the same round; the benchmark runs with
@@ -116,14 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="run directory (default: quantbench-runs/<timestamp>)")
     ap.add_argument("--models", help="comma-separated subset of the eight models")
     ap.add_argument("--threads", type=int, help="threads for every runtime (default: torch's)")
+    ap.add_argument("--min-runs", type=int, help="timed passes per point (default: the run's)")
     ap.add_argument("--omp-active", action="store_true",
                     help="leave OMP_WAIT_POLICY as it is (torch's workers spin)")  # fmt: skip
-    ap.add_argument("--from", dest="source", help="print this finished run instead")
+    ap.add_argument("--from", dest="source",
+                    help="print these finished runs (comma-separated: one table) instead")  # fmt: skip
     args = ap.parse_args(argv)
     from quantbench.results import read_json
 
-    if args.source:
-        path = Path(args.source) / "results.json"
+    paths: list[Path] = []
+    if args.source:  # runs of a few models each (a long bench done in parts) make one table
+        paths = [Path(d) / "results.json" for d in args.source.split(",")]
         note = ""
     else:
         if not args.omp_active:  # before torch is imported, here and in the workers
@@ -133,12 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 
         quiet_libraries()
         overrides = {**REFERENCE, "recipes": RECIPES, "out": args.out, "models": args.models,
-                     "threads": args.threads}  # fmt: skip
+                     "threads": args.threads, "min_runs": args.min_runs}  # fmt: skip
         spec = build_spec(overrides={k: v for k, v in overrides.items() if v is not None})
-        path = Path(run(spec).out_dir) / "results.json"
+        paths = [Path(run(spec).out_dir) / "results.json"]
         note = f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
-    meta, results = read_json(path)
+    runs = [read_json(p) for p in paths]
+    meta, results = runs[0][0], [c for _, cells in runs for c in cells]
+    if len(runs) > 1:
+        note = "runs " + ", ".join(str(m.get("id")) for m, _ in runs)
     text = "\n".join(header(meta, note) + table(results, meta.get("spec")))
+    path = paths[0]
     print(text)
     (path.parent / "deploy_runtimes.md").write_text(text + "\n", encoding="utf-8")
     print(f"\n(written to {path.parent / 'deploy_runtimes.md'})")

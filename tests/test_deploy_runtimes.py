@@ -31,38 +31,39 @@ def test_the_recipes_are_registered_for_the_cpu_with_their_files_and_baselines()
     assert get_recipe("et-int8").float_layers and get_recipe("ov-int8").float_layers
 
 
-def test_listing_and_help_import_none_of_the_libraries():
-    out = python(
-        "import sys\n"
-        "from quantbench.cli import main\n"
-        "main(['list', 'recipes'])\n"
-        "try:\n"
-        "    main(['--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & {set(LIBRARIES)!r}))"
-    )
-    assert "et-int8" in out and "ov-int4-weight-only" in out
-    assert out.strip().endswith("LOADED []")
-
-
-def test_a_missing_library_is_an_unsupported_cell_naming_the_extra(tmp_path):
-    """In a process where executorch, openvino and nncf do not import (as on a machine
-    without the extras), the recipes are listed as unavailable and a run's cells are
-    ``unsupported`` with the pip line that installs them."""
-    env = env_without(tmp_path / "site", LIBRARIES)
+def test_listing_imports_none_of_the_libraries_and_a_missing_one_is_an_unsupported_cell(
+    tmp_path,
+):
+    """One fresh process: ``list recipes`` and ``--help`` import none of executorch,
+    openvino, nncf (ExecuTorch alone takes 10+ s to import); then, with the three made
+    unimportable (as on a machine without the extras; a ``sitecustomize`` on PYTHONPATH
+    reaches the run's worker processes too), the recipes are listed as unavailable and a
+    run's cells are ``unsupported`` with the pip line that installs them."""
+    site = tmp_path / "site"
+    env_without(site, LIBRARIES)  # writes site/sitecustomize.py
     model = tiny_cnn_model(tmp_path)
     code = f"""
-import json
+import json, os, sys
+from quantbench.cli import main
+main(["list", "recipes"])
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+print("LOADED", sorted({{m.split(".")[0] for m in sys.modules}} & {set(LIBRARIES)!r}))
+for name in {LIBRARIES!r}:
+    sys.modules[name] = None
+os.environ["PYTHONPATH"] = os.pathsep.join([{str(site)!r}, os.environ["PYTHONPATH"]])
 from quantbench.recipes import get_recipe
 from quantbench.recipes.support import availability
-from quantbench.cli import main
 print("AVAIL", json.dumps({{n: availability(get_recipe(n), "cpu") for n in ("et-int8", "ov-int8")}}))
 main(["run", "--models", {model!r}, "--recipes", "et-int8,ov-fp32", "--measure", "size",
       "--image-sizes", "32", "--batch-sizes", "1", "--calib-batches", "1",
       "--out", {str(tmp_path / "run")!r}])
 """
-    out = python(code, env=env)
+    out = python(code)
+    assert "et-int8" in out and "ov-int4-weight-only" in out
+    assert "LOADED []" in out.splitlines()
     avail = json.loads(out.split("AVAIL ", 1)[1].splitlines()[0])
     assert avail["et-int8"] == "missing package: executorch (pip install 'quantbench[executorch]')"
     assert avail["ov-int8"] == (

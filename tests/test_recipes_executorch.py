@@ -78,6 +78,7 @@ def test_et_recipe_on_vision(cnn, arts, recipe):
     # a static image program: XNNPACK takes all of it
     assert art.details["delegation"]["share"] == 1.0
     assert art.details["delegation"]["non_delegated_nodes"] == 0
+    assert "XNNPACK runs 100% of the graph's nodes in 1 subgraph(s)" in art.notes
     assert art.details["input_bounds"] == [[1, 3, 32, 32]]
     # a batch runs as that many calls of the batch-1 program
     for b in (1, 3):

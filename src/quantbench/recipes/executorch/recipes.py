@@ -113,12 +113,12 @@ def _build(name: str, model: Any, ctx: QuantContext, mode: str | None) -> Artifa
         f"runs in ExecuTorch's runtime on {program.bound_text()} (as exported; a batch runs "
         "as that many calls)",
     ]
+    # said either way: a partly delegated program is a different thing to ship
+    what = f"XNNPACK runs {share['share']:.0%} of the graph's nodes in {share['subgraphs']} subgraph(s)"
     if share["share"] < 1:
         left = ", ".join(list(share["non_delegated_ops"])[:6])
-        notes.append(
-            f"XNNPACK runs {share['share']:.0%} of the graph's nodes in {share['subgraphs']} "
-            f"subgraph(s); the rest ({left}) runs on ExecuTorch's portable kernels"
-        )
+        what += f"; the rest ({left}) runs on ExecuTorch's portable kernels"
+    notes.append(what)
     if mode is not None:
         details.update(quantizer="XNNPACKQuantizer", mode=mode, per_channel=True)
         if mode == "static":
