@@ -24,7 +24,8 @@ def planted(tmp_path_factory) -> str:
     return f"py:{path}:Planted"
 
 
-@pytest.mark.parametrize("recipe", ["et-int8", "ov-int8"])
+# et-int8's ranking is covered by its fallback below (its first step is the ranking's first)
+@pytest.mark.parametrize("recipe", ["ov-int8"])
 def test_the_planted_layer_ranks_first(planted, recipe) -> None:
     m = zoo.load_model(planted, "random")
     ctx = QuantContext("x86", [m.make_inputs(4, 32, seed=i) for i in range(3)])
