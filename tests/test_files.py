@@ -181,7 +181,7 @@ def test_report_out_into_another_runs_directory_is_refused(tmp_path, capsys):
 
 
 def test_output_directories_have_one_owner(tmp_path, monkeypatch):
-    from quantbench.runner import outdir
+    from quantbench import outdir
 
     marked = tmp_path / "marked"
     for name, content in [("report.md", "# quantbench report: r9\n"),

@@ -15,11 +15,11 @@ from quantbench.compare import Comparison, compare, gate_report
 from quantbench.machines import build
 from quantbench.measure import metrics
 from quantbench.measure.latency import summarize
-from quantbench.measure.metrics import METRICS, Metric, csv_columns, metric, shown
+from quantbench.measure.metrics import METRICS, Metric, csv_columns, csv_text, metric, shown
 from quantbench.report import figures, render_compare
 from quantbench.report.render import COMPARE_SECTIONS, SENSITIVITY_SECTIONS, render_markdown
 from quantbench.report.sections.machines import entry_text
-from quantbench.results import Accuracy, CellResult, Fidelity, LatencyPoint, Speedup, csv_text
+from quantbench.results import Accuracy, CellResult, Fidelity, LatencyPoint, Speedup
 from test_report import RUN, make_results
 
 # results.csv's header since it was first written: a column may be added, never moved.

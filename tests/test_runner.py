@@ -280,7 +280,7 @@ def test_sensitivity_imports_only_the_output_directory_helpers():
     import sys
 
     code = (
-        "import sys, quantbench.sensitivity, quantbench.runner.outdir\n"
+        "import sys, quantbench.sensitivity, quantbench.outdir\n"
         "bad = [m for m in sys.modules if m in ('quantbench.runner.pipeline',"
         " 'quantbench.runner.lifecycle', 'quantbench.runner.executors',"
         " 'quantbench.runner.executors.local', 'quantbench.runner.books')]\n"

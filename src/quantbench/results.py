@@ -14,7 +14,6 @@ A *cell* is one (model, recipe) pair; its ``latency`` list holds one entry per
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import math
@@ -368,25 +367,6 @@ def json_doc(run: RunMeta | dict[str, Any], results: list[CellResult]) -> dict[s
 
 def write_json(path: Path, run: RunMeta | dict[str, Any], results: list[CellResult]) -> None:
     atomic_write_text(path, strictjson.dumps(json_doc(run, results), indent=1) + "\n")
-
-
-def write_csv(path: Path, results: list[CellResult]) -> None:
-    atomic_write_text(path, csv_text(results))
-
-
-def csv_text(results: list[CellResult]) -> str:
-    """One row per latency point; cells without latency get one row of their own. The
-    columns are the metrics table's (``quantbench.measure.metrics``)."""
-    import io
-
-    from quantbench.measure.metrics import csv_columns, csv_rows
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=csv_columns())
-    w.writeheader()
-    for r in results:
-        w.writerows(csv_rows(r))
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ a run's cells, in order

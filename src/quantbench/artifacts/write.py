@@ -16,15 +16,25 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from quantbench.artifacts.formats import Format, format_for_path, get_format
 from quantbench.artifacts.names import ARTIFACTS_DIR, safe_name, sha256_of
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.variants import Variant
 
-if TYPE_CHECKING:
-    from quantbench.runner.modelrun import ModelRun
+
+class ModelRun(Protocol):
+    """What the writers read of a model's run (``quantbench.runner.modelrun.ModelRun``;
+    named by shape so that the artifacts never import the runner, which calls them)."""
+
+    name: str
+    spec: Any
+    ref: Any
+    qctx: Any
+    lm: Any
+    arts: dict[Variant, Any]
+    cells: dict[Variant, Any]
 
 
 @dataclass

@@ -46,7 +46,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         meta, results = load_stored(args.run, args.store)
         out = Path(args.out or meta.get("out_dir") or f"quantbench-runs/{args.run}")
-    from quantbench.runner.outdir import claim_out_dir
+    from quantbench.outdir import claim_out_dir
 
     with claim_out_dir(out, "run", str((meta or {}).get("id") or args.run)):  # own, or free
         report = render_report(out, meta, results)
@@ -65,7 +65,7 @@ def _report_sweep(args: argparse.Namespace) -> int:
         raise QuantbenchError("report takes a run or --sweep SWEEP_ID, not both")
     cmp = load(sweep_id=args.sweep, store=args.store)
     out = Path(args.out or f"quantbench-runs/sweep-{args.sweep}")
-    from quantbench.runner.outdir import claim_out_dir
+    from quantbench.outdir import claim_out_dir
 
     with claim_out_dir(out, "sweep", args.sweep):
         report = render_sweep_report(out, cmp)

@@ -129,7 +129,8 @@ def add_export(sub: Any) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from quantbench.results import csv_text, json_doc
+    from quantbench.measure.metrics import csv_text
+    from quantbench.results import json_doc
     from quantbench.strictjson import dumps
 
     if args.output:  # before the store is read: a bad target fails at once

@@ -152,12 +152,11 @@ def pt2_breakdown(path: str | Path, trust_code: bool = False) -> Breakdown:
     Reading it unpickles what it holds: refused unless ``trust_code`` (see
     :func:`quantbench.fileformat.read_pt2`)."""
     import torch
+    import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers the ops a .pt2 calls)
 
     from quantbench.fileformat import read_pt2
-    from quantbench.recipes.pt2e import register_quantized_ops
 
     path = Path(path)
-    register_quantized_ops()
     ep = read_pt2(path, trust_code, lambda p: torch.export.load(str(p)))
     tensors = {**ep.state_dict, **ep.constants}
     fqn = {s.arg.name: s.target for s in ep.graph_signature.input_specs if s.target is not None}

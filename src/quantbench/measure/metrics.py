@@ -331,3 +331,17 @@ def csv_rows(cell: Any) -> list[dict[str, Any]]:
     """results.csv's rows of one cell: one per latency point, else one of its own."""
     columns = [m for m in METRICS if m.csv]
     return [{m.name: m.read(cell, p) for m in columns} for p in (cell.latency or [None])]
+
+
+def csv_text(cells: Any) -> str:
+    """``results.csv``: one row per latency point; cells without latency get one row of
+    their own; the columns are the table's."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=csv_columns())
+    w.writeheader()
+    for cell in cells:
+        w.writerows(csv_rows(cell))
+    return buf.getvalue()

@@ -41,8 +41,8 @@ def run_compare(
     compare.md and the plots to ``out`` (atomically: a reader never sees half a file).
     ``result.gates.failed`` is what should make CI fail. Thresholds may be given as text
     (the CLI passes its arguments through, so bad ones fail here, exit 2)."""
+    from quantbench.outdir import claim_out_dir
     from quantbench.report import render_compare
-    from quantbench.runner.outdir import claim_out_dir
     from quantbench.store import open_store
 
     thresholds = {  # checked before the store or the disk is touched
@@ -80,8 +80,8 @@ def run_compare_machines(
     ``report --sweep``) and one figure per model to ``out`` (default ``quantbench-runs/compare-sweep-ID`` or
     ``compare-machines-RUN-...``)."""
     from quantbench.machines import load
+    from quantbench.outdir import claim_out_dir
     from quantbench.report import render_machines
-    from quantbench.runner.outdir import claim_out_dir
 
     cmp = load(run_ids, sweep_id, store)
     name = (

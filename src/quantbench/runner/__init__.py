@@ -20,11 +20,10 @@
   points, failures);
 - :mod:`~quantbench.runner.fallback`: the accuracy-aware fallback search;
 - :mod:`~quantbench.runner.process`: settings of the measuring process;
-- :mod:`~quantbench.runner.outdir`: the output directory;
 - :mod:`~quantbench.runner.guard`: the ``__main__`` guard worker processes need.
 
 The public names below are importable from here (``from quantbench.runner import run``)
-but load lazily, so that importing one module (``outdir`` from ``sensitivity``) loads
+but load lazily, so that importing one module (``checks`` from the CLI) loads
 no other.
 
 Example::
@@ -49,7 +48,6 @@ _PUBLIC = {
     "RunResult": "books", "SweepResult": "books", "recommendations": "books",
     "run_metadata": "books",
     "resume": "lifecycle", "run": "lifecycle",
-    "prepare_out_dir": "outdir",
     "STAGE_HOOKS": "pipeline", "measure_model": "pipeline", "recipes_for": "pipeline",
     "variants_for": "pipeline",
     "pin_cpus": "process", "quiet_libraries": "process",

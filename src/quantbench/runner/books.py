@@ -21,7 +21,8 @@ from typing import Any
 from quantbench.best import as_dict
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.files import DiskFault
-from quantbench.results import CellResult, RunMeta, write_csv, write_json
+from quantbench.measure.metrics import csv_text
+from quantbench.results import CellResult, RunMeta, atomic_write_text, write_json
 from quantbench.runner.pipeline import recipes_for, variants_for
 from quantbench.runner.process import affinity
 from quantbench.settings import ModelRef, RunSpec
@@ -206,7 +207,7 @@ def keep_cells(store: Any, book: Book, cells: list[CellResult], prog: Any) -> li
 def save_exports(out_dir: Path, meta: RunMeta, results: list[CellResult]) -> None:
     """Rewrite the run's ``results.json`` and ``results.csv``."""
     write_json(out_dir / "results.json", meta, results)
-    write_csv(out_dir / "results.csv", results)
+    atomic_write_text(out_dir / "results.csv", csv_text(results))
 
 
 def model_line(where: str, ref: ModelRef, seconds: float, cells: list[CellResult]) -> str:

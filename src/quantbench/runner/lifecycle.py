@@ -40,6 +40,7 @@ from typing import Any
 from quantbench.errors import QuantbenchError
 from quantbench.files import DiskFault, remedy
 from quantbench.locks import lock_run
+from quantbench.outdir import prepare_out_dir, reopen_out_dir
 from quantbench.results import RunMeta
 from quantbench.runner.books import (
     Book,
@@ -57,7 +58,6 @@ from quantbench.runner.books import (
 from quantbench.runner.collector import Collector
 from quantbench.runner.executors import Executor, Job, get_executor
 from quantbench.runner.messages import Failed
-from quantbench.runner.outdir import prepare_out_dir, reopen_out_dir
 from quantbench.runner.progress import ProgressBar
 from quantbench.runner.sweeps import is_sweep_id, new_sweep_id
 from quantbench.settings import RunSpec, default_out_dir

@@ -92,10 +92,10 @@ def analyse(
     directory. Bad input (a mode, a recipe that cannot leave layers in float, a model it
     does not apply to) is a one-line QuantbenchError."""
     from quantbench.files import atomic_write_text
+    from quantbench.outdir import prepare_out_dir
     from quantbench.recipes import get_recipe
     from quantbench.report import render_sensitivity
     from quantbench.runner.modelrun import ModelRun
-    from quantbench.runner.outdir import prepare_out_dir
     from quantbench.runner.pipeline import load
     from quantbench.strictjson import dumps
 
