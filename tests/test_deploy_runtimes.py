@@ -42,6 +42,9 @@ def test_listing_imports_none_of_the_libraries_and_a_missing_one_is_an_unsupport
     site = tmp_path / "site"
     env_without(site, LIBRARIES)  # writes site/sitecustomize.py
     model = tiny_cnn_model(tmp_path)
+    (tmp_path / "m.pte").write_bytes(b"\0" * 64)
+    (tmp_path / "m.xml").write_text("<?xml version='1.0'?><net/>")
+    (tmp_path / "m.bin").write_bytes(b"\0" * 64)
     code = f"""
 import json, os, sys
 from quantbench.cli import main
@@ -57,6 +60,13 @@ os.environ["PYTHONPATH"] = os.pathsep.join([{str(site)!r}, os.environ["PYTHONPAT
 from quantbench.recipes import get_recipe
 from quantbench.recipes.support import availability
 print("AVAIL", json.dumps({{n: availability(get_recipe(n), "cpu") for n in ("et-int8", "ov-int8")}}))
+from quantbench import load_artifact
+from quantbench.errors import QuantbenchError
+for name in ("m.pte", "m.xml"):
+    try:
+        load_artifact({str(tmp_path)!r} + "/" + name)
+    except QuantbenchError as e:
+        print("LOAD", e)
 main(["run", "--models", {model!r}, "--recipes", "et-int8,ov-fp32", "--measure", "size",
       "--image-sizes", "32", "--batch-sizes", "1", "--calib-batches", "1",
       "--out", {str(tmp_path / "run")!r}])
@@ -69,6 +79,13 @@ main(["run", "--models", {model!r}, "--recipes", "et-int8,ov-fp32", "--measure",
     assert avail["ov-int8"] == (
         "missing package: openvino, nncf (pip install 'quantbench[openvino]')"
     )
+    # a shipped file of theirs: one line naming what to install
+    assert [ln for ln in out.splitlines() if ln.startswith("LOAD ")] == [
+        "LOAD loading .pte artifacts needs ExecuTorch: executorch is not installed: "
+        "pip install 'quantbench[executorch]'",
+        "LOAD loading OpenVINO IR artifacts needs OpenVINO: openvino and nncf not installed: "
+        "pip install 'quantbench[openvino]'",
+    ]
     cells = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
     by = {c["recipe"]: c for c in cells}
     assert by["fp32"]["status"] == "ok"

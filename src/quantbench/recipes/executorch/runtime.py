@@ -182,7 +182,7 @@ def load_pte(path: str | os.PathLike, threads: int | None = None) -> EtModule:
     try:
         require()
     except UnsupportedError as e:
-        raise QuantbenchError(f"loading .pte artifacts needs {e}") from None
+        raise QuantbenchError(f"loading .pte artifacts needs ExecuTorch: {e}") from None
     check_pte(p)
     with fileformat.expecting(p, "an ExecuTorch program (.pte)"):
         try:

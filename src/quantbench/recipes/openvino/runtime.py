@@ -140,7 +140,7 @@ def load_ir(xml: str | os.PathLike, threads: int | None = None) -> OvModule:
     try:
         require()
     except UnsupportedError as e:
-        raise QuantbenchError(f"loading OpenVINO IR artifacts needs {e}") from None
+        raise QuantbenchError(f"loading OpenVINO IR artifacts needs OpenVINO: {e}") from None
     expected = "an OpenVINO IR (.xml)"
     with p.open("rb") as f:
         head = f.read(512).lstrip()
