@@ -141,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = [Path(run(spec).out_dir) / "results.json"]
         note = f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
     runs = [read_json(p) for p in paths]
-    meta, results = runs[0][0], [c for _, cells in runs for c in cells]
+    # a model measured again in a later run (a part redone) is shown from that run
+    last = {c.model: i for i, (_, cells) in enumerate(runs) for c in cells}
+    meta = runs[0][0]
+    results = [c for i, (_, cells) in enumerate(runs) for c in cells if last[c.model] == i]
     if len(runs) > 1:
         note = "runs " + ", ".join(str(m.get("id")) for m, _ in runs)
     text = "\n".join(header(meta, note) + table(results, meta.get("spec")))
