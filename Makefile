@@ -1,17 +1,23 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv and
-# installs the pinned dependencies on first use (torch/torchvision via plain pip).
+# installs, on first use, the exact releases the tests ran on (constraints.txt, within
+# pyproject.toml's ranges; torch/torchvision via plain pip).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-runtimes bench-digits-mobile digits gpu-check clean
+.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-int4 bench-runtimes bench-digits-mobile bench-startup bench-contention digits gpu-check clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# After changing a range or an extra in pyproject.toml, in a venv where the tests pass:
+# constraints.txt anew from what is installed (only what quantbench's requirements reach).
+constraints: $(STAMP)
+	$(BIN)/python tools/constraints.py
 
 demo: $(STAMP)
 	$(BIN)/quantbench run --preset quick
@@ -62,6 +68,15 @@ bench-runtimes: $(STAMP)
 # quantbench-runs/digits-mobile; ~6 min on an idle 2-core machine, ~20 on a busy one).
 bench-digits-mobile: $(STAMP)
 	$(BIN)/python benchmarks/digits_mobile.py
+
+# Start-up of every command that measures nothing (target: 2 s each), as whole processes.
+bench-startup: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
+
+# Issue 22: the quick preset quiet, then with a busy-loop process per core competing
+# (started and stopped by the script); per model both speedups and their ratio (~5 min).
+bench-contention: $(STAMP)
+	$(BIN)/python benchmarks/contention.py
 
 # A small CNN trained on scikit-learn's digits, then measured with real accuracy (~1 min).
 digits: $(STAMP)

@@ -12,6 +12,9 @@ import pytest
 from quantbench.runner import quiet_libraries
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
+# The machine's ceilings (quantbench.measure.ceiling_cache) are cached under the
+# checkout's .pytest_cache, never the user's: measured once per checkout and machine.
+os.environ["XDG_CACHE_HOME"] = str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "xdg")
 quiet_libraries()
 
 # Every worker of the tests (spawned, or a CLI run in a subprocess: both inherit the

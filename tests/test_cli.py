@@ -185,6 +185,8 @@ def test_doctor(capsys):
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
     assert "engines:" in text and "cpu:" in text
+    # what else runs, what it does to the numbers, how to quiet it (read-only, no root)
+    assert all(f"\n{k}:" in text for k in ("others", "effect", "quieter"))
 
 
 @pytest.mark.parametrize(

@@ -185,11 +185,16 @@ def test_a_recipe_probe_gives_the_reason():
 
 def test_list_recipes_shows_devices_and_families(capsys):
     assert main(["list", "recipes"]) == 0
+    plain = capsys.readouterr().out
+    assert main(["list", "recipes", "--check"]) == 0
     out = capsys.readouterr().out
     for r in list_recipes():
         assert re.search(rf"^{re.escape(r.name)}\s", out, re.MULTILINE), r.name
+        # the declared facts are the same with or without the check of this machine
+        assert f"runs on {', '.join(r.devices)}" in plain, r.name
     assert out.count("\n" + " " * 42 + "cpu: ") == len(list_recipes())
     assert out.count("\n" + " " * 42 + "cuda: ") == len(list_recipes())
+    assert "\n" + " " * 42 + "cpu: " not in plain  # the plain listing probes nothing
     assert "models vision;" in out  # static-int8 applies to vision models only
 
 

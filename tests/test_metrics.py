@@ -29,6 +29,8 @@ CSV_HEADER = [
     "batch_size", "input_size", "unit", "median", "mean", "std", "p90", "p99", "min", "n",
     "ci_low", "ci_high", "verdict", "speedup", "speedup_ci_low", "speedup_ci_high",
     "metric", "metric_value", "metric_relative", "meets_accuracy_bar",
+    "run_id", "machine", "device", "recipe_settings",
+    "contention", "run_wait_share", "cpu_share",
     "runtime_baseline", "runtime_speedup",
 ]  # fmt: skip
 PLACES = {"compare", "machines", "latency", "memory"}
@@ -58,7 +60,7 @@ def test_every_metric_is_well_formed() -> None:
     names = [m.name for m in METRICS]
     assert len(names) == len(set(names))
     for m in METRICS:
-        assert m.level in ("cell", "point") and m.better in (None, "lower", "higher"), m.name
+        assert m.level in ("cell", "point", "run") and m.better in (None, "lower", "higher"), m.name
         assert set(m.shown) <= PLACES and set(m.formats) <= PLACES, m.name
         assert m.get(CellResult("m", "r")) is None or m.level == "cell", m.name
     for place in PLACES:  # positions within a place are distinct: the order is meant

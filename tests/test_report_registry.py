@@ -13,24 +13,29 @@ from quantbench.report import figures, render_report
 from quantbench.report.render import SECTIONS, render_markdown
 from quantbench.report.sections.method import GENERIC_DESCRIPTION, recipe_text
 from test_report import RUN, _sweep, make_results
+from test_report_limits import LIMITS_RUN, with_limits
 
 ALL_FIGURES = {f.key: Path("plots") / f.filename for f in figures.FIGURES}
 
 
 def _headings(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith(("## ", "### Memory"))]
+    return [line for line in text.splitlines()
+            if line.startswith(("## ", "### Memory", "### How close"))]  # fmt: skip
 
 
 @pytest.mark.parametrize("new_fields", [True, False])
 def test_section_registry_order_is_the_report_order(new_fields: bool) -> None:
     drawn = {k: v for k, v in ALL_FIGURES.items() if new_fields or k != "gflops"}
-    text = render_markdown(RUN, make_results(new_fields=new_fields), drawn)
+    if new_fields:  # what newer runs record: the ceilings, each cell's work and profile
+        text = render_markdown(LIMITS_RUN, with_limits(make_results()), drawn)
+    else:
+        text = render_markdown(RUN, make_results(new_fields=False), drawn)
     titles = [s.title for s in SECTIONS if s.title]
     assert text.startswith("# quantbench report: ")
     found = _headings(text)
     # every section heading in the report is a registry title, in registry order
     assert found == [t for t in titles if t in found]
-    expected = [t for t in titles if "## 6." not in t and "### Memory" not in t]
+    expected = [t for t in titles if "## 6." not in t and not t.startswith("### ")]
     if new_fields:  # accuracy on data, memory and times are recorded
         expected = [t for t in titles if t != "## 6. Accuracy-aware fallback"]
     assert found == expected
@@ -53,7 +58,7 @@ def test_figure_registry_is_consistent() -> None:
     sections = {s.key for s in SECTIONS}
     assert all(f.slot in sections for f in figures.FIGURES)
     # each written figure shows once, with its caption, in the report
-    text = render_markdown(RUN, make_results(), ALL_FIGURES)
+    text = render_markdown(LIMITS_RUN, with_limits(make_results()), ALL_FIGURES)
     for f in figures.FIGURES:
         assert text.count(f"](plots/{f.filename})") == 1, f.key
         assert f"![{f.caption}](plots/{f.filename})" in text

@@ -81,14 +81,14 @@ def nan_models(tmp_path: Path) -> Path:
     return p
 
 
-def _point(ms: float, speedup: float | None = None) -> LatencyPoint:
+def _point(ms: float, speedup: float | None = None, n: int = 3) -> LatencyPoint:
     from quantbench.results import Speedup
 
     return LatencyPoint(
         batch_size=1, input_size=224, sweep="input_size", unit="ms",
-        stats=Stats(mean=ms, std=0.0, median=ms, p90=ms, p99=ms, min=ms, n=3, ci_low=ms,
+        stats=Stats(mean=ms, std=0.0, median=ms, p90=ms, p99=ms, min=ms, n=n, ci_low=ms,
                     ci_high=ms, verdict="stable"),
-        samples=[ms, ms, ms], speedup=Speedup(speedup, speedup, speedup, 3) if speedup else None,
+        samples=[ms] * n, speedup=Speedup(speedup, speedup, speedup, n) if speedup else None,
     )  # fmt: skip
 
 
@@ -154,7 +154,8 @@ def test_nan_or_nonfinite_cells_are_never_recommended():
                                      nonfinite="variant")),
         CellResult(model="m", recipe="nan-speedup", size_bytes=90,
                    latency=[_point(1.0, nan)], fidelity=Fidelity(0.999, 0.1, 1.0)),
-        CellResult(model="m", recipe="good", size_bytes=200, latency=[_point(5.0, 2.0)],
+        # 5 rounds: the fewest a speedup may name a winner on (quantbench.fastest)
+        CellResult(model="m", recipe="good", size_bytes=200, latency=[_point(5.0, 2.0, n=5)],
                    fidelity=Fidelity(0.999, 0.1, 1.0)),
     ]  # fmt: skip
     for c in cells[1:5]:

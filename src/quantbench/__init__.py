@@ -14,6 +14,8 @@ Heavy libraries load only when a function is called.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from quantbench.errors import QuantbenchError, UnsupportedError
@@ -29,3 +31,17 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'quantbench' has no attribute '{name}'")
+
+
+class _Package(types.ModuleType):
+    """The package, whose API names stay the API's: importing the submodule
+    ``quantbench.compare`` (as any comparison does) would otherwise bind the module over
+    the function, and ``quantbench.compare(...)`` would fail the second time."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return  # the submodule stays reachable as sys.modules["quantbench.compare"]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

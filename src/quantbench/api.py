@@ -157,8 +157,11 @@ def compare(
     fail_if_less_accurate: float | None = None,
     fail_if_larger: float | None = None,
 ) -> Any:
-    """Compare stored runs (the first is the baseline); a
-    :class:`~quantbench.report.compare.CompareResult` whose ``gates.failed`` lists what failed."""
+    """Compare runs (the first is the baseline), each named by its id, an unambiguous id
+    prefix, its run directory or its results.json; a
+    :class:`~quantbench.report.compare.CompareResult`: ``gates.failed`` says whether a
+    gate failed, ``warnings`` how the runs differ besides the code, ``to_dict()`` what
+    ``compare --format json`` prints. A gate with nothing to check raises."""
     from quantbench.report.compare import run_compare
 
     return run_compare(

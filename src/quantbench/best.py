@@ -4,7 +4,10 @@ Reads results only (never measures). A variant *keeps fidelity* when its task me
 real data stays within the accuracy bar (when a dataset was given), else when its outputs
 stay close to fp32 on the same inputs: cosine >= ``min_cosine`` and, for classifiers,
 top-1 agreement >= ``min_top1``. Speed is the paired speedup vs fp32 at the reference shape
-(``quantbench.shapes.reference_point`` of fp32's cell, the shape the report quotes).
+(``quantbench.shapes.reference_point`` of fp32's cell, the shape the report quotes), and a
+variant is *fastest* only when the timings can tell (``quantbench.fastest``: significantly
+faster than fp32 and than the runner-up, else tied; otherwise fp32 stays the pick for
+speed and ``speed.verdict`` says "no significant speedup").
 
 Example::
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantbench import shapes
+from quantbench.fastest import FASTER, NO_SPEEDUP, TIED, SpeedVerdict, decide
 from quantbench.results import CellResult
 
 DEFAULT_MIN_COSINE = 0.99
@@ -46,15 +50,21 @@ class Candidate:
     # that was measured: how much of ``speedup`` quantization bought, not the runtime
     runtime_baseline: str | None = None
     runtime_speedup: float | None = None
+    contended: bool = False  # its point was timed while other work held the cores
+    wait_share: float | None = None  # ... the share of thread time spent waiting for a core
 
 
 @dataclass
 class Recommendation:
     model: str
     reference: tuple[int, int] | None  # (batch, input size)
-    fastest: Candidate | None
+    fastest: Candidate | None  # the pick for speed: fp32 when no variant is surely faster
     smallest: Candidate | None
     candidates: list[Candidate] = field(default_factory=list)
+    speed: SpeedVerdict | None = None  # how sure the speed ranking is (quantbench.fastest)
+    # Lines that qualify this recommendation (a busy machine, contended timings, ...):
+    # printed next to it in the terminal and at the top of the report.
+    caveats: list[str] = field(default_factory=list)
 
 
 def bar_text(max_drop: float) -> str:
@@ -119,6 +129,7 @@ def recommend(
         ref_pt = shapes.reference_point(base, sizes) if base else None
         shape = (ref_pt.batch_size, ref_pt.input_size) if ref_pt else None
         cands: list[Candidate] = []
+        points: dict[str, Any] = {}  # recipe -> its point at the reference shape
         for c in cells:
             if c.status != "ok":
                 cands.append(Candidate(c.recipe, None, None, None, None, None, None, None, False,
@@ -129,6 +140,8 @@ def recommend(
                 (p for p in c.latency if shape and (p.batch_size, p.input_size) == shape), None
             )
             sp = pt.speedup if pt and pt.speedup and _finite(pt.speedup.median) else None
+            if pt is not None:
+                points[c.recipe] = pt
             ratio = (
                 c.size_bytes / base.size_bytes
                 if base and base.size_bytes and c.size_bytes is not None
@@ -149,24 +162,15 @@ def recommend(
                 accuracy_relative=c.accuracy.relative if c.accuracy else None,
                 metric=c.accuracy.metric if c.accuracy else None,
                 **_runtime(c, pt),
+                **_contention_of(pt),
             ))  # fmt: skip
+        speed, fastest = _speed(cands, points)
         keep = [c for c in cands if c.keeps_fidelity]
-        timed = [c for c in keep if c.speedup is not None]
-        fastest = max(timed, key=lambda c: c.speedup) if timed else None
         sized = [c for c in keep if c.size_bytes is not None]
         smallest = min(sized, key=lambda c: c.size_bytes) if sized else None
-        for c in cands:
-            if c.why_not or c is fastest:
-                continue
-            reasons = []
-            if fastest and c.speedup is not None:
-                reasons.append(f"slower ({c.speedup:.2f}x vs {fastest.speedup:.2f}x)")
-            if smallest and c is not smallest and c.size_bytes is not None:
-                reasons.append(
-                    f"larger ({c.size_bytes / 2**20:.1f} vs {smallest.size_bytes / 2**20:.1f} MiB)"
-                )
-            c.why_not = "; ".join(reasons) if c is not smallest else (reasons[0] if reasons else "")
-        out[model] = Recommendation(model, shape, fastest, smallest, cands)
+        _why_not(cands, fastest, smallest, speed)
+        out[model] = Recommendation(model, shape, fastest, smallest, cands, speed,
+                                    caveats=contention_caveats(cands))  # fmt: skip
     return out
 
 
@@ -187,6 +191,70 @@ def speedup_text(c: dict[str, Any]) -> str:
     return text
 
 
+def _contention_of(point: Any) -> dict[str, Any]:
+    c = (getattr(point, "contention", None) or {}) if point is not None else {}
+    return {"contended": c.get("verdict") == "contended", "wait_share": c.get("wait_share")}
+
+
+def contention_caveats(cands: list[Candidate]) -> list[str]:
+    """The caveat of a model whose speedups at the reference shape were timed while other
+    work held the cores (its points' verdict, ``quantbench.measure.contention``)."""
+    hit = [c for c in cands if c.contended and c.speedup is not None]
+    if not hit:
+        return []
+    waits = [c.wait_share for c in hit if isinstance(c.wait_share, (int, float))]
+    why = f" (its threads waited for a core {max(waits):.0%} of their time)" if waits else ""
+    return [
+        f"contended: speedups measured while other work held the cores{why}; rerun on a "
+        "quiet machine (quantbench doctor lists what else runs)"
+    ]
+
+
+def _speed(cands: list[Candidate], points: dict[str, Any]) -> tuple[SpeedVerdict, Candidate | None]:
+    """The speed verdict (over the variants that keep fidelity; over every timed one when
+    none was judged at all) and the pick for speed among those that keep fidelity."""
+
+    def timed(pool: list[Candidate]) -> list[tuple[str, float, Any]]:
+        return [(c.recipe, c.speedup, points[c.recipe]) for c in pool
+                if c.speedup is not None and c.recipe in points]  # fmt: skip
+
+    keep = [c for c in cands if c.keeps_fidelity]
+    verdict = decide(timed(keep))
+    by_recipe = {c.recipe: c for c in keep}
+    if verdict.verdict in (FASTER, TIED):
+        fastest = by_recipe[verdict.recipe or ""]
+    else:  # nothing surely faster: fp32 (when it was timed) stays the pick
+        fastest = next((c for c in keep if c.recipe == "fp32" and c.speedup is not None), None)
+    judged = any(c.why_not != "fidelity not measured" for c in cands
+                 if c.recipe != "fp32" and c.speedup is not None)  # fmt: skip
+    if not judged:
+        verdict = decide(timed([c for c in cands if c.speedup is not None]), judged=False)
+    return verdict, fastest
+
+
+def _why_not(
+    cands: list[Candidate], fastest: Candidate | None, smallest: Candidate | None,
+    speed: SpeedVerdict,
+) -> None:  # fmt: skip
+    """Why each candidate that keeps fidelity lost (tied, not surely faster, slower, larger)."""
+    for c in cands:
+        if c.why_not or c is fastest:
+            continue
+        reasons = []
+        if speed.judged and c.recipe in speed.tied:
+            reasons.append(f"tied with {speed.recipe} (not told apart)")
+        elif speed.judged and c.recipe == speed.recipe and speed.verdict == NO_SPEEDUP:
+            ci = f" [{c.speedup_ci[0]:.2f}, {c.speedup_ci[1]:.2f}]" if c.speedup_ci else ""
+            reasons.append(f"not significantly faster than fp32 ({c.speedup:.2f}x{ci})")
+        elif fastest and c.speedup is not None:
+            reasons.append(f"slower ({c.speedup:.2f}x vs {fastest.speedup:.2f}x)")
+        if smallest and c is not smallest and c.size_bytes is not None:
+            reasons.append(
+                f"larger ({c.size_bytes / 2**20:.1f} vs {smallest.size_bytes / 2**20:.1f} MiB)"
+            )
+        c.why_not = "; ".join(reasons) if c is not smallest else (reasons[0] if reasons else "")
+
+
 def as_dict(recs: dict[str, Recommendation]) -> dict[str, Any]:
     """JSON-friendly form, for results.json and the CLI."""
     import dataclasses
@@ -195,27 +263,37 @@ def as_dict(recs: dict[str, Recommendation]) -> dict[str, Any]:
 
 
 def summary_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cells: list) -> list[str]:
-    """Per model, the line a run ends with (``recs`` in :func:`as_dict` form). Only a bar
-    that was measured is claimed: without fidelity or accuracy the variants are ranked by
-    size and speed alone, and the line says they were not judged."""
+    """Per model, the line a run ends with (``recs`` in :func:`as_dict` form), then its
+    caveats. Only a bar that was measured is claimed: without fidelity or accuracy the
+    variants are ranked by size and speed alone, and the line says they were not judged.
+    Speed is named as the timings allow (``quantbench.fastest``): fastest, tied, or no
+    significant speedup."""
+    from quantbench.fastest import speed_text
+
     lines = []
     for model, rec in (recs or {}).items():
         scored = any(c.accuracy for c in cells if c.model == model)
+        cands = rec.get("candidates") or []
         if "fidelity" in (spec.get("measure") or []) or scored:
-            fast, small = rec.get("fastest"), rec.get("smallest")
+            small = rec.get("smallest")
             bar = "keeping accuracy" if scored else "keeping fidelity"
         else:  # nothing judged: the candidates themselves, fp32 aside
-            cands = [c for c in rec.get("candidates") or [] if c["recipe"] != "fp32"]
-            timed = [c for c in cands if c.get("speedup") is not None]
-            sized = [c for c in cands if c.get("size_ratio") is not None]
-            fast = max(timed, key=lambda c: c["speedup"]) if timed else None
+            sized = [c for c in cands if c["recipe"] != "fp32" and c.get("size_ratio") is not None]
             small = min(sized, key=lambda c: c["size_ratio"]) if sized else None
             bar = "fidelity not measured: not judged"
         parts = []
         if small and small["size_ratio"] is not None:
             parts.append(f"smallest {small['recipe']} ({small['size_ratio']:.2f} of fp32)")
-        if fast and fast["speedup"] is not None:
-            parts.insert(0, f"fastest {fast['recipe']} ({speedup_text(fast)})")
+        speed = rec.get("speed")
+        numbers = {c["recipe"]: (c.get("speedup"), c.get("speedup_ci")) for c in cands}
+        fast = speed_text(speed, numbers) if speed else None
+        quick = rec.get("fastest") or {}
+        if fast and quick.get("runtime_speedup") is not None and quick.get("runtime_baseline"):
+            # quantization's share apart from the runtime's: et-int8 vs et-fp32
+            fast += f"; {quick['recipe']} {quick['runtime_speedup']:.2f}x vs {quick['runtime_baseline']}"
+        if fast:
+            parts.insert(0, fast)
         if parts:
             lines.append(f"{model}: {', '.join(parts)} ({bar})")
+        lines += [f"  caveat: {c}" for c in rec.get("caveats") or []]
     return lines

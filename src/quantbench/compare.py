@@ -10,10 +10,16 @@ machine drift cancels), and each metric the metrics table marks for comparison
 This module makes the records (:class:`Point`, :class:`GateReport`); compare.md and its
 figures are the report's (``quantbench.report.compare``, which also runs the command).
 
+A change that is not significant is not "no change": when it is large (at least
+:data:`LARGE_CHANGE_PCT`) or either run's samples are noisy, the verdict is
+"inconclusive: too noisy to tell (n, CI)".
+
 Gates, for CI (:func:`gates`; every gate is evaluated and reported, exit status 1 when
 any fails): ``--fail-if-slower PCT`` fails on a *significant* latency increase beyond PCT
 percent, ``--fail-if-less-accurate PP`` on an accuracy drop of more than PP percentage
-points, ``--fail-if-larger PCT`` on a size increase beyond PCT percent.
+points, ``--fail-if-larger PCT`` on a size increase beyond PCT percent. A gate with
+nothing to check in a compared pair (no accuracy, no size, no point with enough samples
+to test) is an error (exit 2), never a pass.
 
 Example::
 
@@ -30,10 +36,13 @@ from typing import Any
 
 from quantbench.errors import QuantbenchError
 from quantbench.measure import metrics
-from quantbench.measure.significance import Significance, compare_samples
+from quantbench.measure.significance import MIN_SAMPLES, Significance, compare_samples
 from quantbench.results import CellResult
 
 _EPS = 1e-9  # a change exactly at the threshold is not beyond it, whatever float rounding
+# A change at least this large (percent) that is not significant is "inconclusive", never
+# read as no change.
+LARGE_CHANGE_PCT = 5.0
 
 
 @dataclass
@@ -52,6 +61,10 @@ class Point:
     # Mann-Whitney U on both runs' raw samples at this point (None: not computed)
     significance: Significance | None = None
     base_run: str = ""
+    # Each run's ~95% CI of the median (ms), and whether either run's samples were noisy
+    base_ci: tuple[float, float] | None = None
+    ci: tuple[float, float] | None = None
+    noisy: bool = False
 
     def pair(self, name: str) -> tuple[Any, Any]:
         """(baseline, this run) of metric ``name``; (None, None) when not compared."""
@@ -66,13 +79,32 @@ class Point:
 
     @property
     def verdict(self) -> str:
-        """The verdict: significant, not significant, or too few samples (N vs M)."""
+        """The verdict: significant, not significant, inconclusive (a large or noisy
+        change the samples cannot settle), or too few samples (N vs M)."""
         sig = self.significance
         if sig is None:
             return "too few samples"
         if sig.p_value is None:
             return f"too few samples ({sig.n_old} vs {sig.n_new})"
+        if not sig.significant and (abs(self.change_pct) >= LARGE_CHANGE_PCT or self.noisy):
+            return f"inconclusive: too noisy to tell ({self._noise_text()})"
         return sig.verdict
+
+    def _noise_text(self) -> str:
+        sig = self.significance
+        n = f"n {sig.n_old} vs {sig.n_new}" if sig else "n ?"
+        if self.base_ci is None or self.ci is None:
+            return n
+
+        def ci(c: tuple[float, float]) -> str:
+            return f"{metrics.fmt_sig(c[0])}–{metrics.fmt_sig(c[1])}"
+
+        return f"{n}, CI {ci(self.base_ci)} vs {ci(self.ci)} ms"
+
+    @property
+    def testable(self) -> bool:
+        """Whether both runs had enough raw samples here to test the change."""
+        return self.significance is not None and self.significance.p_value is not None
 
     @property
     def significant(self) -> bool:
@@ -120,9 +152,17 @@ def compare(runs: list[tuple[dict[str, Any], list[CellResult]]]) -> list[Point]:
                 input_size=key[3], base_ms=base_ms, ms=ms, change_pct=pct_change(base_ms, ms),
                 values={m.name: (m.get(bc, bp), m.get(c, p)) for m in metrics.shown("compare")},
                 significance=compare_samples(bp.samples, p.samples),
-                base_run=base_meta["id"],
+                base_run=base_meta["id"], base_ci=_ci_ms(bp), ci=_ci_ms(p),
+                noisy="noisy" in (bp.verdict, p.verdict),
             ))  # fmt: skip
     return out
+
+
+def _ci_ms(point: Any) -> tuple[float, float] | None:
+    lo, hi = metrics.number(point.ci_low), metrics.number(point.ci_high)
+    if lo is None or hi is None:
+        return None
+    return metrics.to_ms(lo, point.unit), metrics.to_ms(hi, point.unit)
 
 
 _MEDIAN = metrics.metric("median")  # the latency compared, point by point (in ms)
@@ -226,71 +266,95 @@ def gate_report(
       tested) is noted as not failed, since timing noise alone must not fail CI.
     - less accurate: a cell fails when ``accuracy.value`` (a fraction) dropped by more
       than ``less_accurate_pp`` percentage points; cells without accuracy in both runs
-      are skipped, and when none has it that is noted (not a silent pass).
+      are skipped.
     - larger: a cell fails when ``size_bytes`` grew by more than ``larger_pct`` percent.
-    """
+
+    A requested gate with nothing to check in some compared pair (no point testable, no
+    cell with accuracy or size in both) raises a one-line QuantbenchError (exit 2): a
+    gate that checked nothing must not read as passed."""
     slower_pct = check_threshold("slower_pct", slower_pct)
     less_accurate_pp = check_threshold("less_accurate_pp", less_accurate_pp)
     larger_pct = check_threshold("larger_pct", larger_pct)
     rep = GateReport()
-    runs = list(dict.fromkeys(p.run for p in points))
-    cells = _per_cell(points)
-
+    empty: list[str] = []  # "gate: nothing to check in base and run (why)"
     if slower_pct is not None:
-        gate = GATE_FLAGS["slower_pct"]
-        rep.checked.append(f"{gate} {slower_pct:g}")
-        for p in points:
-            if p.change_pct - slower_pct <= _EPS:
-                continue
-            detail = f"{p.change_pct:+.1f}% ({p.base_ms:.3f} → {p.ms:.3f} ms), {p.verdict}"
-            if p.significance is not None and p.significance.p_value is not None:
-                t = p.p_text
-                detail += f", p{t}" if t.startswith("<") else f", p={t}"
-            f = Failure(gate, slower_pct, p.run, p.base_run, p.model, p.recipe,
-                        (p.batch_size, p.input_size), detail)  # fmt: skip
-            if p.significant:
-                rep.failures.append(f)
-            else:
-                rep.notes.append(f"{gate} {slower_pct:g}: {f.where()}: {detail}, not failed")
-
+        _gate_slower(points, slower_pct, rep, empty)
     if less_accurate_pp is not None:
-        gate = GATE_FLAGS["less_accurate_pp"]
-        rep.checked.append(f"{gate} {less_accurate_pp:g}")
-        for run in runs:
-            both = [p for p in cells if p.run == run
-                    and p.base_metric is not None and p.metric is not None]  # fmt: skip
-            if not both:
-                base = next(p.base_run for p in points if p.run == run)
-                rep.notes.append(f"{gate} {less_accurate_pp:g}: no shared cell has accuracy "
-                                 f"in both {base} and {run}; nothing checked")  # fmt: skip
-            for p in both:
-                assert p.base_metric is not None and p.metric is not None
-                drop = (p.base_metric - p.metric) * 100.0
-                if drop - less_accurate_pp > _EPS:
-                    rep.failures.append(Failure(
-                        gate, less_accurate_pp, p.run, p.base_run, p.model, p.recipe, None,
-                        f"accuracy {p.base_metric:.4f} → {p.metric:.4f} "
-                        f"(-{drop:.2f} points)",
-                    ))  # fmt: skip
-
+        _gate_less_accurate(points, less_accurate_pp, rep, empty)
     if larger_pct is not None:
-        gate = GATE_FLAGS["larger_pct"]
-        rep.checked.append(f"{gate} {larger_pct:g}")
-        for run in runs:
-            both = [p for p in cells if p.run == run and p.base_size and p.size is not None]
-            if not both:
-                base = next(p.base_run for p in points if p.run == run)
-                rep.notes.append(f"{gate} {larger_pct:g}: no shared cell has a size in "
-                                 f"both {base} and {run}; nothing checked")  # fmt: skip
-            for p in both:
-                assert p.base_size and p.size is not None
-                grew = pct_change(p.base_size, p.size)
-                if grew - larger_pct > _EPS:
-                    rep.failures.append(Failure(
-                        gate, larger_pct, p.run, p.base_run, p.model, p.recipe, None,
-                        f"size {p.base_size:,} → {p.size:,} bytes ({grew:+.1f}%)",
-                    ))  # fmt: skip
+        _gate_larger(points, larger_pct, rep, empty)
+    if empty:  # a gate that checks nothing would pass CI silently
+        raise QuantbenchError(
+            f"{'; '.join(empty)}: nothing to check, so the gate cannot pass or fail "
+            "(measure it in both runs, or drop the gate)"
+        )
     return rep
+
+
+def _base_of(points: list[Point], run: str) -> str:
+    return next(p.base_run for p in points if p.run == run)
+
+
+def _gate_slower(points: list[Point], pct: float, rep: GateReport, empty: list[str]) -> None:
+    gate = GATE_FLAGS["slower_pct"]
+    rep.checked.append(f"{gate} {pct:g}")
+    for run in dict.fromkeys(p.run for p in points):
+        if not any(p.testable for p in points if p.run == run):
+            empty.append(f"{gate} {pct:g}: no shared point of {_base_of(points, run)} and "
+                         f"{run} has enough raw samples to test a change "
+                         f"({MIN_SAMPLES} a side)")  # fmt: skip
+    for p in points:
+        if p.change_pct - pct <= _EPS:
+            continue
+        detail = f"{p.change_pct:+.1f}% ({p.base_ms:.3f} → {p.ms:.3f} ms), {p.verdict}"
+        if p.significance is not None and p.significance.p_value is not None:
+            t = p.p_text
+            detail += f", p{t}" if t.startswith("<") else f", p={t}"
+        f = Failure(gate, pct, p.run, p.base_run, p.model, p.recipe,
+                    (p.batch_size, p.input_size), detail)  # fmt: skip
+        if p.significant:
+            rep.failures.append(f)
+        else:
+            rep.notes.append(f"{gate} {pct:g}: {f.where()}: {detail}, not failed")
+
+
+def _gate_less_accurate(points: list[Point], pp: float, rep: GateReport, empty: list[str]) -> None:
+    gate = GATE_FLAGS["less_accurate_pp"]
+    rep.checked.append(f"{gate} {pp:g}")
+    cells = _per_cell(points)
+    for run in dict.fromkeys(p.run for p in points):
+        both = [p for p in cells if p.run == run
+                and p.base_metric is not None and p.metric is not None]  # fmt: skip
+        if not both:
+            empty.append(f"{gate} {pp:g}: no shared cell has accuracy in "
+                         f"both {_base_of(points, run)} and {run}")  # fmt: skip
+        for p in both:
+            assert p.base_metric is not None and p.metric is not None
+            drop = (p.base_metric - p.metric) * 100.0
+            if drop - pp > _EPS:
+                rep.failures.append(Failure(
+                    gate, pp, p.run, p.base_run, p.model, p.recipe, None,
+                    f"accuracy {p.base_metric:.4f} → {p.metric:.4f} (-{drop:.2f} points)",
+                ))  # fmt: skip
+
+
+def _gate_larger(points: list[Point], pct: float, rep: GateReport, empty: list[str]) -> None:
+    gate = GATE_FLAGS["larger_pct"]
+    rep.checked.append(f"{gate} {pct:g}")
+    cells = _per_cell(points)
+    for run in dict.fromkeys(p.run for p in points):
+        both = [p for p in cells if p.run == run and p.base_size and p.size is not None]
+        if not both:
+            empty.append(f"{gate} {pct:g}: no shared cell has a size in both "
+                         f"{_base_of(points, run)} and {run}")  # fmt: skip
+        for p in both:
+            assert p.base_size and p.size is not None
+            grew = pct_change(p.base_size, p.size)
+            if grew - pct > _EPS:
+                rep.failures.append(Failure(
+                    gate, pct, p.run, p.base_run, p.model, p.recipe, None,
+                    f"size {p.base_size:,} → {p.size:,} bytes ({grew:+.1f}%)",
+                ))  # fmt: skip
 
 
 def gates(
@@ -311,3 +375,4 @@ class Comparison:
     runs: list[dict[str, Any]]
     points: list[Point]
     gates: GateReport | None = None
+    warnings: list[str] = field(default_factory=list)  # runs that differ (compareruns)

@@ -1,68 +1,29 @@
-"""``quantbench doctor``: the machine fingerprint, a matmul micro-benchmark, and warnings.
+"""``quantbench doctor``: the machine fingerprint, its measured limits, and warnings.
+
+The limits are :mod:`quantbench.measure.ceilings`' (peak compute per precision, memory
+bandwidth, beside the theoretical peak), read from the per-machine cache or measured
+and cached (``refresh``: measured again).
 
 Example::
 
     >>> from quantbench.doctor import diagnose
-    >>> d = diagnose(bench_seconds=0.2)
-    >>> d["microbench"]["int8_fp32_ratio"] > 0
+    >>> d = diagnose(threads=1)                                 # doctest: +SKIP
+    >>> d["ceilings"]["peaks"]["fp32"]["rate"] > 0              # doctest: +SKIP
     True
 """
 
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from typing import Any
 
 from quantbench import cpu, env
+from quantbench.measure.ceilings import Ceilings
 
-# Matrix shape of the micro-benchmark: a BERT-base FFN layer at 128 tokens.
-M, K, N = 128, 768, 3072
-
-
-def microbench(seconds: float = 1.0, threads: int | None = None) -> dict[str, Any]:
-    """Measured fp32 GFLOP/s and int8 GOP/s of one Linear layer, timed interleaved.
-
-    int8 goes through the quantized engine quantbench uses (dynamic int8 Linear), so the
-    ratio is what the machine gives int8 Linear layers, quantize/dequantize included.
-    """
-    import warnings
-
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    x = torch.randn(M, K)
-    fp32 = torch.nn.Sequential(torch.nn.Linear(K, N)).eval()
-    torch.backends.quantized.engine = env.default_engine()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        int8 = torch.ao.quantization.quantize_dynamic(fp32, {torch.nn.Linear}, dtype=torch.qint8)
-    work = 2.0 * M * K * N
-    times: dict[str, list[float]] = {"fp32": [], "int8": []}
-    with torch.inference_mode():
-        for m in (fp32, int8):
-            for _ in range(3):
-                m(x)
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end or len(times["fp32"]) < 5:
-            for name, m in (("fp32", fp32), ("int8", int8)):
-                t0 = time.perf_counter()
-                m(x)
-                times[name].append(time.perf_counter() - t0)
-    f, i = statistics.median(times["fp32"]), statistics.median(times["int8"])
-    return {
-        "shape": [M, K, N],
-        "threads": torch.get_num_threads(),
-        "fp32_gflops": round(work / f / 1e9, 1),
-        "int8_gops": round(work / i / 1e9, 1),
-        "int8_fp32_ratio": round(f / i, 2),
-    }
+LOW_INT8_RATIO = 1.2  # int8 peak under this many times fp32's: little to expect from int8
 
 
-def warnings_for(host: dict[str, Any], threads: int, bench: dict[str, Any] | None) -> list[str]:
+def warnings_for(host: dict[str, Any], threads: int, ceilings: Ceilings | None) -> list[str]:
     """Plain-word warnings about what will hurt results on this machine.
 
     ``host`` is this machine's :func:`~quantbench.env.host`; the architecture and ISA
@@ -70,7 +31,10 @@ def warnings_for(host: dict[str, Any], threads: int, bench: dict[str, Any] | Non
     """
     out = []
     if cpu.is_x86() and not (cpu.has_vnni() or "amx_int8" in cpu.cpu_flags()):
-        out.append("no VNNI/AMX int8 instructions: expect small int8 speedups (about 1.3x)")
+        out.append(
+            "no VNNI/AMX int8 instructions: int8 GEMMs peak at 2x fp32 in theory here "
+            "(4x with VNNI), and the quantize/dequantize around them eats into that"
+        )
     if cpu.is_arm() and "asimddp" not in cpu.cpu_flags():
         out.append("no Arm dot-product instructions: int8 kernels fall back to slower paths")
     if not env.quantized_engines():
@@ -88,19 +52,33 @@ def warnings_for(host: dict[str, Any], threads: int, bench: dict[str, Any] | Non
         )
     if host.get("governor") not in (None, "performance"):
         out.append(f"CPU frequency governor is '{host['governor']}': clocks may vary between runs")
-    if bench and bench["int8_fp32_ratio"] < 1.2:
+    fp32, int8 = (ceilings.peak("fp32"), ceilings.peak("int8")) if ceilings else (None, None)
+    if fp32 and int8 and int8 / fp32 < LOW_INT8_RATIO:
+        out.append(f"the int8 GEMM peak is only {int8 / fp32:.2f}x fp32's here: expect little "
+                   "from int8")  # fmt: skip
+    if ceilings is not None and ceilings.load_avg is not None and ceilings.load_avg > 0.5 * cores:
         out.append(
-            f"int8 Linear is only {bench['int8_fp32_ratio']}x fp32 here: expect little from int8"
+            f"the ceilings were measured under load (load average {ceilings.load_avg:.1f}): "
+            "they may be low; 'quantbench doctor --refresh' on a quiet machine measures them "
+            "again"
         )
     return out
 
 
-def diagnose(bench_seconds: float = 1.0, threads: int | None = None) -> dict[str, Any]:
-    """Fingerprint + engines + versions + micro-benchmark + warnings, as a dict."""
+def diagnose(
+    threads: int | None = None, refresh: bool = False, seconds: float | None = None
+) -> dict[str, Any]:
+    """Fingerprint + engines + versions + ceilings + warnings, as a dict. ``seconds``:
+    how long each GEMM case is timed when the ceilings are measured."""
     import torch
 
+    from quantbench.measure.ceiling_cache import machine_ceilings
+
+    if threads:
+        torch.set_num_threads(threads)
     host = env.host()
-    bench = microbench(bench_seconds, threads)
+    extra = {"min_time": seconds} if seconds else {}
+    found = machine_ceilings(torch.get_num_threads(), refresh=refresh, **extra)
     return {
         "host": host,
         "engines": env.quantized_engines(),
@@ -108,19 +86,75 @@ def diagnose(bench_seconds: float = 1.0, threads: int | None = None) -> dict[str
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(),
         "versions": env.versions(),
-        "microbench": bench,
-        "warnings": warnings_for(host, torch.get_num_threads(), bench),
+        "ceilings": found.to_dict(),
+        "warnings": warnings_for(host, torch.get_num_threads(), found),
     }
 
 
-def doctor(bench_seconds: float = 1.0, threads: int | None = None) -> str:
+def _rate(ops: float | None, unit: str) -> str:
+    return "—" if ops is None else f"{ops / 1e9:.3g} {unit}"
+
+
+def ceiling_lines(c: Ceilings) -> list[str]:
+    """The ceilings as doctor prints them: one line per precision, bandwidth, ridges."""
+    how = (f"read from the cache (measured {c.measured_at})" if c.cached
+           else f"measured now in {c.seconds:g} s")  # fmt: skip
+    if c.measurements > 1:
+        how += f", the best of {c.measurements} measurements"
+    load = f", load average {c.load_avg:.1f} then" if c.load_avg is not None else ""
+    lines = [f"ceilings:   at {c.threads} thread(s), {how}{load}"]
+    for p in ("fp32", "bf16", "fp16", "int8"):
+        unit = "GFLOP/s" if p != "int8" else "GOP/s"
+        best, theory = c.peaks.get(p), c.theoretical.get(p)
+        if best is None and theory is None:
+            continue
+        text = f"  {p + ':':<9}"
+        if best is not None:
+            shape = "x".join(map(str, best["shape"]))
+            text += f"{_rate(best['rate'], unit)} measured ({best['library']}, {shape})"
+        else:
+            why = next((g["skipped"] for g in c.gemms
+                        if g["precision"] == p and "skipped" in g), "not measured")  # fmt: skip
+            text += f"not measured: {why}"
+        if theory is not None and theory.get("rate"):
+            text += (f"; theoretical {_rate(theory['rate'], unit)} ({theory['instructions']}, "
+                     f"{theory['cores']} core(s) x {theory['ghz']:g} GHz)")  # fmt: skip
+        lines.append(text)
+    for g in c.gemms:
+        if g.get("skipped") and g["precision"] not in c.peaks and g["precision"] in c.theoretical:
+            lines.append(f"  skipped:  {g['library']}: {g['skipped']}")
+    bw = c.bandwidth_
+    if c.bandwidth() is not None:
+        llc = bw.get("llc_bytes")
+        lines.append(
+            f"  memory:  triad {bw['triad'] / 1e9:.3g} GB/s, copy {bw['copy'] / 1e9:.3g} GB/s "
+            f"(STREAM-like, float32 arrays of {bw['array_bytes'] >> 20} MiB"
+            + (f", last-level cache {llc >> 20} MiB)" if llc else ")")
+        )
+    ridges = [f"{p} {c.ridge(p):.3g} op/B" for p in c.peaks if c.ridge(p)]
+    if ridges:
+        lines.append("  ridge:   " + ", ".join(ridges) + " (below: memory-bound)")
+    clock = next((t["clock_source"] for t in c.theoretical.values()), None)
+    if clock:
+        over = [p for p, t in c.theoretical.items()
+                if t.get("rate") and (c.peak(p) or 0) > t["rate"]]  # fmt: skip
+        boost = (f"; the measured {', '.join(over)} peak is above the theoretical one: the "
+                 "cores ran faster than that clock (boost)") if over else ""  # fmt: skip
+        lines.append(f"  clock:   {clock}{boost}")
+    lines.append(f"  used:    {c.uses}")
+    if c.cache_note:
+        lines.append(f"  cache:   {c.cache_note}")
+    return lines
+
+
+def doctor(threads: int | None = None, refresh: bool = False, seconds: float | None = None) -> str:
     """Human-readable report of :func:`diagnose`."""
     import torch
 
     from quantbench.device import gpu_text
 
-    d = diagnose(bench_seconds, threads)
-    h, b = d["host"], d["microbench"]
+    d = diagnose(threads, refresh, seconds)
+    h = d["host"]
     gpu = gpu_text(h.get("gpu"))
     if gpu == "none":
         cuda = torch.version.cuda
@@ -142,9 +176,10 @@ def doctor(bench_seconds: float = 1.0, threads: int | None = None) -> str:
         f"engines:    {', '.join(d['engines']) or 'none'} (default here: {d['default_engine']})",
         f"threads:    torch intra-op {d['threads']}, inter-op {d['interop_threads']}",
         "versions:   " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()),
-        f"matmul:     fp32 {b['fp32_gflops']} GFLOP/s, int8 {b['int8_gops']} GOP/s "
-        f"(dynamic int8 Linear {b['shape'][0]}x{b['shape'][1]}x{b['shape'][2]}, "
-        f"{b['threads']} threads): int8:fp32 = {b['int8_fp32_ratio']}x",
+        *ceiling_lines(Ceilings.from_dict(d["ceilings"])),
     ]
     lines += [f"warning:    {w}" for w in d["warnings"]] or ["warnings:   none"]
+    from quantbench.doctor_busy import busy_lines
+
+    lines += busy_lines(cores=h.get("cores"))
     return "\n".join(lines)

@@ -25,11 +25,11 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from quantbench.errors import QuantbenchError
+from quantbench.hostlabel import gpu_names, machine_label, short_cpu, short_gpu  # noqa: F401
 from quantbench.measure import metrics
 from quantbench.results import (
     BASELINE,
@@ -49,7 +49,6 @@ INT8_ISA = (
     ("i8mm", "Arm I8MM"),
     ("asimddp", "Arm dot product"),
 )
-_CPU_NOISE = re.compile(r"\((?:R|TM)\)|\bCPU\b|\bProcessor\b|\b\d+-Core\b|@.*$", re.I)
 
 
 @dataclass
@@ -112,38 +111,6 @@ class MachineComparison:
         if self.sweep_id:
             return f"sweep {self.sweep_id}"
         return "runs " + ", ".join(m.run_id for m in self.machines)
-
-
-def short_cpu(name: str | None) -> str:
-    """A CPU's model name without trademarks, frequency and vendor prefix."""
-    text = " ".join(_CPU_NOISE.sub(" ", name or "").split())
-    text = re.sub(r"^(AMD|Intel)\s+", "", text)
-    return text[:28]
-
-
-def gpu_names(host: dict[str, Any]) -> list[str]:
-    """The GPUs a fingerprint records (``gpu``/``gpus``: a name, a dict with ``name``, or a
-    list of either); empty when none is recorded."""
-    raw = host.get("gpus", host.get("gpu"))
-    items = raw if isinstance(raw, list) else [raw] if raw else []
-    names = [str(g.get("name") or "") if isinstance(g, dict) else str(g) for g in items]
-    return [n for n in names if n]
-
-
-def short_gpu(names: list[str]) -> str:
-    """``["NVIDIA H200", "NVIDIA H200"]`` -> ``2× H200``."""
-    if not names:
-        return ""
-    first = re.sub(r"^NVIDIA\s+", "", names[0])
-    return f"{len(names)}× {first}" if len(names) > 1 else first
-
-
-def machine_label(meta: dict[str, Any]) -> str:
-    """The node (else the hostname, else the run id) and the short GPU (else CPU) name."""
-    host = meta.get("host") or {}
-    name = meta.get("node") or host.get("hostname") or meta.get("id") or "?"
-    short = short_gpu(gpu_names(host)) or short_cpu(host.get("cpu"))
-    return f"{name} · {short}" if short else str(name)
 
 
 def int8_isa(host: dict[str, Any]) -> str:

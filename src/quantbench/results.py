@@ -118,6 +118,8 @@ class LatencyPoint:
     # effect apart from quantization's; None where that is fp32 or was not measured
     runtime_speedup: Speedup | None = None
     gflops_per_s: float | None = None
+    # Competing work while it was timed (quantbench.measure.contention): verdict and figures
+    contention: dict[str, Any] | None = None
 
     # The statistics read as the point's own attributes (``point.median``).
     mean = property(lambda self: self.stats.mean)
@@ -143,6 +145,7 @@ class LatencyPoint:
         d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
         if self.runtime_speedup is not None:
             d["runtime_speedup"] = dataclasses.asdict(self.runtime_speedup)
+        d["contention"] = self.contention
         return d
 
     @classmethod
@@ -155,6 +158,7 @@ class LatencyPoint:
             speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
             flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
             runtime_speedup=Speedup(**_known(Speedup, rt)) if rt is not None else None,
+            contention=d.get("contention") if isinstance(d.get("contention"), dict) else None,
         )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ and ``compare`` (runs side by side, or machines)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from quantbench.cli.stored import STORE_HELP, load_stored
@@ -81,10 +82,15 @@ def add_compare(sub: Any) -> None:
         description="The first run is the baseline; every later one is compared with it on "
         "the cells they share, each latency change tested for significance on the raw "
         "samples. Writes compare.md and plots to --out. Gates (for CI) are all evaluated; "
-        "exit 1 when any fails. The store is only read.",
+        "exit 1 when any fails, exit 2 when one has nothing to check. -q prints only the "
+        "verdicts and the gates' results. The store is only read.",
     )
     p.set_defaults(func=cmd_compare)
-    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help="a run id, an unambiguous id "
+                   "prefix, a run directory or a results.json file; the first is the "
+                   "baseline")  # fmt: skip
+    p.add_argument("--format", choices=["text", "json"], default="text", help="json: the "
+                   "comparison as strict JSON on stdout, for CI (compare.md is still written)")  # fmt: skip
     p.add_argument("--sweep", metavar="SWEEP_ID", help="compare the machines of a sweep: per "
                    "model, a column per machine (speedup vs its own fp32, latency, size) and "
                    "the machines' fingerprints")  # fmt: skip
@@ -111,8 +117,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise QuantbenchError("compare needs RUN_IDs (or --sweep SWEEP_ID)")
     res = run_compare(args.run_ids, args.store, args.out, args.fail_if_slower,
                       args.fail_if_less_accurate, args.fail_if_larger)  # fmt: skip
-    print(res.text)
-    say(f"written: {res.out_dir / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
+    if args.format == "json":
+        from quantbench.inert import data_stream
+        from quantbench.strictjson import dumps
+
+        data_stream(sys.stdout).write(dumps(res.to_dict(), indent=2) + "\n")
+    elif getattr(args, "quiet", None):
+        from quantbench.report.compare_json import quiet_lines
+
+        for line in quiet_lines(res):
+            say(line)
+    else:
+        print(res.text)
+        say(f"written: {res.out_dir / 'compare.md'} (+ compare_latency.png, compare_speedup.png)")
+    if args.format == "json" or getattr(args, "quiet", None):  # the text shows them at its top
+        for w in res.warnings:
+            say(f"quantbench: warning: {w}", file=sys.stderr)
     return 1 if res.gates.failed else 0
 
 
@@ -123,6 +143,9 @@ def _compare_machines(args: argparse.Namespace) -> int:
                             ("--fail-if-less-accurate", args.fail_if_less_accurate),
                             ("--fail-if-larger", args.fail_if_larger)) if v is not None]  # fmt: skip
     what = "--sweep" if args.sweep is not None else "--machines"
+    if args.format == "json" or getattr(args, "quiet", None):
+        flag = "--format json" if args.format == "json" else "-q"
+        raise QuantbenchError(f"{flag} is for runs compared with a baseline, not with {what}")
     if gates:
         raise QuantbenchError(f"{gates[0]} compares against a baseline run; machines compared "
                               f"with {what} have none (compare two run ids for the gates)")  # fmt: skip

@@ -71,16 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return print_run_summary(result)
 
 
-def _counts(results: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in results:
-        counts[str(c.status)] = counts.get(str(c.status), 0) + 1
-    return counts
-
-
 def print_sweep_summary(sweep: Any) -> int:
     """The lines a sweep ends with: each node's run, then how to compare them; the exit
     code as for a run (130 interrupted, 1 when no cell of any node succeeded)."""
+    from quantbench.runner.summary import counts as _counts
+    from quantbench.runner.summary import store_gap as _store_gap
+
     ok = 0
     for r in sweep.runs:
         counts = _counts(r.results)
@@ -105,66 +101,23 @@ def print_sweep_summary(sweep: Any) -> int:
 
 
 def print_run_summary(result: Any) -> int:
-    """The lines a run ends with; the exit code: 130 interrupted, 3 when the store lacks
-    cells, 1 when no cell succeeded, else 0."""
-    counts = _counts(result.results)
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    say(f"{len(result.results)} cells: {summary}")
-    from quantbench.best import summary_lines
+    """The lines a run ends with (``runner.summary``, what ``RunResult.summary()`` gives);
+    the exit code: 130 interrupted, 3 when the store lacks cells, 1 when no cell
+    succeeded, else 0."""
+    from quantbench.runner.summary import counts, store_gap, summary_lines
 
-    for line in summary_lines(result.run.spec, result.run.recommendations, result.results):
-        say(f"  {line}")
-    gap = _store_gap(result)
-    if gap:
-        n = len(result.run.unstored)
-        say(f"stored:  INCOMPLETE: {n} of {len(result.results)} cells of run {result.run.id} "
-            f"are only in results.json, not in {result.run.store}")  # fmt: skip
-    else:
-        say(f"stored:  run {result.run.id} in {result.run.store}")
-    say(f"results: {result.out_dir / 'results.json'}")
-    say(f"report:  {result.report} (and report.html)")
-    _print_artifacts(result)
+    for line in summary_lines(result):
+        say(line)
+    gap = store_gap(result)
     if gap:
         print(f"quantbench: error: {gap}", file=sys.stderr)
     if result.interrupted:
         return EXIT_INTERRUPTED
     if gap:
         return EXIT_NOT_STORED
-    if not counts.get("ok"):
+    if not counts(result.results).get("ok"):
         failed = [c for c in result.results if c.error]
         why = f": {failed[0].model} / {failed[0].recipe}: {failed[0].error}" if failed else ""
         say(f"quantbench: no cell succeeded{why}", file=sys.stderr)
         return 1
     return 0
-
-
-def _store_gap(result: Any) -> str | None:
-    """One line when the store lacks what results.json holds (it failed during the run):
-    how much, and the command that puts it in; None when the store has everything."""
-    from quantbench.importer import import_command
-
-    meta = result.run
-    if not meta.unstored and not meta.record_unstored:
-        return None
-    why = meta.store_errors[-1] if meta.store_errors else "it failed"
-    if meta.unstored:
-        what = f"{len(meta.unstored)} of {len(result.results)} cell(s) of run {meta.id} are only"
-    else:
-        what = f"run {meta.id}'s final record (status, recommendations) is only"
-    command = import_command(result.out_dir / "results.json", (meta.spec or {}).get("store"))
-    return (
-        f"the store failed during the run ({why}): {what} in results.json; put them into "
-        f"the store with: {command}"
-    )
-
-
-def _print_artifacts(result: Any) -> None:
-    """Where ``--save-artifacts`` wrote the variants' files (nothing when it was off)."""
-    cells = [c for c in result.results if c.details.get("artifact")]
-    missed = [c for c in result.results if any("artifact not saved" in n for n in c.notes)]
-    if not cells and not missed:
-        return
-    files = {c.details["artifact"]["path"]: c.details["artifact"]["bytes"] for c in cells}
-    total = sum(files.values()) / 2**20
-    say(f"artifacts: {result.out_dir / 'artifacts'} ({len(files)} files, {total:.1f} MiB"
-        f"{f'; {len(missed)} not saved, see their notes' if missed else ''})")  # fmt: skip

@@ -141,7 +141,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = dumps(json_doc(meta, cells), indent=2) + "\n"
     else:
-        text = csv_text(cells)
+        text = csv_text(cells, meta)
     if args.output:
         from quantbench.files import atomic_write_text
 

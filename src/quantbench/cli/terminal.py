@@ -25,6 +25,7 @@ EXIT_USAGE = 2
 # can tell "import results.json" from "measure again".
 EXIT_NOT_STORED = 3
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # as a shell reports a command ended by SIGPIPE
 
 
 def say(text: str, file: Any = None) -> None:
@@ -39,6 +40,18 @@ def say(text: str, file: Any = None) -> None:
 def error(text: str) -> None:
     """``quantbench: error: <text>`` on stderr, secrets scrubbed."""
     say(f"quantbench: error: {scrub(text)}", file=sys.stderr)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no real stdout
+        return False
 
 
 def verbosity(args: argparse.Namespace) -> int:
@@ -58,7 +71,9 @@ def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Nam
 
     quiet_libraries()
     try:
-        return command(args)
+        code = command(args)
+        sys.stdout.flush()  # here, where a reader that has gone is told apart (below)
+        return code
     except QuantbenchError as e:
         error(str(e))
         return EXIT_USAGE
@@ -66,6 +81,11 @@ def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Nam
         print("quantbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a bug: still one line, traceback on request
+        if isinstance(e, BrokenPipeError) and _stdout_closed():
+            # `quantbench list recipes | head`: the reader has what it wanted; say nothing,
+            # and keep the interpreter's last flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_PIPE_CLOSED
         if os.environ.get("QUANTBENCH_DEBUG"):
             raise
         say(

@@ -133,6 +133,7 @@ def time_interleaved(
     policy: TimingPolicy,
     clock: Callable[[], float] = time.perf_counter,
     timer: Timer | None = None,
+    watch: Any = None,
 ) -> dict[str, list[float]]:
     """Time each callable in interleaved rounds; return milliseconds per variant.
 
@@ -140,6 +141,8 @@ def time_interleaved(
     starting from a rotating position so that no variant always runs first. Each call
     is timed by ``clock`` around it, or by ``timer(fn) -> seconds`` when given (CUDA
     events: :func:`cuda_timer`); ``clock`` still paces the warm-up and time budgets.
+    ``watch`` (:class:`~quantbench.measure.contention.Watch`) reads CPU time and run-queue
+    wait around each timed pass, outside its timed interval.
     """
 
     def host(fn: Callable[[], Any]) -> float:
@@ -166,7 +169,11 @@ def time_interleaved(
     while True:
         k = rounds % len(names)
         for name in names[k:] + names[:k]:
+            if watch is not None:
+                watch.before()
             dt = timed(variants[name])
+            if watch is not None:
+                watch.after()
             samples[name].append(dt * 1000.0)
             totals[name] += dt
         rounds += 1

@@ -11,8 +11,11 @@ per ``"latency"`` / ``"memory"`` metric.
 Adding a metric is one entry here (and, for a quantity not yet recorded, the code that
 records it): its CSV column, comparison and report columns follow.
 
-This module reads records by attribute only and imports nothing of quantbench, so every
-layer may use it.
+Run-level columns (``level="run"``: run id, machine, device) read ``(run record, cell)``
+instead; results.csv and ``RunResult.to_dataframe()`` give them when the run is known.
+
+This module reads records by attribute only and imports nothing of quantbench that
+imports it back (``hostlabel``, ``strictjson``), so every layer may use it.
 
 Example::
 
@@ -168,8 +171,9 @@ class Metric:
     per_model: bool = False
 
     def get(self, cell: Any, point: Any = None) -> Any:
-        """The value in :attr:`unit` (None when the record does not have it)."""
-        if self.level == "point" and point is None:
+        """The value in :attr:`unit` (None when the record does not have it; always for
+        a ``run`` metric, which :func:`csv_rows` reads with the run)."""
+        if (self.level == "point" and point is None) or self.level == "run":
             return None
         return (self.value or self.read)(cell, point)
 
@@ -209,12 +213,41 @@ def _runtime_speedup(c: Any, p: Any) -> float | None:
     return None if rt is None else rt.median
 
 
+def _contention(key: str) -> Read:
+    return lambda c, p: None if p is None else (getattr(p, "contention", None) or {}).get(key)
+
+
 def _finite_attr(name: str) -> Read:
     return lambda c, p: number(getattr(c, name, None))
 
 
 def _memory(key: str) -> Read:
     return lambda c, p: memory_value(c, key)
+
+
+def _recipe_settings(c: Any, p: Any) -> str | None:
+    """The recipe's settings as the cell recorded them, as compact JSON (sorted keys)."""
+    config = (getattr(c, "details", None) or {}).get("recipe_config")
+    if not isinstance(config, Mapping):
+        return None
+    from quantbench.strictjson import dumps
+
+    try:
+        return dumps(dict(sorted(config.items())), record=False)
+    except (TypeError, ValueError):  # a value JSON cannot hold: its text
+        return str(dict(config))
+
+
+def _machine(run: Any, c: Any) -> str | None:
+    from quantbench.hostlabel import machine_label
+
+    return machine_label(run) if run else None
+
+
+def _device(run: Any, c: Any) -> str | None:
+    """Where the cell ran (recorded per cell), else the run's device."""
+    device = (getattr(c, "details", None) or {}).get("device")
+    return device or (run or {}).get("device") or ((run or {}).get("spec") or {}).get("device")
 
 
 def _key(name: str, read: Read | None = None, level: str = "cell") -> Metric:
@@ -272,6 +305,21 @@ METRICS: tuple[Metric, ...] = (
     Metric("metric_relative", "Metric vs fp32", _of("accuracy", "relative"), "fraction",
            better="higher"),
     Metric("meets_accuracy_bar", "Meets the bar", _of("accuracy", "passes")),
+    # Which run, machine and settings a row belongs to (appended: older columns keep their
+    # places). Run-level ones read (run record, cell).
+    _key("run_id", lambda run, c: (run or {}).get("id"), "run"),
+    _key("machine", _machine, "run"), _key("device", _device, "run"),
+    Metric("recipe_settings", "Recipe settings", _recipe_settings,
+           help="the recipe's own settings as recorded in the cell (JSON)"),
+    # Added with issue 22 (results.csv's columns are only ever appended).
+    Metric("contention", "Contention", _contention("verdict"), level="point",
+           help="'contended' when the worker's threads waited for a core while timed "
+           "(measure/contention.py), else 'quiet'"),
+    Metric("run_wait_share", "Run-queue wait", _contention("wait_share"), "fraction", "point",
+           better="lower", help="share of the runtime threads' time spent waiting for a core"),
+    Metric("cpu_share", "CPU share", _contention("cpu_share"), "fraction", "point",
+           help="worker CPU time / (wall time x threads) over the timed passes"),
+    # Added with issue 20: the speedup against the variant's own runtime in float.
     Metric("runtime_baseline", "Own runtime's fp32",
            lambda c, p: (getattr(c, "details", None) or {}).get("runtime_baseline"),
            help="the float variant of the same runtime (et-fp32 for et-int8)"),
@@ -327,21 +375,28 @@ def csv_columns() -> list[str]:
     return [m.name for m in METRICS if m.csv]
 
 
-def csv_rows(cell: Any) -> list[dict[str, Any]]:
-    """results.csv's rows of one cell: one per latency point, else one of its own."""
+def csv_rows(cell: Any, run: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """results.csv's rows of one cell: one per latency point, else one of its own;
+    ``run`` (the run's record) fills the run-level columns."""
     columns = [m for m in METRICS if m.csv]
-    return [{m.name: m.read(cell, p) for m in columns} for p in (cell.latency or [None])]
+
+    def value(m: Metric, p: Any) -> Any:
+        return m.read(run, cell) if m.level == "run" else m.read(cell, p)
+
+    return [{m.name: value(m, p) for m in columns} for p in (cell.latency or [None])]
 
 
-def csv_text(cells: Any) -> str:
+def csv_text(cells: Any, run: Any = None) -> str:
     """``results.csv``: one row per latency point; cells without latency get one row of
-    their own; the columns are the table's."""
+    their own; the columns are the table's. ``run`` (the run's record, a dict or a
+    ``RunMeta``) fills the run id, machine and device columns."""
     import csv
     import io
 
+    record = run.to_dict() if hasattr(run, "to_dict") else run
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=csv_columns())
     w.writeheader()
     for cell in cells:
-        w.writerows(csv_rows(cell))
+        w.writerows(csv_rows(cell, record))
     return buf.getvalue()

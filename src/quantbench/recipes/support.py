@@ -5,8 +5,8 @@
   Runtime without its CUDA provider.
 - :func:`availability` adds what only this machine can answer: the packages of the
   recipe's library, and the recipe's own ``probe`` (a quantized engine, a kernel, native
-  half precision). ``quantbench list recipes`` shows it; :func:`matrix_markdown` is the
-  README's table.
+  half precision). ``quantbench list recipes --check`` shows it (a plain ``list recipes``
+  imports none of the libraries); :func:`matrix_markdown` is the README's table.
 - :func:`place` puts a built artifact on the run's device.
 
 Example::

@@ -4,7 +4,7 @@ Two kinds: against a baseline (:func:`run_compare`: the first run is the baselin
 records and gates are ``quantbench.compare``'s) and across machines
 (:func:`run_compare_machines`: a column per machine, ``quantbench.machines``' records).
 Both read the store only, and write into an output directory that is free or already
-this comparison's (``runner.outdir.claim_out_dir``); every file appears whole.
+this comparison's (``outdir.claim_out_dir``); every file appears whole.
 
 Example::
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from quantbench.compare import Comparison, GateReport, Point, check_threshold, compare, gate_report
 from quantbench.machines import MachineComparison
@@ -27,6 +27,14 @@ class CompareResult(NamedTuple):
     out_dir: Path
     points: list[Point]
     gates: GateReport
+    runs: list[dict[str, Any]]  # the runs' records, the baseline first
+    warnings: list[str]  # how the runs differ besides the code (machine, settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``compare --format json`` prints (strict JSON: ``strictjson.dumps``)."""
+        from quantbench.report.compare_json import comparison_dict
+
+        return comparison_dict(self)
 
 
 def run_compare(
@@ -37,30 +45,33 @@ def run_compare(
     fail_if_less_accurate: float | str | None = None,
     fail_if_larger: float | str | None = None,
 ) -> CompareResult:
-    """Load the runs from the store (read only), compare, evaluate the gates, write
-    compare.md and the plots to ``out`` (atomically: a reader never sees half a file).
+    """Load the runs (``run_ids``: ids, id prefixes, run directories or results.json
+    files; the store only read), compare, evaluate the gates, write compare.md and the
+    plots to ``out`` (atomically: a reader never sees half a file).
     ``result.gates.failed`` is what should make CI fail. Thresholds may be given as text
-    (the CLI passes its arguments through, so bad ones fail here, exit 2)."""
+    (the CLI passes its arguments through, so bad ones fail here, exit 2); a gate with
+    nothing to check fails here too, before anything is written."""
     from quantbench.outdir import claim_out_dir
     from quantbench.report import render_compare
-    from quantbench.store import open_store
 
     thresholds = {  # checked before the store or the disk is touched
         "slower_pct": check_threshold("slower_pct", fail_if_slower),
         "less_accurate_pp": check_threshold("less_accurate_pp", fail_if_less_accurate),
         "larger_pct": check_threshold("larger_pct", fail_if_larger),
     }
-    st = open_store(store, create=False)
-    try:
-        runs = [st.load_run(r) for r in run_ids]
-    finally:
-        st.close()
+    from quantbench.compareruns import differences, resolve
+
+    runs = resolve(list(run_ids), store)
+    ids = [str(m["id"]) for m, _ in runs]
     points = compare(runs)
     report = gate_report(points, **thresholds)
-    out_dir = Path(out) if out else Path("quantbench-runs") / ("compare-" + "-vs-".join(run_ids))
-    with claim_out_dir(out_dir, "compare", " vs ".join(run_ids)):  # free, or its own
-        text = render_compare(out_dir, Comparison([m for m, _ in runs], points, report))
-    return CompareResult(text, out_dir, points, report)
+    warnings = differences(runs)
+    name = re.sub(r"[^\w.-]+", "_", "compare-" + "-vs-".join(ids))
+    out_dir = Path(out) if out else Path("quantbench-runs") / name
+    metas = [m for m, _ in runs]
+    with claim_out_dir(out_dir, "compare", " vs ".join(ids)):  # free, or its own
+        text = render_compare(out_dir, Comparison(metas, points, report, warnings))
+    return CompareResult(text, out_dir, points, report, metas, warnings)
 
 
 class MachinesResult(NamedTuple):

@@ -35,6 +35,7 @@ from quantbench.files import DiskFault
 from quantbench.report import plots, plots_sweep
 from quantbench.report.data import host_microbench
 from quantbench.report.fmt import finite, fmt_sig
+from quantbench.report.plots import roofline
 from quantbench.report.plots.compare import plot_latency_change, plot_speedups
 from quantbench.report.plots.sensitivity import plot_layer_effects
 from quantbench.report.plots.style import PlotContext
@@ -77,6 +78,14 @@ def _gflops_note(run: dict[str, Any]) -> str:
     return text + "."
 
 
+def _gflops(path: Path, results: list[CellResult], ctx: PlotContext) -> bool:
+    """Achieved GFLOP/s against the one-Linear micro-benchmark: runs from before the
+    ceilings only (the roofline shows a run that has them)."""
+    if ctx.limits is not None and ctx.limits.ceilings is not None:
+        return False
+    return plots.plot_gflops(path, results, ctx)
+
+
 FIGURES: tuple[Figure, ...] = (
     Figure("tradeoff", "size_latency_accuracy.png", "Size vs latency vs accuracy per model",
            "recommendation", plots.plot_tradeoff),
@@ -97,7 +106,11 @@ FIGURES: tuple[Figure, ...] = (
            "latency", plots.plot_samples),
     Figure("gflops", "gflops.png",
            "Achieved GFLOP/s at the reference shape vs the machine's matmul rates", "memory",
-           plots.plot_gflops, note=_gflops_note),
+           _gflops, note=_gflops_note),
+    Figure("roofline", "roofline.png", "Roofline at the reference shape: each variant "
+           "against the machine's ceilings", "limits", roofline.draw_roofline),
+    Figure("time_breakdown", "time_breakdown.png", "Where the time goes: one forward pass "
+           "by operator kind", "limits", roofline.draw_time_breakdown),
     Figure("accuracy", "accuracy_vs_latency.png", "Accuracy vs latency, with the Pareto front",
            "accuracy", plots.plot_accuracy_pareto),
 )  # fmt: skip

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantbench.fastest import FASTER, TIED, SpeedVerdict, decide
 from quantbench.report.data import (
     BASELINE,
     SpeedupValue,
@@ -33,8 +34,10 @@ from quantbench.report.data import (
     to_ms,
 )
 from quantbench.report.fmt import finite
+from quantbench.report.limits import ProfileEvidence as ProfileEvidence
+from quantbench.report.limits import machine_rates, profile_evidence
 from quantbench.results import CellResult, LatencyPoint
-from quantbench.shapes import reference_point
+from quantbench.shapes import ref_sizes, reference_point
 
 FIDELITY_MIN = 0.99  # cosine / top-1 agreement below this gets a warning
 SMALL_MS = 5.0  # below this median, fixed quantize/dequantize costs weigh heavily
@@ -169,10 +172,11 @@ class ComputeEvidence:
     point: LatencyPoint
     family: str | None
     fp32_rate: float | None  # fp32 at the same shape
-    fp32_peak: float | None  # the micro-benchmark's fp32 Linear GFLOP/s
+    fp32_peak: float | None  # the machine's fp32 matmul peak, GFLOP/s (report.limits.machine_rates)
     rate: float | None  # the variant, fp32-equivalent
-    int8_peak: float | None  # the micro-benchmark's int8 Linear GOP/s
-    bench_ratio: float | None  # int8:fp32 of the micro-benchmark
+    int8_peak: float | None  # its int8 matmul peak, GOP/s
+    bench_ratio: float | None  # int8:fp32 of those peaks
+    source: str = "microbench"  # "ceilings" (measured peaks) or an old run's micro-benchmark
 
     @property
     def fp32_share(self) -> float | None:
@@ -228,20 +232,23 @@ def compute_evidence(
         rate=rate,
         int8_peak=bench_rate(bench, "int8_gops"),
         bench_ratio=bench_ratio(bench),
+        source=str((bench or {}).get("source") or "microbench"),
     )
 
 
-def winner_at(cells: list[CellResult], model: str, point: LatencyPoint) -> tuple[str, float] | None:
-    """The recipe with the best paired speedup (> 1) for ``model`` at ``point``'s shape."""
-    best: tuple[str, float] | None = None
+def winner_at(cells: list[CellResult], model: str, point: LatencyPoint) -> SpeedVerdict | None:
+    """The variant(s) significantly faster than fp32 for ``model`` at ``point``'s shape, as
+    :func:`quantbench.fastest.decide` tells them (a median above 1 is not enough), or
+    None when the timings cannot tell."""
+    timed = []
     for c in cells:
         if c.model != model or c.recipe == BASELINE:
             continue
         p = same_shape(c, point)
-        sp = p.speedup.median if p is not None and p.speedup is not None else 0.0
-        if sp > 1.0 and (best is None or sp > best[1]):
-            best = (c.recipe, sp)
-    return best
+        if p is not None and p.speedup is not None and p.speedup.median is not None:
+            timed.append((c.recipe, p.speedup.median, p))
+    verdict = decide(timed)
+    return verdict if verdict.verdict in (FASTER, TIED) else None
 
 
 # ----------------------------------------------------------------------------- slow cases
@@ -260,18 +267,23 @@ class SlowCase:
     missing_isa_flags: list[str] | None  # the host's flags, when it lacks an int8 ISA
     noisy: int  # slow points marked noisy
     evidence: ComputeEvidence | None  # at the slowest shape
-    winner: tuple[str, float] | None  # the fastest variant at the slowest shape
+    winner: SpeedVerdict | None  # the significantly fastest variant(s) at the slowest shape
+    profile: ProfileEvidence | None = None  # its profile and roofline at the reference shape
 
     @property
     def has_reason(self) -> bool:
         return bool(self.few or self.small or self.missing_isa_flags is not None or self.noisy)
 
 
-def slow_cases(run: dict[str, Any], cells: list[CellResult], found: Speedups) -> list[SlowCase]:
-    """Every variant that is slower than fp32 at one shape or more."""
+def slow_cases(
+    run: dict[str, Any], cells: list[CellResult], found: Speedups, sizes: Sizes | None = None
+) -> list[SlowCase]:
+    """Every variant that is slower than fp32 at one shape or more (``sizes``: the
+    reference sizes its profile is read at)."""
+    sizes = sizes if sizes is not None else ref_sizes(run.get("spec"))
     host = run.get("host") or {}
     isa = has_int8_isa(host)
-    bench = host_microbench(run)
+    bench = machine_rates(run)
     out: list[SlowCase] = []
     for c in sort_cells(cells):
         slow = [(p, s) for cc, p, s in found.points if cc is c and s.median < 1.0]
@@ -293,6 +305,7 @@ def slow_cases(run: dict[str, Any], cells: list[CellResult], found: Speedups) ->
                 noisy=sum(1 for p, _ in slow if p.verdict == "noisy"),
                 evidence=compute_evidence(c, ordered[0][0], base, bench),
                 winner=winner_at(cells, c.model, ordered[0][0]),
+                profile=profile_evidence(run, cells, c, sizes),
             )
         )
     return out
@@ -307,6 +320,7 @@ class BarelyFaster:
     speedup: SpeedupValue
     few: FewModules | None
     evidence: ComputeEvidence | None
+    profile: ProfileEvidence | None = None
 
 
 def barely_faster(
@@ -314,7 +328,7 @@ def barely_faster(
 ) -> list[BarelyFaster]:
     """Variants under BARELY_FASTER at the reference shape (``skip``: ids of cells already
     discussed as slower)."""
-    bench = host_microbench(run)
+    bench = machine_rates(run)
     out = []
     for c in sort_cells(cells):
         if c.recipe == BASELINE or not c.latency or id(c) in skip:
@@ -324,7 +338,8 @@ def barely_faster(
         s = point_speedup(ref, base) if ref is not None else None
         if ref is None or s is None or not 1.0 <= s.median < BARELY_FASTER:
             continue
-        out.append(BarelyFaster(c, ref, s, few_modules(c), compute_evidence(c, ref, base, bench)))
+        out.append(BarelyFaster(c, ref, s, few_modules(c), compute_evidence(c, ref, base, bench),
+                                profile_evidence(run, cells, c, sizes)))  # fmt: skip
     return out
 
 

@@ -33,13 +33,44 @@ from quantbench.version import __version__
 @dataclass
 class RunResult:
     """What :func:`~quantbench.runner.run` made: the output directory, the run record,
-    every cell, the report."""
+    every cell, the report; and, as data (``runner.resultdata``): :meth:`best`,
+    :meth:`summary`, :meth:`rows`, :meth:`to_dataframe`."""
 
     out_dir: Path
     run: RunMeta
     results: list[CellResult]
     report: Path | None = None
     interrupted: bool = False
+
+    def best(self, model: str | None = None) -> Any:
+        """The recommendation for ``model`` as a record (``quantbench.best.Recommendation``:
+        ``fastest``, ``smallest``, ``speed`` verdict, ``candidates``, ``caveats``)."""
+        from quantbench.runner.resultdata import best
+
+        return best(self, model)
+
+    def summary(self) -> str:
+        """The lines ``quantbench run`` prints when it ends (the same function)."""
+        from quantbench.runner.summary import summary_lines
+
+        return "\n".join(summary_lines(self))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """results.csv's rows as dicts: one per cell and measured point."""
+        from quantbench.runner.resultdata import rows
+
+        return rows(self)
+
+    def to_dataframe(self) -> Any:
+        """:meth:`rows` as a pandas DataFrame (pandas is optional: one clear error without)."""
+        from quantbench.runner.resultdata import to_dataframe
+
+        return to_dataframe(self)
+
+    def __repr__(self) -> str:
+        from quantbench.runner.resultdata import short_repr
+
+        return short_repr(self)
 
 
 @dataclass
@@ -51,6 +82,10 @@ class SweepResult:
     store: str
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        runs = ", ".join(repr(r.run.id) for r in self.runs)
+        return f"SweepResult(sweep={self.sweep_id!r}, runs=[{runs}], store={self.store!r})"
 
 
 @dataclass
@@ -93,7 +128,7 @@ def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
         started_at=now(),
         status="running",
         quantbench_version=__version__,
-        host={**env.host(), "microbench": _microbench(spec)},
+        host={**env.host(), "ceilings": _ceilings(spec)},
         versions=env.versions(),
         engine=spec.target.engine,
         device=spec.target.device,
@@ -104,16 +139,17 @@ def run_metadata(spec: RunSpec, run_id: str | None = None) -> RunMeta:
     )
 
 
-def _microbench(spec: RunSpec) -> dict[str, Any] | None:
-    """The machine's int8:fp32 matmul capability, stored with every run (about 0.5 s)."""
-    if "latency" not in spec.judge.measure:
+def _ceilings(spec: RunSpec) -> dict[str, Any] | None:
+    """The machine's limits at the run's threads (``quantbench.measure.ceilings``), from
+    the per-machine cache or measured once and cached; with latency on the CPU only."""
+    if "latency" not in spec.judge.measure or spec.target.device != "cpu":
         return None
-    from quantbench.doctor import microbench
+    from quantbench.measure.ceiling_cache import machine_ceilings
 
     try:
-        return microbench(0.3, spec.timing.threads)
-    except Exception:  # a missing engine is reported by the cells themselves
-        return None
+        return machine_ceilings(spec.timing.threads).to_dict()
+    except Exception as e:  # no engine, no onnxruntime: the run goes on without a roofline
+        return {"error": first_line(e)}
 
 
 def count_steps(spec: RunSpec) -> int:
@@ -207,7 +243,7 @@ def keep_cells(store: Any, book: Book, cells: list[CellResult], prog: Any) -> li
 def save_exports(out_dir: Path, meta: RunMeta, results: list[CellResult]) -> None:
     """Rewrite the run's ``results.json`` and ``results.csv``."""
     write_json(out_dir / "results.json", meta, results)
-    atomic_write_text(out_dir / "results.csv", csv_text(results))
+    atomic_write_text(out_dir / "results.csv", csv_text(results, meta))
 
 
 def model_line(where: str, ref: ModelRef, seconds: float, cells: list[CellResult]) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quantbench.errors import UnsupportedError, first_line
+from quantbench.measure.contention import Watch
 from quantbench.recipes import runtime_baseline
 from quantbench.redact import scrub
 from quantbench.results import CellResult, LatencyPoint, Speedup
@@ -146,14 +147,18 @@ def time_point(
         runnable[v.name] = lambda mod=mod: mod(*inputs)
     if not runnable:
         return
-    samples = latency.time_interleaved(runnable, policy, timer=timer)
+    # The host clock's passes are watched for competing work (on a GPU, CPU time says
+    # nothing of the kernels'); threads: the runtimes' (ORT sessions follow torch's).
+    watch = None if timer is not None else Watch(_threads())
+    samples = latency.time_interleaved(runnable, policy, timer=timer, watch=watch)
+    contention = watch.summary() if watch is not None else None
     base = samples.get(BASELINE)
     for r, vals in samples.items():
         own = runtime_baseline(r)
         st = latency.summarize(vals)
         point = LatencyPoint(
             batch_size=b, input_size=s, sweep=sweep, unit="ms", stats=st,
-            samples=[round(v, 5) for v in vals],
+            samples=[round(v, 5) for v in vals], contention=contention,
         )  # fmt: skip
         if flops:
             point.flops = flops
@@ -176,11 +181,17 @@ def _paired(base: list[float], vals: list[float]) -> Speedup:
     return Speedup(median=statistics.median(ratios), ci_low=lo, ci_high=hi, n=len(ratios))
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _count_flops(module: Any, inputs: tuple) -> tuple[float | None, Any]:
     """(FLOPs of one forward pass or None, its outputs)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from quantbench.measure.roofline import flop_counter
 
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         out = module(*inputs)
     total = counter.get_total_flops()
     return (float(total) if total else None), out

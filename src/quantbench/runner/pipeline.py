@@ -1,6 +1,6 @@
 """Measuring one model: stages over one context.
 
-``load -> quantize -> fidelity -> accuracy -> fallback -> latency``: each stage is a
+``load -> quantize -> fidelity -> accuracy -> fallback -> latency -> limits``: each stage is a
 function of the :class:`ModelRun` that reads what earlier stages left in it and adds its
 own. A stage that does not apply (no ``fidelity`` in ``spec.measure``, no evaluation
 data, no ``--fallback``) returns at once. The fallback search runs after accuracy
@@ -47,6 +47,7 @@ from quantbench.recipes.support import device_support
 from quantbench.results import Accuracy, CellResult
 from quantbench.runner import fallback as fb
 from quantbench.runner.cells import chunked, delta, describe, guarded, mark_failed, time_point
+from quantbench.runner.limits import limits
 from quantbench.runner.messages import Advance, Emit, Progress
 from quantbench.runner.modelrun import ModelRun
 from quantbench.runner.process import pin_cpus
@@ -350,7 +351,8 @@ def latency(run: ModelRun) -> None:
 Stage = tuple[str, Callable[[ModelRun], None], bool]
 
 # (name, stage, runs under torch.inference_mode). The first five build the artifacts
-# (what `quantize` runs too); latency times them.
+# (what `quantize` runs too); latency times them; limits counts their work for the
+# roofline and profiles them, apart from the timing it would perturb.
 BUILD_STAGES: tuple[Stage, ...] = (
     ("load", load, False),
     ("quantize", quantize, False),
@@ -358,15 +360,21 @@ BUILD_STAGES: tuple[Stage, ...] = (
     ("accuracy", accuracy, True),
     ("fallback", fallback, True),
 )
-TIME_STAGES: tuple[Stage, ...] = (("latency", latency, True),)
+TIME_STAGES: tuple[Stage, ...] = (("latency", latency, True), ("limits", limits, True))
 STAGES: tuple[Stage, ...] = (*BUILD_STAGES, *TIME_STAGES)
 
 
 def _finish(run: ModelRun) -> list[CellResult]:
-    """The peak memory of the process; a cell with no latency point at all is an error."""
+    """The peak memory of the process and, on timed cells, what idle threads did while
+    they were timed; a cell with no latency point at all is an error."""
+    from quantbench import waitpolicy
+
     rss = memory.overall_peak_bytes()
+    waiting = waitpolicy.effective()  # read back in the process that timed them
     for c in run.cells.values():
         c.peak_rss_bytes = rss
+        if c.latency:
+            c.details["waiting"] = waiting
         if "latency" in run.spec.judge.measure and c.status == "ok" and not c.latency:
             c.status = "error"
             c.error = c.notes[-1] if c.notes else "no latency point could be measured"

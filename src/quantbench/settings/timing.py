@@ -1,15 +1,28 @@
 """How each point is timed: warm-up, passes, time budgets, the per-model timeout,
-threads and pinning (``spec.timing``). The bounds that limit each other are checked here,
+threads, pinning and what idle threads do (``spec.timing``). The bounds that limit each other are checked here,
 wherever the settings come from and on assignment."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from quantbench.errors import unknown_name
 from quantbench.settings.base import Cli, Settings
-from quantbench.settings.values import Flag, NonNegFloat, NonNegInt, PosFloat, PosInt
+from quantbench.settings.values import Flag, NonNegFloat, NonNegInt, PosFloat, PosInt, Text
+from quantbench.waitpolicy import DEFAULT as DEFAULT_WAIT
+from quantbench.waitpolicy import POLICIES as WAIT_POLICIES
+
+# Where a variant's time is broken down by operator kind (``runner.limits``): nowhere,
+# at the reference shape, or at every point of the sweeps.
+PROFILE_MODES = ("off", "ref", "all")
+
+
+def _yaml_off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` as false: it meant the mode (and ``on``, true, is
+    refused by name)."""
+    return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
 
 
 class Timing(Settings):
@@ -33,6 +46,30 @@ class Timing(Settings):
     )
     threads: PosInt | None = Field(None, description="torch intra-op threads (default: torch's)")
     pin: Flag = Field(False, description="pin each worker to `threads` CPUs")
+    wait_policy: Text = Field(
+        DEFAULT_WAIT, description="what idle runtime threads do: passive (sleep; true numbers "
+        "when other work competes), active (spin), runtime (the runtimes' and environment's "
+        "own: OMP_WAIT_POLICY, GOMP_SPINCOUNT, KMP_BLOCKTIME)",
+    )  # fmt: skip
+
+    profile: Annotated[Text, BeforeValidator(_yaml_off), Cli(metavar="off|ref|all")] = Field(
+        "ref", description="where each variant's time goes, from its runtime's profiler, "
+        "apart from timing: off, ref (at the reference shape) or all (every sweep point)",
+    )  # fmt: skip
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILE_MODES:
+            raise ValueError(str(unknown_name("profile mode", value, PROFILE_MODES)))
+        return value
+
+    @field_validator("wait_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in WAIT_POLICIES:
+            raise ValueError(str(unknown_name("wait_policy value", value, WAIT_POLICIES)))
+        return value
 
     @model_validator(mode="after")
     def _bounds_agree(self) -> Timing:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantbench import cpu
+from quantbench import cpu, waitpolicy
 from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.recipes import Artifact, QuantContext, Recipe, recipe, register
 from quantbench.recipes.eager import calibration_note
@@ -58,7 +58,7 @@ def _artifact(
             "export_s": round(exp.seconds, 3),
             "quantize_s": round(quantize_s, 3),
             "intra_op_threads": module.threads,
-            "allow_spinning": False,
+            "spinning": waitpolicy.ort_readback(module.options),
             **details,
         },
     )

@@ -8,6 +8,7 @@ import shutil
 import weakref
 from typing import Any
 
+from quantbench import waitpolicy
 from quantbench.errors import UnsupportedError
 
 RUNTIME = "onnxruntime"
@@ -62,8 +63,10 @@ class OrtModule:
         so.log_severity_level = 3  # errors only: QDQ graphs log harmless fusion warnings
         # Idle ORT worker threads busy-wait by default; with several sessions alive and
         # variants timed in interleaved rounds they would steal the cores from whatever
-        # runs next (torch eager ran 20x slower beside three spinning sessions).
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # runs next (torch eager ran 20x slower beside three spinning sessions): the
+        # run's wait policy decides (quantbench.waitpolicy; passive unless set).
+        for key, value in waitpolicy.ort_entries().items():
+            so.add_session_config_entry(key, value)
         self.path = str(path)
         self.threads = so.intra_op_num_threads
         self.options = so

@@ -84,6 +84,7 @@ class PlotContext:
     recipe_list: list[str]
     sizes: Mapping[str, int]
     bench: dict[str, Any] | None = None
+    limits: Any = None  # report.limits.Limits: the roofline and time figures' data
 
 
 def plot_context(results: list[CellResult], run: dict[str, Any] | None = None) -> PlotContext:
@@ -97,7 +98,14 @@ def plot_context(results: list[CellResult], run: dict[str, Any] | None = None) -
         recipes,
         ref_sizes((run or {}).get("spec")),
         host_microbench(run),
+        _limits(run, results),
     )
+
+
+def _limits(run: dict[str, Any] | None, results: list[CellResult]) -> Any:
+    from quantbench.report.limits import limits
+
+    return limits(run or {}, results, ref_sizes((run or {}).get("spec")))
 
 
 def _save(fig: Any, path: Path) -> None:

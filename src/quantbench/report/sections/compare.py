@@ -23,7 +23,10 @@ def header(ctx: CompareContext) -> list[str]:
         tag = " (baseline)" if i == 0 else ""
         lines.append(f"| {md_code(m['id'])}{tag} | {md_escape(m.get('started_at', '?'))} | "
                      f"{md_escape(machine)} | {md_escape(m.get('status', '?'))} |")  # fmt: skip
-    return lines + [""]
+    lines.append("")
+    for w in ctx.cmp.warnings:  # runs that differ besides the code (quantbench.compareruns)
+        lines += [f"> ⚠️ **Warning:** {md_escape(w)}", ""]
+    return lines
 
 
 def runs(ctx: CompareContext) -> list[str]:

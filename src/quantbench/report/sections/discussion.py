@@ -27,6 +27,7 @@ from quantbench.report.findings import (
     BarelyFaster,
     ComputeEvidence,
     FewModules,
+    ProfileEvidence,
     SlowCase,
     Speedups,
     achieved_compute,
@@ -48,6 +49,9 @@ from quantbench.report.fmt import (
     md_escape,
     md_table,
 )
+from quantbench.report.limits import run_ceilings
+from quantbench.report.sections.limits import share_text
+from quantbench.results import CellResult
 
 
 def discussion(ctx: ReportContext) -> list[str]:
@@ -58,7 +62,7 @@ def discussion(ctx: ReportContext) -> list[str]:
     lines += _speedup_lines(found)
 
     lines += ["**Where a quantized variant is slower than fp32:**", ""]
-    slow_lines = [_slow_text(case) for case in slow_cases(ctx.run, cells, found)]
+    slow_lines = [_slow_text(case) for case in slow_cases(ctx.run, cells, found, ctx.sizes)]
     if not found.points:
         slow_lines = ["- Not applicable: no speedup vs fp32 was measured."]
     lines += slow_lines or ["- None: every measured quantized variant is at least as fast as fp32."]
@@ -75,7 +79,8 @@ def discussion(ctx: ReportContext) -> list[str]:
             *barely,
             "",
         ]
-    lines += _compute_lines(achieved_compute(ctx.run, cells, ctx.sizes))
+    if run_ceilings(ctx.run) is None:  # a run from before the ceilings; else: the roofline
+        lines += _compute_lines(achieved_compute(ctx.run, cells, ctx.sizes))
     return lines + _fidelity_lines(ctx)
 
 
@@ -174,18 +179,40 @@ def _evidence_text(e: ComputeEvidence) -> str:
         text = f"{md_escape(e.recipe)} reaches {fmt_sig(e.rate)} GFLOP/s fp32-equivalent"
         if e.fp32_rate is None:
             text += f" at {shape}"
+        what = "int8 matmul peak" if e.source == "ceilings" else "int8 Linear rate"
         if e.int8_peak is not None:
             text += (
-                f" ({e.rate / e.int8_peak:.0%} of the machine's int8 Linear rate, "
+                f" ({e.rate / e.int8_peak:.0%} of the machine's {what}, "
                 f"{fmt_sig(e.int8_peak)} GOP/s)"
             )
         parts.append(text)
     if e.slow_int8:
         parts.append(
-            f"this machine's int8 Linear runs only {e.bench_ratio:.2f}x as fast as fp32 in the "
-            "micro-benchmark"
+            f"this machine's int8 matmuls peak at only {e.bench_ratio:.2f}x fp32's"
+            if e.source == "ceilings"
+            else f"this machine's int8 Linear runs only {e.bench_ratio:.2f}x as fast as fp32 "
+            "in the micro-benchmark"
         )
     return "; ".join(parts)
+
+
+def _profile_text(p: ProfileEvidence, cell: CellResult) -> str:
+    """What the variant's profile and roofline say, against fp32's at the same shape:
+    "31% of the time in quantize/dequantize and reorders, matmuls 1.9x faster than
+    fp32's"."""
+    where = f"profiled at {fmt_shape(p.point, cell.family)} ({md_escape(p.variant.profiler)})"
+    parts = [f"{share_text(p.overhead_share)} of {md_escape(cell.recipe)}'s operator time in "
+             "quantize/dequantize and layout reorders"]  # fmt: skip
+    speed = p.matmul_speedup
+    if speed is not None:
+        parts.append(f"its matmuls/convolutions {speed:.2f}x "
+                     + ("faster than fp32's" if speed >= 1 else "as fast as fp32's"))  # fmt: skip
+    if p.roof is not None:
+        text = f"it reaches {p.roof.share:.0%} of its attainable rate ({p.roof.bound}-bound)"
+        if p.fp32_roof is not None:
+            text += f", fp32 {p.fp32_roof.share:.0%} ({p.fp32_roof.bound}-bound)"
+        parts.append(text)
+    return f"{where}: " + ", ".join(parts)
 
 
 def _slow_text(case: SlowCase) -> str:
@@ -225,7 +252,7 @@ def _slow_text(case: SlowCase) -> str:
             f"{case.noisy} of these points {'is' if case.noisy == 1 else 'are'} marked "
             "noisy, so the ratio is uncertain"
         )
-    if not case.has_reason and case.evidence is None:
+    if not case.has_reason and case.evidence is None and case.profile is None:
         reasons.append(
             "no cause is evident from the recorded data (enough modules quantized, "
             "int8 ISA present or unknown, not a tiny shape); profile this cell"
@@ -239,11 +266,16 @@ def _slow_text(case: SlowCase) -> str:
         text += f" Likely reason{plural}: {'; '.join(reasons)}."
     if case.evidence is not None:
         text += f" Evidence: {_evidence_text(case.evidence)}."
+    if case.profile is not None:
+        text += f" Where the time goes: {_profile_text(case.profile, c)}."
     if case.winner is not None:
+        w = case.winner
+        names = " and ".join(f"**{md_escape(r)}**" for r in [w.recipe, *w.tied])
+        which = "the fastest variant" if not w.tied else "the fastest variants (not told apart)"
+        ci = f" [{w.speedup_ci[0]:.2f}, {w.speedup_ci[1]:.2f}]" if w.speedup_ci else ""
         text += (
-            f" At {fmt_shape(case.slow[0][0], c.family)} **{md_escape(case.winner[0])}** is the "
-            "fastest "
-            f"variant ({case.winner[1]:.2f}x fp32): use it instead."
+            f" At {fmt_shape(case.slow[0][0], c.family)} {names} {'is' if not w.tied else 'are'} "
+            f"{which} ({w.speedup:.2f}x fp32{ci}): use {'it' if not w.tied else 'one'} instead."
         )
     return text
 
@@ -255,7 +287,9 @@ def _barely_text(b: BarelyFaster) -> str:
         text += f" Likely reason: {_few_text(b.few)}."
     if b.evidence is not None:
         text += f" Evidence: {_evidence_text(b.evidence)}."
-    if not b.few and b.evidence is None:
+    if b.profile is not None:
+        text += f" Where the time goes: {_profile_text(b.profile, c)}."
+    if not b.few and b.evidence is None and b.profile is None:
         text += " No cause is evident from the recorded data."
     return text
 

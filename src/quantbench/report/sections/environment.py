@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantbench.caveats import BUSY_LOAD_PER_CORE
 from quantbench.device import gpu_text
 from quantbench.report.context import ReportContext
 from quantbench.report.data import bench_ratio, cpu_ranges, has_int8_isa, host_microbench
 from quantbench.report.findings import bench_rate
 from quantbench.report.fmt import finite, fmt_sig, md_code, md_escape, md_table
 from quantbench.report.sections.latency import timing_policy_text
-
-BUSY_LOAD_PER_CORE = 0.5  # load average above this per core: the machine was busy
 
 
 def environment(ctx: ReportContext) -> list[str]:
@@ -33,12 +32,15 @@ def environment(ctx: ReportContext) -> list[str]:
     for k, v in host.items():
         if k == "gpu":
             lines.append(f"- **GPU:** {md_escape(gpu_text(v))}")
-        elif k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg"):
+        elif k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg", "ceilings"):
             lines.append(f"- **{md_escape(k)}:** {md_escape(_or_not_recorded(v))}")
     if "load_avg" in host:
         lines.append(f"- **Load average at start:** {_load_text(host)}")
+    limits = _limits_text(run)
     bench = host_microbench(run)
-    if bench is not None:
+    if limits is not None:
+        lines.append(f"- **Machine limits:** {limits}")
+    elif bench is not None:
         lines.append(f"- **Matmul micro-benchmark:** {_bench_text(bench)}")
     elif "microbench" in host:
         lines.append("- **Matmul micro-benchmark:** not run (latency not measured, or it failed)")
@@ -122,3 +124,18 @@ def _bench_text(bench: dict[str, Any]) -> str:
     if ratio is not None:
         text += f": int8:fp32 = {ratio:.2f}x"
     return text
+
+
+def _limits_text(run: dict[str, Any]) -> str | None:
+    """The measured ceilings in one line (the roofline section has them in full)."""
+    from quantbench.report.limits import run_ceilings
+
+    c = run_ceilings(run)
+    if c is None:
+        return None
+    parts = [f"{p} {fmt_sig(c.peak(p) / 1e9)} {'GOP/s' if p == 'int8' else 'GFLOP/s'}"
+             for p in c.peaks if c.peak(p)]  # fmt: skip
+    if c.bandwidth():
+        parts.append(f"memory {fmt_sig(c.bandwidth() / 1e9)} GB/s")
+    return (", ".join(parts) + f" (measured peaks at {c.threads} thread(s); see *How close "
+            "to the limit*)")  # fmt: skip

@@ -40,7 +40,18 @@ def header(ctx: ReportContext) -> list[str]:
         + (", ".join(map(md_escape, model_order(results))) or "none"),
         "",
     ]
-    return lines + weights_statement(run, results)
+    return lines + caveat_lines(run, results) + weights_statement(run, results)
+
+
+def caveat_lines(run: dict[str, Any], results: list[CellResult]) -> list[str]:
+    """The run's caveats (``quantbench.caveats``: a busy machine, ...) as warnings at the
+    top, before any number is read."""
+    from quantbench.caveats import run_caveats
+
+    found = run_caveats(run, results)
+    return [line for c in found for line in (f"> ⚠️ **Caveat:** {md_escape(c)}", ">")][:-1] + (
+        [""] if found else []
+    )
 
 
 def weights_statement(run: dict[str, Any], results: list[CellResult]) -> list[str]:

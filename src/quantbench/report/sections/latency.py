@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantbench.inert import md_text
 from quantbench.measure import metrics
+from quantbench.measure.contention import is_contended
+from quantbench.measure.contention import rule_text as contention_rule
 from quantbench.measure.latency import NOISY_REL_CI, NOISY_REL_STD, TimingPolicy
 from quantbench.report.context import ReportContext
 from quantbench.report.data import (
@@ -80,6 +83,8 @@ def timing_policy_text(run: dict[str, Any]) -> str | None:
         "The variants of a model are timed in interleaved rounds at each point, so drift "
         "hits them alike."
     )
+    if isinstance(spec.get("wait_policy"), str):
+        parts.append(f"Idle runtime threads: wait policy {md_escape(spec['wait_policy'])}.")
     if "timeout_s" in spec:
         timeout = spec_number(spec, "timeout_s")
         parts.append(
@@ -102,6 +107,18 @@ def _noisy_count_text(points: list[LatencyPoint]) -> str:
     return f"**{noisy} of {len(points)} points {verb} noisy** ({rule}): treat {their} with care."
 
 
+def _contended_count_text(points: list[LatencyPoint]) -> str:
+    hit = sum(1 for p in points if is_contended(p))
+    if not hit:
+        return ""
+    verb = "was" if hit == 1 else "were"
+    return (
+        f" **{hit} of {len(points)} points {verb} measured under contention** "
+        f"({contention_rule()}): other work held the cores, and their speedups may not hold "
+        "on a quiet machine."
+    )
+
+
 def latency(ctx: ReportContext) -> list[str]:
     """Timing policy, the latency figures, then one table per model."""
     run, results = ctx.run, ctx.results
@@ -116,7 +133,8 @@ def latency(ctx: ReportContext) -> list[str]:
         "Median of the timed forward passes (warm-up excluded) with its confidence "
         "interval; speedup is paired (variants timed in interleaved rounds, median of the "
         "per-round ratios) unless marked *unpaired*. "
-        + _noisy_count_text([p for c in measured for p in c.latency]),
+        + _noisy_count_text([p for c in measured for p in c.latency])
+        + _contended_count_text([p for c in measured for p in c.latency]),
         "",
     ]
     if any(point_gflops(p) for c in measured for p in c.latency):
@@ -147,6 +165,9 @@ def latency(ctx: ReportContext) -> list[str]:
         for c, p in points:
             sp = "baseline" if c.recipe == BASELINE else fmt_speedup(point_speedup(p, base))
             verdict = Md("⚠️ **noisy**") if p.verdict == "noisy" else p.verdict
+            if is_contended(p):  # Md is a str: a plain verdict goes through md_text first
+                shown = verdict if isinstance(verdict, Md) else md_text(verdict)
+                verdict = Md(f"{shown}, ⚠️ **contended**")
             rows.append([
                 c.recipe, fmt_shape(p, family),
                 f"{fmt_sig(to_ms(p.median, p.unit))} [{fmt_sig(to_ms(p.ci_low, p.unit))}, "

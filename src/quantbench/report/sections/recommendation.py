@@ -20,6 +20,19 @@ def _fidelity_text(c: Any) -> str:
     return text + (f", top-1 {c.top1:.1%}" if c.top1 is not None else "")
 
 
+def _fastest_text(r: Any) -> str:
+    """The pick for speed, as sure as the timings allow (``quantbench.fastest``)."""
+    from quantbench.fastest import NO_SPEEDUP, TIED
+
+    f, speed = r.fastest, r.speed
+    if speed is not None and speed.verdict == TIED:
+        return " = ".join([speed.recipe, *speed.tied]) + " (tied: not told apart)"
+    if speed is not None and speed.verdict == NO_SPEEDUP:
+        seen = f"; best seen {speed.recipe}" if speed.recipe else ""
+        return f"{f.recipe if f else '—'} (no significant speedup at this shape{seen})"
+    return f.recipe if f else "—"
+
+
 def recommendation(ctx: ReportContext) -> list[str] | None:
     """The table the report opens with, then its figure (size vs latency vs accuracy)."""
     from quantbench.best import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1, recommend
@@ -46,7 +59,7 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
             if c is not f and c is not sm and c.why_not
         ]
         rows.append([
-            model, shape, f.recipe if f else "—", speed,
+            model, shape, _fastest_text(r), speed,
             f"{f.size_ratio:.2f}" if f and f.size_ratio is not None else "—", _fidelity_text(f),
             sm.recipe if sm else "—",
             f"{sm.size_ratio:.2f}" if sm and sm.size_ratio is not None else "—",
@@ -73,4 +86,6 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
          "Smallest", "Size ratio", "Why the others lost"],
         rows,
     )  # fmt: skip
+    caveats = [f"- {md_escape(m)}: {md_escape(c)}" for m, r in recs.items() for c in r.caveats]
+    lines += ["", *caveats] if caveats else []
     return lines + [""] + ctx.figure_lines("recommendation")

@@ -43,7 +43,12 @@ class InlineExecutor(Executor):
         quiet_libraries()
 
     def start(self, place: Place, spec: Any, ref: Any, emit: Emit) -> Job:
+        from quantbench import waitpolicy
         from quantbench.runner.pipeline import measure_model
+
+        # torch is loaded here already: only ONNX Runtime follows (the record says so),
+        # and the caller's environment is not ours to change
+        waitpolicy.apply(spec.timing.wait_policy, environ=False)
 
         job = Job(emit)
         try:
@@ -178,7 +183,7 @@ def _worker_main(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any)
     from quantbench.inert import guard_terminal
 
     with guard_terminal():  # a worker writes to the terminal too
-        _enter_worker()
+        _enter_worker(spec_dict.get("wait_policy"))
         from quantbench.runner.pipeline import measure_model
         from quantbench.settings import ModelRef, RunSpec
 
@@ -192,9 +197,13 @@ def _worker_main(spec_dict: dict[str, Any], ref_dict: dict[str, Any], conn: Any)
             conn.close()
 
 
-def _enter_worker() -> None:
-    """The one place a worker process's environment is set up: libraries quiet, Ctrl-C
-    left to the parent, and the worker gone with its parent."""
+def _enter_worker(wait_policy: str | None = None) -> None:
+    """The one place a worker process's environment is set up: what idle runtime threads
+    do (before torch loads OpenMP, which reads its environment once), libraries quiet,
+    Ctrl-C left to the parent, and the worker gone with its parent."""
+    from quantbench import waitpolicy
+
+    waitpolicy.apply(wait_policy or waitpolicy.DEFAULT)
     quiet_libraries()
     _exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
