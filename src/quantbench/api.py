@@ -49,6 +49,8 @@ def model(
 def _model_entry(m: ModelArg) -> Any:
     import torch
 
+    if isinstance(m, Path):  # a file path: an ONNX file (model.onnx)
+        return str(m)
     return model(m) if isinstance(m, torch.nn.Module) else m
 
 

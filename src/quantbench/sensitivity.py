@@ -72,6 +72,7 @@ def quantizable_layers(lm: Any, recipe: str) -> list[str]:
     import torch
 
     from quantbench.recipes import get_recipe
+    from quantbench.recipes.onnx.given import GivenOnnx
 
     convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
     by_kind: dict[str, tuple[type, ...]] = {
@@ -79,6 +80,10 @@ def quantizable_layers(lm: Any, recipe: str) -> list[str]:
         "Conv": convs, "Gather": (torch.nn.Embedding,),
     }  # fmt: skip
     quantizes = get_recipe(recipe).quantizes
+    if isinstance(lm.module, GivenOnnx):  # an ONNX file: its weight-bearing nodes
+        kinds_of = {"Gemm": ("Gemm", "MatMul")}  # quantize_dynamic splits a Gemm into a MatMul
+        return [n for n, m in lm.module.named_modules()
+                if any(k in quantizes for k in kinds_of.get(m.kind, (m.kind,)))]  # fmt: skip
     kinds = tuple(dict.fromkeys(k for q in quantizes for k in by_kind.get(q, ())))
     return [n for n, m in lm.module.named_modules() if n and isinstance(m, kinds)]
 
@@ -164,17 +169,18 @@ def layer_sensitivity(
             progress(f"{i + 1}/{len(names)} {name}")
         keep = {name} if mode == "float-one" else set(names) - {name}
         m = modules[name]
+        kind = getattr(m, "kind", type(m).__name__)  # an ONNX file's layers are ops
         params = sum(p.numel() for p in m.parameters(recurse=False))
         try:
             s = score(quantize_except(lm, recipe, ctx, keep, options).module)
         except Exception as e:  # one layer failing must not lose the others
-            out.append(LayerEffect(name, type(m).__name__, params, None, None, str(e)[:200]))
+            out.append(LayerEffect(name, kind, params, None, None, str(e)[:200]))
             continue
         if not math.isfinite(s):
             why = f"score is {s} (outputs are NaN/inf)"
-            out.append(LayerEffect(name, type(m).__name__, params, None, None, why))
+            out.append(LayerEffect(name, kind, params, None, None, why))
             continue
         effect = s - full if mode == "float-one" else fp32 - s
-        out.append(LayerEffect(name, type(m).__name__, params, s, effect))
+        out.append(LayerEffect(name, kind, params, s, effect))
     out.sort(key=lambda e: -(e.effect if e.effect is not None else float("-inf")))
     return Sensitivity(lm.name, recipe, mode, metric, fp32, full, out, time.perf_counter() - t0)

@@ -48,6 +48,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("hf:<id-or-dir>  any Hugging Face model id or save_pretrained directory")
         print("tv:<name>       any torchvision classification builder, e.g. tv:resnet50")
         print("py:<file>:<obj> your own nn.Module class or factory in a Python file")
+        print("onnx:<file>     an ONNX file (or any name ending in .onnx), run by ONNX Runtime")
     elif args.what == "recipes":
         _list_recipes(args.markdown, args.check)
     elif args.what == "datasets":

@@ -20,8 +20,8 @@ def add_quantize(sub: Any) -> None:
         "calibration, recipe settings and seed, and with --fallback the same +fallback search.",
     )
     p.set_defaults(func=cmd_quantize)
-    p.add_argument("model", help="alias, hf:<id-or-dir>, tv:<name>, py:<file>:<obj>, or a "
-                   "model named in --config")  # fmt: skip
+    p.add_argument("model", help="alias, hf:<id-or-dir>, tv:<name>, py:<file>:<obj>, "
+                   "onnx:<file> or <file>.onnx, or a model named in --config")  # fmt: skip
     p.add_argument("--recipe", required=True, help="recipe name (see 'quantbench list recipes')")
     p.add_argument(
         "--output",

@@ -120,7 +120,9 @@ def _split(name: str) -> tuple[str, str]:
             return prefix[:-1], rest
     if name not in ALIASES:
         raise unknown_name(
-            "model", name, list(ALIASES) + ["hf:<id-or-dir>", "tv:<name>", "py:<file.py>:<name>"]
+            "model",
+            name,
+            list(ALIASES) + ["hf:<id-or-dir>", "tv:<name>", "py:<file.py>:<name>", "onnx:<file>"],
         )
     return "alias", name
 
@@ -157,8 +159,12 @@ def _hf_config(ref: str) -> Any:
         ) from None
 
 
-def model_info(name: str) -> ModelInfo:
+def model_info(name: str, options: dict[str, Any] | None = None) -> ModelInfo:
     """Family and limits of a model without building it (for up-front validation)."""
+    from quantbench.models import onnxfile
+
+    if onnxfile.onnx_path(name) is not None:
+        return ModelInfo(**onnxfile.onnx_info(name, options))
     kind, ref = _split(name)
     if kind == "alias":
         a = ALIASES[ref]
@@ -195,7 +201,11 @@ def load_model(
     """
     import torch
 
+    from quantbench.models import onnxfile
+
     options = dict(options or {})
+    if onnxfile.onnx_path(name) is not None:
+        return LoadedModel(**onnxfile.load_onnx(name, weights, options))
     kind, ref = _split(name)
     torch.manual_seed(seed)
     if kind == "py":

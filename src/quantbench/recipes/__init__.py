@@ -238,8 +238,10 @@ def build(recipe: Recipe, model: Any, ctx: QuantContext) -> Artifact:
     GPU) is an UnsupportedError with the reason, and the artifact is placed on the device
     (an ONNX Runtime session gets the CUDA execution provider)."""
     from quantbench.errors import UnsupportedError
+    from quantbench.recipes.onnx.given import check_recipe
     from quantbench.recipes.support import device_support, place
 
+    check_recipe(recipe, model)  # an ONNX file: torch recipes do not apply
     reason = device_support(recipe, ctx.device)
     if reason is not None:
         raise UnsupportedError(reason)

@@ -60,6 +60,12 @@ class Fp32Config:
     style=RecipeStyle("-", "o", ""),
 )
 def _fp32(model: Any, config: Fp32Config, ctx: QuantContext) -> Artifact:
+    from quantbench.recipes.onnx.given import given_file
+
+    if given_file(model) is not None:  # an ONNX file: itself, in ONNX Runtime
+        from quantbench.recipes.onnx.source import given_fp32
+
+        return given_fp32(model)
     return Artifact("fp32", model.module)
 
 

@@ -155,11 +155,13 @@ def _ceilings(spec: RunSpec) -> dict[str, Any] | None:
 def count_steps(spec: RunSpec) -> int:
     """The progress bar's steps for one run of ``spec`` (what workers ``Advance``)."""
     from quantbench import models as zoo
+    from quantbench.models.onnxfile import allowed_points
 
     n = 0
     for ref in spec.target.models:
-        info = zoo.model_info(ref.load_name)
-        n += 2 + (len(sweep_points(spec, ref, info)) if "latency" in spec.judge.measure else 0)
+        info = zoo.model_info(ref.load_name, ref.options)
+        points = allowed_points(ref.load_name, ref.options, sweep_points(spec, ref, info))[0]
+        n += 2 + (len(points) if "latency" in spec.judge.measure else 0)
     return n
 
 

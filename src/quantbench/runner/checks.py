@@ -131,7 +131,7 @@ def _validate(spec: RunSpec) -> None:
     if launch.executor != "ray":  # on Ray, each node resolves its own (ARM: qnnpack)
         resolve_engine(spec)
     for ref in target.models:
-        info = zoo.model_info(ref.load_name)
+        info = zoo.model_info(ref.load_name, ref.options)
         _check_lengths(spec, ref, info)
         weights = ref.weights or target.weights
         if weights not in ("auto", "random", "pretrained"):
@@ -198,10 +198,15 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
     folder or a missing tokenizer is an input error, found before anything is measured."""
     from quantbench import datasets
     from quantbench.evaluate import check_family
+    from quantbench.models.onnxfile import check_data as check_onnx_data
+    from quantbench.models.onnxfile import onnx_path, tokenizer_dir
 
     tok = None
     if ref.load_name.startswith("hf:") and Path(ref.load_name[3:]).expanduser().is_dir():
         tok = str(Path(ref.load_name[3:]).expanduser())
+    onnx_file = onnx_path(ref.load_name)
+    if onnx_file is not None:  # an ONNX file: the tokenizer saved beside it, if any
+        tok = tokenizer_dir(Path(onnx_file).expanduser().resolve())
     for what, d in (
         ("dataset", ref.dataset or spec.data.dataset),
         ("calibration", ref.calibration or spec.data.calibration),
@@ -211,10 +216,11 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
             continue
         ds_spec = datasets.parse_dataset(d, what)
         check_family(ds_spec, info.family, ref.name, what)
+        check_onnx_data(ref.load_name, ref.options, ds_spec, what)
         if info.family == "text" and tok is None:
             raise QuantbenchError(
                 f"{what} '{ds_spec.path}' is text: model '{ref.name}' needs a local directory "
-                "(hf:<dir>) holding its tokenizer"
+                "(hf:<dir>, or an ONNX file's own directory) holding its tokenizer"
             )
         ds = datasets.load_dataset(ds_spec, tokenizer_dir=tok)
         n = _num_outputs(ref, info, tok)
@@ -225,7 +231,10 @@ def _check_data(spec: RunSpec, ref: ModelRef, info: Any) -> None:
 def _num_outputs(ref: ModelRef, info: Any, tok_dir: str | None) -> int | None:
     """Classes a classifier outputs, where known without building it."""
     from quantbench import models as zoo
+    from quantbench.models.onnxfile import onnx_path, read_onnx
 
+    if onnx_path(ref.load_name) is not None:  # the width of the graph's output, if fixed
+        return read_onnx(onnx_path(ref.load_name), ref.options)[3]
     if info.family == "vision" and not ref.load_name.startswith(("hf:", "py:")):
         return int(ref.options.get("num_classes", 1000))  # torchvision
     if tok_dir is None:

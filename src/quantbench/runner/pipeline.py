@@ -330,6 +330,7 @@ def latency(run: ModelRun) -> None:
     """Time the variants at every point of the sweeps, interleaved at each point."""
     from quantbench import models as zoo
     from quantbench.measure import latency as lat
+    from quantbench.models.onnxfile import allowed_points
 
     spec, lm = run.spec, run.lm
     if "latency" not in spec.judge.measure:
@@ -340,7 +341,12 @@ def latency(run: ModelRun) -> None:
     )  # fmt: skip
     info = zoo.ModelInfo(run.name, lm.family, lm.max_input_size, lm.description)
     timer = lat.timer_for(spec.target.device)  # cuda: CUDA events after a synchronize
-    for b, s, sweep in sweep_points(spec, run.ref, info):
+    points, said = allowed_points(
+        run.ref.load_name, run.ref.options, sweep_points(spec, run.ref, info)
+    )
+    if said and FP32 in run.cells:  # said once, on the baseline
+        run.cells[FP32].notes.append(said)
+    for b, s, sweep in points:
         run.emit(Progress(f"{run.name} b={b} {'px' if lm.family != zoo.TEXT else 'seq'}={s}"))
         inputs = lm.make_inputs(b, s, seed=11)  # on the device already
         time_point(run.arts, run.cells, inputs, b, s, sweep, policy, timer)

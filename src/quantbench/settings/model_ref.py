@@ -24,7 +24,7 @@ class ModelRef(Settings):
 
     name: Text = Field(
         description="an alias (quantbench list models), hf:<id-or-dir>, tv:<builder>, "
-        "py:<file>:<obj>, or a label when `source` says what to load"
+        "py:<file>:<obj>, onnx:<file> or <file>.onnx, or a label when `source` says what to load"
     )
     weights: Text | None = Field(
         None, description="random | pretrained | PATH for this model (default: the run's)"
@@ -40,7 +40,8 @@ class ModelRef(Settings):
     )
     source: Text | None = Field(
         None, description="what to load when `name` is only a label: tv:<arch>, hf:<dir>, "
-        "py:<file>:<obj> (in a file: source torchvision|hf|python with arch/path)",
+        "py:<file>:<obj>, onnx:<file> (in a file: source torchvision|hf|python|onnx with "
+        "arch/path)",
     )  # fmt: skip
     dataset: DataSource = Field(
         None, description="this model's evaluation data (else the run's `dataset`)"
@@ -63,7 +64,7 @@ class ModelRef(Settings):
 REF_FIELDS = set(ModelRef.model_fields)
 # The keys of a model entry in a file (or an override): ModelRef's, plus shorthands.
 ENTRY_KEYS = sorted(REF_FIELDS | {"arch", "path", "num_classes"})
-_SOURCE_KINDS = {"torchvision": "tv", "hf": "hf", "python": "py"}
+_SOURCE_KINDS = {"torchvision": "tv", "hf": "hf", "python": "py", "onnx": "onnx"}
 
 
 def _source(name: str, e: dict[str, Any]) -> None:
@@ -81,6 +82,7 @@ def _source(name: str, e: dict[str, Any]) -> None:
             "tv": (arch, "arch (a torchvision builder, e.g. resnet18)"),
             "hf": (path or arch, "path (a save_pretrained directory) or a hub id"),
             "py": (path and arch, "path (a .py file) and arch (the class or function in it)"),
+            "onnx": (path, "path (an .onnx file)"),
         }
         target, need = needs[kind]
         if not target:

@@ -19,6 +19,7 @@ from typing import Any
 
 from quantbench.errors import QuantbenchError, first_line
 from quantbench.recipes import QuantContext
+from quantbench.recipes.onnx.given import given_file
 from quantbench.recipes.onnx.runtime import OrtModule
 
 # 17: the first opset with LayerNormalization (one node instead of seven for every
@@ -199,6 +200,7 @@ class Export:
     seconds: float
     check: dict[str, Any]
     cache: dict[Any, Any] = field(default_factory=dict)
+    given: Any = None  # the GivenOnnx session, when the model is an ONNX file
 
 
 # One fp32 export per loaded model, shared by every ORT recipe applied to it (Longformer
@@ -214,14 +216,48 @@ def _example_inputs(model: Any, ctx: QuantContext) -> tuple:
     return model.make_inputs(2, size, seed=1234)
 
 
+def _given_copy(given: Any, d: str) -> Export:
+    """An ONNX file given as the model, where an export would be: a copy in ``d`` (the
+    recipes write next to it), its external data inlined when it fits in one file."""
+    import onnx
+
+    path = Path(d) / "fp32.onnx"
+    if len(given.files) == 1:
+        shutil.copyfile(given.onnx_file, path)
+    else:
+        m = onnx.load(given.onnx_file)  # with its external data
+        big = m.ByteSize() >= 2**31 - 2**20  # protobuf's 2 GiB limit for one file
+        onnx.save_model(m, str(path), save_as_external_data=big, location="fp32.onnx.data")
+    check = {"source": "the ONNX file as given: no export, nothing to check against torch"}
+    return Export(path, 0.0, check, given=given)
+
+
+def graph_inputs(model: Any, ctx: QuantContext) -> tuple[list[str], list[tuple]]:
+    """The graph's input names and ``ctx``'s calibration batches as the graph takes them."""
+    given = given_file(model)
+    if given is None:
+        return list(INPUT_NAMES["text" if model.family == "text" else "vision"]), ctx.calib_inputs
+    return list(given.input_names), [given.feeds(b) for b in ctx.calib_inputs]
+
+
 def exported(model: Any, ctx: QuantContext) -> Export:
-    """``model``'s fp32 export, made (and checked against torch) at the first call."""
+    """``model``'s fp32 export, made (and checked against torch) at the first call; for an
+    ONNX file given as the model, a copy of the file."""
     hit = _EXPORTS.get(model.module)
     if isinstance(hit, str):  # a failed export fails once, not once per recipe
         raise RuntimeError(hit)
     if hit is not None and hit.path.is_file():
         return hit
     d = tempfile.mkdtemp(prefix="quantbench-onnx-export-")
+    if given_file(model) is not None:
+        try:
+            exp = _given_copy(model.module, d)
+        except Exception:
+            shutil.rmtree(d, ignore_errors=True)
+            raise
+        weakref.finalize(model.module, shutil.rmtree, d, True)
+        _EXPORTS[model.module] = exp
+        return exp
     try:
         example = _example_inputs(model, ctx)
         t = time.perf_counter()

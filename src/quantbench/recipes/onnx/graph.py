@@ -225,6 +225,27 @@ def layer_nodes(
     return out
 
 
+def given_nodes(path: str | os.PathLike, layers: Any, gemm_parts: bool = False) -> list[str]:
+    """:func:`layer_nodes` for an ONNX file given as the model, whose layers are already
+    node names: those of ``path`` (plus the Gemm parts), a name not in it an error."""
+    import onnx
+
+    from quantbench.errors import QuantbenchError
+
+    g = onnx.load(str(path), load_external_data=False).graph
+    ops = {n.name: n.op_type for n in g.node}
+    missing = sorted(set(layers) - set(ops))
+    if missing:
+        raise QuantbenchError(
+            f"layer(s) {', '.join(missing)} are no node of the ONNX graph, so they cannot be "
+            "left in float"
+        )
+    out = set(layers)
+    if gemm_parts:
+        out |= {f"{n}_{p}" for n in layers if ops[n] == "Gemm" for p in _GEMM_PARTS}
+    return sorted(out)
+
+
 def shield_float_nodes(path: str | os.PathLike, nodes: list[str]) -> list[str]:
     """Keep onnxruntime from quantizing ``nodes`` (left float by the quantizer) when it
     loads ``path``; rewrites the file when needed and returns the nodes it shielded.

@@ -16,6 +16,7 @@ sentence embeddings to fp32's, MatMuls only, embeddings float):
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -24,7 +25,8 @@ from typing import Any
 
 from quantbench.errors import QuantbenchError, UnsupportedError
 from quantbench.recipes import Artifact, QuantContext, recipe
-from quantbench.recipes.onnx.export import exported
+from quantbench.recipes.onnx.export import exported, graph_inputs
+from quantbench.recipes.onnx.given import given_file
 from quantbench.recipes.onnx.recipes import (
     _artifact,
     _excluded,
@@ -131,6 +133,8 @@ def _gptq_pass(
     from quantbench.recipes.onnx.gptq import gptq, hessians, pack
 
     nodes = [n for n in _weight_matmuls(graph) if n.name not in exclude]
+    if not nodes:  # only embedding tables to quantize (ORT would return every output)
+        return
     inits = {i.name: i for i in graph.initializer}
     feeds = [i.name for i in graph.input if i.name not in inits]
     h = hessians(src, sorted({n.input[0] for n in nodes}), ctx.calib_inputs, feeds)
@@ -212,6 +216,17 @@ def _fp16_scales(model: Any) -> int:
     return done
 
 
+def _may_have_weights(model: Any) -> bool:
+    """Whether a torch model has Linear or Embedding layers (an ONNX file's graph is
+    looked at once it is read)."""
+    import torch
+
+    if given_file(model) is not None:
+        return True
+    layers = (torch.nn.Linear, torch.nn.Embedding)
+    return any(isinstance(m, layers) for m in model.module.modules())
+
+
 @recipe(
     _NAME,
     precision="int4 weights (MatMul blocks of 32, word embeddings blocks of 128), fp32 activations",
@@ -231,19 +246,17 @@ def _fp16_scales(model: Any) -> int:
 def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
     require()
     import onnx
-    import torch
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         HQQWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
 
     config.check()
-    if not any(
-        isinstance(m, (torch.nn.Linear, torch.nn.Embedding)) for m in model.module.modules()
-    ):
+    if not _may_have_weights(model):
         raise UnsupportedError(_NOTHING)  # before exporting it
     if config.algorithm == "gptq" and not ctx.calib_inputs:
         raise UnsupportedError(f"{_NAME} with algorithm gptq needs calibration batches")
+    ctx = dataclasses.replace(ctx, calib_inputs=graph_inputs(model, ctx)[1])
     exp = exported(model, ctx)
     out_dir, path = _new_dir()
     notes: list[str] = []

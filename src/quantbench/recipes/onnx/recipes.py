@@ -22,8 +22,9 @@ from quantbench.errors import QuantbenchError, UnsupportedError, first_line
 from quantbench.recipes import Artifact, QuantContext, Recipe, recipe, register
 from quantbench.recipes.eager import calibration_note
 from quantbench.recipes.onnx.calibrate import CALIBRATE_METHODS, calibrate
-from quantbench.recipes.onnx.export import INPUT_NAMES, Export, exported
-from quantbench.recipes.onnx.graph import graph_facts, layer_nodes, shield_float_nodes
+from quantbench.recipes.onnx.export import Export, exported, graph_inputs
+from quantbench.recipes.onnx.given import given_file
+from quantbench.recipes.onnx.graph import given_nodes, graph_facts, layer_nodes, shield_float_nodes
 from quantbench.recipes.onnx.runtime import PROVIDER, RUNTIME, OrtModule, require
 
 
@@ -36,7 +37,8 @@ def _artifact(
     notes: list[str],
     details: dict[str, Any],
 ) -> Artifact:
-    module = OrtModule(path, cleanup_dir=out_dir)
+    # a quantized ONNX file given as the model takes its inputs as the file does
+    module = exp.given.like(path, out_dir) if exp.given else OrtModule(path, cleanup_dir=out_dir)
     facts = graph_facts(path)
     return Artifact(
         recipe,
@@ -132,6 +134,8 @@ def _float_nodes(src: Path, model: Any, ctx: QuantContext, gemm_parts: bool = Fa
     the quantizer is told to leave alone (``nodes_to_exclude``)."""
     if not ctx.float_layers:
         return []
+    if given_file(model) is not None:  # an ONNX file's layers are its nodes' names
+        return given_nodes(src, ctx.float_layers, gemm_parts)
     nodes = layer_nodes(src, model.module, ctx.float_layers, gemm_parts)
     return sorted({n for ns in nodes.values() for n in ns})
 
@@ -355,13 +359,13 @@ def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext)
         act = "int8" if cpu.is_arm() else "uint8"
     out_dir, path = _new_dir()
     notes: list[str] = []
-    names = list(INPUT_NAMES["text" if model.family == "text" else "vision"])
+    names, batches = graph_inputs(model, ctx)
     op_types = config.op_types or (("MatMul", "Gemm", "Gather") if model.family == "text" else None)
     t = time.perf_counter()
     try:
         src = _prepared(exp, notes)
         exclude = _float_nodes(src, model, ctx)
-        cache = _calibrated(exp, src, op_types, config.calibrate_method, names, ctx.calib_inputs)
+        cache = _calibrated(exp, src, op_types, config.calibrate_method, names, batches)
         with (
             tempfile.TemporaryDirectory(prefix="quantbench-ort-pre-") as scratch,
             _quiet(scratch),

@@ -50,7 +50,11 @@ class OrtModule:
     """
 
     def __init__(
-        self, path: str | os.PathLike, threads: int | None = None, cleanup_dir: str | None = None
+        self,
+        path: str | os.PathLike,
+        threads: int | None = None,
+        cleanup_dir: str | None = None,
+        log_level: int = 3,
     ) -> None:
         import onnxruntime as ort  # ImportError here is the caller's "not installed"
         import torch
@@ -60,7 +64,8 @@ class OrtModule:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3  # errors only: QDQ graphs log harmless fusion warnings
+        # errors only: QDQ graphs log harmless fusion warnings (4: not even errors)
+        so.log_severity_level = log_level
         # Idle ORT worker threads busy-wait by default; with several sessions alive and
         # variants timed in interleaved rounds they would steal the cores from whatever
         # runs next (torch eager ran 20x slower beside three spinning sessions): the

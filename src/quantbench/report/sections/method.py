@@ -85,6 +85,17 @@ def method(ctx: ReportContext) -> list[str]:
         lines += md_table(["Model", "Recipe", "Quantized", "Stayed in float", "Notes"], float_rows)
         lines.append("")
 
+    # what loading a model had to say (an ONNX file's collapsed sweep, the dims it chose):
+    # its fp32 cell's notes that no other cell of the model repeats
+    others = {(c.model, n) for c in results if c.recipe != BASELINE for n in c.notes}
+    said = [[c.model, "; ".join(n for n in c.notes if (c.model, n) not in others)]
+            for c in sort_cells(results) if c.recipe == BASELINE]  # fmt: skip
+    said = [row for row in said if row[1]]
+    if said:
+        lines += ["Notes on the models as loaded (their fp32 cells):", ""]
+        lines += md_table(["Model", "Notes"], said)
+        lines.append("")
+
     failed = [c for c in sort_cells(results) if c.status != "ok"]
     if failed:
         lines += ["Cells that did not produce results (each recorded with its reason):", ""]
