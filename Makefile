@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-load bench-int4 bench-digits-mobile bench-startup bench-contention digits gpu-check clean
+.PHONY: constraints demo test test-slow test-all lint format bench-size bench-targets bench-sentences bench-load bench-int4 bench-runtimes bench-digits-mobile bench-startup bench-contention digits gpu-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ bench-load: $(STAMP)
 # Issue 12's int4 target: BERT/DistilBERT sizes and MiniLM fidelity (~15 min).
 bench-int4: $(STAMP)
 	$(BIN)/python benchmarks/int4_target.py
+
+# Issue 20: the eight models through ONNX Runtime, ExecuTorch (XNNPACK) and OpenVINO int8,
+# each against torch fp32 and against its own runtime's fp32 (one to two hours here).
+bench-runtimes: $(STAMP)
+	$(BIN)/python benchmarks/deploy_runtimes.py
 
 # MobileNetV2 / MNASNet trained on the digits: per-channel static int8 against the
 # 28%-of-fp32 size target, and where the int8 files' bytes go (weights cached in

@@ -157,18 +157,18 @@ def test_every_format_is_one_entry_and_one_module():
     assert trust["state_dict"][0] is None and "source" in trust["state_dict"][1]
 
 
-def test_a_format_with_companion_files_ships_them_whole(tmp_path, monkeypatch):
+def test_a_format_with_companion_files_ships_them_whole(tmp_path):
     """OpenVINO's IR is an .xml and a .bin: a format's companions are copied, sized and
     hashed with the file a user names, and a name with the wrong extension writes nothing."""
     import hashlib
 
-    from quantbench.artifacts.formats import FORMATS, Format
+    from quantbench.artifacts.formats import FORMATS
     from quantbench.artifacts.names import sha256_of
     from quantbench.artifacts.write import check_name, save_artifact
     from quantbench.recipes import Artifact
 
     # no write() in the module: the file the recipe wrote is copied
-    fmt = Format("ir", (".xml", ".bin"), "an IR", "quantbench.artifacts.onnx")
+    fmt = FORMATS["openvino-ir"]
     made = tmp_path / "made" / "model.xml"
     made.parent.mkdir()
     made.write_text("<net/>")
@@ -187,8 +187,11 @@ def test_a_format_with_companion_files_ships_them_whole(tmp_path, monkeypatch):
     assert sorted(p.name for p in ship.iterdir()) == ["m.bin", "m.xml"]
     # a companion is not the artifact: load_artifact names the file to load, and no
     # other format may be written under the companion's name
-    monkeypatch.setitem(FORMATS, "ir", fmt)
-    with pytest.raises(QuantbenchError, match=r"'.*m\.bin' is part of an IR: load its \.xml file"):
+    with pytest.raises(
+        QuantbenchError, match=r"'.*m\.bin' is part of an OpenVINO IR \(\.xml\): load its \.xml"
+    ):
         quantbench.load_artifact(ship / "m.bin")
-    with pytest.raises(QuantbenchError, match=r"not an IR: name the output \*\.pt"):
+    with pytest.raises(
+        QuantbenchError, match=r"not an OpenVINO IR \(\.xml\): name the output \*\.pt"
+    ):
         check_name(ship / "x.bin", FORMATS["state_dict"], "dynamic-int8")

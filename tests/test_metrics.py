@@ -31,6 +31,7 @@ CSV_HEADER = [
     "metric", "metric_value", "metric_relative", "meets_accuracy_bar",
     "run_id", "machine", "device", "recipe_settings",
     "contention", "run_wait_share", "cpu_share",
+    "runtime_baseline", "runtime_speedup",
 ]  # fmt: skip
 PLACES = {"compare", "machines", "latency", "memory"}
 

@@ -54,7 +54,7 @@ def test_every_recipe_ships_a_known_file_format():
 
 
 # Baselines: they run the model as it is and turn no layer low-precision.
-BASELINES = {"fp32", "ort-fp32"}
+BASELINES = {"fp32", "ort-fp32", "et-fp32", "ov-fp32"}
 
 
 @pytest.mark.parametrize("r", list_recipes(), ids=lambda r: r.name)
@@ -65,9 +65,10 @@ def test_recipe_declares_what_it_does(r):
     # ``+compile`` applies exactly to recipes whose artifact is an eager torch module
     assert r.compilable == (r.runtime == "torch-eager")
     # what ``quantbench quantize`` writes follows from where the artifact runs
-    expected = {"onnxruntime": "onnx", "torch-compile": "pt2"}.get(r.runtime, "state_dict")
+    expected = {"onnxruntime": "onnx", "torch-compile": "pt2", "executorch": "pte",
+                "openvino": "openvino-ir"}.get(r.runtime, "state_dict")  # fmt: skip
     assert r.file_format == expected
-    assert r.library in ("torch", "torchao", "onnxruntime")
+    assert r.library in ("torch", "torchao", "onnxruntime", "executorch", "openvino")
     assert r.config_version >= 1
 
 

@@ -46,6 +46,10 @@ class Candidate:
     accuracy: float | None = None  # the task metric on real data, when measured
     accuracy_relative: float | None = None  # ... as a fraction of fp32's
     metric: str | None = None
+    # the paired speedup against its own runtime in float (et-int8 vs et-fp32), where
+    # that was measured: how much of ``speedup`` quantization bought, not the runtime
+    runtime_baseline: str | None = None
+    runtime_speedup: float | None = None
     contended: bool = False  # its point was timed while other work held the cores
     wait_share: float | None = None  # ... the share of thread time spent waiting for a core
 
@@ -157,6 +161,7 @@ def recommend(
                 accuracy=c.accuracy.value if c.accuracy else None,
                 accuracy_relative=c.accuracy.relative if c.accuracy else None,
                 metric=c.accuracy.metric if c.accuracy else None,
+                **_runtime(c, pt),
                 **_contention_of(pt),
             ))  # fmt: skip
         speed, fastest = _speed(cands, points)
@@ -167,6 +172,23 @@ def recommend(
         out[model] = Recommendation(model, shape, fastest, smallest, cands, speed,
                                     caveats=contention_caveats(cands))  # fmt: skip
     return out
+
+
+def _runtime(cell: CellResult, point: Any) -> dict[str, Any]:
+    """The cell's runtime baseline and its paired speedup over it at ``point``."""
+    rt = point.runtime_speedup if point is not None else None
+    if rt is None or not _finite(rt.median):
+        return {}
+    return {"runtime_baseline": cell.details.get("runtime_baseline"), "runtime_speedup": rt.median}
+
+
+def speedup_text(c: dict[str, Any]) -> str:
+    """A candidate's speedup (:func:`as_dict` form): ``1.56x``, with its own runtime's
+    where measured: ``1.56x; 2.57x vs et-fp32``."""
+    text = f"{c['speedup']:.2f}x"
+    if c.get("runtime_speedup") is not None and c.get("runtime_baseline"):
+        text += f"; {c['runtime_speedup']:.2f}x vs {c['runtime_baseline']}"
+    return text
 
 
 def _contention_of(point: Any) -> dict[str, Any]:
@@ -265,6 +287,10 @@ def summary_lines(spec: dict[str, Any], recs: dict[str, Any] | None, cells: list
         speed = rec.get("speed")
         numbers = {c["recipe"]: (c.get("speedup"), c.get("speedup_ci")) for c in cands}
         fast = speed_text(speed, numbers) if speed else None
+        quick = rec.get("fastest") or {}
+        if fast and quick.get("runtime_speedup") is not None and quick.get("runtime_baseline"):
+            # quantization's share apart from the runtime's: et-int8 vs et-fp32
+            fast += f"; {quick['recipe']} {quick['runtime_speedup']:.2f}x vs {quick['runtime_baseline']}"
         if fast:
             parts.insert(0, fast)
         if parts:

@@ -19,7 +19,9 @@ ISA_FLAGS = [
     "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve", "i8mm",
 ]  # fmt: skip
 
-PACKAGES = ["torch", "torchvision", "transformers", "numpy", "onnx", "onnxruntime", "torchao"]
+# Read from the installed metadata (nothing imported): the optional runtimes too, when present.
+PACKAGES = ["torch", "torchvision", "transformers", "numpy", "onnx", "onnxruntime", "torchao",
+            "executorch", "openvino", "nncf"]  # fmt: skip
 
 
 def cpu_model() -> str:

@@ -93,7 +93,8 @@ STATS_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
 
 @dataclass
 class Speedup:
-    """Paired speedup of a variant against fp32: median of per-round ratios."""
+    """Paired speedup of a variant against fp32 (or, as ``runtime_speedup``, against its
+    own runtime's fp32): median of per-round ratios."""
 
     median: float
     ci_low: float
@@ -114,6 +115,9 @@ class LatencyPoint:
     samples: list[float]
     speedup: Speedup | None = None
     flops: float | None = None
+    # against the variant's own runtime in float (et-int8 vs et-fp32): the runtime's
+    # effect apart from quantization's; None where that is fp32 or was not measured
+    runtime_speedup: Speedup | None = None
     gflops_per_s: float | None = None
     # Competing work while it was timed (quantbench.measure.contention): verdict and figures
     contention: dict[str, Any] | None = None
@@ -140,18 +144,21 @@ class LatencyPoint:
         d["samples"] = [v for v in self.samples if math.isfinite(v)]
         d["speedup"] = dataclasses.asdict(self.speedup) if self.speedup is not None else None
         d["flops"], d["gflops_per_s"] = self.flops, self.gflops_per_s
+        if self.runtime_speedup is not None:
+            d["runtime_speedup"] = dataclasses.asdict(self.runtime_speedup)
         d["contention"] = self.contention
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LatencyPoint:
-        sp = d.get("speedup")
+        sp, rt = d.get("speedup"), d.get("runtime_speedup")
         return cls(
             batch_size=d["batch_size"], input_size=d["input_size"], sweep=d["sweep"],
             unit=d["unit"], stats=Stats(**{k: d[k] for k in STATS_FIELDS}),
             samples=[v for v in d.get("samples") or [] if v is not None],
             speedup=Speedup(**_known(Speedup, sp)) if sp is not None else None,
             flops=d.get("flops"), gflops_per_s=d.get("gflops_per_s"),
+            runtime_speedup=Speedup(**_known(Speedup, rt)) if rt is not None else None,
             contention=d.get("contention") if isinstance(d.get("contention"), dict) else None,
         )  # fmt: skip
 

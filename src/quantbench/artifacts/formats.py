@@ -102,6 +102,11 @@ FORMATS: dict[str, Format] = {
             "pt2", (".pt2",), "a .pt2 program (torch.export.save)", "quantbench.artifacts.pt2",
             runs_code="a .pt2 program is unpickled as it loads",
         ),
+        Format("pte", (".pte",), "an ExecuTorch program (.pte)", "quantbench.artifacts.pte"),
+        Format(
+            "openvino-ir", (".xml", ".bin"), "an OpenVINO IR (.xml)",
+            "quantbench.artifacts.openvino",
+        ),
     )
 }  # fmt: skip
 

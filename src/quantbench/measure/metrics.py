@@ -214,6 +214,11 @@ def _speedup(name: str) -> Read:
     return lambda c, p: None if p is None or p.speedup is None else getattr(p.speedup, name)
 
 
+def _runtime_speedup(c: Any, p: Any) -> float | None:
+    rt = None if p is None else getattr(p, "runtime_speedup", None)
+    return None if rt is None else rt.median
+
+
 def _contention(key: str) -> Read:
     return lambda c, p: None if p is None else (getattr(p, "contention", None) or {}).get(key)
 
@@ -320,6 +325,14 @@ METRICS: tuple[Metric, ...] = (
            better="lower", help="share of the runtime threads' time spent waiting for a core"),
     Metric("cpu_share", "CPU share", _contention("cpu_share"), "fraction", "point",
            help="worker CPU time / (wall time x threads) over the timed passes"),
+    # Added with issue 20: the speedup against the variant's own runtime in float.
+    Metric("runtime_baseline", "Own runtime's fp32",
+           lambda c, p: (getattr(c, "details", None) or {}).get("runtime_baseline"),
+           help="the float variant of the same runtime (et-fp32 for et-int8)"),
+    Metric("runtime_speedup", "vs own fp32", _runtime_speedup, "x", "point", better="higher",
+           fmt=lambda v: "—" if v is None else f"{v:.2f}x", shown={"latency": 5},
+           help="paired speedup vs the variant's own runtime in float (et-int8 vs et-fp32, "
+           "ort-static-int8 vs ort-fp32): what quantization bought apart from the runtime"),
     # Not in results.csv: report.md's latency and memory tables.
     Metric("gflop", "GFLOP", lambda c, p: point_gflops(p), "GFLOP", "point", fmt=fmt_sig,
            csv=False, shown={"latency": 3},

@@ -91,7 +91,9 @@ class Recipe:
     runs any graph, else cpu); ``families`` the model families it applies to; ``probe``
     ``(config, device) -> reason | None`` says why it cannot run on this machine (a
     missing kernel or engine) beyond what :mod:`quantbench.recipes.support` checks
-    itself (the device, the GPU, the packages of ``library``).
+    itself (the device, the GPU, the packages of ``library``). ``baseline`` is the float
+    recipe of its own runtime (``ort-fp32`` for ONNX Runtime's int8): its speedup is also
+    taken against that, so a runtime's effect shows apart from quantization's.
     """
 
     name: str
@@ -111,6 +113,7 @@ class Recipe:
     devices: tuple[str, ...] = ()  # () : derived from library (see __post_init__)
     families: tuple[str, ...] = ("vision", "text", "tensor")
     probe: Callable[[Any, str], str | None] | None = None
+    baseline: str = "fp32"
 
     def __post_init__(self) -> None:
         if not self.devices:
@@ -194,6 +197,26 @@ def list_recipes() -> list[Recipe]:
     return list(RECIPES.values())
 
 
+def runtime_baseline(variant: str) -> str | None:
+    """The variant whose runtime ``variant`` runs on, in float: its recipe's ``baseline``,
+    compiled when ``variant`` is (``static-int8+compile`` -> ``fp32+compile``,
+    ``ort-static-int8+fallback`` -> ``ort-fp32``). None where that is torch's fp32 (the
+    speedup every cell has already), ``variant`` itself, or an unknown recipe.
+
+    >>> runtime_baseline("ort-static-int8"), runtime_baseline("static-int8")
+    ('ort-fp32', None)
+    """
+    from quantbench.variants import BASELINE, Variant
+
+    try:
+        v = Variant.parse(variant)
+        base = get_recipe(v.base).baseline
+    except Exception:  # a name from an older run: no baseline known
+        return None
+    name = f"{base}+compile" if v.compiled else base
+    return None if name in (BASELINE, v.name) else name
+
+
 def apply_recipe(
     name: str, model: Any, ctx: QuantContext, options: dict[str, Any] | None = None
 ) -> Artifact:
@@ -226,7 +249,7 @@ def build(recipe: Recipe, model: Any, ctx: QuantContext) -> Artifact:
 
 
 # The modules whose import registers recipes, in listing order (fp32 first).
-_BUILTIN = ("eager", "onnx", "torchao", "pt2e", "half")
+_BUILTIN = ("eager", "onnx", "torchao", "pt2e", "half", "executorch", "openvino")
 
 
 def _load_builtin() -> None:

@@ -28,7 +28,14 @@ DEVICE_COLUMNS = ("cpu", "cuda")
 FAMILIES = ("vision", "text")
 NO_GPU = "no GPU here (torch.cuda.is_available() is False)"
 # The importable packages each recipe library needs.
-PACKAGES = {"onnxruntime": ("onnx", "onnxruntime"), "torchao": ("torchao",)}
+PACKAGES = {
+    "onnxruntime": ("onnx", "onnxruntime"),
+    "torchao": ("torchao",),
+    "executorch": ("executorch",),
+    "openvino": ("openvino", "nncf"),
+}
+# The libraries installed by one of quantbench's extras: the hint names the extra.
+EXTRAS = {"executorch": "executorch", "openvino": "openvino"}
 
 
 def _importable(package: str) -> bool:
@@ -82,7 +89,9 @@ def availability(recipe: Any, device: str) -> str | None:
         return reason
     missing = missing_packages(recipe)
     if missing:
-        return f"missing package: {', '.join(missing)} (pip install {' '.join(missing)})"
+        extra = EXTRAS.get(recipe.library)
+        how = f"'quantbench[{extra}]'" if extra else " ".join(missing)
+        return f"missing package: {', '.join(missing)} (pip install {how})"
     if recipe.probe is None:
         return None
     try:

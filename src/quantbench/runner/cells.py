@@ -12,6 +12,7 @@ from typing import Any
 
 from quantbench.errors import UnsupportedError, first_line
 from quantbench.measure.contention import Watch
+from quantbench.recipes import runtime_baseline
 from quantbench.redact import scrub
 from quantbench.results import CellResult, LatencyPoint, Speedup
 from quantbench.variants import BASELINE, Variant
@@ -153,6 +154,7 @@ def time_point(
     contention = watch.summary() if watch is not None else None
     base = samples.get(BASELINE)
     for r, vals in samples.items():
+        own = runtime_baseline(r)
         st = latency.summarize(vals)
         point = LatencyPoint(
             batch_size=b, input_size=s, sweep=sweep, unit="ms", stats=st,
@@ -162,12 +164,21 @@ def time_point(
             point.flops = flops
             point.gflops_per_s = flops / (st.median / 1000.0) / 1e9
         if base is not None:
-            ratios = sorted(latency.paired_ratios(base, vals))
-            lo, hi = latency.median_ci(ratios)
-            point.speedup = Speedup(
-                median=statistics.median(ratios), ci_low=lo, ci_high=hi, n=len(ratios)
-            )
+            point.speedup = _paired(base, vals)
+        if own is not None:
+            cells[by_name[r]].details["runtime_baseline"] = own
+            if own in samples:
+                point.runtime_speedup = _paired(samples[own], vals)
         cells[by_name[r]].latency.append(point)
+
+
+def _paired(base: list[float], vals: list[float]) -> Speedup:
+    """The paired speedup of ``vals`` over ``base`` (samples of the same rounds)."""
+    from quantbench.measure import latency
+
+    ratios = sorted(latency.paired_ratios(base, vals))
+    lo, hi = latency.median_ci(ratios)
+    return Speedup(median=statistics.median(ratios), ci_low=lo, ci_high=hi, n=len(ratios))
 
 
 def _threads() -> int:

@@ -241,6 +241,7 @@ def _may_have_weights(model: Any) -> bool:
     file_format="onnx",
     library="onnxruntime",
     config_version=2,
+    baseline="ort-fp32",
 )
 def _ort_int4(model: Any, config: OrtInt4Config, ctx: QuantContext) -> Artifact:
     require()

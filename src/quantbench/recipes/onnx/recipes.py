@@ -215,6 +215,7 @@ def _reduce_range(setting: bool | None) -> bool:
     quantizes=("MatMul", "Gather", "Conv"),
     file_format="onnx",
     library="onnxruntime",
+    baseline="ort-fp32",
 )
 def _ort_dynamic_int8(model: Any, config: OrtDynamicInt8Config, ctx: QuantContext) -> Artifact:
     require()
@@ -344,6 +345,7 @@ _STATIC_QUANTIZES = ("Conv", "MatMul", "Gemm", "Gather")
     quantizes=_STATIC_QUANTIZES,
     file_format="onnx",
     library="onnxruntime",
+    baseline="ort-fp32",
 )
 def _ort_static_int8(model: Any, config: OrtStaticInt8Config, ctx: QuantContext) -> Artifact:
     require()
@@ -426,5 +428,6 @@ for _method, _how in (("entropy", "entropy (KL)"), ("percentile", "99.999th-perc
             quantizes=_STATIC_QUANTIZES,
             file_format="onnx",
             library="onnxruntime",
+            baseline="ort-fp32",
         )
     )

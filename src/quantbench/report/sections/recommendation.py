@@ -51,6 +51,8 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
         if f is not None and f.speedup is not None:
             ci = f" [{f.speedup_ci[0]:.2f}, {f.speedup_ci[1]:.2f}]" if f.speedup_ci else ""
             speed = f"{f.speedup:.2f}x{ci}"
+            if f.runtime_speedup is not None and f.runtime_baseline:  # quantization's share
+                speed += f"; {f.runtime_speedup:.2f}x vs {md_escape(f.runtime_baseline)}"
         lost = [
             f"{c.recipe}: {c.why_not}"
             for c in r.candidates
@@ -67,8 +69,9 @@ def recommendation(ctx: ReportContext) -> list[str] | None:
         f"Per model, the fastest and the smallest variant that keep fidelity: on real data "
         f"(section 6), the task metric within the accuracy bar; otherwise cosine to fp32 "
         f"≥ {md_escape(min_cos)} and top-1 agreement ≥ {min_top1:.0%} for classifiers. Speed is the "
-        "paired speedup vs fp32 at the reference shape (batch × input size); size ratio is "
-        "the artifact's size over fp32's.",
+        "paired speedup vs fp32 at the reference shape (batch × input size), and vs the "
+        "runtime's own fp32 where it ran too (ort-fp32, et-fp32, ov-fp32: what quantization "
+        "bought inside that runtime); size ratio is the artifact's size over fp32's.",
         "",
     ]
     if "fidelity" not in (spec.get("measure") or []) and not any(c.accuracy for c in ctx.results):
