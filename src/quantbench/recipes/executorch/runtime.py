@@ -77,6 +77,23 @@ def check_pte(path: Path) -> None:
         raise fileformat.not_a(path, "an ExecuTorch program (.pte)")
 
 
+# ExecuTorch's ScalarType codes of integer and bool tensors (uint8 .. int64, bool).
+_INTEGER = {0, 1, 2, 3, 4, 11}
+
+
+def _input_names(bounds: list[tuple[int, ...]], integer: list[bool]) -> tuple[str, ...]:
+    """The inputs' names, as quantbench exports a model of each family (a ``.pte`` keeps
+    no names): token ids and their mask, or one image; else ``input_0``, ``input_1``...
+    so that a call by keyword binds as :mod:`quantbench.artifacts.contract` binds it."""
+    if len(bounds) == 2 and all(integer) and all(len(b) == 2 for b in bounds):
+        return ("input_ids", "attention_mask")
+    if len(bounds) == 1 and integer[0] and len(bounds[0]) == 2:
+        return ("input_ids",)
+    if len(bounds) == 1 and not integer[0] and len(bounds[0]) == 4:
+        return ("pixel_values",)
+    return tuple(f"input_{i}" for i in range(len(bounds)))
+
+
 class EtModule:
     """An ExecuTorch program (``.pte``) that runs like a torch module.
 
@@ -114,6 +131,10 @@ class EtModule:
             tuple(int(d) for d in meta.input_tensor_meta(i).sizes())
             for i in range(meta.num_inputs())
         ]
+        integer = [
+            int(meta.input_tensor_meta(i).dtype()) in _INTEGER for i in range(len(self.bounds))
+        ]
+        self.input_names = _input_names(self.bounds, integer)
         if cleanup_dir is not None:
             # the artifact's temporary directory lives exactly as long as its module
             weakref.finalize(self, shutil.rmtree, cleanup_dir, True)

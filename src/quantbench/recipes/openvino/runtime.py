@@ -94,6 +94,11 @@ class OvModule:
         self.request = self.compiled.create_infer_request()
         self.output = self.compiled.output(0)  # BERT's first output is named '322': by index
         self.n_inputs = len(self.compiled.inputs)
+        # the names convert_model took from the source forward (input_ids, attention_mask, x)
+        self.input_names = tuple(
+            i.get_any_name() if i.get_names() else f"input_{n}"
+            for n, i in enumerate(self.compiled.inputs)
+        )
         self.settings = {
             k: _text(self.compiled.get_property(k))
             for k in ("INFERENCE_NUM_THREADS", "INFERENCE_PRECISION_HINT", "NUM_STREAMS",
