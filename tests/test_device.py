@@ -150,10 +150,10 @@ def test_every_recipe_has_a_row_a_device_declaration_and_reasons():
     assert set(rows) == {r.name for r in list_recipes()}
     for name, row in rows.items():
         assert row["devices"] and set(row["devices"]) <= {"cpu", "cuda"}, name
-        assert row["families"] and set(row["families"]) <= {"vision", "text"}, name
+        assert row["families"] and set(row["families"]) <= {"vision", "text", "tensor"}, name
         for device, why in row["here"].items():
             assert why is None or (isinstance(why, str) and why.strip()), (name, device)
-    assert rows["static-int8"]["families"] == ("vision",)
+    assert rows["static-int8"]["families"] == ("vision", "tensor")  # FX traces no transformers
     assert rows["ort-fp32"]["devices"] == ("cpu", "cuda")  # derived from the library
     assert rows["dynamic-int8"]["devices"] == ("cpu",)
 

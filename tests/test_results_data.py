@@ -74,7 +74,9 @@ def test_rows_dataframe_and_results_csv_carry_run_machine_device_settings(tmp_pa
     r = _result(tmp_path)
     df = r.to_dataframe()
     assert list(df.columns) == csv_columns()
-    assert list(df.columns)[-4:] == ["run_id", "machine", "device", "recipe_settings"]
+    cols = list(df.columns)  # appended after the metrics, in this order
+    at = cols.index("run_id")
+    assert cols[at : at + 4] == ["run_id", "machine", "device", "recipe_settings"]
     assert len(df) == sum(max(1, len(c.latency)) for c in r.results) == 3
     assert set(df["run_id"]) == {r.run.id} and set(df["machine"]) == {"box · EPYC 7B13"}
     assert set(df["device"]) == {"cpu"}
