@@ -55,6 +55,7 @@ def digits_run(tmp_path_factory, digits_dir, digits_model) -> Path:
     return out
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_digits_accuracy_per_recipe(digits_run: Path) -> None:
     cells = _cells(digits_run)
     fp32 = cells["fp32"].accuracy
@@ -82,6 +83,7 @@ def test_digits_report_and_recommendation(digits_run: Path) -> None:
     assert "synthetic inputs" not in text.split("## 6.")[1].split("## Environment")[0]
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_digits_sensitivity_command(tmp_path, digits_dir, digits_model, capsys) -> None:
     name, weights = digits_model
     ds = json.dumps(digits_spec(digits_dir / "test"))
@@ -108,6 +110,7 @@ def test_digits_sensitivity_command(tmp_path, digits_dir, digits_model, capsys) 
     assert main([*args[:-1], str(tmp_path / "s4"), "--mode", "one"]) == 2
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_digits_fallback_keeps_sensitive_layers_float(tmp_path, digits_dir, digits_model):
     # A bar static-int8 cannot meet on fidelity (cosine 0.99999): the fallback variant keeps
     # the most sensitive layers in float, one at a time, and says what it cost.
@@ -131,6 +134,7 @@ def test_digits_fallback_keeps_sensitive_layers_float(tmp_path, digits_dir, digi
     assert "## 6. Accuracy-aware fallback" in text and "static-int8+fallback:** kept" in text
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_text_classifier_metrics_for_each_recipe(tmp_path, sentiment) -> None:
     model_dir, test_csv = sentiment
     recipes = ["dynamic-int8", "ort-dynamic-int8", "ort-static-int8", "bf16"]

@@ -60,6 +60,7 @@ def test_an_unguarded_call_through_a_function_is_found_too(tmp_path) -> None:
     assert "REFUSED: run() is called at the top level of script.py (line 9)" in out.stdout
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_a_guarded_script_runs_its_workers(tmp_path) -> None:
     out = _script(
         tmp_path,

@@ -112,6 +112,7 @@ def test_an_unwritable_cache_costs_only_the_measurement(tmp_path, monkeypatch):
     assert str(blocker) in found.cache_note
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_doctor_prints_the_ceilings(capsys):
     assert main(["doctor", "--threads", "1"]) == 0
     out = capsys.readouterr().out

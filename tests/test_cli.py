@@ -144,6 +144,7 @@ def test_report_command_rerenders(tiny_run):
     assert (out / "report.md").is_file()
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_size_only_run_has_no_latency(tmp_path):
     out = tmp_path / "out"
     rc = main(
@@ -218,6 +219,7 @@ def test_bad_input_one_line_exit_2(args, message):
     assert lines[0].startswith("quantbench: error: ") and message in lines[0]
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_bad_weights_files(tmp_path, resnet18_state_dict):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"\x00garbage")
@@ -265,6 +267,7 @@ def test_local_state_dict_run(tmp_path, resnet18_state_dict):
     assert "random" not in (out / "report.md").read_text().split("## 1.")[0].lower()
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_summary_claims_only_what_was_measured(tmp_path, capsys):
     """A size-only run ranks by size and says the variants were not judged."""
     assert main(["run", "--models", "squeezenet", "--measure", "size", "--out",

@@ -132,6 +132,7 @@ def test_ort_recipe_on_vision(request, arts, model, recipe):
         assert out.shape == (b, 1000)
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_entropy_and_percentile_calibrate_differently(resnet, arts):
     import onnx
     from onnx import numpy_helper

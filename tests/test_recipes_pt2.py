@@ -205,6 +205,7 @@ def test_half_precision(text, vision, arts, family, recipe):
         assert art.quantized_modules["Embedding (" + recipe + ")"] == 3
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_compile_artifact(arts, text):
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))

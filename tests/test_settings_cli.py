@@ -127,6 +127,7 @@ def test_ref_batch_is_added_to_the_batch_sweep(tmp_path):
     assert _rec_shape(report) == "4 × 32"
 
 
+@pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_quiet_and_verbose(tmp_path, capsys):
     _tiny_run(tmp_path / "default")
     default = capsys.readouterr()
