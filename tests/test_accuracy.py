@@ -72,6 +72,7 @@ def test_digits_accuracy_per_recipe(digits_run: Path) -> None:
     assert cells["qat-int8"].details["qat_steps"] == 30
 
 
+@pytest.mark.slow  # trains the digits CNN (~30 s): the everyday suite stays under 5 minutes
 def test_digits_report_and_recommendation(digits_run: Path) -> None:
     text = (digits_run / "report.md").read_text()
     assert "## 6. Accuracy on real data" in text
