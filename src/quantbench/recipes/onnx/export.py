@@ -183,48 +183,43 @@ def _compare(ref: Any, out: Any) -> dict[str, Any]:
     }
 
 
-def torch_references(module: Any, inputs: list[tuple]) -> list[tuple[list, Any, str | None]]:
-    """(input shapes, torch's output or None, why not) per input set: a model of one fixed
-    input size (a ViT) does not run at another, and there is nothing to compare there;
-    the first set must run."""
+def check_against_torch(
+    reference: Any, run: Any, inputs: list[tuple], min_cosine: float, what: str
+) -> dict[str, Any]:
+    """``run(*x)`` (an exported or converted graph) vs ``reference(*x)`` (torch fp32) on
+    each input set; raise if they disagree. A model of one fixed input size (a ViT) does
+    not run at another shape in torch either: that point is skipped, not failed (the
+    first input set must run)."""
     import torch
 
-    out = []
+    checks = []
     for i, x in enumerate(inputs):
         shape = [list(t.shape) for t in x]
         try:
             with torch.inference_mode():
-                out.append((shape, module(*x), None))
+                ref = reference(*x)
         except Exception as e:
             if i == 0:
                 raise
-            out.append((shape, None, f"torch: {first_line(e)}"))
-    return out
+            checks.append({"input_shape": shape, "skipped": f"torch: {first_line(e)}"})
+            continue
+        c = {**_compare(ref, run(*x)), "input_shape": shape}
+        checks.append(c)
+        if c["cosine"] < min_cosine:
+            raise RuntimeError(f"{what} disagrees with torch at input shape {shape}: {c}")
+    compared = [c for c in checks if "cosine" in c]
+    return {
+        "cosine": min(c["cosine"] for c in compared),
+        "max_abs_err": max(c.get("max_abs_err", 0.0) for c in compared),
+        "points": checks,
+    }
 
 
 def export_check(model: Any, module: Any, inputs: list[tuple]) -> dict[str, Any]:
     """ORT output vs torch fp32 on each input set; raise if the graph disagrees."""
-    checks = []
-    for x, (shape, ref, skipped) in zip(
-        inputs, torch_references(model.module, inputs), strict=True
-    ):
-        if skipped:
-            checks.append({"input_shape": shape, "skipped": skipped})
-            continue
-        c = _compare(ref, module(*x))
-        c["input_shape"] = shape
-        checks.append(c)
-        if c["cosine"] < _MIN_EXPORT_COSINE:
-            raise RuntimeError(
-                f"the exported ONNX graph disagrees with torch at input shape "
-                f"{c['input_shape']}: {c}"
-            )
-    worst = min((c for c in checks if "cosine" in c), key=lambda c: c["cosine"])
-    return {
-        "cosine": worst["cosine"],
-        "max_abs_err": max(c.get("max_abs_err", 0.0) for c in checks),
-        "points": checks,
-    }
+    return check_against_torch(
+        model.module, module, inputs, _MIN_EXPORT_COSINE, "the exported ONNX graph"
+    )
 
 
 @dataclass

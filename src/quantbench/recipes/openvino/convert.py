@@ -98,25 +98,15 @@ def check_model(ov_model: Any, module: Any, inputs: list[tuple]) -> dict[str, An
     import openvino as ov
     import torch
 
-    from quantbench.recipes.onnx.export import _compare, torch_references
+    from quantbench.recipes.onnx.export import check_against_torch
     from quantbench.recipes.openvino.runtime import DEVICE, compile_config
 
     compiled = ov.Core().compile_model(ov_model, DEVICE, compile_config(torch.get_num_threads()))
-    checks = []
-    for x, (shape, ref, skipped) in zip(inputs, torch_references(module, inputs), strict=True):
-        if skipped:
-            checks.append({"input_shape": shape, "skipped": skipped})
-            continue
-        out = torch.from_numpy(compiled([t.numpy() for t in x])[compiled.output(0)].copy())
-        c = _compare(ref, out)
-        c["input_shape"] = shape
-        checks.append(c)
-        if c["cosine"] < MIN_CONVERT_COSINE:
-            raise RuntimeError(
-                f"the OpenVINO model disagrees with torch at input shape {c['input_shape']}: "
-                f"cosine {c['cosine']:.4f}"
-            )
-    return {"cosine": min(c["cosine"] for c in checks if "cosine" in c), "points": checks}
+
+    def run(*x: Any) -> Any:
+        return torch.from_numpy(compiled([t.numpy() for t in x])[compiled.output(0)].copy())
+
+    return check_against_torch(module, run, inputs, MIN_CONVERT_COSINE, "the OpenVINO model")
 
 
 def ignored_scope(ov_model: Any, layers: frozenset[str]) -> Any:
