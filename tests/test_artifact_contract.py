@@ -179,7 +179,7 @@ def _write(kind: str, recipes: list[str], fmt: str, models: dict, tmp: Path) -> 
             # the cell's own distance to fp32 bounds how far the shipped file may drift
             "tol": max(float(cell.fidelity.max_abs_err or 0.0), 1e-4),
         }  # fmt: skip
-    if kind == "memory":
+    if kind == "memory" and fmt == "pt2":  # a module's checkpoint recipes ship .pt2 programs
         assert "fp32" in [k.split("/")[1] for k in entries], refused  # it ships where it can
     return entries
 

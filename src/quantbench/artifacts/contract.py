@@ -23,6 +23,8 @@ Example::
     (1, 2)
     >>> bind(("x",), (5,), {})
     (5,)
+    >>> bind(("pixel_values",), (), {"x": 7})  # one input: the source's own name binds it
+    (7,)
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def bind(names: Sequence[str], args: tuple, kwargs: dict[str, Any]) -> tuple:
         raise TypeError(
             f"the artifact takes {len(names)} input(s) ({', '.join(names)}), got {len(args)}"
         )
+    if len(names) == 1 and not args and len(kwargs) == 1:
+        # One input takes its one keyword under the source forward's name, whatever the
+        # file calls it: ONNX and .pte name an image `pixel_values`, a torchvision model
+        # says `x`, an nn.Sequential `input`. Nothing else could be meant.
+        return tuple(kwargs.values())
     bound = dict(zip(names, args, strict=False))
     for key, value in kwargs.items():
         if key not in names:
