@@ -252,6 +252,7 @@ def test_out_dir_with_a_run_is_refused(tiny_run):
     assert p.returncode == 2 and "already holds a run" in p.stderr
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_local_state_dict_run(tmp_path, resnet18_state_dict):
     cfg = tmp_path / "exp.yaml"
     cfg.write_text(yaml.safe_dump({

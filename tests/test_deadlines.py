@@ -75,6 +75,7 @@ def test_a_silent_postgresql_fails_within_15_s_for_every_command(tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml"]
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_a_silent_postgresql_fails_within_15_s_in_a_fresh_process(tmp_path):
     """The whole CLI, from its start (imports included), as a user runs it; the URL from
     $QUANTBENCH_STORE."""
@@ -100,6 +101,7 @@ def _ray_run(tmp_path: Path, address: str | None, capsys) -> tuple[int, str, flo
     return _timed_main(args + (["--ray-address", address] if address else []), capsys)
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_a_silent_or_closed_ray_address_fails_within_15_s(tmp_path, monkeypatch, capsys):
     pytest.importorskip("ray")
     closed = f"127.0.0.1:{free_port()}"

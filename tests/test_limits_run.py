@@ -28,6 +28,7 @@ def _under_ceilings(result) -> list:
     return found.rows
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_a_tiny_run_stays_under_its_ceilings(tmp_path, tiny_bert_dir):
     bert = f"hf:{tiny_bert_dir}"
     spec = build_spec(overrides=fast_overrides(

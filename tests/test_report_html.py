@@ -53,6 +53,7 @@ def page_report(tmp_path_factory):
     return alone
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_report_html_in_chromium(page_report: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     exe = _chromium()

@@ -71,6 +71,7 @@ def _cells(out: Path) -> dict[str, dict]:
     return {c["recipe"]: c for c in doc["results"]}
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_run_save_artifacts_ships_what_quantize_builds(tmp_path, capsys):
     cfg = _config(tmp_path)
     out = tmp_path / "run"

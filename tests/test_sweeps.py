@@ -190,6 +190,7 @@ def test_without_ray_installed_a_sweep_says_how_to_get_it(monkeypatch):
         ray_connect.import_ray()
 
 
+@pytest.mark.slow  # seconds of real processes or runs: the everyday suite stays under 5 minutes
 def test_a_local_run_never_imports_ray(tmp_path):
     code = (
         "import sys\n"
