@@ -137,6 +137,7 @@ def test_report_sections(tiny_run):
         assert f"plots/{f}" in md
 
 
+@pytest.mark.slow  # seconds of real runs: the everyday suite stays under 5 minutes
 def test_report_command_rerenders(tiny_run):
     _, out = tiny_run
     (out / "report.md").unlink()
@@ -279,6 +280,7 @@ def test_summary_claims_only_what_was_measured(tmp_path, capsys):
     assert "keeping fidelity" not in out
 
 
+@pytest.mark.slow  # seconds of real runs: the everyday suite stays under 5 minutes
 def test_no_cell_succeeded_exits_1_and_show_says_why(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("QUANTBENCH_FAULT", "squeezenet:crash")  # tests/fault_hooks.py
     db = str(tmp_path / "q.db")

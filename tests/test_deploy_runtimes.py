@@ -31,6 +31,7 @@ def test_the_recipes_are_registered_for_the_cpu_with_their_files_and_baselines()
     assert get_recipe("et-int8").float_layers and get_recipe("ov-int8").float_layers
 
 
+@pytest.mark.slow  # seconds of real runs: the everyday suite stays under 5 minutes
 def test_listing_imports_none_of_the_libraries_and_a_missing_one_is_an_unsupported_cell(
     tmp_path,
 ):

@@ -150,6 +150,7 @@ def test_quantize_never_writes_over_the_store(tmp_path, monkeypatch, capsys):
 # ------------------------------------------------------------------- output directories
 
 
+@pytest.mark.slow  # seconds of real runs: the everyday suite stays under 5 minutes
 def test_report_out_into_another_runs_directory_is_refused(tmp_path, capsys):
     db = _store(tmp_path, "r1", "r2")
     s = ["--store", str(db)]

@@ -83,6 +83,7 @@ def test_the_profile_setting_is_one_field_with_its_flag(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # seconds of real runs: the everyday suite stays under 5 minutes
 def test_profile_off_counts_work_only_and_all_profiles_every_point(tmp_path, tiny_bert_dir):
     base = fast_overrides(models=[f"hf:{tiny_bert_dir}"], recipes=["fp32"], isolate=False,
                           threads=1, measure=["latency"], seq_lens=[8, 16])  # fmt: skip

@@ -118,6 +118,7 @@ def test_reference_shape_flags(tmp_path, capsys, flags, shape):
     assert _points(doc) <= {(1, 16), (1, 32), (2, 16), (2, 32)}  # never an unasked size
 
 
+@pytest.mark.slow  # seconds of real runs: the everyday suite stays under 5 minutes
 def test_ref_batch_is_added_to_the_batch_sweep(tmp_path):
     doc, report, _ = _tiny_run(tmp_path, "--ref-batch", "4")
     assert (4, 32) in _points(doc) and doc["run"]["recommendations"]["resnet18"]["reference"] == [
