@@ -262,6 +262,7 @@ def test_store_gap_line_and_exit_code(tmp_path, capsys):
     assert print_sweep_summary(SweepResult("sw1", [whole, res], "'q.db'")) == 3
     out, err = capsys.readouterr()
     assert "stored:  sweep sw1 (INCOMPLETE, see below)" in out
+    assert "b: run r8: 4 cells" in out and "\n    warning: " not in out  # no caveat: none said
     assert "run r9's final record" in err and "r8" not in err
 
 

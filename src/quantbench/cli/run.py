@@ -75,6 +75,7 @@ def print_sweep_summary(sweep: Any) -> int:
     """The lines a sweep ends with: each node's run, then how to compare them; the exit
     code as for a run (130 interrupted, 1 when no cell of any node succeeded)."""
     from quantbench.runner.summary import counts as _counts
+    from quantbench.runner.summary import recommendation_lines
     from quantbench.runner.summary import store_gap as _store_gap
 
     ok = 0
@@ -83,6 +84,8 @@ def print_sweep_summary(sweep: Any) -> int:
         ok += counts.get("ok", 0)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no cells"
         say(f"{r.run.node}: run {r.run.id}: {len(r.results)} cells: {summary}")
+        for line in recommendation_lines(r):  # each node's pick, with its caveats
+            say(f"  {line}")
         say(f"  report: {r.report}")
     gaps = [g for g in (_store_gap(r) for r in sweep.runs) if g]
     done = "INCOMPLETE, see below" if gaps else f"{len(sweep.runs)} runs"
