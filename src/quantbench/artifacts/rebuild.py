@@ -10,6 +10,8 @@ rebuilt from the source text its checkpoint holds, which runs that code: only wi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,20 @@ def _check_trust(obj: dict[str, Any], path: Path, trust_code: bool) -> None:
     )
 
 
+@contextmanager
+def _rebuilding(obj: dict[str, Any], path: Path) -> Iterator[None]:
+    """Any failure while the architecture is rebuilt, as one line naming the artifact."""
+    try:
+        yield
+    except QuantbenchError as e:
+        raise QuantbenchError(f"artifact '{path}' cannot be rebuilt: {e}") from None
+    except Exception as e:
+        raise QuantbenchError(
+            f"artifact '{path}' ({obj['model']} / {obj['recipe']}) cannot be rebuilt: "
+            f"{first_line(e)}"
+        ) from None
+
+
 def _structure(obj: dict[str, Any], path: Path) -> Any:
     """The recipe's artifact on the rebuilt architecture (random weights suffice: every
     tensor is replaced by the checkpoint's state_dict)."""
@@ -59,8 +75,7 @@ def _structure(obj: dict[str, Any], path: Path) -> Any:
     from quantbench import models as zoo
     from quantbench.recipes import QuantContext, apply_recipe
 
-    name = obj["model"]
-    try:
+    with _rebuilding(obj, path):
         lm = _skeleton(obj)
         size = 16 if lm.family == zoo.TEXT else 32
         x = lm.make_inputs(1, size, seed=0)
@@ -76,12 +91,6 @@ def _structure(obj: dict[str, Any], path: Path) -> Any:
         if obj["recipe"] != "fp32":
             torch.backends.quantized.engine = obj["engine"]
         return apply_recipe(obj["recipe"], lm, ctx, obj.get("recipe_options") or None)
-    except QuantbenchError as e:
-        raise QuantbenchError(f"artifact '{path}' cannot be rebuilt: {e}") from None
-    except Exception as e:
-        raise QuantbenchError(
-            f"artifact '{path}' ({name} / {obj['recipe']}) cannot be rebuilt: {first_line(e)}"
-        ) from None
 
 
 def _skeleton(obj: dict[str, Any]) -> Any:
@@ -112,15 +121,9 @@ def _assign(obj: dict[str, Any], path: Path) -> Any:
     from quantbench.recipes.compile import compile_module, dynamic_for
 
     name, recipe = obj["model"], obj["recipe"]
-    try:
+    with _rebuilding(obj, path):
         lm = _skeleton(obj)
         module = lm.module.eval()
-    except QuantbenchError as e:
-        raise QuantbenchError(f"artifact '{path}' cannot be rebuilt: {e}") from None
-    except Exception as e:
-        raise QuantbenchError(
-            f"artifact '{path}' ({name} / {recipe}) cannot be rebuilt: {first_line(e)}"
-        ) from None
     try:
         module.load_state_dict(obj["state_dict"], strict=True, assign=True)
     except RuntimeError as e:
