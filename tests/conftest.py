@@ -37,6 +37,24 @@ def _store_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["QUANTBENCH_STORE"] = old
 
 
+@pytest.fixture(autouse=True)
+def _process_state_kept(request: pytest.FixtureRequest) -> None:
+    """quantbench gives the caller's process back as it found it: torch's threads and the
+    CPUs it may use (a run measured in this process, doctor, a recipe). A test that
+    leaves them changed fails here, and the tests after it start from the usual state."""
+    import torch
+
+    threads, cpus = torch.get_num_threads(), os.sched_getaffinity(0)
+    yield
+    now, now_cpus = torch.get_num_threads(), os.sched_getaffinity(0)
+    torch.set_num_threads(threads)
+    os.sched_setaffinity(0, cpus)
+    assert (now, now_cpus) == (threads, cpus), (
+        f"{request.node.name} left torch at {now} threads (was {threads}), "
+        f"CPUs {sorted(now_cpus)} (was {sorted(cpus)})"
+    )
+
+
 def _tiny_bert_config(**extra):
     from transformers import BertConfig
 

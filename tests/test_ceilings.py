@@ -4,6 +4,9 @@ theoretical peak from the ISA, cached per machine in the user's cache directory.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -57,6 +60,8 @@ def test_theoretical_peak_follows_the_isa():
 
 def test_ceilings_are_cached_per_machine_and_refreshed(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # a contended measurement is taken again (test below): not what this test is about
+    monkeypatch.setattr(cache, "MAX_MEASUREMENTS", 1)
     first = cache.machine_ceilings(1, **QUICK)
     assert not first.cached and first.cache_note is None
     files = list((tmp_path / "quantbench" / "ceilings").glob("*.json"))
@@ -112,6 +117,57 @@ def test_an_unwritable_cache_costs_only_the_measurement(tmp_path, monkeypatch):
     assert str(blocker) in found.cache_note
 
 
+SPIN = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
+
+
+def test_a_measurement_while_the_cores_are_held_is_contended_and_taken_again(tmp_path, monkeypatch):
+    """Two busy loops on the one CPU the measurement may use: the watch says contended,
+    doctor and the cache say so, and the next call measures again (best of both) until
+    MAX_MEASUREMENTS are held."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cpus = os.sched_getaffinity(0)
+    cpu = max(cpus)
+    spins = [subprocess.Popen([sys.executable, "-c", SPIN, str(cpu)]) for _ in range(2)]
+    os.sched_setaffinity(0, {cpu})  # the usable cores are part of the cache's key
+    try:
+        time.sleep(0.3)
+        busy = cache.machine_ceilings(1, **QUICK)
+        for p in spins:
+            p.kill()
+            p.wait()
+        stale = cache.stale(cache.load_cached(1))  # the next call measures again
+        again = cache.machine_ceilings(1, **QUICK)
+    finally:
+        os.sched_setaffinity(0, cpus)
+        for p in spins:
+            p.kill()
+            p.wait()
+    assert busy.contended and busy.contention["wait_share"] >= 0.1, busy.contention
+    assert "waited for a core" in busy.busy_reason(cores=2)
+    from quantbench.doctor import warnings_for
+
+    said = warnings_for({"cores": 2}, 1, busy)
+    assert any("measured under load (its threads waited for a core" in w for w in said), said
+    assert stale
+    assert not again.cached and again.measurements == 2
+    assert again.peak("fp32") >= busy.peak("fp32")
+
+
+def test_a_contended_cache_is_taken_again_only_so_often():
+    held = {"verdict": "contended", "wait_share": 0.5}
+    c = Ceilings(threads=1, contention=held, measurements=1)
+    assert cache.stale(c)
+    c.measurements = cache.MAX_MEASUREMENTS  # a machine that is never quiet: kept
+    assert not cache.stale(c) and c.busy_reason(cores=2)
+    quiet = Ceilings(threads=1, contention={"verdict": "quiet", "wait_share": 0.0})
+    assert not cache.stale(quiet) and quiet.busy_reason(cores=2) is None
+    # the best of a quiet and a contended measurement is quiet: it had a quiet one
+    best = cache.best_of(quiet, Ceilings(threads=1, contention=held))
+    assert not best.contended and best.measurements == 2
+    old = Ceilings(threads=1, load_avg=3.0)  # a record from before the watch
+    assert not old.contended and old.busy_reason(cores=2) == "load average 3.0 on 2 cores"
+
+
 @pytest.mark.slow  # seconds to tens of seconds: the everyday suite stays under 5 minutes
 def test_doctor_prints_the_ceilings(capsys):
     assert main(["doctor", "--threads", "1"]) == 0
@@ -125,6 +181,7 @@ def test_doctor_prints_the_ceilings(capsys):
 @pytest.mark.slow
 def test_doctor_refresh_measures_again(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(cache, "MAX_MEASUREMENTS", 1)  # a busy moment: no second take
     assert main(["doctor", "--threads", "1", "--seconds", "0.01"]) == 0
     assert "measured now in" in capsys.readouterr().out
     assert main(["doctor", "--threads", "1"]) == 0

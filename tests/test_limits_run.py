@@ -95,3 +95,32 @@ def test_profile_off_counts_work_only_and_all_profiles_every_point(tmp_path, tin
     shapes = [(p["batch_size"], p["input_size"]) for p in every.details["profile"]]
     assert shapes[0] == (1, 16)  # the reference shape first
     assert sorted(shapes) == sorted((p.batch_size, p.input_size) for p in every.latency)
+
+
+@pytest.mark.slow
+def test_a_run_above_its_cached_ceilings_measures_them_again(
+    tmp_path, monkeypatch, capsys, tiny_bert_dir
+):
+    """Ceilings cached far too low (as a busy moment leaves them): the run's variants land
+    above them, so the run measures them again, keeps the best and reports nothing above."""
+    from quantbench.measure import ceiling_cache as cache
+    from quantbench.measure.ceilings import Ceilings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    low = Ceilings(threads=1, peaks={p: {"rate": 1e6, "library": "x", "shape": [1, 1, 1]}
+                                     for p in ("fp32", "int8")},
+                   bandwidth_={"triad": 1e6, "copy": 1e6}, fingerprint=cache.fingerprint(1),
+                   contention={"verdict": "quiet"})  # fmt: skip
+    assert cache.save(low) is None
+    spec = build_spec(overrides=fast_overrides(
+        models=[f"hf:{tiny_bert_dir}"], recipes=["fp32", "dynamic-int8"], isolate=False,
+        threads=1, out=str(tmp_path / "o"),
+    ))  # fmt: skip
+    result = run(spec, progress=False)
+    assert "ran above the machine's ceilings: measured them again" in capsys.readouterr().err
+    found = result.run.host["ceilings"]
+    assert found["measurements"] == 2 and found["peaks"]["fp32"]["rate"] > 1e9
+    assert cache.load_cached(1).measurements == 2  # and cached
+    _under_ceilings(result)
+    report = (tmp_path / "o" / "report.md").read_text(encoding="utf-8")
+    assert "Above the ceiling" not in report

@@ -56,11 +56,11 @@ def warnings_for(host: dict[str, Any], threads: int, ceilings: Ceilings | None) 
     if fp32 and int8 and int8 / fp32 < LOW_INT8_RATIO:
         out.append(f"the int8 GEMM peak is only {int8 / fp32:.2f}x fp32's here: expect little "
                    "from int8")  # fmt: skip
-    if ceilings is not None and ceilings.load_avg is not None and ceilings.load_avg > 0.5 * cores:
+    busy = ceilings.busy_reason(cores) if ceilings is not None else None
+    if busy:
         out.append(
-            f"the ceilings were measured under load (load average {ceilings.load_avg:.1f}): "
-            "they may be low; 'quantbench doctor --refresh' on a quiet machine measures them "
-            "again"
+            f"the ceilings were measured under load ({busy}): they may be low; 'quantbench "
+            "doctor --refresh' on a quiet machine measures them again"
         )
     return out
 
@@ -73,21 +73,23 @@ def diagnose(
     import torch
 
     from quantbench.measure.ceiling_cache import machine_ceilings
+    from quantbench.measure.ceilings import torch_threads
 
-    if threads:
-        torch.set_num_threads(threads)
-    host = env.host()
-    extra = {"min_time": seconds} if seconds else {}
-    found = machine_ceilings(torch.get_num_threads(), refresh=refresh, **extra)
+    threads = threads or torch.get_num_threads()
+    with torch_threads(threads):  # the caller's own setting given back after
+        host = env.host()
+        extra = {"min_time": seconds} if seconds else {}
+        found = machine_ceilings(threads, refresh=refresh, **extra)
+        interop = torch.get_num_interop_threads()
     return {
         "host": host,
         "engines": env.quantized_engines(),
         "default_engine": env.default_engine(),
-        "threads": torch.get_num_threads(),
-        "interop_threads": torch.get_num_interop_threads(),
+        "threads": threads,
+        "interop_threads": interop,
         "versions": env.versions(),
         "ceilings": found.to_dict(),
-        "warnings": warnings_for(host, torch.get_num_threads(), found),
+        "warnings": warnings_for(host, threads, found),
     }
 
 

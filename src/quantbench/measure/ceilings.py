@@ -85,6 +85,9 @@ class Ceilings:
     seconds: float | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)
     measurements: int = 1  # how many measurements the peaks are the best of
+    # the contention watch over the measurement (``measure.contention.Watch.summary``):
+    # other work on the cores makes every GEMM slow, so a contended one is measured again
+    contention: dict[str, Any] = field(default_factory=dict)
     cached: bool = False  # read from the cache rather than measured now
     cache_note: str | None = None  # why it could not be cached, when it could not
 
@@ -106,6 +109,23 @@ class Ceilings:
         """Arithmetic intensity (ops/byte) where ``precision``'s peak meets bandwidth."""
         peak, bw = self.peak(precision), self.bandwidth()
         return peak / bw if peak and bw else None
+
+    @property
+    def contended(self) -> bool:
+        """Measured while other work held the cores (the peaks may be low)."""
+        return self.contention.get("verdict") == "contended"
+
+    def busy_reason(self, cores: int | None, load_per_core: float = 0.5) -> str | None:
+        """Why these ceilings may be low, or None: measured while other work held the
+        cores (the contention watch), or at a load average above ``load_per_core`` per
+        core (records from before the watch)."""
+        if self.contended:
+            share = self.contention.get("wait_share")
+            return (f"its threads waited for a core {share:.0%} of the time" if share is not None
+                    else "its threads ran less than half of the time")  # fmt: skip
+        if self.load_avg is not None and cores and self.load_avg > load_per_core * cores:
+            return f"load average {self.load_avg:.1f} on {cores} cores"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -327,6 +347,7 @@ def measure_ceilings(
     import torch
 
     from quantbench.errors import first_line
+    from quantbench.measure.contention import Watch
     from quantbench.measure.peak_theory import theoretical_peaks
 
     threads = threads or torch.get_num_threads()
@@ -336,6 +357,8 @@ def measure_ceilings(
     theory = theoretical_peaks(cores=min(threads, env.cores()))
     paths, gemms = gemm_paths(threads, set(theory) | {"fp32", "int8"})
     out = Ceilings(threads=threads, theoretical={p: t.to_dict() for p, t in theory.items()})
+    watch = Watch(threads)
+    watch.before()
     with torch_threads(threads), torch.inference_mode():
         for path in paths:
             for m, k, n in shapes:
@@ -352,6 +375,8 @@ def measure_ceilings(
             out.peaks[case["precision"]] = {k: case[k] for k in ("rate", "library", "shape")}
     out.gemms = gemms
     out.bandwidth_ = stream(threads, array_bytes)
+    watch.after()
+    out.contention = watch.summary()
     out.seconds = round(time.perf_counter() - t0, 2)
     out.measured_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     with contextlib.suppress(AttributeError, OSError):

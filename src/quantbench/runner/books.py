@@ -23,6 +23,7 @@ from quantbench.errors import QuantbenchError, first_line
 from quantbench.files import DiskFault
 from quantbench.measure.metrics import csv_text
 from quantbench.results import CellResult, RunMeta, atomic_write_text, write_json
+from quantbench.runner.limits import recheck_ceilings
 from quantbench.runner.pipeline import recipes_for, variants_for
 from quantbench.runner.process import affinity
 from quantbench.settings import ModelRef, RunSpec
@@ -178,15 +179,23 @@ def recommendations(spec: RunSpec, results: list[CellResult]) -> dict[str, Any]:
 
 
 def model_spec(
-    spec: RunSpec, ref: ModelRef, done: set[tuple[str, str]], out_dir: Path
+    spec: RunSpec,
+    ref: ModelRef,
+    done: set[tuple[str, str]],
+    out_dir: Path,
+    threads: int | None = None,
 ) -> RunSpec | None:
     """The settings a worker measures ``ref`` with: only the recipes of its variants not
-    in ``done`` (None when every one is stored), artifacts under ``out_dir``."""
+    in ``done`` (None when every one is stored), artifacts under ``out_dir``, at the
+    run's ``threads`` (what its record and ceilings say) when the settings name none."""
     missing = [v for v in variants_for(spec) if (ref.name, v.name) not in done]
     if not missing:
         return None
-    # Workers write artifacts into the run's directory, named even when --out was not.
+    # Workers write artifacts into the run's directory, named even when --out was not;
+    # a fresh worker's torch would pick its own thread count, not the one recorded.
     mspec = spec.replace(out=str(out_dir))
+    if spec.timing.threads is None and threads:
+        mspec = mspec.replace(threads=threads)
     if len(missing) < len(recipes_for(spec)):
         bases = list(dict.fromkeys(v.base for v in missing))
         mspec = mspec.replace(recipes=bases)
@@ -262,6 +271,11 @@ def finish_run(store: Any, spec: RunSpec, book: Book, interrupted: bool, prog: A
     meta.finished_at = now()
     meta.status = "interrupted" if interrupted else "finished"
     meta.recommendations = as_dict(recommendations(spec, results))
+    if not interrupted:
+        above = recheck_ceilings(meta, results, spec)
+        if above:
+            prog.write(f"{', '.join(above)} ran above the machine's ceilings: measured them "
+                       "again (they were low, most likely measured while the machine was busy)")  # fmt: skip
     if meta.unstored:  # the store came back: the cells it missed go in before the record
         _store_cells(store, meta, [c for c in results if [c.model, c.recipe] in meta.unstored],
                      [], prog)  # fmt: skip

@@ -254,7 +254,7 @@ def _dispatch(
         while book.todo:
             i, ref = book.todo.pop(0)
             where = f"{book.label} [{i}/{n_models}]" if book.label else f"[{i}/{n_models}]"
-            mspec = model_spec(spec, ref, book.done, book.out_dir)
+            mspec = model_spec(spec, ref, book.done, book.out_dir, book.meta.threads)
             if mspec is None:
                 prog.write(f"{where} {ref.name}: already stored, skipped")
                 continue

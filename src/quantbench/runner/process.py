@@ -4,7 +4,9 @@ process's own environment is set up by its executor:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 
 def pin_cpus(n: int) -> list[int] | None:
@@ -15,6 +17,22 @@ def pin_cpus(n: int) -> list[int] | None:
         return cpus
     except (AttributeError, OSError):
         return None
+
+
+@contextlib.contextmanager
+def kept_process_state() -> Iterator[None]:
+    """Measure in this process and give it back as it was: torch's intra-op threads and
+    the CPUs it may use (a run with ``isolate: false`` sets both for its models)."""
+    import torch
+
+    threads, cpus = torch.get_num_threads(), affinity()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if cpus is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, cpus)
 
 
 def affinity() -> list[int] | None:

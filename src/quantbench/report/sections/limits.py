@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from quantbench.caveats import BUSY_LOAD_PER_CORE
 from quantbench.measure.ceilings import Ceilings
 from quantbench.measure.profile import KINDS, PROFILE_TOLERANCE
 from quantbench.report.context import ReportContext
 from quantbench.report.fmt import finite, fmt_shape, fmt_sig, md_escape, md_table
 from quantbench.report.limits import CEILING_NOISE, LimitRow, Limits, limits
-
-BUSY_LOAD_PER_CORE = 0.5
 
 
 def limits_section(ctx: ReportContext) -> list[str] | None:
@@ -89,14 +88,11 @@ def ceiling_lines(found: Limits, run: dict[str, Any]) -> list[str]:
                      "the cores ran faster than that clock (boost).")  # fmt: skip
         lines.append(text)
     cores = (run.get("host") or {}).get("cores")
-    if (
-        c.load_avg is not None
-        and isinstance(cores, int)
-        and c.load_avg > BUSY_LOAD_PER_CORE * cores
-    ):
-        lines.append(f"- ⚠️ The ceilings were measured under load (load average "
-                     f"{c.load_avg:.1f} on {cores} cores): they may be low. "
-                     "`quantbench doctor --refresh` on a quiet machine measures them again.")  # fmt: skip
+    busy = c.busy_reason(cores if isinstance(cores, int) else None, BUSY_LOAD_PER_CORE)
+    if busy:
+        lines.append(f"- ⚠️ The ceilings were measured under load ({md_escape(busy)}): they "
+                     "may be low. `quantbench doctor --refresh` on a quiet machine measures "
+                     "them again.")  # fmt: skip
     return lines + [""]
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from quantbench.runner.executors import Executor, Job, Place
 from quantbench.runner.messages import Done, Emit, Ended, Failed
-from quantbench.runner.process import quiet_libraries
+from quantbench.runner.process import kept_process_state, quiet_libraries
 
 POLL_S = 0.2  # how often a worker's memory and timeout are checked while it is silent
 
@@ -52,7 +52,8 @@ class InlineExecutor(Executor):
 
         job = Job(emit)
         try:
-            cells = measure_model(spec, ref, job.send)
+            with kept_process_state():  # the caller's threads and CPUs, as they were
+                cells = measure_model(spec, ref, job.send)
         except Exception as e:  # a failure is this model's cells, not the run's end
             job.send(Failed.of(e))
         else:
