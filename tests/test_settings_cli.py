@@ -15,8 +15,8 @@ from quantbench.cli import build_parser, main
 from quantbench.settings import BATCH_SIZES_ALIAS, FIELDS
 
 # Settings that are deliberately not (only) a plain `--key` flag: none. Every setting
-# (quantbench.settings.FIELDS) is a flag named `--` + key with `_` as `-`; `--models` takes names only (model
-# entries with per-model weights, sweeps or data are YAML/Python only), `--dataset`,
+# (quantbench.settings.FIELDS) is a flag named `--` + key with `_` as `-`; `--models` takes names
+# or, as inline YAML, entries (per-model weights, options, sweeps or data), `--dataset`,
 # `--calibration`, `--train-dataset` and `--recipe-options` take a path or an inline
 # YAML/JSON mapping.
 NO_FLAG: set[str] = {"eval_fn"}  # a function handed to the Python API, not typable
@@ -153,3 +153,35 @@ def test_file_preset_and_flag_precedence(tmp_path):
     args = build_parser().parse_args(["run", "--config", str(cfg), "--min-runs", "7"])
     spec = build_spec(preset=args.preset, config=args.config, overrides=run_overrides(args))
     assert spec.preset == "quick" and spec.timing.min_runs == 7 and spec.timing.min_time_s == 0.2
+
+
+def test_models_flag_takes_entries_as_inline_yaml(tmp_path, capsys):
+    """An entry with options (input_spec, num_classes), typed on the command line, is read
+    as a file's entry is; bad ones are one line, exit 2, nothing written."""
+    from quantbench.cli import run_overrides
+    from quantbench.runner.checks import build_spec
+
+    one = "{name: r, source: tv:resnet18, num_classes: 10, image_sizes: [32]}"
+    for text in (one, f"[squeezenet, {one}]"):
+        args = build_parser().parse_args(["run", "--models", text])
+        refs = build_spec(overrides=run_overrides(args)).target.models
+        r = refs[-1]
+        assert (r.name, r.load_name, r.options, r.image_sizes) == (
+            "r", "tv:resnet18", {"num_classes": 10}, [32])  # fmt: skip
+    assert [m.name for m in refs] == ["squeezenet", "r"]
+    out = tmp_path / "o"
+    for text, want in (
+        ("{name: [", "models '{name: [' is not valid inline YAML: expected the node content"),
+        ("[1]", "a model entry needs a 'name', got 1"),
+        ("{name: r, bogus: 1}", "model 'r': unknown setting 'bogus'. Valid settings: arch,"),
+        ("{name: resnet18, options: {num_clases: 10}}",
+         "model 'resnet18': unknown option 'num_clases'. Did you mean 'num_classes'?"),
+        ("{name: resnet18, options: {input_spec: {}}}",
+         "model 'resnet18': unknown option 'input_spec'. Valid options: num_classes"),
+        ("{name: distilbert, options: {num_classes: 2}}",
+         "model 'distilbert' takes no options, got 'num_classes'"),
+    ):  # fmt: skip
+        assert main(["run", "--models", text, "--out", str(out)]) == 2, text
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and want in err, (text, err)
+        assert not out.exists()

@@ -96,6 +96,7 @@ def model_info(name: str, options: dict[str, Any] | None = None) -> ModelInfo:
     if onnxfile.onnx_path(name) is not None:
         return ModelInfo(**onnxfile.onnx_info(name, options))
     kind, ref = _split(name)
+    check_options(name, kind, ref, options or {})
     if kind == "alias":
         a = ALIASES[ref]
         if a.source == "hf":
@@ -119,6 +120,25 @@ def model_info(name: str, options: dict[str, Any] | None = None) -> ModelInfo:
     if _is_image_classifier(config):
         return ModelInfo(name, VISION, None, f"Hugging Face {ref}")
     return ModelInfo(name, TEXT, _hf_max_positions(config), f"Hugging Face {ref}")
+
+
+# The options each kind of model reads (ONNX files: ``onnxfile.OPTIONS``); any other key
+# would be ignored, so it is refused.
+OPTIONS_OF = {"tv": ("num_classes",), "py": ("family", "input_spec", "num_classes"),
+              "hf": (), "mem": ()}  # fmt: skip
+
+
+def check_options(name: str, kind: str, ref: str, options: dict[str, Any]) -> None:
+    """Refuse an option the model would ignore (a typo of ``num_classes``, ``input_spec``
+    on a torchvision model), naming the ones it reads."""
+    if kind == "alias":
+        kind = ALIASES[ref].source
+    valid = OPTIONS_OF.get(kind, ())
+    for key in options:
+        if key not in valid:
+            if not valid:
+                raise QuantbenchError(f"model '{name}' takes no options, got '{key}'")
+            raise QuantbenchError(f"model '{name}': {unknown_name('option', str(key), valid)}")
 
 
 def load_model(

@@ -63,6 +63,18 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise QuantbenchError(f"{name}: {e}") from None
 
 
+def inline_models(text: str) -> list[Any]:
+    """``--models`` given as inline YAML: one entry (``'{name: m.py:Net, options: {...}}'``)
+    or a list of names and entries, each then read as a file's entry is."""
+    from quantbench.userdata import load_yaml_text
+
+    value = load_yaml_text(text, f"models '{clip(text)}'", "is not valid inline YAML")
+    value = [value] if isinstance(value, dict) else value
+    if not isinstance(value, list):
+        raise QuantbenchError(f"models must be names or entries, got {shown(value)}")
+    return value
+
+
 def load_spec(
     preset: str | None = None,
     config: str | Path | None = None,
@@ -88,7 +100,9 @@ def load_spec(
     merged["preset"] = name
     if "models" in merged:
         models = merged["models"]
-        if isinstance(models, str):
+        if isinstance(models, str) and models.lstrip()[:1] in ("[", "{"):
+            models = inline_models(models)  # entries typed on the command line
+        elif isinstance(models, str):
             models = parse_name_list(models, "models")
         if isinstance(models, (list, tuple)):
             if not models:

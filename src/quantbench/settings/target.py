@@ -27,8 +27,10 @@ class Target(Settings):
     models: Annotated[list[ModelRef], BeforeValidator(models_value)] = Field(
         default_factory=lambda: [ModelRef(m) for m in LAB_MODELS],
         description="models to measure: names (aliases, hf:<id-or-dir>, tv:<builder>, "
-        "py:<file>:<obj>, onnx:<file> or <file>.onnx) or entries {name, source, arch, path, weights, num_classes, "
-        "dataset, calibration, image_sizes, seq_lens}; default: the eight lab models",
+        "py:<file>:<obj>, onnx:<file> or <file>.onnx), or entries {name, source, arch, path, "
+        "weights, num_classes, options, dataset, calibration, image_sizes, seq_lens} (on the "
+        "command line as inline YAML: '{name: ..., options: {input_spec: ...}}' or a list); "
+        "default: the eight lab models",
     )
     weights: Text = Field(
         "auto", description="random | pretrained | PATH (auto: the default per model)"
