@@ -76,7 +76,7 @@ def test_verdict_rules_and_fallback_without_schedstat():
     assert contention.run_delay_s() is not None  # Linux with schedstat (this machine)
 
 
-def test_contended_points_reach_records_columns_and_caveats(tmp_path):
+def test_contended_points_reach_records_columns_and_caveats(tmp_path, capsys):
     from quantbench.best import as_dict, recommend, summary_lines
     from quantbench.measure.latency import summarize
     from quantbench.measure.metrics import csv_columns, csv_rows
@@ -102,6 +102,23 @@ def test_contended_points_reach_records_columns_and_caveats(tmp_path):
     lines = summary_lines({}, as_dict(recs), cells)  # next to the model's summary line
     at = next(i for i, ln in enumerate(lines) if ln.startswith("m:"))
     assert lines[at + 1].startswith("  caveat: contended:")
+    # `show` of the stored run: the contended speedups marked, the same closing lines
+    from quantbench.cli import main
+    from quantbench.store import open_store
+
+    st = open_store(tmp_path / "q.db")
+    st.begin_run({"id": "r", "status": "finished", "host": {"cores": 2},
+                  "spec": {"measure": ["size", "latency"]},
+                  "recommendations": as_dict(recs)})  # fmt: skip
+    st.write_cells("r", cells)
+    st.close()
+    assert main(["show", "r", "--store", str(tmp_path / "q.db")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    row = next(ln for ln in out if ln.startswith("m ") and "static-int8" in ln)
+    assert "2.00x [2.00, 2.00]*" in row
+    assert "* measured while other work held the cores (contended)" in out
+    at = next(i for i, ln in enumerate(out) if ln.startswith("m:"))
+    assert out[at + 1].startswith("  caveat: contended:")
 
 
 @pytest.mark.slow

@@ -138,7 +138,10 @@ def test_commands_on_stored_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "base" in out and "slower" in out and "AMD EPYC (2 cores)" in out
     assert main(["show", "base", *s]) == 0
-    assert "static-int8" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if "static-int8" in ln and ln.startswith("m1"))
+    assert "2.50x [2.50, 2.50]" in row  # the speedup with its interval
+    assert "contended" not in out  # no point was
     assert main(["show", "nope", *s]) == 2
     err = capsys.readouterr().err
     assert "no run 'nope'" in err and "recent runs:" in err and "base" in err

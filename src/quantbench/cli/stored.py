@@ -67,26 +67,48 @@ def cmd_show(args: argparse.Namespace) -> int:
     say("versions: " + ", ".join(f"{k} {x}" for k, x in v.items()))
     say(f"output:   {meta.get('out_dir')}")
     print()
-    say(f"{'model':16s} {'recipe':28s} {'status':11s} {'size MiB':>9s} {'speedup':>8s}  metric")
+    mw = max([16, *(len(c.model) for c in cells)])  # the model column fits the longest name
+    rw = max([28, *(len(c.recipe) for c in cells)])
+    say(f"{'model':{mw}s} {'recipe':{rw}s} {'status':11s} {'size MiB':>9s} "
+        f"{'speedup [95% CI]':>22s}  metric")  # fmt: skip
+    from quantbench.measure.contention import is_contended
+    from quantbench.runner.summary import closing_lines
     from quantbench.shapes import ref_sizes, reference_point
 
     sizes = ref_sizes(meta.get("spec"))
     for c in cells:
         pt = reference_point(c, sizes) if c.latency else None
-        sp = f"{pt.speedup.median:.2f}x" if pt and pt.speedup else ("1.00x" if pt else "—")
+        sp = _speedup(pt.speedup) if pt and pt.speedup else ("1.00x" if pt else "—")
+        if pt is not None and is_contended(pt):
+            sp += "*"
         size = f"{c.size_bytes / 2**20:.1f}" if c.size_bytes else "—"
         acc = c.accuracy
         metric = f"{acc.metric} {acc.value:.4f}" if acc and acc.value is not None else ""
         if not metric and c.fidelity and c.fidelity.cosine is not None:
             metric = f"cosine {c.fidelity.cosine:.4f}"
-        say(f"{c.model:16s} {c.recipe:28s} {c.status:11s} {size:>9s} {sp:>8s}  {metric}")
+        say(f"{c.model:{mw}s} {c.recipe:{rw}s} {c.status:11s} {size:>9s} {sp:>22s}  {metric}")
+    if any(c.latency and is_contended(reference_point(c, sizes) or c.latency[0]) for c in cells):
+        say("* measured while other work held the cores (contended)")
     failed = [c for c in cells if c.status != "ok"]
     if failed:
         print()
         say("why cells did not succeed:")
         for c in failed:
             say(f"  {c.model} / {c.recipe} ({c.status}): {c.error or 'no reason recorded'}")
+    closing = closing_lines(meta, cells)
+    if closing:  # what the run ended with: the recommendation, as the timings allow
+        print()
+        for line in closing:
+            say(line.strip() if line.startswith("  warning:") else line[2:])
     return 0
+
+
+def _speedup(s: Any) -> str:
+    """``2.41x [2.30, 2.55]`` (the median of the paired ratios and its interval)."""
+    text = f"{s.median:.2f}x"
+    if s.ci_low is not None and s.ci_high is not None:
+        text += f" [{s.ci_low:.2f}, {s.ci_high:.2f}]"
+    return text
 
 
 def add_import(sub: Any) -> None:

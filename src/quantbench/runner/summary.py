@@ -24,12 +24,17 @@ def counts(results: list[Any]) -> dict[str, int]:
 def recommendation_lines(result: Any) -> list[str]:
     """Per model, its recommendation line; the run's caveats (a busy machine, ...) right
     after them, where they cannot be missed."""
+    return closing_lines(result.run.to_dict(), result.results)
+
+
+def closing_lines(run: dict[str, Any], cells: list[Any]) -> list[str]:
+    """:func:`recommendation_lines` of a run's record (``show`` of a stored run)."""
     from quantbench.best import summary_lines
     from quantbench.caveats import run_caveats
 
-    meta = result.run
-    lines = [f"  {x}" for x in summary_lines(meta.spec, meta.recommendations, result.results)]
-    return lines + [f"  warning: {c}" for c in run_caveats(meta, result.results)]
+    lines = [f"  {x}" for x in summary_lines(run.get("spec") or {}, run.get("recommendations"),
+                                              cells)]  # fmt: skip
+    return lines + [f"  warning: {c}" for c in run_caveats(run, cells)]
 
 
 def summary_lines(result: Any) -> list[str]:
