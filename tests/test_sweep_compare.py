@@ -71,7 +71,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> dict
         metas = [st.run_meta(r) for r in ids]
     finally:
         st.close()
-    return {"db": db, "ids": ids, "cells": cells, "metas": metas,
+    return {"db": db, "ids": ids, "cells": cells, "metas": metas, "root": root,
             "models": [DIGITS.MODEL, f"hf:{tiny_bert_dir}"]}  # fmt: skip
 
 
@@ -162,6 +162,17 @@ def test_compare_run_ids_as_machines_in_the_order_given(sweep, capsys, tmp_path)
     code, text, _ = _cli(capsys, "compare", a, "--machines", "--store", sweep["db"],
                          "--out", str(tmp_path / "one"))  # fmt: skip
     assert code == 0 and all(len(rows[0]) == 2 for rows in _tables(text).values())
+    # as `compare` takes runs: an id prefix, a run directory (its results.json); one run
+    # named twice is one column
+    run0 = str(sweep["root"] / "run0")
+    code, text, _ = _cli(capsys, "compare", b[:-2], run0, a, "--machines", "--store",
+                         sweep["db"], "--out", str(tmp_path / "files"))  # fmt: skip
+    assert code == 0
+    header = next(iter(_tables(text).values()))[0]
+    assert len(header) == 3 and header[1] == "arm-1 · H200", header
+    code, _, err = _cli(capsys, "compare", "nope-", "--machines", "--store", sweep["db"],
+                        "--out", str(tmp_path / "none"))  # fmt: skip
+    assert code == 2 and "no run 'nope-'" in err
 
 
 def test_report_sweep_writes_markdown_html_and_a_figure_per_model(sweep, capsys, tmp_path):

@@ -179,15 +179,21 @@ def build(
 def load(
     run_ids: list[str] | None = None, sweep_id: str | None = None, store: str | None = None
 ) -> MachineComparison:
-    """The comparison of a sweep's runs, or of the runs given, read from the store."""
+    """The comparison of a sweep's runs, read from the store, or of the runs given (ids,
+    id prefixes, run directories or results.json files, as ``compare`` takes them)."""
+    from quantbench.compareruns import resolve
     from quantbench.store import open_store
 
     if bool(run_ids) == bool(sweep_id):
         raise QuantbenchError("compare machines: give run ids or a sweep id, not both")
+    if run_ids:
+        runs = resolve(list(dict.fromkeys(run_ids)), store)
+        seen: set[str] = set()  # two spellings of one run: one column
+        runs = [r for r in runs if not (r[0]["id"] in seen or seen.add(r[0]["id"]))]
+        return build(runs, None)
     st = open_store(store, create=False)
     try:
-        ids = [m["id"] for m in st.sweep_runs(sweep_id)] if sweep_id else list(run_ids or [])
-        runs = [st.load_run(r) for r in dict.fromkeys(ids)]
+        runs = [st.load_run(m["id"]) for m in st.sweep_runs(sweep_id)]
     finally:
         st.close()
     return build(runs, sweep_id)
