@@ -64,16 +64,41 @@ def models(tmp_path_factory, tiny_bert_dir, tiny_classifier_dir) -> dict[str, st
         torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
         torch.nn.Flatten(), torch.nn.Linear(8, 4),
     )  # fmt: skip
+    own = tmp_path_factory.mktemp("own-tensor")  # a py: model whose inputs its data names
+    (own / "two.py").write_text(TWO_INPUTS)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(own / "rows.npz", feats=rng.standard_normal((16, 8)).astype("float32"),
+             extra=rng.integers(0, 5, (16, 4)).astype("int64"))  # fmt: skip
     return {
         "vision": f"hf:{vit}",
         "classifier": f"hf:{tiny_classifier_dir}",
         "sentence": f"hf:{sentence}",
         "memory": quantbench.model(cnn.eval(), name="contract-cnn")["source"],
+        "tensor": f"py:{own / 'two.py'}:Two",
+        "tensor-data": str(own / "rows.npz"),
     }
 
 
+TWO_INPUTS = """
+import torch
+
+
+class Two(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 16)
+        self.emb = torch.nn.Embedding(5, 16)
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, extra, feats):  # not the data's order: called by name
+        return self.out(torch.relu(self.a(feats) + self.emb(extra).mean(1)))
+"""
+
+
 def _family(kind: str) -> str:
-    return "text" if kind in ("classifier", "sentence") else "vision"
+    return {"classifier": "text", "sentence": "text", "tensor": "tensor"}.get(kind, "vision")
 
 
 # ------------------------------------------------------------------------------- cases
@@ -109,7 +134,7 @@ def _representative(fmt: str) -> tuple[str, list[str]]:
 
 MATRIX = [
     pytest.param(kind, _recipes(f, kind), f, id=f"{kind}-{f}", marks=pytest.mark.slow)
-    for kind in ("vision", "classifier", "sentence", "memory")
+    for kind in ("vision", "classifier", "sentence", "memory", "tensor")
     for f in FORMATS
     if _recipes(f, kind)
 ]
@@ -118,7 +143,7 @@ MATRIX = [
 # ------------------------------------------------------------------------------- check
 
 
-def _build(model: str, recipes: list[str]):
+def _build(model: str, recipes: list[str], data: str | None = None):
     # torchao recipes built without torch.compile: the same checkpoint (a file built with
     # compile compiles at its first call, minutes each here; the wrappers' keyword
     # passing is checked without compiling by test_compiled_and_half_wrappers_pass_keywords)
@@ -129,6 +154,7 @@ def _build(model: str, recipes: list[str]):
         "measure": ["size", "fidelity"], "compile": False, "pin": False, "isolate": False,
         "calib_batches": 2, "calib_batch_size": 2, "fidelity_batch_size": 3,
         "image_sizes": [32], "seq_lens": [12], "save_artifacts": False,
+        "calibration": data,
     })  # fmt: skip
     spec.timing.timeout_s = None
     return build_model(spec, spec.target.models[0], lambda message: None)
@@ -151,7 +177,7 @@ def _fresh_process(job: dict, tmp: Path) -> dict:
 def _write(kind: str, recipes: list[str], fmt: str, models: dict, tmp: Path) -> dict:
     """Build ``recipes`` on the ``kind`` model as run does, write each file as quantize
     does; the fresh process's job entries, each with what run measured for its cell."""
-    run = _build(models[kind], recipes)
+    run = _build(models[kind], recipes, models.get(f"{kind}-data"))
     names = input_names(run.lm.module)
     assert names, "the source model names its inputs"
     inputs = tuple(run.fidelity_inputs)
@@ -210,6 +236,18 @@ def test_contract_one_recipe_per_format(models, tmp_path):
         entries.update(_write(kind, recipes, fmt, models, tmp_path))
     # a format whose library is missing here is unsupported (with its reason), not skipped
     assert {".pt", ".pt2"} <= {Path(e["path"]).suffix for e in entries.values()}
+    _check(entries, tmp_path)
+
+
+def test_a_tensor_models_checkpoint_rebuilds_from_its_record(models, tmp_path):
+    """A model of your own fed from a .npz (two named inputs, one of them integer ids):
+    its static-int8 checkpoint rebuilds from the shapes, dtypes and ranges it records,
+    never from its data."""
+    entries = _write("tensor", ["static-int8"], "state_dict", models, tmp_path)
+    obj = torch.load(entries["tensor/static-int8"]["path"], weights_only=False)
+    assert [(r["name"], r["shape"], r["dtype"]) for r in obj["inputs"]] == [
+        ("feats", [8], "float32"), ("extra", [4], "int64")]  # fmt: skip
+    assert obj["inputs"][1]["low"] >= 0 and obj["inputs"][1]["high"] <= 4
     _check(entries, tmp_path)
 
 

@@ -313,3 +313,37 @@ def test_pt2e_on_a_32px_imagefolder_model_ends_ok_at_every_size(tmp_path) -> Non
     cell = _cells(result)["pt2e-static-int8"]
     assert cell.status == "ok", cell.error
     assert {p.input_size for p in cell.latency} == {32, 64}
+
+
+def test_inputs_called_by_name_trace_and_bind_by_keyword() -> None:
+    """A model whose inputs its data names in another order than its forward: the wrapper
+    names them as parameters, so torch.fx traces it (static-int8) and it is called by
+    position (the data's order) or by keyword; names that are not identifiers keep *args."""
+    from quantbench.models.tensor import KeywordInputs, called_by_name, keyword_inputs
+
+    class Rev(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(8, 2), torch.nn.Linear(4, 2)
+
+        def forward(self, extra, feats):
+            return self.a(feats) + self.b(extra)
+
+    m = Rev().eval()
+    feats, extra = torch.randn(3, 8), torch.randn(3, 4)
+    w = called_by_name(m, ("feats", "extra"))
+    assert isinstance(w, KeywordInputs) and w.input_names == ("feats", "extra")
+    want = m(extra, feats)
+    assert torch.equal(w(feats, extra), want) and torch.equal(w(extra=extra, feats=feats), want)
+    traced = torch.fx.symbolic_trace(w)
+    assert torch.equal(traced(feats, extra), want)
+    assert called_by_name(m, ("extra", "feats")) is m  # already its own order
+    odd = keyword_inputs(m, ("extra", "feats"))
+    assert torch.equal(odd(extra, feats), want)
+
+    class Kw(torch.nn.Module):
+        def forward(self, **named):
+            return named["not an identifier"]
+
+    bad = keyword_inputs(Kw(), ("not an identifier",))
+    assert type(bad) is KeywordInputs and torch.equal(bad(feats), feats)

@@ -100,8 +100,26 @@ def _skeleton(obj: dict[str, Any]) -> Any:
     seed, name = obj.get("seed", 0), obj["model"]
     source = obj.get("model_source")
     if isinstance(source, dict):
-        return _py_model(name, source, seed, obj.get("options") or {})
+        lm = _py_model(name, source, seed, obj.get("options") or {})
+        return _as_recorded(lm, obj.get("inputs")) if obj.get("family") == "tensor" else lm
     return zoo.load_model(name, "random", seed, obj.get("options"))
+
+
+def _as_recorded(lm: Any, record: Any) -> Any:
+    """A tensor-family model as it was measured: its inputs' names, shapes and dtypes from
+    the checkpoint's record (called by name where the data named its inputs)."""
+    import dataclasses
+
+    from quantbench.models.tensor import TENSOR, RecordInputs, called_by_name
+
+    if not isinstance(record, list) or not all(isinstance(r, dict) for r in record):
+        raise QuantbenchError("it records no inputs for a tensor model (written by an older "
+                              "quantbench: quantize it again)")  # fmt: skip
+    names = tuple(str(r.get("name")) for r in record)
+    return dataclasses.replace(
+        lm, family=TENSOR, module=called_by_name(lm.module, names),
+        make_inputs=RecordInputs(tuple(record)), input_names=names,
+    )  # fmt: skip
 
 
 def _library(recipe: str) -> str:

@@ -204,6 +204,13 @@ def artifact_meta(run: ModelRun, v: Variant, art: Any) -> dict[str, Any]:
     source = model_source(ref.load_name)
     if source is not None:
         meta["model_source"] = source
+    if run.lm.family == "tensor":  # the inputs' shapes, dtypes and ranges: never the data
+        from quantbench.models.tensor import example_record
+
+        lm = run.lm
+        x = lm.make_inputs(1, lm.ref_input_size or 1, seed=0)
+        names = lm.input_names or tuple(f"input_{i}" for i in range(len(x)))
+        meta["inputs"] = example_record(x, names)
     return meta
 
 

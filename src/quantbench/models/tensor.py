@@ -83,15 +83,38 @@ def _fit(x: Any, dim: int, n: int) -> Any:
 
 class KeywordInputs(torch.nn.Module):
     """Calls ``module(**dict(zip(names, inputs)))``: a dict batch whose keys are not the
-    forward's leading positional arguments still runs positionally everywhere else."""
+    forward's leading positional arguments still runs positionally everywhere else.
+
+    Built with :func:`keyword_inputs`, its ``forward`` names the inputs (``forward(self,
+    feats, extra)``), so it is called by position or by keyword as the model was, and
+    torch.fx and torch.export trace it; names that are not identifiers keep ``*inputs``."""
 
     def __init__(self, module: Any, names: tuple[str, ...]) -> None:
         super().__init__()
         self.module = module
         self.names = tuple(names)
 
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self.names
+
     def forward(self, *inputs: Any) -> Any:
         return self.module(**dict(zip(self.names, inputs, strict=True)))
+
+
+def keyword_inputs(module: Any, names: tuple[str, ...]) -> KeywordInputs:
+    """``KeywordInputs(module, names)`` whose ``forward`` takes the names as parameters."""
+    import keyword
+
+    names = tuple(names)
+    if not all(n.isidentifier() and not keyword.iskeyword(n) and n != "self" for n in names):
+        return KeywordInputs(module, names)
+    params = ", ".join(names)
+    code = f"def forward(self, {params}):\n    return self.module({', '.join(f'{n}={n}' for n in names)})\n"
+    scope: dict[str, Any] = {}
+    exec(compile(code, "<quantbench.models.tensor.keyword_inputs>", "exec"), scope)  # noqa: S102 - identifiers only
+    cls = type("KeywordInputs", (KeywordInputs,), {"forward": scope["forward"]})
+    return cls(module, names)
 
 
 def parse_input_spec(value: Any, names: tuple[str, ...], shapes: list[tuple[int, ...]]) -> dict:
@@ -152,6 +175,57 @@ def labels_of(input_spec: Any) -> Any:
     return _UNSET
 
 
+def called_by_name(module: Any, names: tuple[str, ...]) -> Any:
+    """``module``, wrapped in :class:`KeywordInputs` when the data's input ``names`` are
+    its forward's arguments but not its leading positional ones, in that order."""
+    from quantbench.datasets.batches import params_of
+
+    params = params_of(module)
+    keywords = params is not None and (params.varkw or set(names) <= set(params.names))
+    if keywords and names != params.names[: len(names)]:
+        return keyword_inputs(module, names).eval()
+    return module
+
+
+def example_record(inputs: tuple, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """What rebuilds a tensor model's structure without its data (an artifact keeps this,
+    never the data): per input its name, per-example shape, dtype and value range."""
+    out = []
+    for name, t in zip(names, inputs, strict=True):
+        low, high = (float(t.min()), float(t.max())) if t.numel() else (0.0, 0.0)
+        out.append({"name": name, "shape": list(t.shape[1:]),
+                    "dtype": str(t.dtype).replace("torch.", ""), "low": low, "high": high})  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class RecordInputs:
+    """``make_inputs`` from :func:`example_record`'s record: random values in each input's
+    range (integers for integer inputs), at its recorded shape."""
+
+    record: tuple[dict[str, Any], ...]
+
+    def __call__(self, batch_size: int, input_size: int = 0, seed: int = 0) -> tuple:
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for r in self.record:
+            shape, dtype = (
+                (int(batch_size), *map(int, r["shape"])),
+                getattr(torch, r["dtype"], None),
+            )
+            if not isinstance(dtype, torch.dtype):
+                raise QuantbenchError(f"input '{r.get('name')}' records no dtype: {r['dtype']!r}")
+            low, high = float(r["low"]), float(r["high"])
+            if dtype.is_floating_point:
+                x = torch.rand(shape, generator=g) * (high - low) + low
+                out.append(x.to(dtype))
+            elif dtype == torch.bool:
+                out.append(torch.rand(shape, generator=g) < 0.5)
+            else:
+                out.append(torch.randint(int(low), int(high) + 1, shape, generator=g, dtype=dtype))
+        return tuple(out)
+
+
 def tensor_model(lm: LoadedModel, dataset: Any, input_spec: Any = None) -> LoadedModel:
     """``lm`` as a tensor model whose inputs are ``dataset``'s (a loaded memory or tensors
     dataset): its make_inputs draws from the data's first examples."""
@@ -167,15 +241,9 @@ def tensor_model(lm: LoadedModel, dataset: Any, input_spec: Any = None) -> Loade
     if named:
         sizes = tuple(spec["sizes"] or sorted({max(1, first // 2), first, first * 2}))
     make = TensorInputs(names, pool, tuple(spec["dynamic"]), sizes, first)
-    module = lm.module
-    from quantbench.datasets.batches import params_of
-
-    params = params_of(module)
-    keywords = params is not None and (params.varkw or set(names) <= set(params.names))
-    if keywords and names != params.names[: len(names)]:
-        module = KeywordInputs(module, names).eval()
     return dataclasses.replace(
-        lm, family=TENSOR, make_inputs=make, module=module, max_input_size=None,
+        lm, family=TENSOR, make_inputs=make, module=called_by_name(lm.module, names),
+        max_input_size=None,
         input_sizes=sizes, ref_input_size=first, family_from_data=False, input_names=names,
         dynamic_dims=tuple({0: "batch", **dims} for dims in spec["dynamic"]),
         notes=[*lm.notes, f"inputs taken from the data: {make.describe()}"],

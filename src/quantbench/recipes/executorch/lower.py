@@ -129,6 +129,25 @@ def quantize(
     return convert_pt2e(prepared)
 
 
+INPUT_NAMES = "input_names"  # the program's constant method that names its inputs
+
+
+def input_names_of(model: Any, n: int) -> tuple[str, ...] | None:
+    """The names of ``model``'s ``n`` inputs: the ones its data gave, else its forward's
+    leading positional parameters; None when it takes ``*args``."""
+    import inspect
+
+    if getattr(model, "input_names", None):
+        return tuple(model.input_names)[:n]
+    try:
+        params = list(inspect.signature(model.module.forward).parameters.values())
+    except (TypeError, ValueError, AttributeError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named = [p.name for p in params if p.kind in kinds]
+    return tuple(named[:n]) if len(named) >= n else None
+
+
 def _export(module: Any, example: tuple, ds: tuple | None) -> Any:
     from quantbench.recipes.pt2e import _quiet_export
 
@@ -139,12 +158,23 @@ def _export(module: Any, example: tuple, ds: tuple | None) -> Any:
         raise UnsupportedError(f"torch.export cannot capture this model: {first_line(e)}") from None
 
 
-def lower(module: Any, example: tuple, ds: tuple | None, path: Path) -> dict[str, Any]:
+def lower(
+    module: Any,
+    example: tuple,
+    ds: tuple | None,
+    path: Path,
+    names: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
     """Export ``module``, lower it to XNNPACK, write the program to ``path``; return how
-    much XNNPACK took (see :func:`delegation`), the exported program's tensors and graph."""
+    much XNNPACK took (see :func:`delegation`), the exported program's tensors and graph.
+    ``names``: the inputs' names, kept in the program as its constant method
+    ``input_names`` (a ``.pte`` has no other place for them)."""
     ep = _export(module, example, ds)
     state, graph = used_tensors(ep), ep.graph_module
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    constants = {INPUT_NAMES: list(names)} if names else None
+    edge = to_edge_transform_and_lower(
+        ep, partitioner=[XnnpackPartitioner()], constant_methods=constants
+    )
     share = delegation(edge.exported_program().graph_module)
     program = edge.to_executorch()
     with open(path, "wb") as f:

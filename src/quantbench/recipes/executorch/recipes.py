@@ -85,7 +85,8 @@ def _build(name: str, model: Any, ctx: QuantContext, mode: str | None) -> Artifa
     out_dir = tempfile.mkdtemp(prefix="quantbench-et-")
     path = Path(out_dir) / "model.pte"
     try:
-        low = et.timed(lambda: et.lower(reference, example, ds, path), seconds, "lower_s")
+        names = et.input_names_of(model, len(example))
+        low = et.timed(lambda: et.lower(reference, example, ds, path, names), seconds, "lower_s")
         program = EtModule(path, cleanup_dir=out_dir)
         check = et.check_program(
             program, reference, _check_inputs(model, size), "int8" if mode else "fp32"

@@ -82,9 +82,10 @@ _INTEGER = {0, 1, 2, 3, 4, 11}
 
 
 def _input_names(bounds: list[tuple[int, ...]], integer: list[bool]) -> tuple[str, ...]:
-    """The inputs' names, as quantbench exports a model of each family (a ``.pte`` keeps
-    no names): token ids and their mask, or one image; else ``input_0``, ``input_1``...
-    so that a call by keyword binds as :mod:`quantbench.artifacts.contract` binds it."""
+    """The inputs' names of a program that does not keep them (quantbench writes them as
+    the constant method ``input_names``), as quantbench exports a model of each family:
+    token ids and their mask, or one image; else ``input_0``, ``input_1``... so that a
+    call by keyword binds as :mod:`quantbench.artifacts.contract` binds it."""
     if len(bounds) == 2 and all(integer) and all(len(b) == 2 for b in bounds):
         return ("input_ids", "attention_mask")
     if len(bounds) == 1 and integer[0] and len(bounds[0]) == 2:
@@ -135,6 +136,10 @@ class EtModule:
             int(meta.input_tensor_meta(i).dtype()) in _INTEGER for i in range(len(self.bounds))
         ]
         self.input_names = _input_names(self.bounds, integer)
+        if "input_names" in program.method_names:  # the names the program was written with
+            named = program.load_method("input_names").execute([])
+            if len(named) == len(self.bounds) and all(isinstance(n, str) for n in named):
+                self.input_names = tuple(named)
         if cleanup_dir is not None:
             # the artifact's temporary directory lives exactly as long as its module
             weakref.finalize(self, shutil.rmtree, cleanup_dir, True)
