@@ -123,8 +123,9 @@ def test_contended_points_reach_records_columns_and_caveats(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_run_under_competition_marks_its_points_and_says_so(tmp_path, one_cpu):
-    """A real run in a worker on one CPU with a busy loop on it: its points are contended,
-    and the run's closing lines carry the caveat."""
+    """A real run held to one CPU (its worker inherits that) with a busy loop on the
+    same CPU: its points are contended, and the run's closing lines carry the caveat.
+    Without the hold, a quiet machine's scheduler gives the run another core."""
     root = os.path.dirname(os.path.dirname(__file__))
     model = f"py:{root}/examples/digits_cnn.py:DigitsCNN"
     spin = subprocess.Popen([sys.executable, "-c", SPIN, str(one_cpu)])
@@ -135,6 +136,7 @@ def test_a_run_under_competition_marks_its_points_and_says_so(tmp_path, one_cpu)
              "--vision-batch-sizes", "1", "--ref-image-size", "16", "--min-runs", "20",
              "--threads", "1", "--out", str(tmp_path / "o"), "--store", str(tmp_path / "q.db")],
             capture_output=True, text=True, timeout=300,
+            preexec_fn=lambda: os.sched_setaffinity(0, {one_cpu}),
         )  # fmt: skip
     finally:
         spin.kill()
@@ -144,7 +146,9 @@ def test_a_run_under_competition_marks_its_points_and_says_so(tmp_path, one_cpu)
 
     cells = json.loads((tmp_path / "o" / "results.json").read_text())["results"]
     verdicts = {p["contention"]["verdict"] for c in cells for p in c["latency"]}
-    assert verdicts == {CONTENDED}
+    assert verdicts == {CONTENDED}, [
+        (c["recipe"], p["contention"]) for c in cells for p in c["latency"]
+    ]
     caveats = [ln for ln in out.stdout.splitlines() if "caveat: contended:" in ln]
     assert len(caveats) == 1, out.stdout
     assert ": contended: speedups measured while other work held the cores" in caveats[0]
