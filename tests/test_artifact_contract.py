@@ -239,6 +239,7 @@ def test_contract_one_recipe_per_format(models, tmp_path):
     _check(entries, tmp_path)
 
 
+@pytest.mark.slow  # the matrix's tensor-state_dict case covers the load; this, the record
 def test_a_tensor_models_checkpoint_rebuilds_from_its_record(models, tmp_path):
     """A model of your own fed from a .npz (two named inputs, one of them integer ids):
     its static-int8 checkpoint rebuilds from the shapes, dtypes and ranges it records,
