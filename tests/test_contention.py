@@ -152,3 +152,18 @@ def test_a_run_under_competition_marks_its_points_and_says_so(tmp_path, one_cpu)
     caveats = [ln for ln in out.stdout.splitlines() if "caveat: contended:" in ln]
     assert len(caveats) == 1, out.stdout
     assert ": contended: speedups measured while other work held the cores" in caveats[0]
+
+
+def test_watched_points_speak_instead_of_the_load_average():
+    """A load average of 1.1 on 2 cores (this run's own worker, or what ran just before)
+    with every point watched and quiet: no busy-machine caveat; unwatched points (older
+    records) keep the load-average rule."""
+    from quantbench.caveats import busy
+    from quantbench.measure.latency import summarize
+    from quantbench.results import CellResult, LatencyPoint
+
+    run = {"host": {"load_avg": 1.1, "cores": 2}}
+    p = LatencyPoint(1, 224, "input_size", "ms", summarize([5.0, 5.0]), [5.0, 5.0])
+    assert busy(run, [CellResult("m", "fp32", latency=[p])]).startswith("the machine was busy")
+    p.contention = {"verdict": QUIET, "wait_share": 0.01, "cpu_share": 0.8}
+    assert busy(run, [CellResult("m", "fp32", latency=[p])]) is None

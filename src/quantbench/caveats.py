@@ -24,7 +24,18 @@ BUSY_LOAD_PER_CORE = 0.5  # load average above this per core: the machine was bu
 
 def busy(run: dict[str, Any], cells: list[Any] | None = None) -> str | None:
     """The busy-machine line when the 1-minute load average at the start exceeded
-    :data:`BUSY_LOAD_PER_CORE` per core; None otherwise (or when not recorded)."""
+    :data:`BUSY_LOAD_PER_CORE` per core; None otherwise (or when not recorded).
+
+    Where the run's timed points were watched for contention
+    (``quantbench.measure.contention``), their verdicts speak instead (a model whose
+    speedups rest on contended points gets its own caveat): the load average counts this
+    run's own processes and whatever ran just before, and would call a quiet run busy."""
+    if any(
+        getattr(p, "contention", None)
+        for c in cells or []
+        for p in getattr(c, "latency", None) or []
+    ):
+        return None
     host = run.get("host") or {}
     load, cores = host.get("load_avg"), host.get("cores")
     numbers = [x for x in (load, cores) if isinstance(x, (int, float)) and not isinstance(x, bool)]
