@@ -86,3 +86,18 @@ def test_bench_contention_compares_and_judges():
     assert ok and "drifts, marked contended" in lines[1] and lines[2].endswith("ok")
     lines, ok = bench.compare({k1: (2.0, False)}, {k1: (2.6, False)}, 0.15)
     assert not ok and lines[1].endswith("DRIFTS")
+
+
+def test_a_high_load_average_with_nothing_running_now_is_no_busy_warning():
+    """The 1-minute load average still counts what ran before (doctor's own measurement of
+    the ceilings, a run just finished): where the sample of other processes says they use
+    next to nothing now, doctor does not call the machine busy; where it says they do, or
+    cannot say, the load average warns as before."""
+    from quantbench.doctor import warnings_for
+
+    host = {"cores": 2, "load_avg": 1.1}
+
+    def said(others):
+        return any("the machine is busy" in w for w in warnings_for(host, 1, None, others))
+
+    assert not said(0.02) and said(None) and said(1.5)

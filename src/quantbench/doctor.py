@@ -23,12 +23,19 @@ from quantbench.measure.ceilings import Ceilings
 LOW_INT8_RATIO = 1.2  # int8 peak under this many times fp32's: little to expect from int8
 
 
-def warnings_for(host: dict[str, Any], threads: int, ceilings: Ceilings | None) -> list[str]:
+def warnings_for(
+    host: dict[str, Any], threads: int, ceilings: Ceilings | None, others: float | None = None
+) -> list[str]:
     """Plain-word warnings about what will hurt results on this machine.
 
     ``host`` is this machine's :func:`~quantbench.env.host`; the architecture and ISA
     questions are asked of :mod:`quantbench.cpu`, which that fingerprint is built from.
+    ``others``: cores' worth of CPU other processes used just now
+    (:mod:`quantbench.doctor_busy`); where it is known and small, a high load average is
+    what ran before (this tool's own measurement included), not a busy machine.
     """
+    from quantbench.doctor_busy import BUSY_CORES
+
     out = []
     if cpu.is_x86() and not (cpu.has_vnni() or "amx_int8" in cpu.cpu_flags()):
         out.append(
@@ -45,7 +52,7 @@ def warnings_for(host: dict[str, Any], threads: int, ceilings: Ceilings | None) 
             f"{threads} threads on {cores} cores: threads will contend; use --threads {cores}"
         )
     load = host.get("load_avg")
-    if load is not None and load > 0.5 * cores:
+    if load is not None and load > 0.5 * cores and (others is None or others >= BUSY_CORES):
         out.append(
             f"the machine is busy (load average {load:.1f} on {cores} cores): timings will be "
             "noisy; close other work or compare only paired speedups"
@@ -66,10 +73,14 @@ def warnings_for(host: dict[str, Any], threads: int, ceilings: Ceilings | None) 
 
 
 def diagnose(
-    threads: int | None = None, refresh: bool = False, seconds: float | None = None
+    threads: int | None = None,
+    refresh: bool = False,
+    seconds: float | None = None,
+    others: float | None = None,
 ) -> dict[str, Any]:
     """Fingerprint + engines + versions + ceilings + warnings, as a dict. ``seconds``:
-    how long each GEMM case is timed when the ceilings are measured."""
+    how long each GEMM case is timed when the ceilings are measured; ``others``: see
+    :func:`warnings_for`."""
     import torch
 
     from quantbench.measure.ceiling_cache import machine_ceilings
@@ -89,7 +100,7 @@ def diagnose(
         "interop_threads": interop,
         "versions": env.versions(),
         "ceilings": found.to_dict(),
-        "warnings": warnings_for(host, threads, found),
+        "warnings": warnings_for(host, threads, found, others),
     }
 
 
@@ -104,6 +115,11 @@ def ceiling_lines(c: Ceilings) -> list[str]:
     if c.measurements > 1:
         how += f", the best of {c.measurements} measurements"
     load = f", load average {c.load_avg:.1f} then" if c.load_avg is not None else ""
+    share = c.contention.get("wait_share")
+    if c.contention.get("verdict") and share is not None:  # the watch over the measurement
+        load += (
+            f"; {c.contention['verdict']} (its threads waited for a core {share:.0%} of the time)"
+        )
     lines = [f"ceilings:   at {c.threads} thread(s), {how}{load}"]
     for p in ("fp32", "bf16", "fp16", "int8"):
         unit = "GFLOP/s" if p != "int8" else "GOP/s"
@@ -154,8 +170,11 @@ def doctor(threads: int | None = None, refresh: bool = False, seconds: float | N
     import torch
 
     from quantbench.device import gpu_text
+    from quantbench.doctor_busy import busy_lines, top_consumers
 
-    d = diagnose(threads, refresh, seconds)
+    top = top_consumers(0.5)  # before measuring anything: other processes' use right now
+    others = None if top is None else sum(c.cores for c in top)
+    d = diagnose(threads, refresh, seconds, others)
     h = d["host"]
     gpu = gpu_text(h.get("gpu"))
     if gpu == "none":
@@ -181,7 +200,5 @@ def doctor(threads: int | None = None, refresh: bool = False, seconds: float | N
         *ceiling_lines(Ceilings.from_dict(d["ceilings"])),
     ]
     lines += [f"warning:    {w}" for w in d["warnings"]] or ["warnings:   none"]
-    from quantbench.doctor_busy import busy_lines
-
-    lines += busy_lines(cores=h.get("cores"))
+    lines += busy_lines(cores=h.get("cores"), top=top)
     return "\n".join(lines)

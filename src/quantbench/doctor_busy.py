@@ -160,14 +160,18 @@ def effect_text(busy: float, cores: int) -> str:
     )
 
 
-def busy_lines(sample_s: float = 0.5, cores: int | None = None) -> list[str]:
-    """The doctor's lines: the busiest other processes, their effect, how to quiet it."""
+def busy_lines(
+    sample_s: float = 0.5, cores: int | None = None, top: list[Consumer] | None | bool = False
+) -> list[str]:
+    """The doctor's lines: the busiest other processes, their effect, how to quiet it.
+    ``top``: :func:`top_consumers` taken already (else sampled here for ``sample_s``)."""
     if cores is None:
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:
             cores = os.cpu_count() or 1
-    top = top_consumers(sample_s)
+    if top is False:
+        top = top_consumers(sample_s)
     if top is None:
         lines = ["others:     not readable here (no /proc)"]
         busy = 0.0

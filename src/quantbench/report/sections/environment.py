@@ -35,7 +35,7 @@ def environment(ctx: ReportContext) -> list[str]:
         elif k not in ("cpu", "cores", "isa_flags", "os", "microbench", "load_avg", "ceilings"):
             lines.append(f"- **{md_escape(k)}:** {md_escape(_or_not_recorded(v))}")
     if "load_avg" in host:
-        lines.append(f"- **Load average at start:** {_load_text(host)}")
+        lines.append(f"- **Load average at start:** {_load_text(host, ctx.results)}")
     limits = _limits_text(run)
     bench = host_microbench(run)
     if limits is not None:
@@ -91,7 +91,9 @@ def _or_not_recorded(value: Any) -> Any:
     return "not recorded" if value is None else value
 
 
-def _load_text(host: dict[str, Any]) -> str:
+def _load_text(host: dict[str, Any], cells: list[Any]) -> str:
+    from quantbench.caveats import busy
+
     load = host.get("load_avg")
     if not finite(load) or isinstance(load, bool):
         return "not recorded"
@@ -100,7 +102,11 @@ def _load_text(host: dict[str, Any]) -> str:
     if isinstance(cores, int) and cores > 0:
         text += f", {cores} cores)"
         if load > BUSY_LOAD_PER_CORE * cores:
-            text += " ⚠️ the machine was busy: timings may be noisy; trust paired speedups more"
+            if busy({"host": host}, cells):
+                text += " ⚠️ the machine was busy: timings may be noisy; trust paired speedups more"
+            else:  # the timed points were watched: their verdicts say how busy it was
+                text += (" (it counts this run's own processes and what ran before; each "
+                         "timed point's own contention verdict is in the latency tables)")  # fmt: skip
         return text
     return text + ")"
 
