@@ -122,7 +122,10 @@ def recheck_ceilings(meta: Any, results: list[Any], spec: Any) -> list[str]:
     from quantbench.report.limits import limits
     from quantbench.shapes import ref_sizes
 
-    found = limits(meta.to_dict(), results, ref_sizes(spec))
+    try:
+        found = limits(meta.to_dict(), results, ref_sizes(spec))
+    except Exception:  # a record the analysis cannot read: the run ends as it is
+        return []
     if found is None or found.ceilings is None or not found.above or meta.node:
         return []
     threads = found.ceilings.threads
