@@ -187,10 +187,8 @@ def load(
     if bool(run_ids) == bool(sweep_id):
         raise QuantbenchError("compare machines: give run ids or a sweep id, not both")
     if run_ids:
-        runs = resolve(list(dict.fromkeys(run_ids)), store)
-        seen: set[str] = set()  # two spellings of one run: one column
-        runs = [r for r in runs if not (r[0]["id"] in seen or seen.add(r[0]["id"]))]
-        return build(runs, None)
+        by_id = {r[0]["id"]: r for r in resolve(run_ids, store)}  # one run named twice: once
+        return build(list(by_id.values()), None)
     st = open_store(store, create=False)
     try:
         runs = [st.load_run(m["id"]) for m in st.sweep_runs(sweep_id)]

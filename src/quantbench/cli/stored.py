@@ -72,22 +72,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     say(f"{'model':{mw}s} {'recipe':{rw}s} {'status':11s} {'size MiB':>9s} "
         f"{'speedup [95% CI]':>22s}  metric")  # fmt: skip
     from quantbench.measure.contention import is_contended
+    from quantbench.measure.metrics import point_speedup
+    from quantbench.report.fmt import fmt_speedup
     from quantbench.runner.summary import closing_lines
     from quantbench.shapes import ref_sizes, reference_point
 
     sizes = ref_sizes(meta.get("spec"))
+    contended = False
     for c in cells:
         pt = reference_point(c, sizes) if c.latency else None
-        sp = _speedup(pt.speedup) if pt and pt.speedup else ("1.00x" if pt else "—")
+        sp = (
+            str(fmt_speedup(point_speedup(pt, None)))
+            if pt and pt.speedup
+            else ("1.00x" if pt else "—")
+        )
         if pt is not None and is_contended(pt):
-            sp += "*"
+            sp, contended = sp + "*", True
         size = f"{c.size_bytes / 2**20:.1f}" if c.size_bytes else "—"
         acc = c.accuracy
         metric = f"{acc.metric} {acc.value:.4f}" if acc and acc.value is not None else ""
         if not metric and c.fidelity and c.fidelity.cosine is not None:
             metric = f"cosine {c.fidelity.cosine:.4f}"
         say(f"{c.model:{mw}s} {c.recipe:{rw}s} {c.status:11s} {size:>9s} {sp:>22s}  {metric}")
-    if any(c.latency and is_contended(reference_point(c, sizes) or c.latency[0]) for c in cells):
+    if contended:
         say("* measured while other work held the cores (contended)")
     failed = [c for c in cells if c.status != "ok"]
     if failed:
@@ -99,16 +106,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if closing:  # what the run ended with: the recommendation, as the timings allow
         print()
         for line in closing:
-            say(line.strip() if line.startswith("  warning:") else line[2:])
+            say(line)
     return 0
-
-
-def _speedup(s: Any) -> str:
-    """``2.41x [2.30, 2.55]`` (the median of the paired ratios and its interval)."""
-    text = f"{s.median:.2f}x"
-    if s.ci_low is not None and s.ci_high is not None:
-        text += f" [{s.ci_low:.2f}, {s.ci_high:.2f}]"
-    return text
 
 
 def add_import(sub: Any) -> None:

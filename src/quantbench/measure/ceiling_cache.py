@@ -76,9 +76,15 @@ def cache_path(fp: dict[str, Any]) -> Path:
     return cache_dir() / "ceilings" / f"{digest}.json"
 
 
+def stored_fingerprint(threads: int) -> dict[str, Any]:
+    """:func:`fingerprint` as a record read back holds it (tuples as lists): what a
+    stored ``Ceilings.fingerprint`` of this machine equals."""
+    return json.loads(json.dumps(fingerprint(threads)))
+
+
 def load_cached(threads: int) -> Ceilings | None:
     """This machine's cached ceilings at ``threads``, or None (none, or unreadable)."""
-    fp = json.loads(json.dumps(fingerprint(threads)))  # as read back: lists
+    fp = stored_fingerprint(threads)
     try:
         data = json.loads(cache_path(fp).read_text())
         found = Ceilings.from_dict(data)

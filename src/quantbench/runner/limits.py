@@ -118,7 +118,7 @@ def recheck_ceilings(meta: Any, results: list[Any], spec: Any) -> list[str]:
     keep the best of both (cached) and record that on the run. Returns the variants that
     were above ("model · recipe"; empty: nothing was done). A run measured elsewhere (a
     sweep's node, a resume on another machine) keeps its record as it is."""
-    from quantbench.measure.ceiling_cache import fingerprint, machine_ceilings
+    from quantbench.measure.ceiling_cache import machine_ceilings, stored_fingerprint
     from quantbench.report.limits import limits
     from quantbench.shapes import ref_sizes
 
@@ -129,16 +129,10 @@ def recheck_ceilings(meta: Any, results: list[Any], spec: Any) -> list[str]:
     if found is None or found.ceilings is None or not found.above or meta.node:
         return []
     threads = found.ceilings.threads
-    if found.ceilings.fingerprint != _as_read(fingerprint(threads)):
+    if found.ceilings.fingerprint != stored_fingerprint(threads):
         return []
     try:
         meta.host["ceilings"] = machine_ceilings(threads, refresh=True).to_dict()
     except Exception:  # the first measurement stands; the report flags the variants
         return []
     return [f"{r.cell.model} · {r.cell.recipe}" for r in found.above]
-
-
-def _as_read(d: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return json.loads(json.dumps(d))  # tuples as lists, as a stored record holds them

@@ -24,17 +24,17 @@ def counts(results: list[Any]) -> dict[str, int]:
 def recommendation_lines(result: Any) -> list[str]:
     """Per model, its recommendation line; the run's caveats (a busy machine, ...) right
     after them, where they cannot be missed."""
-    return closing_lines(result.run.to_dict(), result.results)
+    return [f"  {x}" for x in closing_lines(result.run.to_dict(), result.results)]
 
 
 def closing_lines(run: dict[str, Any], cells: list[Any]) -> list[str]:
-    """:func:`recommendation_lines` of a run's record (``show`` of a stored run)."""
+    """A run's recommendation lines and caveats from its record, unindented (``show``
+    prints them so; :func:`recommendation_lines` indents them under the cell count)."""
     from quantbench.best import summary_lines
     from quantbench.caveats import run_caveats
 
-    lines = [f"  {x}" for x in summary_lines(run.get("spec") or {}, run.get("recommendations"),
-                                              cells)]  # fmt: skip
-    return lines + [f"  warning: {c}" for c in run_caveats(run, cells)]
+    lines = summary_lines(run.get("spec") or {}, run.get("recommendations"), cells)
+    return lines + [f"warning: {c}" for c in run_caveats(run, cells)]
 
 
 def summary_lines(result: Any) -> list[str]:
